@@ -1,0 +1,91 @@
+// Module init: the functions of each concern, the page size, and the kernel's constants
+// as this build's headers define them (the TypeScript enums are checked against these).
+#include <napi.h>
+#include <sys/mman.h>
+#include <linux/mman.h>
+
+#include "mapping.h"
+
+namespace mman {
+
+void InitMemory(Napi::Env env, Napi::Object exports);
+
+namespace {
+
+Napi::Object Constants(Napi::Env env) {
+  Napi::Object c = Napi::Object::New(env);
+#define MMAN_CONSTANT(name) c.Set(#name, Napi::Number::New(env, static_cast<double>(name)))
+  MMAN_CONSTANT(PROT_NONE);
+  MMAN_CONSTANT(PROT_READ);
+  MMAN_CONSTANT(PROT_WRITE);
+  MMAN_CONSTANT(PROT_EXEC);
+  MMAN_CONSTANT(MAP_SHARED);
+  MMAN_CONSTANT(MAP_PRIVATE);
+  MMAN_CONSTANT(MAP_SHARED_VALIDATE);
+  MMAN_CONSTANT(MAP_FIXED);
+  MMAN_CONSTANT(MAP_FIXED_NOREPLACE);
+  MMAN_CONSTANT(MAP_ANONYMOUS);
+  MMAN_CONSTANT(MAP_NORESERVE);
+  MMAN_CONSTANT(MAP_POPULATE);
+  MMAN_CONSTANT(MAP_NONBLOCK);
+  MMAN_CONSTANT(MAP_LOCKED);
+  MMAN_CONSTANT(MAP_STACK);
+  MMAN_CONSTANT(MAP_HUGETLB);
+  MMAN_CONSTANT(MAP_SYNC);
+  MMAN_CONSTANT(MAP_HUGE_SHIFT);
+  MMAN_CONSTANT(MAP_HUGE_2MB);
+  MMAN_CONSTANT(MAP_HUGE_1GB);
+  MMAN_CONSTANT(MADV_NORMAL);
+  MMAN_CONSTANT(MADV_RANDOM);
+  MMAN_CONSTANT(MADV_SEQUENTIAL);
+  MMAN_CONSTANT(MADV_WILLNEED);
+  MMAN_CONSTANT(MADV_DONTNEED);
+  MMAN_CONSTANT(MADV_FREE);
+  MMAN_CONSTANT(MADV_REMOVE);
+  MMAN_CONSTANT(MADV_DONTFORK);
+  MMAN_CONSTANT(MADV_DOFORK);
+  MMAN_CONSTANT(MADV_MERGEABLE);
+  MMAN_CONSTANT(MADV_UNMERGEABLE);
+  MMAN_CONSTANT(MADV_HUGEPAGE);
+  MMAN_CONSTANT(MADV_NOHUGEPAGE);
+  MMAN_CONSTANT(MADV_DONTDUMP);
+  MMAN_CONSTANT(MADV_DODUMP);
+  MMAN_CONSTANT(MADV_WIPEONFORK);
+  MMAN_CONSTANT(MADV_KEEPONFORK);
+  MMAN_CONSTANT(MADV_COLD);
+  MMAN_CONSTANT(MADV_PAGEOUT);
+  MMAN_CONSTANT(MADV_POPULATE_READ);
+  MMAN_CONSTANT(MADV_POPULATE_WRITE);
+  MMAN_CONSTANT(MADV_DONTNEED_LOCKED);
+  MMAN_CONSTANT(MADV_COLLAPSE);
+  MMAN_CONSTANT(MS_ASYNC);
+  MMAN_CONSTANT(MS_INVALIDATE);
+  MMAN_CONSTANT(MS_SYNC);
+  MMAN_CONSTANT(MREMAP_MAYMOVE);
+  MMAN_CONSTANT(MREMAP_FIXED);
+  MMAN_CONSTANT(MREMAP_DONTUNMAP);
+  MMAN_CONSTANT(MLOCK_ONFAULT);
+#if defined(MAP_32BIT)
+  MMAN_CONSTANT(MAP_32BIT);
+#endif
+#undef MMAN_CONSTANT
+  return c;
+}
+
+}  // namespace
+
+Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  exports.Set("pageSize", Napi::Number::New(env, static_cast<double>(PageSize())));
+  exports.Set("constants", Constants(env));
+  InitMapping(env, exports);
+  InitMemory(env, exports);
+  return exports;
+}
+
+}  // namespace mman
+
+static Napi::Object InitAddon(Napi::Env env, Napi::Object exports) {
+  return mman::Init(env, exports);
+}
+
+NODE_API_MODULE(mman, InitAddon)

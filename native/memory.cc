@@ -1,0 +1,149 @@
+// The calls that act on pages of a live mapping: mprotect, madvise, msync (inline and on
+// the threadpool), mlock/mlock2/munlock and mincore. Each checks its range with
+// RegionRange, calls the kernel once, and returns 0 or -errno.
+#include <errno.h>
+#include <sys/mman.h>
+
+#include "mapping.h"
+
+namespace mman {
+
+namespace {
+
+Napi::Value Result(Napi::Env env, int rc) { return Napi::Number::New(env, rc == 0 ? 0 : -errno); }
+
+int IntArg(const Napi::CallbackInfo& info, size_t i) {
+  return info[i].As<Napi::Number>().Int32Value();
+}
+
+// protect(handle, offset, length, prot)
+Napi::Value Protect(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Region* region = UnwrapRegion(env, info[0]);
+  size_t length;
+  uint8_t* addr = region ? RegionRange(env, region, info[1], info[2], &length) : nullptr;
+  if (addr == nullptr) return env.Undefined();
+  return Result(env, mprotect(addr, length, IntArg(info, 3)));
+}
+
+// advise(handle, offset, length, advice)
+Napi::Value Advise(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Region* region = UnwrapRegion(env, info[0]);
+  size_t length;
+  uint8_t* addr = region ? RegionRange(env, region, info[1], info[2], &length) : nullptr;
+  if (addr == nullptr) return env.Undefined();
+  return Result(env, madvise(addr, length, IntArg(info, 3)));
+}
+
+// sync(handle, offset, length, flags)
+Napi::Value Sync(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Region* region = UnwrapRegion(env, info[0]);
+  size_t length;
+  uint8_t* addr = region ? RegionRange(env, region, info[1], info[2], &length) : nullptr;
+  if (addr == nullptr) return env.Undefined();
+  return Result(env, msync(addr, length, IntArg(info, 3)));
+}
+
+// msync on the threadpool. Holds the region, and counts as in flight, so an unmap() while
+// it runs leaves a placeholder instead of letting the kernel reuse the range under it.
+class FlushWorker : public Napi::AsyncWorker {
+ public:
+  FlushWorker(Napi::Env env, Region* region, uint8_t* addr, size_t length, int flags)
+      : Napi::AsyncWorker(env, "mman.flush"),
+        deferred_(Napi::Promise::Deferred::New(env)),
+        region_(region), addr_(addr), length_(length), flags_(flags) {
+    Hold(region_);
+    ++region_->inFlight;
+  }
+  Napi::Promise Promise() { return deferred_.Promise(); }
+
+ protected:
+  void Execute() override { result_ = msync(addr_, length_, flags_) == 0 ? 0 : -errno; }
+  void OnOK() override {
+    --region_->inFlight;
+    Release(region_);
+    deferred_.Resolve(Napi::Number::New(Env(), result_));
+  }
+  void OnError(const Napi::Error& error) override {
+    --region_->inFlight;
+    Release(region_);
+    deferred_.Reject(error.Value());
+  }
+
+ private:
+  Napi::Promise::Deferred deferred_;
+  Region* region_;
+  uint8_t* addr_;
+  size_t length_;
+  int flags_;
+  int result_ = 0;
+};
+
+// flush(handle, offset, length, flags) -> Promise<0 | -errno>
+Napi::Value Flush(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Region* region = UnwrapRegion(env, info[0]);
+  size_t length;
+  uint8_t* addr = region ? RegionRange(env, region, info[1], info[2], &length) : nullptr;
+  if (addr == nullptr) return env.Undefined();
+  auto* worker = new FlushWorker(env, region, addr, length, IntArg(info, 3));
+  Napi::Promise promise = worker->Promise();
+  worker->Queue();
+  return promise;
+}
+
+// lock(handle, offset, length, flags): mlock, or mlock2 when flags (MLOCK_ONFAULT) are given
+Napi::Value Lock(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Region* region = UnwrapRegion(env, info[0]);
+  size_t length;
+  uint8_t* addr = region ? RegionRange(env, region, info[1], info[2], &length) : nullptr;
+  if (addr == nullptr) return env.Undefined();
+  unsigned flags = static_cast<unsigned>(IntArg(info, 3));
+  return Result(env, flags == 0 ? mlock(addr, length) : mlock2(addr, length, flags));
+}
+
+// unlock(handle, offset, length)
+Napi::Value Unlock(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Region* region = UnwrapRegion(env, info[0]);
+  size_t length;
+  uint8_t* addr = region ? RegionRange(env, region, info[1], info[2], &length) : nullptr;
+  if (addr == nullptr) return env.Undefined();
+  return Result(env, munlock(addr, length));
+}
+
+// residency(handle, offset, length, out: Uint8Array) — mincore straight into `out`
+Napi::Value Residency(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Region* region = UnwrapRegion(env, info[0]);
+  size_t length;
+  uint8_t* addr = region ? RegionRange(env, region, info[1], info[2], &length) : nullptr;
+  if (addr == nullptr) return env.Undefined();
+  if (!info[3].IsTypedArray() ||
+      info[3].As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array) {
+    NAPI_THROW(Napi::TypeError::New(env, "native: out must be a Uint8Array"), env.Undefined());
+  }
+  auto out = info[3].As<Napi::Uint8Array>();
+  size_t pages = (length + PageSize() - 1) / PageSize();
+  if (out.ElementLength() < pages) {
+    NAPI_THROW(Napi::RangeError::New(env, "native: out is too short"), env.Undefined());
+  }
+  return Result(env, mincore(addr, length, out.Data()));
+}
+
+}  // namespace
+
+void InitMemory(Napi::Env env, Napi::Object exports) {
+  exports.Set("protect", Napi::Function::New(env, Protect, "protect"));
+  exports.Set("advise", Napi::Function::New(env, Advise, "advise"));
+  exports.Set("sync", Napi::Function::New(env, Sync, "sync"));
+  exports.Set("flush", Napi::Function::New(env, Flush, "flush"));
+  exports.Set("lock", Napi::Function::New(env, Lock, "lock"));
+  exports.Set("unlock", Napi::Function::New(env, Unlock, "unlock"));
+  exports.Set("residency", Napi::Function::New(env, Residency, "residency"));
+}
+
+}  // namespace mman

@@ -1,0 +1,118 @@
+// Errors shaped like Node's own: system errors carry code/errno/syscall (from libuv's
+// table via node:util, never a hand-written one); bad arguments are TypeError/RangeError
+// with the ERR_* codes of lib/internal/errors.js; mapping state has codes of its own.
+import { getSystemErrorMap, inspect } from 'node:util';
+
+/** A failed system call, as `fs` reports one: `EACCES: permission denied, mmap`. */
+export interface SystemError extends Error {
+  /** The errno name, e.g. `'EACCES'`. */
+  code: string;
+  /** The negative errno, e.g. `-13`. */
+  errno: number;
+  /** The system call that failed, e.g. `'mmap'`. */
+  syscall: string;
+  /** The file involved, when there was one. */
+  path?: string;
+}
+
+/** Error codes of their own that mman throws, beside Node's `ERR_*` argument codes. */
+export type MmanErrorCode =
+  | 'ERR_MAPPING_CLOSED'
+  | 'ERR_MAPPING_EMPTY_FILE'
+  | 'ERR_MAPPING_TRANSFERRED'
+  | 'ERR_MAPPING_TOO_LARGE';
+
+let systemErrorMap: Map<number, [string, string]> | undefined;
+
+// Node prints `TypeError [ERR_X]: ...` in the stack; do the same, then keep the plain name.
+function withCode<E extends Error>(err: E, code: string): E & { code: string } {
+  const name = err.name;
+  err.name = `${name} [${code}]`;
+  void err.stack;
+  err.name = name;
+  Object.defineProperty(err, 'name', { value: name, writable: true, configurable: true, enumerable: false });
+  return Object.assign(err, { code });
+}
+
+/** Builds the error for a failed syscall from the negative errno the addon returned. */
+export function systemError(negErrno: number, syscall: string, path?: string): SystemError {
+  systemErrorMap ??= getSystemErrorMap();
+  const [code, description] = systemErrorMap.get(negErrno) ?? [`Unknown system error ${negErrno}`, 'unknown error'];
+  let message = `${code}: ${description}, ${syscall}`;
+  if (path !== undefined) message += ` '${path}'`;
+  const err = withCode(new Error(message), code) as SystemError;
+  err.errno = negErrno;
+  err.syscall = syscall;
+  if (path !== undefined) err.path = path;
+  return err;
+}
+
+function describeReceived(value: unknown): string {
+  if (value === null || value === undefined) return ` Received ${value}`;
+  if (typeof value === 'function') return ` Received function ${value.name || '<anonymous>'}`;
+  if (typeof value === 'object') {
+    const ctor = (value as object).constructor?.name;
+    return ctor ? ` Received an instance of ${ctor}` : ` Received ${inspect(value, { depth: -1 })}`;
+  }
+  let shown = inspect(value, { colors: false });
+  if (shown.length > 28) shown = `${shown.slice(0, 25)}...`;
+  return ` Received type ${typeof value} (${shown})`;
+}
+
+/** `TypeError [ERR_INVALID_ARG_TYPE]: The "name" argument must be of type T. Received ...` */
+export function invalidArgType(name: string, expected: string, actual: unknown): TypeError {
+  return withCode(new TypeError(`The "${name}" argument must be ${expected}.${describeReceived(actual)}`),
+    'ERR_INVALID_ARG_TYPE');
+}
+
+/** `TypeError [ERR_INVALID_ARG_VALUE]: The argument 'name' is invalid. Received ...` */
+export function invalidArgValue(name: string, value: unknown, reason: string): TypeError {
+  return withCode(new TypeError(`The argument '${name}' ${reason}. Received ${inspect(value)}`),
+    'ERR_INVALID_ARG_VALUE');
+}
+
+/** `RangeError [ERR_OUT_OF_RANGE]: The value of "name" is out of range. It must be R. Received V` */
+export function outOfRange(name: string, range: string, received: unknown): RangeError {
+  const shown = typeof received === 'number' && Number.isInteger(received) && Math.abs(received) > 2 ** 32
+    ? received.toString().replace(/(\d)(?=(\d{3})+$)/g, '$1_')
+    : inspect(received);
+  return withCode(new RangeError(`The value of "${name}" is out of range. It must be ${range}. Received ${shown}`),
+    'ERR_OUT_OF_RANGE');
+}
+
+/** An error with one of mman's own codes. */
+export function mmanError(code: MmanErrorCode, message: string, Ctor: ErrorConstructor = Error): Error & { code: string } {
+  return withCode(new Ctor(message), code);
+}
+
+/** Thrown by every method of a Mapping after `unmap()`. */
+export function mappingClosed(): Error {
+  return mmanError('ERR_MAPPING_CLOSED', 'The mapping has been unmapped');
+}
+
+/**
+ * Validates an integer argument in [min, max] the way Node's validateInteger does:
+ * ERR_INVALID_ARG_TYPE for a non-number, ERR_OUT_OF_RANGE for NaN, fractions and bounds.
+ */
+export function validateInteger(value: unknown, name: string, min: number, max = Number.MAX_SAFE_INTEGER): number {
+  if (typeof value !== 'number') throw invalidArgType(name, 'of type number', value);
+  if (!Number.isInteger(value)) throw outOfRange(name, 'an integer', value);
+  if (value < min || value > max) throw outOfRange(name, `>= ${min} && <= ${max}`, value);
+  return value;
+}
+
+/** Validates an options bag: undefined becomes `{}`, anything but a plain object is refused. */
+export function validateOptions<T extends object>(value: unknown, name = 'options'): Partial<T> {
+  if (value === undefined) return {};
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) {
+    throw invalidArgType(name, 'of type object', value);
+  }
+  return value as Partial<T>;
+}
+
+/** Validates an optional boolean option. */
+export function validateBoolean(value: unknown, name: string): boolean {
+  if (value === undefined) return false;
+  if (typeof value !== 'boolean') throw invalidArgType(name, 'of type boolean', value);
+  return value;
+}

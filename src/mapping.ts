@@ -1,0 +1,534 @@
+// class Mapping and the functions that create one: mmap(), mapFile(), mapAnonymous().
+// Policy lives here (defaults, validation, page arithmetic); native/ only makes the calls.
+import { closeSync, fstatSync, openSync, type PathLike } from 'node:fs';
+import type { FileHandle } from 'node:fs/promises';
+import { constants as bufferConstants } from 'node:buffer';
+import { readFileSync } from 'node:fs';
+
+import { native, type Handle } from './native';
+import { Advice, LockFlags, MapFlags, Prot, RemapFlags, SyncFlags } from './flags';
+import {
+  invalidArgType, invalidArgValue, mappingClosed, mmanError, outOfRange, systemError,
+  validateBoolean, validateInteger, validateOptions,
+} from './errors';
+
+/** The size of a page on this machine, from `sysconf(_SC_PAGESIZE)`: 4096 on x86-64; 4, 16 or 64 KiB on arm64. */
+export const PAGE_SIZE: number = native.pageSize;
+
+/** The largest ArrayBuffer this Node can make: 4 GiB on Node 20, 2^53 - 1 on Node 22+. Longer mappings are read through {@link Mapping.view}. */
+export const MAX_BUFFER_LENGTH: number = bufferConstants.MAX_LENGTH;
+
+// The largest length we accept anywhere: page-rounding it must stay a safe integer.
+const MAX_LENGTH = Number.MAX_SAFE_INTEGER - 2 ** 30;
+
+const PROT_BITS = Prot.Read | Prot.Write | Prot.Exec;
+const MAP_TYPE_BITS = 0x03;
+const MAP_HUGE_BITS = 0x3f << 26;
+const MAP_KNOWN_BITS = MAP_TYPE_BITS | MapFlags.Anonymous | MapFlags.NoReserve |
+  MapFlags.Populate | MapFlags.NonBlock | MapFlags.Locked | MapFlags.Stack | MapFlags.HugeTLB |
+  MapFlags.Sync | MapFlags.FixedNoReplace | MAP_HUGE_BITS |
+  (native.constants.MAP_32BIT ?? 0);
+const ADVICE_VALUES: ReadonlySet<number> = new Set(
+  Object.values(Advice).filter((v): v is number => typeof v === 'number'));
+
+const roundUp = (n: number, to: number): number => Math.ceil(n / to) * to;
+const roundDown = (n: number, to: number): number => Math.floor(n / to) * to;
+
+let defaultHugePageSize: number | undefined;
+function hugePageSize(flags: number): number {
+  const shift = (flags >>> 26) & 0x3f;
+  if (shift !== 0) return 2 ** shift;
+  if (defaultHugePageSize === undefined) {
+    const match = /^Hugepagesize:\s+(\d+) kB/m.exec(readFileSync('/proc/meminfo', 'latin1'));
+    defaultHugePageSize = match ? Number(match[1]) * 1024 : 2 * 1024 * 1024;
+  }
+  return defaultHugePageSize;
+}
+
+/** Options for {@link Mapping.sync}. */
+export interface SyncOptions {
+  /** `MS_ASYNC` instead of `MS_SYNC`: return at once. Default `false`. */
+  async?: boolean;
+  /** Add `MS_INVALIDATE`. Default `false`. */
+  invalidate?: boolean;
+  /** First byte to sync, relative to the mapping. Default 0. */
+  offset?: number;
+  /** Bytes to sync. Default: to the end of the mapping. */
+  length?: number;
+}
+
+/** Options for {@link Mapping.flush}. */
+export type FlushOptions = Omit<SyncOptions, 'async'>;
+
+/** Options for {@link Mapping.resize}. */
+export interface ResizeOptions {
+  /** Let the kernel move the mapping when it cannot grow in place (`MREMAP_MAYMOVE`). Default `true`. */
+  mayMove?: boolean;
+}
+
+/** Options for {@link Mapping.lock}. */
+export interface LockOptions {
+  /** `mlock2(MLOCK_ONFAULT)`: lock pages as they are faulted in instead of populating all now. Default `false`. */
+  onFault?: boolean;
+}
+
+const CONSTRUCT = Symbol('Mapping.construct');
+
+/**
+ * One region of memory mapped with mmap(2), and the one `ArrayBuffer` over it.
+ *
+ * Views made from {@link Mapping.buffer} read and write the mapped pages directly: no
+ * copies. After {@link Mapping.unmap} (or `using`) every view has length 0, reads give
+ * `undefined`, and every method throws `ERR_MAPPING_CLOSED`. A mapping that is dropped
+ * without `unmap()` is unmapped once it and every buffer over it are garbage collected.
+ *
+ * Reading a page of a file mapping that lies past the end of the file (because the file
+ * is shorter than the mapping, or was truncated by another process) raises SIGBUS, which
+ * kills the process.
+ */
+export class Mapping implements Disposable {
+  #handle: Handle | null;
+  #delta: number;         // where the exposed window starts inside the mapped pages
+  #length: number;        // bytes exposed
+  #size: number;          // bytes mapped, a multiple of the page (or huge page) size
+  #granule: number;       // PAGE_SIZE, or the huge page size for MAP_HUGETLB
+  #buffer: ArrayBuffer | null = null;
+  #bytes: Uint8Array | null = null;
+
+  /** @internal Mappings are made by {@link mmap}, {@link mapFile} and {@link mapAnonymous}. */
+  constructor(token: typeof CONSTRUCT, handle: Handle, delta: number, length: number, size: number, granule: number) {
+    if (token !== CONSTRUCT) {
+      throw Object.assign(new TypeError('Illegal constructor: use mmap(), mapFile() or mapAnonymous()'),
+        { code: 'ERR_ILLEGAL_CONSTRUCTOR' });
+    }
+    this.#handle = handle;
+    this.#delta = delta;
+    this.#length = length;
+    this.#size = size;
+    this.#granule = granule;
+  }
+
+  #open(): Handle {
+    if (this.#handle === null) throw mappingClosed();
+    return this.#handle;
+  }
+
+  // The one bounds check: [offset, offset + length) inside the exposed window, overflow-safe.
+  #range(offset: unknown, length: unknown): [number, number] {
+    const off = offset === undefined ? 0 : validateInteger(offset, 'offset', 0, this.#length);
+    const len = length === undefined ? this.#length - off : validateInteger(length, 'length', 0, this.#length - off);
+    return [off, len];
+  }
+
+  // The whole pages that [offset, offset + length) touches, relative to the mapped pages.
+  #pages(offset: unknown, length: unknown): [number, number] {
+    const [off, len] = this.#range(offset, length);
+    if (len === 0) return [0, 0];
+    const start = roundDown(this.#delta + off, PAGE_SIZE);
+    return [start, roundUp(this.#delta + off + len, PAGE_SIZE) - start];
+  }
+
+  /**
+   * The ArrayBuffer over the whole mapping. Made once (on first use) and kept until
+   * `unmap()` or `resize()`, which detach it. A mapping longer than
+   * {@link MAX_BUFFER_LENGTH} (4 GiB on Node 20) has none: use {@link Mapping.view}.
+   */
+  get buffer(): ArrayBuffer {
+    const handle = this.#open();
+    if (this.#buffer === null) {
+      if (this.#length > MAX_BUFFER_LENGTH) {
+        throw outOfRange('length', `<= ${MAX_BUFFER_LENGTH} for one ArrayBuffer on this Node; use mapping.view(offset, length) windows`, this.#length);
+      }
+      this.#buffer = native.buffer(handle, this.#delta, this.#length);
+    }
+    return this.#buffer;
+  }
+
+  /** A `Uint8Array` over {@link Mapping.buffer}, made once. */
+  get bytes(): Uint8Array {
+    return this.#bytes ??= new Uint8Array(this.buffer);
+  }
+
+  /** Bytes exposed: what was asked for (the kernel maps whole pages around it). 0 once unmapped. */
+  get length(): number {
+    return this.#handle === null ? 0 : this.#length;
+  }
+
+  /** The address of the first exposed byte. */
+  get address(): bigint {
+    return native.address(this.#open()) + BigInt(this.#delta);
+  }
+
+  /** True once {@link Mapping.unmap} has run. */
+  get closed(): boolean {
+    return this.#handle === null;
+  }
+
+  /**
+   * A `Uint8Array` over `[offset, offset + length)`: a view of {@link Mapping.buffer},
+   * or, for a mapping too long for one ArrayBuffer, a window of its own. No copy.
+   */
+  view(offset: number, length?: number): Uint8Array {
+    const handle = this.#open();
+    const [off, len] = this.#range(offset, length);
+    if (this.#length <= MAX_BUFFER_LENGTH) return new Uint8Array(this.buffer, off, len);
+    if (len > MAX_BUFFER_LENGTH) {
+      throw outOfRange('length', `<= ${MAX_BUFFER_LENGTH} for one window on this Node`, len);
+    }
+    return new Uint8Array(native.buffer(handle, this.#delta + off, len));
+  }
+
+  /**
+   * Changes the protection of the pages that `[offset, offset + length)` touches
+   * (mprotect(2)). A write to a page without `Prot.Write` raises SIGSEGV.
+   */
+  protect(prot: Prot, offset?: number, length?: number): void {
+    const handle = this.#open();
+    validateProt(prot);
+    const [start, len] = this.#pages(offset, length);
+    if (len === 0) return;
+    const rc = native.protect(handle, start, len, prot);
+    if (rc < 0) throw systemError(rc, 'mprotect');
+  }
+
+  /** Gives the kernel advice about the pages that `[offset, offset + length)` touches (madvise(2)). */
+  advise(advice: Advice, offset?: number, length?: number): void {
+    const handle = this.#open();
+    if (typeof advice !== 'number') throw invalidArgType('advice', 'of type number (an Advice)', advice);
+    if (!ADVICE_VALUES.has(advice)) throw invalidArgValue('advice', advice, 'must be a member of Advice');
+    const [start, len] = this.#pages(offset, length);
+    if (len === 0) return;
+    const rc = native.advise(handle, start, len, advice);
+    if (rc < 0) throw systemError(rc, 'madvise');
+  }
+
+  /**
+   * Writes dirty pages of a shared file mapping back to the file (msync(2)): `MS_SYNC`
+   * (waits) unless `async` is set. Blocks the event loop; {@link Mapping.flush} does not.
+   */
+  sync(options?: SyncOptions): void {
+    const handle = this.#open();
+    const opts = validateOptions<SyncOptions>(options);
+    const flags = (validateBoolean(opts.async, 'options.async') ? SyncFlags.Async : SyncFlags.Sync) |
+      (validateBoolean(opts.invalidate, 'options.invalidate') ? SyncFlags.Invalidate : 0);
+    const [start, len] = this.#pages(opts.offset, opts.length);
+    if (len === 0) return;
+    const rc = native.sync(handle, start, len, flags);
+    if (rc < 0) throw systemError(rc, 'msync');
+  }
+
+  /** `msync(MS_SYNC)` on the libuv threadpool: resolves once the pages are on disk. */
+  async flush(options?: FlushOptions): Promise<void> {
+    const handle = this.#open();
+    const opts = validateOptions<FlushOptions>(options);
+    const flags = SyncFlags.Sync | (validateBoolean(opts.invalidate, 'options.invalidate') ? SyncFlags.Invalidate : 0);
+    const [start, len] = this.#pages(opts.offset, opts.length);
+    if (len === 0) return;
+    const rc = await native.flush(handle, start, len, flags);
+    if (rc < 0) throw systemError(rc, 'msync');
+  }
+
+  /**
+   * Locks the pages that `[offset, offset + length)` touches into RAM (mlock(2), or
+   * mlock2(2) with `onFault`). Bounded by `RLIMIT_MEMLOCK` unless privileged: `EPERM`/`ENOMEM` past it.
+   */
+  lock(offset?: number, length?: number, options?: LockOptions): void {
+    const handle = this.#open();
+    const opts = validateOptions<LockOptions>(options);
+    const flags = validateBoolean(opts.onFault, 'options.onFault') ? LockFlags.OnFault : 0;
+    const [start, len] = this.#pages(offset, length);
+    if (len === 0) return;
+    const rc = native.lock(handle, start, len, flags);
+    if (rc < 0) throw systemError(rc, flags === 0 ? 'mlock' : 'mlock2');
+  }
+
+  /** Unlocks the pages that `[offset, offset + length)` touches (munlock(2)). */
+  unlock(offset?: number, length?: number): void {
+    const handle = this.#open();
+    const [start, len] = this.#pages(offset, length);
+    if (len === 0) return;
+    const rc = native.unlock(handle, start, len);
+    if (rc < 0) throw systemError(rc, 'munlock');
+  }
+
+  /**
+   * Which pages that `[offset, offset + length)` touches are resident in RAM (mincore(2)):
+   * one byte per page, bit 0 set when resident.
+   */
+  residency(offset?: number, length?: number): Uint8Array {
+    const handle = this.#open();
+    const [start, len] = this.#pages(offset, length);
+    const out = new Uint8Array(len / PAGE_SIZE);
+    if (len === 0) return out;
+    const rc = native.residency(handle, start, len, out);
+    if (rc < 0) throw systemError(rc, 'mincore');
+    return out;
+  }
+
+  /**
+   * Grows or shrinks the mapping to `newLength` bytes (mremap(2)), keeping its contents.
+   * The old {@link Mapping.buffer} and every view of it are detached; take a fresh one.
+   * Growing a file mapping past the end of the file makes those pages SIGBUS on access.
+   */
+  resize(newLength: number, options?: ResizeOptions): void {
+    const handle = this.#open();
+    validateInteger(newLength, 'newLength', 1, MAX_LENGTH);
+    const opts = validateOptions<ResizeOptions>(options);
+    const mayMove = opts.mayMove === undefined ? true : validateBoolean(opts.mayMove, 'options.mayMove');
+    const newSize = roundUp(this.#delta + newLength, this.#granule);
+    const rc = native.remap(handle, newSize, mayMove ? RemapFlags.MayMove : 0);
+    if (rc === 1) {
+      throw mmanError('ERR_MAPPING_TRANSFERRED',
+        'The mapping\'s ArrayBuffer was transferred or detached elsewhere; it cannot be resized while that buffer may be alive');
+    }
+    if (rc < 0) throw systemError(rc, 'mremap');
+    this.#buffer = null;
+    this.#bytes = null;
+    this.#length = newLength;
+    this.#size = newSize;
+  }
+
+  /**
+   * Maps `fd` (or anonymous memory, with `fd` -1 and `MapFlags.Anonymous`) over
+   * `[offset, offset + length)` of this mapping with `MAP_FIXED`: the only way this library
+   * passes `MAP_FIXED`, confined to pages this mapping owns. `offset` must fall on a page
+   * boundary of the mapped pages. Existing views keep working and see the new pages.
+   */
+  mapFixed(offset: number, length: number, prot: Prot, flags: MapFlags, fd = -1, fileOffset = 0): void {
+    const handle = this.#open();
+    const [off, len] = this.#range(offset, length);
+    const start = this.#delta + off;
+    if (start % PAGE_SIZE !== 0) throw outOfRange('offset', `on a page boundary (PAGE_SIZE ${PAGE_SIZE})`, offset);
+    if (len === 0) throw outOfRange('length', '> 0', length);
+    validateProt(prot);
+    validateMapFlags(flags);
+    if ((flags & MapFlags.FixedNoReplace) !== 0) throw invalidArgValue('flags', flags, 'must not include MapFlags.FixedNoReplace here');
+    validateFd(fd, flags);
+    validateFileOffset(fileOffset);
+    const rc = native.fixed(handle, start, roundUp(len, PAGE_SIZE), prot, flags, fd, fileOffset);
+    if (rc < 0) throw systemError(rc, 'mmap');
+  }
+
+  /**
+   * Unmaps the region (munmap(2)). Idempotent. Every view over it is detached first, so
+   * later reads give `undefined` instead of crashing. If the buffer was transferred away
+   * (`structuredClone`, `postMessage`, `transfer()`), the pages are released at once and a
+   * `PROT_NONE` placeholder keeps the range until that buffer is collected.
+   */
+  unmap(): void {
+    const handle = this.#handle;
+    if (handle === null) return;
+    this.#handle = null;
+    this.#buffer = null;
+    this.#bytes = null;
+    const rc = native.unmap(handle);
+    if (rc < 0) throw systemError(rc, 'munmap');
+  }
+
+  /** Same as {@link Mapping.unmap}, for `using`. */
+  [Symbol.dispose](): void {
+    this.unmap();
+  }
+
+  /** @internal the mapped size, for tests and benchmarks. */
+  get mappedSize(): number {
+    return this.#handle === null ? 0 : this.#size;
+  }
+}
+
+function validateProt(prot: unknown): asserts prot is Prot {
+  validateInteger(prot, 'prot', 0, 0x7fffffff);
+  if (((prot as number) & ~PROT_BITS) !== 0) throw invalidArgValue('prot', prot, 'must combine Prot.Read, Prot.Write and Prot.Exec');
+}
+
+function validateMapFlags(flags: unknown): asserts flags is MapFlags {
+  if (typeof flags !== 'number') throw invalidArgType('flags', 'of type number (MapFlags)', flags);
+  if (!Number.isInteger(flags) || flags < -(2 ** 31) || flags > 2 ** 32 - 1) throw outOfRange('flags', 'a 32-bit integer', flags);
+  const bits = flags | 0;
+  if ((bits & MapFlags.Fixed) !== 0) {
+    throw invalidArgValue('flags', flags, 'must not include MapFlags.Fixed, which can replace memory this process uses; use MapFlags.FixedNoReplace with an address, or mapping.mapFixed() inside a mapping you own');
+  }
+  if ((bits & ~MAP_KNOWN_BITS) !== 0) throw invalidArgValue('flags', flags, 'has bits that are not MapFlags');
+  if ((bits & MAP_TYPE_BITS) === 0) throw invalidArgValue('flags', flags, 'must include one of MapFlags.Shared, MapFlags.Private, MapFlags.SharedValidate');
+}
+
+function validateFd(fd: unknown, flags: number): void {
+  if ((flags & MapFlags.Anonymous) !== 0) {
+    if (fd !== -1 && fd !== undefined) throw invalidArgValue('fd', fd, 'must be -1 for MapFlags.Anonymous');
+    return;
+  }
+  validateInteger(fd, 'fd', 0, 2 ** 31 - 1);
+}
+
+function validateFileOffset(offset: unknown): void {
+  validateInteger(offset, 'offset', 0, MAX_LENGTH);
+  if ((offset as number) % PAGE_SIZE !== 0) throw outOfRange('offset', `a multiple of PAGE_SIZE (${PAGE_SIZE})`, offset);
+}
+
+// The one place a Mapping is born: mmap, then wrap; on any later failure, unmap.
+function create(length: number, prot: number, flags: number, fd: number, offset: number, delta: number,
+                hint?: bigint, path?: string): Mapping {
+  const granule = (flags & MapFlags.HugeTLB) !== 0 ? hugePageSize(flags) : PAGE_SIZE;
+  const size = roundUp(delta + length, granule);
+  const result = native.map(size, prot, flags, fd, offset, hint);
+  if (typeof result === 'number') throw systemError(result, 'mmap', path);
+  return new Mapping(CONSTRUCT, result, delta, length, size, granule);
+}
+
+/**
+ * mmap(2), one to one: maps `length` bytes with protection `prot` and `flags`, from `fd`
+ * at `offset` (a multiple of {@link PAGE_SIZE}), or anonymous memory with
+ * `MapFlags.Anonymous` and `fd` -1. `MapFlags.Fixed` is refused; `MapFlags.FixedNoReplace`
+ * needs `address`. A file mapping longer than the file SIGBUSes on the pages past its end.
+ *
+ * @example
+ * const m = mmap(PAGE_SIZE, Prot.Read | Prot.Write, MapFlags.Private | MapFlags.Anonymous);
+ */
+export function mmap(length: number, prot: Prot, flags: MapFlags, fd = -1, offset = 0, address?: bigint): Mapping {
+  validateInteger(length, 'length', 1, MAX_LENGTH);
+  validateProt(prot);
+  validateMapFlags(flags);
+  validateFd(fd, flags);
+  validateFileOffset(offset);
+  if ((flags & MapFlags.Anonymous) !== 0 && offset !== 0) throw outOfRange('offset', '0 for MapFlags.Anonymous', offset);
+  if ((flags & MapFlags.FixedNoReplace) !== 0) {
+    if (typeof address !== 'bigint') throw invalidArgType('address', 'of type bigint with MapFlags.FixedNoReplace', address);
+    if (address <= 0n || address % BigInt(PAGE_SIZE) !== 0n) throw outOfRange('address', `a non-zero multiple of PAGE_SIZE (${PAGE_SIZE})`, address);
+  } else if (address !== undefined) {
+    throw invalidArgValue('address', address, 'is only used with MapFlags.FixedNoReplace');
+  }
+  return create(length, prot, flags, fd, offset, 0, address);
+}
+
+/** How {@link mapFile} maps: `'r'` read-only shared, `'r+'` read-write shared, `'copy'` read-write private (copy-on-write). */
+export type MapFileMode = 'r' | 'r+' | 'copy';
+
+/** Options for {@link mapFile}. */
+export interface MapFileOptions {
+  /** `'r'` (default): read-only, `MAP_SHARED`. `'r+'`: read-write, `MAP_SHARED`, writes reach the file. `'copy'`: read-write, `MAP_PRIVATE`, writes stay in this process. */
+  mode?: MapFileMode;
+  /** First byte of the file to map; any value (the mapping starts at the page below). Default 0. */
+  offset?: number;
+  /** Bytes to map. Default: the rest of the file after `offset`. */
+  length?: number;
+  /** Prefault the page tables (`MAP_POPULATE`), reading the file ahead. */
+  populate?: boolean;
+  /** madvise(2) the mapping once it is made. */
+  advice?: Advice;
+}
+
+type FileTarget = PathLike | number | FileHandle;
+
+const MODES: Record<MapFileMode, { prot: number; flags: number; open: string }> = {
+  'r': { prot: Prot.Read, flags: MapFlags.Shared, open: 'r' },
+  'r+': { prot: Prot.Read | Prot.Write, flags: MapFlags.Shared, open: 'r+' },
+  'copy': { prot: Prot.Read | Prot.Write, flags: MapFlags.Private, open: 'r' },
+};
+
+/**
+ * Maps a file, given as a path, a file descriptor or a `FileHandle`. A path is opened and
+ * closed again here (the mapping keeps the file alive); an fd or FileHandle stays the
+ * caller's. The mapping covers `[offset, offset + length)` of the file, exactly.
+ *
+ * An empty file, or a window past the end of the file, is refused: touching it would
+ * SIGBUS. The file shrinking under the mapping later (another process truncating it) makes
+ * reads of the lost pages SIGBUS, which kills the process.
+ *
+ * @example
+ * using m = mapFile('data.bin');           // read-only, shared
+ * const sum = new Uint32Array(m.buffer).reduce((a, b) => a + b, 0);
+ */
+export function mapFile(file: FileTarget, options?: MapFileOptions): Mapping {
+  const opts = validateOptions<MapFileOptions>(options);
+  const modeName = opts.mode ?? 'r';
+  const mode = MODES[modeName as MapFileMode];
+  if (mode === undefined || !Object.hasOwn(MODES, modeName)) throw invalidArgValue('options.mode', modeName, "must be 'r', 'r+' or 'copy'");
+  const offset = opts.offset === undefined ? 0 : validateInteger(opts.offset, 'options.offset', 0, MAX_LENGTH);
+  if (opts.length !== undefined) validateInteger(opts.length, 'options.length', 1, MAX_LENGTH);
+  let flags = mode.flags;
+  if (validateBoolean(opts.populate, 'options.populate')) flags |= MapFlags.Populate;
+  if (opts.advice !== undefined && !ADVICE_VALUES.has(opts.advice)) throw invalidArgValue('options.advice', opts.advice, 'must be a member of Advice');
+
+  let fd: number;
+  let path: string | undefined;
+  let ownFd = false;
+  if (typeof file === 'number') {
+    fd = validateInteger(file, 'file', 0, 2 ** 31 - 1);
+  } else if (typeof file === 'string' || file instanceof URL || Buffer.isBuffer(file)) {
+    path = file.toString();
+    fd = openSync(file, mode.open);
+    ownFd = true;
+  } else if (file !== null && typeof file === 'object' && typeof (file as FileHandle).fd === 'number') {
+    fd = (file as FileHandle).fd;
+    if (fd < 0) throw mmanError('ERR_MAPPING_CLOSED', 'The FileHandle is closed');
+  } else {
+    throw invalidArgType('file', 'a path (string, Buffer, URL), a file descriptor or a FileHandle', file);
+  }
+  try {
+    const stat = fstatSync(fd);
+    let length = opts.length;
+    if (stat.isFile()) {
+      if (stat.size === 0) throw mmanError('ERR_MAPPING_EMPTY_FILE', `Cannot map an empty file${path ? ` '${path}'` : ''}: any access would raise SIGBUS`);
+      if (offset >= stat.size) throw outOfRange('options.offset', `< the file size (${stat.size})`, offset);
+      length ??= stat.size - offset;
+      if (length > stat.size - offset) throw outOfRange('options.length', `<= the file size minus offset (${stat.size - offset}); pages past the end of the file raise SIGBUS`, length);
+    } else if (length === undefined) {
+      throw invalidArgValue('options.length', length, 'is required for a file that is not a regular file');
+    }
+    const pageOffset = roundDown(offset, PAGE_SIZE);
+    const mapping = create(length, mode.prot, flags, fd, pageOffset, offset - pageOffset, undefined, path);
+    if (opts.advice !== undefined) {
+      try {
+        mapping.advise(opts.advice);
+      } catch (err) {
+        mapping.unmap();
+        throw err;
+      }
+    }
+    return mapping;
+  } finally {
+    if (ownFd) closeSync(fd);
+  }
+}
+
+/** Options for {@link mapAnonymous}. */
+export interface MapAnonymousOptions {
+  /** `MAP_SHARED` instead of `MAP_PRIVATE`: shared with children made by fork(2) (not by Node's fork + exec: use SharedMemory). */
+  shared?: boolean;
+  /** Prefault the pages now (`MAP_POPULATE`) instead of on first touch. */
+  populate?: boolean;
+  /** Do not reserve swap space (`MAP_NORESERVE`). */
+  noReserve?: boolean;
+  /** `true`: hugetlbfs pages (`MAP_HUGETLB`, needs reserved huge pages, else `ENOMEM`); `'transparent'`: `madvise(MADV_HUGEPAGE)`. */
+  hugePages?: boolean | 'transparent';
+}
+
+/**
+ * Maps `length` bytes of zero-filled anonymous memory, private unless `shared`.
+ *
+ * @example
+ * using m = mapAnonymous(1 << 20);
+ * m.bytes.fill(1);
+ */
+export function mapAnonymous(length: number, options?: MapAnonymousOptions): Mapping {
+  validateInteger(length, 'length', 1, MAX_LENGTH);
+  const opts = validateOptions<MapAnonymousOptions>(options);
+  let flags = MapFlags.Anonymous | (validateBoolean(opts.shared, 'options.shared') ? MapFlags.Shared : MapFlags.Private);
+  if (validateBoolean(opts.populate, 'options.populate')) flags |= MapFlags.Populate;
+  if (validateBoolean(opts.noReserve, 'options.noReserve')) flags |= MapFlags.NoReserve;
+  const huge = opts.hugePages;
+  if (huge !== undefined && huge !== 'transparent' && typeof huge !== 'boolean') {
+    throw invalidArgValue('options.hugePages', huge, "must be true, false or 'transparent'");
+  }
+  if (huge === true) flags |= MapFlags.HugeTLB;
+  const mapping = create(length, Prot.Read | Prot.Write, flags, -1, 0, 0);
+  if (huge === 'transparent') {
+    try {
+      mapping.advise(Advice.HugePage);
+    } catch (err) {
+      mapping.unmap();
+      throw err;
+    }
+  }
+  return mapping;
+}

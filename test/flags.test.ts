@@ -1,0 +1,49 @@
+// Every enum member equals the constant the addon compiled from this machine's headers.
+import { Advice, LockFlags, MapFlags, Prot, RemapFlags, SyncFlags, PAGE_SIZE } from '../src';
+import { native } from '../src/native';
+
+const expected: Array<[string, Record<string, string | number>, Record<string, string>]> = [
+  ['Prot', Prot, { None: 'PROT_NONE', Read: 'PROT_READ', Write: 'PROT_WRITE', Exec: 'PROT_EXEC' }],
+  ['MapFlags', MapFlags, {
+    Shared: 'MAP_SHARED', Private: 'MAP_PRIVATE', SharedValidate: 'MAP_SHARED_VALIDATE', Fixed: 'MAP_FIXED',
+    Anonymous: 'MAP_ANONYMOUS', NoReserve: 'MAP_NORESERVE', Populate: 'MAP_POPULATE', NonBlock: 'MAP_NONBLOCK',
+    Locked: 'MAP_LOCKED', Stack: 'MAP_STACK', HugeTLB: 'MAP_HUGETLB', Huge2MB: 'MAP_HUGE_2MB',
+    Huge1GB: 'MAP_HUGE_1GB', Sync: 'MAP_SYNC', FixedNoReplace: 'MAP_FIXED_NOREPLACE',
+  }],
+  ['Advice', Advice, {
+    Normal: 'MADV_NORMAL', Random: 'MADV_RANDOM', Sequential: 'MADV_SEQUENTIAL', WillNeed: 'MADV_WILLNEED',
+    DontNeed: 'MADV_DONTNEED', Free: 'MADV_FREE', Remove: 'MADV_REMOVE', DontFork: 'MADV_DONTFORK',
+    DoFork: 'MADV_DOFORK', Mergeable: 'MADV_MERGEABLE', Unmergeable: 'MADV_UNMERGEABLE',
+    HugePage: 'MADV_HUGEPAGE', NoHugePage: 'MADV_NOHUGEPAGE', DontDump: 'MADV_DONTDUMP', DoDump: 'MADV_DODUMP',
+    WipeOnFork: 'MADV_WIPEONFORK', KeepOnFork: 'MADV_KEEPONFORK', Cold: 'MADV_COLD', PageOut: 'MADV_PAGEOUT',
+    PopulateRead: 'MADV_POPULATE_READ', PopulateWrite: 'MADV_POPULATE_WRITE',
+    DontNeedLocked: 'MADV_DONTNEED_LOCKED', Collapse: 'MADV_COLLAPSE',
+  }],
+  ['SyncFlags', SyncFlags, { Async: 'MS_ASYNC', Invalidate: 'MS_INVALIDATE', Sync: 'MS_SYNC' }],
+  ['RemapFlags', RemapFlags, { MayMove: 'MREMAP_MAYMOVE', Fixed: 'MREMAP_FIXED', DontUnmap: 'MREMAP_DONTUNMAP' }],
+  ['LockFlags', LockFlags, { OnFault: 'MLOCK_ONFAULT' }],
+];
+
+describe.each(expected)('%s', (_name, enumObject, cNames) => {
+  const members = Object.keys(enumObject).filter((k) => Number.isNaN(Number(k)));
+
+  test('names every member', () => {
+    expect(members.sort()).toEqual(Object.keys(cNames).sort());
+  });
+
+  test.each(Object.entries(cNames))('%s equals %s from the C headers', (member, cName) => {
+    expect(native.constants[cName]).toEqual(expect.any(Number));
+    expect(enumObject[member]).toBe(native.constants[cName]);
+  });
+});
+
+test('Advice never includes MADV_HWPOISON (100) or MADV_SOFT_OFFLINE (101)', () => {
+  expect(Object.values(Advice)).not.toContain(100);
+  expect(Object.values(Advice)).not.toContain(101);
+});
+
+test('PAGE_SIZE is sysconf(_SC_PAGESIZE), a power of two >= 4096', () => {
+  expect(PAGE_SIZE).toBe(native.pageSize);
+  expect(PAGE_SIZE).toBeGreaterThanOrEqual(4096);
+  expect(PAGE_SIZE & (PAGE_SIZE - 1)).toBe(0);
+});
