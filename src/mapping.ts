@@ -74,6 +74,15 @@ export interface LockOptions {
 
 const CONSTRUCT = Symbol('Mapping.construct');
 
+// Every ArrayBuffer this library made, to the Mapping it belongs to (for futex and friends).
+const owners = new WeakMap<ArrayBuffer, Mapping>();
+
+/** @internal The live Mapping that made `buffer`, if any. */
+export function mappingOf(buffer: ArrayBufferLike): Mapping | undefined {
+  const mapping = owners.get(buffer as ArrayBuffer);
+  return mapping !== undefined && !mapping.closed ? mapping : undefined;
+}
+
 /**
  * One region of memory mapped with mmap(2), and the one `ArrayBuffer` over it.
  *
@@ -92,11 +101,12 @@ export class Mapping implements Disposable {
   #length: number;        // bytes exposed
   #size: number;          // bytes mapped, a multiple of the page (or huge page) size
   #granule: number;       // PAGE_SIZE, or the huge page size for MAP_HUGETLB
+  #flags: number;
   #buffer: ArrayBuffer | null = null;
   #bytes: Uint8Array | null = null;
 
   /** @internal Mappings are made by {@link mmap}, {@link mapFile} and {@link mapAnonymous}. */
-  constructor(token: typeof CONSTRUCT, handle: Handle, delta: number, length: number, size: number, granule: number) {
+  constructor(token: typeof CONSTRUCT, handle: Handle, delta: number, length: number, size: number, granule: number, flags: number) {
     if (token !== CONSTRUCT) {
       throw Object.assign(new TypeError('Illegal constructor: use mmap(), mapFile() or mapAnonymous()'),
         { code: 'ERR_ILLEGAL_CONSTRUCTOR' });
@@ -106,6 +116,7 @@ export class Mapping implements Disposable {
     this.#length = length;
     this.#size = size;
     this.#granule = granule;
+    this.#flags = flags;
   }
 
   #open(): Handle {
@@ -140,6 +151,7 @@ export class Mapping implements Disposable {
         throw outOfRange('length', `<= ${MAX_BUFFER_LENGTH} for one ArrayBuffer on this Node; use mapping.view(offset, length) windows`, this.#length);
       }
       this.#buffer = native.buffer(handle, this.#delta, this.#length);
+      owners.set(this.#buffer, this);
     }
     return this.#buffer;
   }
@@ -159,6 +171,16 @@ export class Mapping implements Disposable {
     return native.address(this.#open()) + BigInt(this.#delta);
   }
 
+  /** True for a `MAP_SHARED` mapping: its writes are seen by every process mapping the same memory. */
+  get shared(): boolean {
+    return (this.#flags & MAP_TYPE_BITS) !== MapFlags.Private;
+  }
+
+  /** The flags it was mapped with (`MapFlags`). */
+  get flags(): MapFlags {
+    return this.#flags;
+  }
+
   /** True once {@link Mapping.unmap} has run. */
   get closed(): boolean {
     return this.#handle === null;
@@ -175,7 +197,9 @@ export class Mapping implements Disposable {
     if (len > MAX_BUFFER_LENGTH) {
       throw outOfRange('length', `<= ${MAX_BUFFER_LENGTH} for one window on this Node`, len);
     }
-    return new Uint8Array(native.buffer(handle, this.#delta + off, len));
+    const window = native.buffer(handle, this.#delta + off, len);
+    owners.set(window, this);
+    return new Uint8Array(window);
   }
 
   /**
@@ -372,7 +396,7 @@ function create(length: number, prot: number, flags: number, fd: number, offset:
   const size = roundUp(delta + length, granule);
   const result = native.map(size, prot, flags, fd, offset, hint);
   if (typeof result === 'number') throw systemError(result, 'mmap', path);
-  return new Mapping(CONSTRUCT, result, delta, length, size, granule);
+  return new Mapping(CONSTRUCT, result, delta, length, size, granule, flags);
 }
 
 /**
