@@ -2,8 +2,10 @@
 module.exports = {
   testEnvironment: 'node',
   roots: ['<rootDir>/test'],
+  testPathIgnorePatterns: ['/node_modules/', '/test/setup/', '/test/fixtures/'],
   testMatch: ['**/*.test.ts'],
   transform: { '^.+\\.ts$': ['ts-jest', { tsconfig: 'tsconfig.test.json' }] },
+  setupFiles: ['<rootDir>/test/setup/realm.ts'],
   testTimeout: 60000,
   // Tests map memory and fork processes: two workers keep a 2-core machine responsive.
   maxWorkers: 2,

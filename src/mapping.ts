@@ -74,6 +74,9 @@ export interface LockOptions {
 
 const CONSTRUCT = Symbol('Mapping.construct');
 
+// Node 20 defines Symbol.dispose as Symbol.for('nodejs.dispose'); a vm realm may lack it.
+const dispose: typeof Symbol.dispose = Symbol.dispose ?? Symbol.for('nodejs.dispose');
+
 // Every ArrayBuffer this library made, to the Mapping it belongs to (for futex and friends).
 const owners = new WeakMap<ArrayBuffer, Mapping>();
 
@@ -102,6 +105,7 @@ export class Mapping implements Disposable {
   #size: number;          // bytes mapped, a multiple of the page (or huge page) size
   #granule: number;       // PAGE_SIZE, or the huge page size for MAP_HUGETLB
   #flags: number;
+  #growable: number;      // how far resize() may grow: a shared anonymous mapping's original size
   #buffer: ArrayBuffer | null = null;
   #bytes: Uint8Array | null = null;
 
@@ -117,6 +121,8 @@ export class Mapping implements Disposable {
     this.#size = size;
     this.#granule = granule;
     this.#flags = flags;
+    const sharedAnonymous = (flags & MapFlags.Anonymous) !== 0 && (flags & MAP_TYPE_BITS) !== MapFlags.Private;
+    this.#growable = sharedAnonymous ? size : Infinity;
   }
 
   #open(): Handle {
@@ -300,6 +306,9 @@ export class Mapping implements Disposable {
     const opts = validateOptions<ResizeOptions>(options);
     const mayMove = opts.mayMove === undefined ? true : validateBoolean(opts.mayMove, 'options.mayMove');
     const newSize = roundUp(this.#delta + newLength, this.#granule);
+    if (newSize > this.#growable) {
+      throw outOfRange('newLength', `<= ${this.#growable - this.#delta}: a shared anonymous mapping's memory is sized at mmap time, and pages past it raise SIGBUS`, newLength);
+    }
     const rc = native.remap(handle, newSize, mayMove ? RemapFlags.MayMove : 0);
     if (rc === 1) {
       throw mmanError('ERR_MAPPING_TRANSFERRED',
@@ -350,7 +359,7 @@ export class Mapping implements Disposable {
   }
 
   /** Same as {@link Mapping.unmap}, for `using`. */
-  [Symbol.dispose](): void {
+  [dispose](): void {
     this.unmap();
   }
 

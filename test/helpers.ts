@@ -1,0 +1,78 @@
+// Shared by the tests: temporary files and real child processes that use the built lib/.
+import { spawnSync, type SpawnSyncReturns } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+
+/** The compiled library, as a child process or a user's program loads it. */
+export const LIB = resolve(__dirname, '..', 'lib');
+
+/** A fresh directory under the system temp dir, removed by the returned cleanup. */
+export function tempDir(): { dir: string; cleanup: () => void } {
+  const dir = mkdtempSync(join(tmpdir(), 'mman-test-'));
+  return { dir, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
+}
+
+/** Writes `bytes` to a new file in `dir` and returns its path. */
+export function fileWith(dir: string, name: string, bytes: Uint8Array): string {
+  const path = join(dir, name);
+  writeFileSync(path, bytes);
+  return path;
+}
+
+/**
+ * Runs `code` in a new Node process with `mman` bound to the built library and `args`
+ * as the global `args`. Returns the finished process: status, signal, stdout, stderr.
+ */
+export function runChild(code: string, args: string[] = [], nodeArgs: string[] = []): SpawnSyncReturns<string> {
+  const prelude = `const mman = require(${JSON.stringify(LIB)});\nconst args = process.argv.slice(1);\n`;
+  return spawnSync(process.execPath, [...nodeArgs, '-e', prelude + code, '--', ...args], {
+    encoding: 'utf8',
+    timeout: 120_000,
+  });
+}
+
+/** Number of lines (regions) in this process's /proc/self/maps. */
+export function mapsCount(): number {
+  return readFileSync('/proc/self/maps', 'latin1').split('\n').length - 1;
+}
+
+/** Lets queued finalizers run: they run on a later turn of the event loop. */
+export async function turns(n = 3): Promise<void> {
+  for (let i = 0; i < n; i++) await new Promise((r) => setImmediate(r));
+}
+
+/** The error `fn` throws (fails the test if it returns). */
+export function thrown(fn: () => unknown): Error & { code?: string; errno?: number; syscall?: string } {
+  try {
+    fn();
+  } catch (err) {
+    return err as Error & { code?: string };
+  }
+  throw new Error('expected the call to throw');
+}
+
+/** The /proc/self/smaps fields (in kB) of the region that holds `address`, or undefined. */
+export function smapsOf(address: bigint): Record<string, number> | undefined {
+  const text = readFileSync('/proc/self/smaps', 'latin1');
+  for (const block of text.split(/\n(?=[0-9a-f]+-[0-9a-f]+ )/)) {
+    const m = /^([0-9a-f]+)-([0-9a-f]+) (\S+)/.exec(block);
+    if (!m || address < BigInt(`0x${m[1]}`) || address >= BigInt(`0x${m[2]}`)) continue;
+    const fields: Record<string, number> = {};
+    for (const line of block.split('\n').slice(1)) {
+      const f = /^(\w+):\s+(\d+) kB/.exec(line);
+      if (f) fields[f[1]] = Number(f[2]);
+    }
+    return fields;
+  }
+  return undefined;
+}
+
+/** The permissions column (e.g. `rw-p`, `---p`) of the /proc/self/maps line holding `address`. */
+export function permsAt(address: bigint): string | undefined {
+  for (const line of readFileSync('/proc/self/maps', 'latin1').split('\n')) {
+    const m = /^([0-9a-f]+)-([0-9a-f]+) (\S+)/.exec(line);
+    if (m && address >= BigInt(`0x${m[1]}`) && address < BigInt(`0x${m[2]}`)) return m[3];
+  }
+  return undefined;
+}

@@ -1,0 +1,165 @@
+// The four kinds of mapping (file/anonymous × shared/private), each asserted by what the
+// file on disk or another process sees.
+import { openSync, closeSync, readFileSync } from 'node:fs';
+import { open } from 'node:fs/promises';
+import { mapAnonymous, mapFile, mmap, MapFlags, PAGE_SIZE, Prot } from '../src';
+import { fileWith, runChild, smapsOf, tempDir } from './helpers';
+
+let dir: string;
+let cleanup: () => void;
+beforeEach(() => ({ dir, cleanup } = tempDir()));
+afterEach(() => cleanup());
+
+const pattern = (n: number) => Uint8Array.from({ length: n }, (_, i) => (i * 7 + 3) & 0xff);
+
+describe('shared file mapping (memory-mapped I/O)', () => {
+  test('a write is in fs.readFileSync and in a child process that maps the same file', () => {
+    const path = fileWith(dir, 'shared.bin', new Uint8Array(3 * PAGE_SIZE));
+    using m = mapFile(path, { mode: 'r+' });
+    m.bytes.set(Buffer.from('hello from the parent'), PAGE_SIZE + 5);
+    expect(readFileSync(path).subarray(PAGE_SIZE + 5, PAGE_SIZE + 26).toString()).toBe('hello from the parent');
+
+    const child = runChild(`
+      const m = mman.mapFile(args[0]);
+      process.stdout.write(Buffer.from(m.view(${PAGE_SIZE + 5}, 21)).toString());
+      m.unmap();
+    `, [path]);
+    expect(child.stderr).toBe('');
+    expect(child.stdout).toBe('hello from the parent');
+  });
+
+  test('a child writing through its own shared mapping is seen by the parent\'s mapping', () => {
+    const path = fileWith(dir, 'shared.bin', new Uint8Array(PAGE_SIZE));
+    using m = mapFile(path, { mode: 'r+' });
+    const child = runChild(`
+      const m = mman.mapFile(args[0], { mode: 'r+' });
+      m.bytes.set([1, 2, 3, 4], 100);
+      m.unmap();
+    `, [path]);
+    expect(child.status).toBe(0);
+    expect(Array.from(m.bytes.subarray(100, 104))).toEqual([1, 2, 3, 4]);
+  });
+
+  test('sync() writes the dirty pages back: smaps shows them clean, the file holds the data', () => {
+    const path = fileWith(dir, 'sync.bin', new Uint8Array(16 * PAGE_SIZE));
+    using m = mapFile(path, { mode: 'r+' });
+    m.bytes.fill(0xab);
+    const dirty = (s = smapsOf(m.address)!) => s.Private_Dirty + s.Shared_Dirty;
+    expect(dirty()).toBeGreaterThanOrEqual(16 * PAGE_SIZE / 1024);
+    m.sync();
+    expect(dirty()).toBe(0);
+    expect(readFileSync(path).every((b) => b === 0xab)).toBe(true);
+  });
+
+  test('flush() resolves once msync(MS_SYNC) has written the pages back', async () => {
+    const path = fileWith(dir, 'flush.bin', new Uint8Array(64 * PAGE_SIZE));
+    const m = mapFile(path, { mode: 'r+' });
+    m.bytes.fill(0x5a);
+    const address = m.address;
+    expect(smapsOf(address)!.Private_Dirty + smapsOf(address)!.Shared_Dirty).toBeGreaterThan(0);
+    await m.flush();
+    const s = smapsOf(address)!;
+    expect(s.Private_Dirty + s.Shared_Dirty).toBe(0);
+    m.unmap();
+    expect(readFileSync(path).every((b) => b === 0x5a)).toBe(true);
+  });
+
+  test('maps a window at any offset, exactly as asked', () => {
+    const bytes = pattern(3 * PAGE_SIZE);
+    const path = fileWith(dir, 'window.bin', bytes);
+    using m = mapFile(path, { offset: PAGE_SIZE + 17, length: 100 });
+    expect(m.length).toBe(100);
+    expect(m.bytes.length).toBe(100);
+    expect(Buffer.from(m.bytes).equals(Buffer.from(bytes.subarray(PAGE_SIZE + 17, PAGE_SIZE + 117)))).toBe(true);
+  });
+
+  test('accepts a path, an fd and a FileHandle; closes only the fd it opened', async () => {
+    const path = fileWith(dir, 'forms.bin', pattern(PAGE_SIZE));
+    const fd = openSync(path, 'r');
+    const handle = await open(path, 'r');
+    try {
+      for (const target of [path, fd, handle]) {
+        using m = mapFile(target);
+        expect(m.bytes[1]).toBe(pattern(2)[1]);
+      }
+      expect(() => readFileSync(fd)).not.toThrow(); // still open
+      expect(handle.fd).toBeGreaterThanOrEqual(0);
+    } finally {
+      closeSync(fd);
+      await handle.close();
+    }
+  });
+
+  test('a read-only mapping gives a Buffer over the file with no copy', () => {
+    const path = fileWith(dir, 'zero-copy.bin', pattern(PAGE_SIZE));
+    using m = mapFile(path);
+    const buf = Buffer.from(m.buffer, 10, 20);
+    expect(buf.buffer).toBe(m.buffer);
+    expect(buf.equals(Buffer.from(pattern(PAGE_SIZE).subarray(10, 30)))).toBe(true);
+  });
+});
+
+describe('private file mapping (copy-on-write)', () => {
+  test('a write reaches neither the file, nor another mapping, nor another process', () => {
+    const bytes = pattern(2 * PAGE_SIZE);
+    const path = fileWith(dir, 'private.bin', bytes);
+    using copy = mapFile(path, { mode: 'copy' });
+    using other = mapFile(path);
+    copy.bytes.fill(0xee, 0, PAGE_SIZE + 1);
+    expect(copy.bytes[PAGE_SIZE]).toBe(0xee);
+    expect(Buffer.from(other.bytes).equals(Buffer.from(bytes))).toBe(true);
+    expect(readFileSync(path).equals(Buffer.from(bytes))).toBe(true);
+    const child = runChild(`
+      const m = mman.mapFile(args[0]);
+      process.stdout.write(String(m.bytes[0]) + ',' + String(m.bytes[${PAGE_SIZE}]));
+    `, [path]);
+    expect(child.stdout).toBe(`${bytes[0]},${bytes[PAGE_SIZE]}`);
+  });
+
+  test('starts as the file\'s contents', () => {
+    const bytes = pattern(5000);
+    using m = mapFile(fileWith(dir, 'init.bin', bytes), { mode: 'copy' });
+    expect(Buffer.from(m.bytes).equals(Buffer.from(bytes))).toBe(true);
+  });
+});
+
+describe('private anonymous mapping (memory allocation)', () => {
+  test('is zero-filled, writable, and private', () => {
+    using m = mapAnonymous(64 * PAGE_SIZE);
+    expect(m.shared).toBe(false);
+    expect(new Uint32Array(m.buffer).every((w) => w === 0)).toBe(true);
+    m.bytes.fill(9);
+    expect(m.bytes[64 * PAGE_SIZE - 1]).toBe(9);
+  });
+
+  test('mmap() one to one: MAP_PRIVATE | MAP_ANONYMOUS', () => {
+    using m = mmap(3 * PAGE_SIZE, Prot.Read | Prot.Write, MapFlags.Private | MapFlags.Anonymous);
+    expect(m.length).toBe(3 * PAGE_SIZE);
+    expect(m.address % BigInt(PAGE_SIZE)).toBe(0n);
+    expect(m.bytes.every((b) => b === 0)).toBe(true);
+  });
+});
+
+describe('shared anonymous mapping', () => {
+  test('MAP_SHARED | MAP_ANONYMOUS maps zeroed shared memory', () => {
+    using m = mapAnonymous(8 * PAGE_SIZE, { shared: true });
+    expect(m.shared).toBe(true);
+    expect(m.bytes.every((b) => b === 0)).toBe(true);
+    m.bytes.fill(1);
+    expect(smapsOf(m.address)!.Rss).toBe(8 * PAGE_SIZE / 1024);
+    const word = new Int32Array(m.buffer);
+    expect(Atomics.add(word, 0, 5)).toBe(0x01010101);
+  });
+
+  test('resize() shrinks and grows back keeping the data, but never past its original size', () => {
+    using m = mapAnonymous(16 * PAGE_SIZE, { shared: true });
+    m.bytes.fill(7);
+    m.resize(PAGE_SIZE);
+    expect(m.bytes.length).toBe(PAGE_SIZE);
+    m.resize(16 * PAGE_SIZE);
+    expect(m.bytes[16 * PAGE_SIZE - 1]).toBe(7);
+    // The kernel sized the shared memory object at mmap time: pages past it would SIGBUS.
+    expect(() => m.resize(17 * PAGE_SIZE)).toThrow(expect.objectContaining({ code: 'ERR_OUT_OF_RANGE' }));
+    expect(m.length).toBe(16 * PAGE_SIZE);
+  });
+});
