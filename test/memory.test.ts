@@ -1,0 +1,157 @@
+// protect, resize, advise, residency, lock: what the kernel and another process see.
+import { mapAnonymous, mapFile, Advice, PAGE_SIZE, Prot } from '../src';
+import { spawnSync } from 'node:child_process';
+import { fileWith, LIB, permsAt, runChild, tempDir } from './helpers';
+
+describe('protect (mprotect)', () => {
+  test('a child writing to a read-only page dies with SIGSEGV; the parent lives on', () => {
+    const child = runChild(`
+      const m = mman.mapAnonymous(2 * mman.PAGE_SIZE);
+      m.bytes[0] = 42;
+      m.protect(mman.Prot.Read);
+      process.stdout.write('read ' + m.bytes[0] + '\\n');
+      m.bytes[1] = 1;
+      process.stdout.write('survived\\n');
+    `);
+    expect(child.stdout).toBe('read 42\n');
+    expect(child.signal).toBe('SIGSEGV');
+  });
+
+  test('a PROT_NONE guard page: the pages beside it work, touching it is SIGSEGV', () => {
+    const child = runChild(`
+      const m = mman.mapAnonymous(3 * mman.PAGE_SIZE);
+      m.protect(mman.Prot.None, mman.PAGE_SIZE, mman.PAGE_SIZE);
+      m.bytes[0] = 1; m.bytes[2 * mman.PAGE_SIZE] = 2;
+      process.stdout.write('edges ok\\n');
+      void m.bytes[mman.PAGE_SIZE];
+      process.stdout.write('survived\\n');
+    `);
+    expect(child.stdout).toBe('edges ok\n');
+    expect(child.signal).toBe('SIGSEGV');
+  });
+
+  test('changes what /proc/self/maps reports, page by page', () => {
+    using m = mapAnonymous(3 * PAGE_SIZE);
+    m.protect(Prot.Read, PAGE_SIZE, 1); // one byte: its whole page
+    expect(permsAt(m.address)).toBe('rw-p');
+    expect(permsAt(m.address + BigInt(PAGE_SIZE))).toBe('r--p');
+    expect(permsAt(m.address + BigInt(2 * PAGE_SIZE))).toBe('rw-p');
+    m.protect(Prot.Read | Prot.Write);
+    m.bytes[PAGE_SIZE] = 1;
+    expect(permsAt(m.address + BigInt(PAGE_SIZE))).toBe('rw-p');
+  });
+
+  test('PROT_EXEC appears only when asked for', () => {
+    using m = mapAnonymous(PAGE_SIZE);
+    expect(permsAt(m.address)).not.toContain('x');
+    m.protect(Prot.Read | Prot.Exec);
+    expect(permsAt(m.address)).toBe('r-xp');
+  });
+});
+
+describe('resize (mremap)', () => {
+  test('grows and shrinks a private anonymous mapping keeping the data', () => {
+    using m = mapAnonymous(PAGE_SIZE);
+    m.bytes.fill(0x11);
+    const old = m.bytes;
+    m.resize(256 * PAGE_SIZE);
+    expect(old.length).toBe(0); // the old buffer is detached
+    expect(m.length).toBe(256 * PAGE_SIZE);
+    expect(m.bytes[PAGE_SIZE - 1]).toBe(0x11);
+    expect(m.bytes[PAGE_SIZE]).toBe(0);
+    m.bytes[200 * PAGE_SIZE] = 5;
+    m.resize(10);
+    expect(m.bytes.length).toBe(10);
+    expect(m.bytes[9]).toBe(0x11);
+  });
+
+  test('with mayMove false, fails with ENOMEM rather than move when the next pages are taken', () => {
+    using first = mapAnonymous(PAGE_SIZE);
+    const before = first.address;
+    first.bytes[0] = 3;
+    // Grow in place, doubling, until the pages after it belong to another mapping.
+    let err: NodeJS.ErrnoException | undefined;
+    for (let pages = 2; pages < 1 << 16 && err === undefined; pages *= 2) {
+      try { first.resize(pages * PAGE_SIZE, { mayMove: false }); } catch (e) { err = e as NodeJS.ErrnoException; }
+    }
+    expect(err).toMatchObject({ code: 'ENOMEM', syscall: 'mremap', errno: -12 });
+    expect(first.address).toBe(before);
+    expect(first.bytes[0]).toBe(3);
+  });
+
+  test('resizes a file mapping within the file', () => {
+    const { dir, cleanup } = tempDir();
+    try {
+      const path = fileWith(dir, 'grow.bin', new Uint8Array(8 * PAGE_SIZE).fill(4));
+      using m = mapFile(path, { length: PAGE_SIZE });
+      m.resize(8 * PAGE_SIZE);
+      expect(m.bytes[8 * PAGE_SIZE - 1]).toBe(4);
+    } finally {
+      cleanup();
+    }
+  });
+});
+
+describe('advise (madvise) and residency (mincore)', () => {
+  test('DontNeed on private anonymous memory drops the pages: residency shows them gone, reads give zeros', () => {
+    using m = mapAnonymous(32 * PAGE_SIZE);
+    m.bytes.fill(0xff);
+    expect(Array.from(m.residency())).toEqual(new Array(32).fill(1));
+    m.advise(Advice.DontNeed, 8 * PAGE_SIZE, 16 * PAGE_SIZE);
+    const resident = m.residency();
+    expect(Array.from(resident.subarray(0, 8))).toEqual(new Array(8).fill(1));
+    expect(Array.from(resident.subarray(8, 24))).toEqual(new Array(16).fill(0));
+    expect(Array.from(resident.subarray(24))).toEqual(new Array(8).fill(1));
+    expect(m.bytes.subarray(8 * PAGE_SIZE, 24 * PAGE_SIZE).every((b) => b === 0)).toBe(true);
+    expect(m.bytes[0]).toBe(0xff);
+  });
+
+  test('PopulateWrite faults every page in without touching it from JavaScript', () => {
+    using m = mapAnonymous(16 * PAGE_SIZE);
+    expect(m.residency().every((r) => r === 0)).toBe(true);
+    m.advise(Advice.PopulateWrite);
+    expect(m.residency().every((r) => r === 1)).toBe(true);
+  });
+
+  test('residency counts the pages a byte range touches', () => {
+    using m = mapAnonymous(4 * PAGE_SIZE);
+    expect(m.residency(PAGE_SIZE - 1, 2).length).toBe(2);
+    expect(m.residency(0, 0).length).toBe(0);
+  });
+});
+
+describe('lock (mlock)', () => {
+  test('locks pages into RAM within RLIMIT_MEMLOCK, and past it fails clearly', () => {
+    // Run unprivileged: root (CAP_IPC_LOCK) is not bound by RLIMIT_MEMLOCK.
+    const asNobody = process.getuid?.() === 0 ? { uid: 65534, gid: 65534 } : {};
+    const code = `
+      const m = mman.mapAnonymous(256 * 1024);
+      m.lock();
+      const resident = m.residency().every((r) => r === 1);
+      const locked = /VmLck:\\s+(\\d+)/.exec(require('fs').readFileSync('/proc/self/status', 'utf8'))[1];
+      m.unlock();
+      const big = mman.mapAnonymous(1024 * 1024 * 1024, { noReserve: true });
+      let err;
+      try { big.lock(); } catch (e) { err = e; }
+      console.log(JSON.stringify({ resident, locked: Number(locked), code: err && err.code, syscall: err && err.syscall, message: err && err.message }));
+    `;
+    const child = spawnSync(process.execPath, ['-e', `const mman = require(${JSON.stringify(LIB)});${code}`],
+      { encoding: 'utf8', ...asNobody });
+    expect(child.stderr).toBe('');
+    const out = JSON.parse(child.stdout);
+    expect(out.resident).toBe(true);
+    expect(out.locked).toBeGreaterThanOrEqual(256);
+    expect(['ENOMEM', 'EPERM']).toContain(out.code);
+    expect(out.syscall).toBe('mlock');
+    expect(out.message).toMatch(/^(ENOMEM|EPERM): .+, mlock$/);
+  });
+
+  test('onFault locks pages as they are touched (mlock2 MLOCK_ONFAULT)', () => {
+    using m = mapAnonymous(8 * PAGE_SIZE);
+    m.lock(0, undefined, { onFault: true });
+    expect(m.residency().every((r) => r === 0)).toBe(true);
+    m.bytes[0] = 1;
+    expect(m.residency()[0]).toBe(1);
+    m.unlock();
+  });
+});
