@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 
 namespace mman {
@@ -28,6 +29,16 @@ struct BufferRecord {
   bool finalized = false;      // the finalizer ran while creating (creation failed)
 };
 
+// Ranges this addon holds in the kernel (mapped or reserved), process-wide: every worker's.
+std::atomic<int64_t> liveRegions{0};
+std::atomic<int64_t> liveBytes{0};
+
+void Released(Region* region) {
+  region->state = Region::State::kReleased;
+  liveRegions.fetch_sub(1, std::memory_order_relaxed);
+  liveBytes.fetch_sub(static_cast<int64_t>(region->size), std::memory_order_relaxed);
+}
+
 size_t PageSize() {
   static const size_t size = static_cast<size_t>(sysconf(_SC_PAGESIZE));
   return size;
@@ -39,7 +50,7 @@ void Release(Region* region) {
   if (--region->holds != 0) return;
   if (region->state != Region::State::kReleased) {
     munmap(region->base, region->size);
-    region->state = Region::State::kReleased;
+    Released(region);
   }
   delete region;
 }
@@ -127,9 +138,12 @@ Napi::Value Map(const Napi::CallbackInfo& info) {
   region->base = static_cast<uint8_t*>(addr);
   region->size = (length + PageSize() - 1) / PageSize() * PageSize();
   region->holds = 1;  // the handle
+  liveRegions.fetch_add(1, std::memory_order_relaxed);
+  liveBytes.fetch_add(static_cast<int64_t>(region->size), std::memory_order_relaxed);
   napi_value handle;
   if (napi_create_external(env, region, FinalizeHandle, nullptr, &handle) != napi_ok) {
     munmap(addr, region->size);
+    Released(region);
     delete region;
     NAPI_THROW(Napi::Error::New(env, "native: cannot create a mapping handle"),
                env.Undefined());
@@ -188,7 +202,7 @@ Napi::Value Unmap(const Napi::CallbackInfo& info) {
   if (region->state != Region::State::kMapped) return Napi::Number::New(env, 0);
   bool accounted = DetachBuffers(env, region);
   if (accounted && region->inFlight == 0) {
-    region->state = Region::State::kReleased;  // cleared before the syscall: never twice
+    Released(region);  // cleared before the syscall: never twice
     if (munmap(region->base, region->size) != 0) return Errno(env, errno);
     return Napi::Number::New(env, 0);
   }
@@ -227,6 +241,8 @@ Napi::Value Remap(const Napi::CallbackInfo& info) {
   void* addr = mremap(region->base, region->size, newSize, flags);
   if (addr == MAP_FAILED) return Errno(env, errno);
   DetachBuffers(env, region);
+  liveBytes.fetch_add(static_cast<int64_t>(newSize) - static_cast<int64_t>(region->size),
+                      std::memory_order_relaxed);
   region->base = static_cast<uint8_t*>(addr);
   region->size = newSize;
   return Napi::Number::New(env, 0);
@@ -256,6 +272,15 @@ Napi::Value Address(const Napi::CallbackInfo& info) {
   Region* region = UnwrapRegion(env, info[0]);
   if (region == nullptr) return env.Undefined();
   return Napi::BigInt::New(env, static_cast<uint64_t>(reinterpret_cast<uintptr_t>(region->base)));
+}
+
+// stats() -> [ranges held, bytes held]: what this process has mapped through the addon.
+Napi::Value Stats(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Napi::Array out = Napi::Array::New(env, 2);
+  out.Set(0u, Napi::Number::New(env, static_cast<double>(liveRegions.load())));
+  out.Set(1u, Napi::Number::New(env, static_cast<double>(liveBytes.load())));
+  return out;
 }
 
 }  // namespace
@@ -296,6 +321,7 @@ void InitMapping(Napi::Env env, Napi::Object exports) {
   exports.Set("remap", Napi::Function::New(env, Remap, "remap"));
   exports.Set("fixed", Napi::Function::New(env, Fixed, "fixed"));
   exports.Set("address", Napi::Function::New(env, Address, "address"));
+  exports.Set("stats", Napi::Function::New(env, Stats, "stats"));
 }
 
 }  // namespace mman

@@ -45,6 +45,23 @@ function hugePageSize(flags: number): number {
   return defaultHugePageSize;
 }
 
+/** What this process holds mapped through mman right now, in every thread. */
+export interface MappingStats {
+  /** Regions held in the kernel: mapped, or reserved until a buffer over them is collected. */
+  regions: number;
+  /** Their bytes, in whole pages. */
+  bytes: number;
+}
+
+/**
+ * Counts the regions this process holds through mman (mapped and not yet unmapped or
+ * collected), for leak checks: it returns to its baseline once every Mapping is unmapped.
+ */
+export function mappingStats(): MappingStats {
+  const [regions, bytes] = native.stats();
+  return { regions, bytes };
+}
+
 /** Options for {@link Mapping.sync}. */
 export interface SyncOptions {
   /** `MS_ASYNC` instead of `MS_SYNC`: return at once. Default `false`. */

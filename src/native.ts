@@ -14,6 +14,7 @@ export interface NativeAddon {
   fixed(handle: Handle, offset: number, length: number, prot: number, flags: number,
         fd: number, fileOffset: number): number;
   address(handle: Handle): bigint;
+  stats(): [regions: number, bytes: number];
   protect(handle: Handle, offset: number, length: number, prot: number): number;
   advise(handle: Handle, offset: number, length: number, advice: number): number;
   sync(handle: Handle, offset: number, length: number, flags: number): number;

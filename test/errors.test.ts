@@ -1,0 +1,218 @@
+// Bad input gets a clear, typed error before any syscall, and loses nothing: no mapping
+// is leaked by a failed call, and the kernel's refusals come back shaped like Node's fs errors.
+import { closeSync, mkdirSync, openSync } from 'node:fs';
+import { open } from 'node:fs/promises';
+import { join } from 'node:path';
+import { mapAnonymous, mapFile, Mapping, mappingStats, mmap, Advice, MapFlags, PAGE_SIZE, Prot } from '../src';
+import { fileWith, tempDir, thrown } from './helpers';
+
+let dir: string;
+let cleanup: () => void;
+let file: string;
+beforeEach(() => {
+  ({ dir, cleanup } = tempDir());
+  file = fileWith(dir, 'data.bin', new Uint8Array(4 * PAGE_SIZE).fill(1));
+});
+afterEach(() => cleanup());
+
+const RW = Prot.Read | Prot.Write;
+const ANON = MapFlags.Private | MapFlags.Anonymous;
+
+function expectCode(fn: () => unknown, code: string, Type: ErrorConstructor = Error) {
+  const before = mappingStats();
+  const err = thrown(fn);
+  expect(err.code).toBe(code);
+  expect(err.name).toBe(Type.name);
+  expect(err.message.length).toBeGreaterThan(10);
+  expect(mappingStats()).toEqual(before); // nothing left mapped by the failed call
+  return err;
+}
+
+describe('lengths', () => {
+  test.each([
+    ['a string', '4096', 'ERR_INVALID_ARG_TYPE', TypeError],
+    ['a bigint', 4096n, 'ERR_INVALID_ARG_TYPE', TypeError],
+    ['undefined', undefined, 'ERR_INVALID_ARG_TYPE', TypeError],
+    ['NaN', NaN, 'ERR_OUT_OF_RANGE', RangeError],
+    ['Infinity', Infinity, 'ERR_OUT_OF_RANGE', RangeError],
+    ['a fraction', 4096.5, 'ERR_OUT_OF_RANGE', RangeError],
+    ['negative', -4096, 'ERR_OUT_OF_RANGE', RangeError],
+    ['zero', 0, 'ERR_OUT_OF_RANGE', RangeError],
+    ['past 2^53', 2 ** 60, 'ERR_OUT_OF_RANGE', RangeError],
+  ])('%s is refused by mmap and mapAnonymous', (_what, length, code, Type) => {
+    expectCode(() => mmap(length as number, RW, ANON), code, Type);
+    expectCode(() => mapAnonymous(length as number), code, Type);
+  });
+
+  test('a huge length the kernel cannot place is ENOMEM from mmap', () => {
+    const err = expectCode(() => mmap(2 ** 52, RW, ANON), 'ENOMEM');
+    expect(err).toMatchObject({ errno: -12, syscall: 'mmap', message: 'ENOMEM: not enough memory, mmap' });
+  });
+});
+
+describe('mmap arguments', () => {
+  test('an unaligned offset', () => {
+    const fd = openSync(file, 'r');
+    try {
+      expectCode(() => mmap(PAGE_SIZE, Prot.Read, MapFlags.Shared, fd, 100), 'ERR_OUT_OF_RANGE', RangeError);
+    } finally {
+      closeSync(fd);
+    }
+  });
+  test('MAP_FIXED is refused; MAP_FIXED_NOREPLACE needs an aligned address and never clobbers', () => {
+    expectCode(() => mmap(PAGE_SIZE, RW, ANON | MapFlags.Fixed), 'ERR_INVALID_ARG_VALUE', TypeError);
+    expectCode(() => mmap(PAGE_SIZE, RW, ANON | MapFlags.FixedNoReplace), 'ERR_INVALID_ARG_TYPE', TypeError);
+    expectCode(() => mmap(PAGE_SIZE, RW, ANON | MapFlags.FixedNoReplace, -1, 0, 12345n), 'ERR_OUT_OF_RANGE', RangeError);
+    using taken = mapAnonymous(PAGE_SIZE);
+    taken.bytes[0] = 9;
+    const err = expectCode(() => mmap(PAGE_SIZE, RW, ANON | MapFlags.FixedNoReplace, -1, 0, taken.address), 'EEXIST');
+    expect(err.syscall).toBe('mmap');
+    expect(taken.bytes[0]).toBe(9);
+    const free = taken.address + BigInt(1 << 30);
+    using placed = mmap(PAGE_SIZE, RW, ANON | MapFlags.FixedNoReplace, -1, 0, free);
+    expect(placed.address).toBe(free);
+  });
+  test('prot and flags outside the enums; no mapping type; an address without FixedNoReplace', () => {
+    expectCode(() => mmap(PAGE_SIZE, 8 as Prot, ANON), 'ERR_INVALID_ARG_VALUE', TypeError);
+    expectCode(() => mmap(PAGE_SIZE, '3' as unknown as Prot, ANON), 'ERR_INVALID_ARG_TYPE', TypeError);
+    expectCode(() => mmap(PAGE_SIZE, RW, MapFlags.Anonymous), 'ERR_INVALID_ARG_VALUE', TypeError);
+    expectCode(() => mmap(PAGE_SIZE, RW, ANON | 0x200), 'ERR_INVALID_ARG_VALUE', TypeError);
+    expectCode(() => mmap(PAGE_SIZE, RW, ANON, -1, 0, 4096n), 'ERR_INVALID_ARG_VALUE', TypeError);
+    expectCode(() => mmap(PAGE_SIZE, RW, ANON, 3), 'ERR_INVALID_ARG_VALUE', TypeError);
+  });
+  test('a closed fd is EBADF from mmap', () => {
+    const fd = openSync(file, 'r');
+    closeSync(fd);
+    expect(expectCode(() => mmap(PAGE_SIZE, Prot.Read, MapFlags.Shared, fd), 'EBADF')).toMatchObject({ errno: -9, syscall: 'mmap' });
+  });
+  test('a read-only fd mapped shared for writing is EACCES', () => {
+    const fd = openSync(file, 'r');
+    try {
+      const err = expectCode(() => mmap(PAGE_SIZE, RW, MapFlags.Shared, fd), 'EACCES');
+      expect(err).toMatchObject({ errno: -13, syscall: 'mmap', message: 'EACCES: permission denied, mmap' });
+      expectCode(() => mapFile(fd, { mode: 'r+' }), 'EACCES');
+      using copy = mapFile(fd, { mode: 'copy' }); // private copy-on-write is allowed
+      copy.bytes[0] = 2;
+    } finally {
+      closeSync(fd);
+    }
+  });
+});
+
+describe('mapFile arguments', () => {
+  test('an empty file is refused: touching it would SIGBUS', () => {
+    expectCode(() => mapFile(fileWith(dir, 'empty', new Uint8Array(0))), 'ERR_MAPPING_EMPTY_FILE');
+  });
+  test('a window past the end of the file is refused', () => {
+    expectCode(() => mapFile(file, { offset: 4 * PAGE_SIZE }), 'ERR_OUT_OF_RANGE', RangeError);
+    expectCode(() => mapFile(file, { offset: 10, length: 4 * PAGE_SIZE }), 'ERR_OUT_OF_RANGE', RangeError);
+    expectCode(() => mapFile(file, { length: 4 * PAGE_SIZE + 1 }), 'ERR_OUT_OF_RANGE', RangeError);
+    expectCode(() => mapFile(file, { offset: -1 }), 'ERR_OUT_OF_RANGE', RangeError);
+    expectCode(() => mapFile(file, { length: NaN }), 'ERR_OUT_OF_RANGE', RangeError);
+  });
+  test('a missing file, a directory, a closed fd, a closed FileHandle', async () => {
+    expect(expectCode(() => mapFile(join(dir, 'missing')), 'ENOENT')).toMatchObject({ syscall: 'open' });
+    mkdirSync(join(dir, 'sub'));
+    expectCode(() => mapFile(join(dir, 'sub')), 'ERR_INVALID_ARG_VALUE', TypeError);
+    const fd = openSync(file, 'r');
+    closeSync(fd);
+    expect(expectCode(() => mapFile(fd), 'EBADF')).toMatchObject({ syscall: 'fstat' });
+    const handle = await open(file, 'r');
+    await handle.close();
+    expectCode(() => mapFile(handle), 'ERR_MAPPING_CLOSED');
+  });
+  test('wrong types and values of arguments and options', () => {
+    expectCode(() => mapFile(true as unknown as string), 'ERR_INVALID_ARG_TYPE', TypeError);
+    expectCode(() => mapFile(file, 'r' as never), 'ERR_INVALID_ARG_TYPE', TypeError);
+    expectCode(() => mapFile(file, { mode: 'w' as never }), 'ERR_INVALID_ARG_VALUE', TypeError);
+    expectCode(() => mapFile(file, { mode: 'toString' as never }), 'ERR_INVALID_ARG_VALUE', TypeError);
+    expectCode(() => mapFile(file, { populate: 1 as never }), 'ERR_INVALID_ARG_TYPE', TypeError);
+    expectCode(() => mapFile(file, { advice: 100 as Advice }), 'ERR_INVALID_ARG_VALUE', TypeError);
+    expectCode(() => mapAnonymous(PAGE_SIZE, { hugePages: 'yes' as never }), 'ERR_INVALID_ARG_VALUE', TypeError);
+  });
+  test('advice the kernel refuses unmaps what was mapped before throwing', () => {
+    // MADV_REMOVE punches a hole in the file: the kernel wants a shared writable mapping.
+    expect(expectCode(() => mapFile(file, { mode: 'copy', advice: Advice.Remove }), 'EACCES')).toMatchObject({ syscall: 'madvise' });
+  });
+});
+
+describe('Mapping methods', () => {
+  test('ranges are checked once, overflow-safe, for every method', () => {
+    using m = mapAnonymous(4 * PAGE_SIZE);
+    const len = 4 * PAGE_SIZE;
+    const calls: Array<(o: number, l?: number) => unknown> = [
+      (o, l) => m.protect(RW, o, l), (o, l) => m.advise(Advice.Normal, o, l),
+      (o, l) => m.sync({ offset: o, length: l }), (o, l) => m.lock(o, l), (o, l) => m.unlock(o, l),
+      (o, l) => m.residency(o, l), (o, l) => m.view(o, l),
+    ];
+    for (const call of calls) {
+      expectCode(() => call(len + 1), 'ERR_OUT_OF_RANGE', RangeError);
+      expectCode(() => call(-1), 'ERR_OUT_OF_RANGE', RangeError);
+      expectCode(() => call(NaN), 'ERR_OUT_OF_RANGE', RangeError);
+      expectCode(() => call(PAGE_SIZE, len), 'ERR_OUT_OF_RANGE', RangeError);
+      expectCode(() => call(len, Number.MAX_SAFE_INTEGER), 'ERR_OUT_OF_RANGE', RangeError);
+      expectCode(() => call('0' as never), 'ERR_INVALID_ARG_TYPE', TypeError);
+    }
+  });
+  test('advice outside Advice is refused (never MADV_HWPOISON)', () => {
+    using m = mapAnonymous(PAGE_SIZE);
+    expectCode(() => m.advise(100 as Advice), 'ERR_INVALID_ARG_VALUE', TypeError);
+    expectCode(() => m.advise(101 as Advice), 'ERR_INVALID_ARG_VALUE', TypeError);
+    expectCode(() => m.advise('normal' as never), 'ERR_INVALID_ARG_TYPE', TypeError);
+  });
+  test('bad options and sizes', () => {
+    using m = mapAnonymous(PAGE_SIZE);
+    expectCode(() => m.sync({ async: 'yes' as never }), 'ERR_INVALID_ARG_TYPE', TypeError);
+    expectCode(() => m.sync(5 as never), 'ERR_INVALID_ARG_TYPE', TypeError);
+    expectCode(() => m.resize(0), 'ERR_OUT_OF_RANGE', RangeError);
+    expectCode(() => m.resize(NaN), 'ERR_OUT_OF_RANGE', RangeError);
+    expectCode(() => m.resize(-1), 'ERR_OUT_OF_RANGE', RangeError);
+    expectCode(() => m.resize(PAGE_SIZE, { mayMove: 'no' as never }), 'ERR_INVALID_ARG_TYPE', TypeError);
+    expectCode(() => m.protect(16 as Prot), 'ERR_INVALID_ARG_VALUE', TypeError);
+    expectCode(() => m.mapFixed(1, PAGE_SIZE - 1, RW, ANON), 'ERR_OUT_OF_RANGE', RangeError);
+    expectCode(() => m.mapFixed(0, PAGE_SIZE, RW, ANON | MapFlags.FixedNoReplace), 'ERR_INVALID_ARG_VALUE', TypeError);
+  });
+  test('msync on an anonymous private mapping is fine; on an invalid range the kernel says why', () => {
+    using m = mapAnonymous(PAGE_SIZE);
+    expect(() => m.sync()).not.toThrow();
+  });
+  test('Mapping cannot be constructed directly', () => {
+    const Ctor = Mapping as unknown as new () => Mapping;
+    expectCode(() => new Ctor(), 'ERR_ILLEGAL_CONSTRUCTOR', TypeError);
+  });
+  test('flush() rejects (never throws synchronously) on bad options', async () => {
+    using m = mapAnonymous(PAGE_SIZE);
+    const p = m.flush({ offset: -1 });
+    await expect(p).rejects.toMatchObject({ code: 'ERR_OUT_OF_RANGE' });
+  });
+});
+
+describe('use after unmap', () => {
+  test('every view has length 0, reads give undefined, every call throws ERR_MAPPING_CLOSED', async () => {
+    const path = fileWith(dir, 'closed.bin', new Uint8Array(2 * PAGE_SIZE).fill(3));
+    const m = mapFile(path, { mode: 'r+' });
+    const bytes = m.bytes;
+    const words = new Uint32Array(m.buffer);
+    const window = m.view(PAGE_SIZE, 16);
+    const dv = new DataView(m.buffer);
+    const buffer = m.buffer;
+    m.unmap();
+    expect(m.closed).toBe(true);
+    expect(m.length).toBe(0);
+    for (const v of [bytes, words, window]) {
+      expect(v.length).toBe(0);
+      expect(v[0]).toBeUndefined();
+    }
+    expect(buffer.byteLength).toBe(0);
+    expect(() => dv.getUint8(0)).toThrow(/detached/);
+    const calls: Array<() => unknown> = [
+      () => m.buffer, () => m.bytes, () => m.address, () => m.view(0, 1), () => m.protect(Prot.Read),
+      () => m.advise(Advice.Normal), () => m.sync(), () => m.lock(), () => m.unlock(), () => m.residency(),
+      () => m.resize(PAGE_SIZE), () => m.mapFixed(0, PAGE_SIZE, RW, ANON),
+    ];
+    for (const call of calls) expectCode(call, 'ERR_MAPPING_CLOSED');
+    await expect(m.flush()).rejects.toMatchObject({ code: 'ERR_MAPPING_CLOSED' });
+    expect(() => m.unmap()).not.toThrow();
+    expect(() => m[Symbol.dispose]()).not.toThrow();
+  });
+});
