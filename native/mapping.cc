@@ -46,18 +46,30 @@ size_t PageSize() {
 
 void Hold(Region* region) { ++region->holds; }
 
-void Release(Region* region) {
-  if (--region->holds != 0) return;
-  if (region->state != Region::State::kReleased) {
+// Frees what nothing holds any more: the placeholder of an unmapped region once no buffer or
+// operation can reach it; a mapping still mapped once its handle is gone too; then the struct.
+static void Settle(Region* region) {
+  if (region->holds != 0) return;
+  if (region->state == Region::State::kReserved ||
+      (region->state == Region::State::kMapped && !region->handleAlive)) {
     munmap(region->base, region->size);
     Released(region);
   }
-  delete region;
+  if (!region->handleAlive) delete region;
+}
+
+void Release(Region* region) {
+  --region->holds;
+  Settle(region);
 }
 
 namespace {
 
-void FinalizeHandle(napi_env, void* data, void*) { Release(static_cast<Region*>(data)); }
+void FinalizeHandle(napi_env, void* data, void*) {
+  auto* region = static_cast<Region*>(data);
+  region->handleAlive = false;
+  Settle(region);
+}
 
 void FinalizeBuffer(napi_env env, void*, void* hint) {
   auto* record = static_cast<BufferRecord*>(hint);
@@ -137,7 +149,6 @@ Napi::Value Map(const Napi::CallbackInfo& info) {
   auto* region = new Region();
   region->base = static_cast<uint8_t*>(addr);
   region->size = (length + PageSize() - 1) / PageSize() * PageSize();
-  region->holds = 1;  // the handle
   liveRegions.fetch_add(1, std::memory_order_relaxed);
   liveBytes.fetch_add(static_cast<int64_t>(region->size), std::memory_order_relaxed);
   napi_value handle;

@@ -23,8 +23,9 @@ struct Region {
   uint8_t* base = nullptr;
   size_t size = 0;  // a multiple of the page size
   State state = State::kMapped;
-  uint32_t holds = 0;      // the handle + live ArrayBuffers + operations in flight
+  uint32_t holds = 0;      // live ArrayBuffers + operations in flight: they keep the range
   uint32_t inFlight = 0;   // threadpool operations reading [base, base + size)
+  bool handleAlive = true; // the JS handle keeps this struct (not the range) alive
   std::vector<BufferRecord*> buffers;
 };
 
@@ -36,6 +37,8 @@ Region* UnwrapRegion(Napi::Env env, const Napi::Value& value);
 uint8_t* RegionRange(Napi::Env env, Region* region, const Napi::Value& offset,
                      const Napi::Value& length, size_t* lengthOut);
 
+// A hold keeps the range reserved (a placeholder at least) after unmap(); the last
+// Release of an unmapped region munmaps its placeholder.
 void Hold(Region* region);
 void Release(Region* region);
 
