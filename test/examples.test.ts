@@ -1,0 +1,28 @@
+// Every example the README quotes runs, as a user would run it, and does what it says.
+import { spawnSync } from 'node:child_process';
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+
+const root = join(__dirname, '..');
+const examples = readdirSync(join(root, 'examples')).filter((f) => f.endsWith('.js')).sort();
+
+test('the README quotes every example, verbatim', () => {
+  const readme = readFileSync(join(root, 'README.md'), 'utf8');
+  for (const name of examples) {
+    expect(readme).toContain(`examples/${name}`);
+    expect(readme).toContain(readFileSync(join(root, 'examples', name), 'utf8').trim());
+  }
+});
+
+test.each(examples)('examples/%s runs to completion', (name) => {
+  const run = spawnSync(process.execPath, [join('examples', name)], { cwd: root, encoding: 'utf8', timeout: 120_000 });
+  expect(run.stderr).toBe('');
+  expect(run.status).toBe(0);
+  expect(run.stdout.length).toBeGreaterThan(0);
+});
+
+test('zero-copy-file: the shared write reaches the file, the private one does not', () => {
+  const run = spawnSync(process.execPath, ['examples/zero-copy-file.js'], { cwd: root, encoding: 'utf8' });
+  expect(run.stdout).toContain('on disk at 4096: 0xdeadbeef');
+  expect(run.stdout).toContain('after a private write, file still holds 0xdeadbeef');
+});
