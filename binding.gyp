@@ -4,6 +4,7 @@
       "target_name": "mman",
       "sources": [
         "native/addon.cc",
+        "native/guard.cc",
         "native/mapping.cc",
         "native/memory.cc"
       ],

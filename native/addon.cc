@@ -4,6 +4,7 @@
 #include <sys/mman.h>
 #include <linux/mman.h>
 
+#include "guard.h"
 #include "mapping.h"
 
 namespace mman {
@@ -79,6 +80,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("constants", Constants(env));
   InitMapping(env, exports);
   InitMemory(env, exports);
+  InitGuard(env, exports);
   return exports;
 }
 

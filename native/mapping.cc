@@ -3,6 +3,8 @@
 // still point into the range; munmap when the last holder lets go.
 #include "mapping.h"
 
+#include "guard.h"
+
 #include <errno.h>
 #include <sys/mman.h>
 #include <unistd.h>
@@ -33,7 +35,15 @@ struct BufferRecord {
 std::atomic<int64_t> liveRegions{0};
 std::atomic<int64_t> liveBytes{0};
 
+// Whatever the range becomes next, the guard no longer covers it.
+void Unguard(Region* region) {
+  if (region->guardSlot < 0) return;
+  GuardUnregister(region->guardSlot);
+  region->guardSlot = -1;
+}
+
 void Released(Region* region) {
+  Unguard(region);
   region->state = Region::State::kReleased;
   liveRegions.fetch_sub(1, std::memory_order_relaxed);
   liveBytes.fetch_sub(static_cast<int64_t>(region->size), std::memory_order_relaxed);
@@ -222,6 +232,7 @@ Napi::Value Unmap(const Napi::CallbackInfo& info) {
   void* placeholder = mmap(region->base, region->size, PROT_NONE,
                            MAP_FIXED | MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
   if (placeholder == MAP_FAILED) return Errno(env, errno);
+  Unguard(region);
   region->state = Region::State::kReserved;
   return Napi::Number::New(env, 0);
 }
@@ -256,6 +267,7 @@ Napi::Value Remap(const Napi::CallbackInfo& info) {
                       std::memory_order_relaxed);
   region->base = static_cast<uint8_t*>(addr);
   region->size = newSize;
+  if (region->guardSlot >= 0) GuardMove(region->guardSlot, reinterpret_cast<uintptr_t>(addr), newSize);
   return Napi::Number::New(env, 0);
 }
 

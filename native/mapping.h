@@ -26,6 +26,7 @@ struct Region {
   uint32_t holds = 0;      // live ArrayBuffers + operations in flight: they keep the range
   uint32_t inFlight = 0;   // threadpool operations reading [base, base + size)
   bool handleAlive = true; // the JS handle keeps this struct (not the range) alive
+  int guardSlot = -1;      // the truncation guard's slot, when guarded
   std::vector<BufferRecord*> buffers;
 };
 

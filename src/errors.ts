@@ -20,7 +20,7 @@ export type MmanErrorCode =
   | 'ERR_MAPPING_CLOSED'
   | 'ERR_MAPPING_EMPTY_FILE'
   | 'ERR_MAPPING_TRANSFERRED'
-  | 'ERR_MAPPING_TOO_LARGE';
+  | 'ERR_MAPPING_TRUNCATED';
 
 let systemErrorMap: Map<number, [string, string]> | undefined;
 

@@ -122,6 +122,7 @@ export class Mapping implements Disposable {
   #size: number;          // bytes mapped, a multiple of the page (or huge page) size
   #granule: number;       // PAGE_SIZE, or the huge page size for MAP_HUGETLB
   #flags: number;
+  #guarded = false;
   #growable: number;      // how far resize() may grow: a shared anonymous mapping's original size
   #buffer: ArrayBuffer | null = null;
   #bytes: Uint8Array | null = null;
@@ -143,8 +144,33 @@ export class Mapping implements Disposable {
   }
 
   #open(): Handle {
-    if (this.#handle === null) throw mappingClosed();
-    return this.#handle;
+    const handle = this.#handle;
+    if (handle === null) throw mappingClosed();
+    if (this.#guarded && native.guardFaults(handle) !== 0) {
+      throw mmanError('ERR_MAPPING_TRUNCATED',
+        `The file under this mapping was truncated: ${native.guardFaults(handle)} page(s) past its end were read as zeros; writes to them are lost`);
+    }
+    return handle;
+  }
+
+  /** @internal Opts this mapping into the process-wide SIGBUS guard. */
+  guardAgainstTruncation(prot: number): void {
+    const rc = native.guard(this.#open(), prot);
+    if (rc < 0) throw systemError(rc, 'sigaction');
+    this.#guarded = true;
+  }
+
+  /**
+   * For a mapping made with `guard: true`: true once a read or write hit a page past the end
+   * of the file (truncated under the mapping) and the guard put a zero page there.
+   */
+  get truncated(): boolean {
+    return this.truncatedPages !== 0;
+  }
+
+  /** For a mapping made with `guard: true`: how many pages the guard replaced with zero pages. */
+  get truncatedPages(): number {
+    return this.#guarded && this.#handle !== null ? native.guardFaults(this.#handle) : 0;
   }
 
   // The one bounds check: [offset, offset + length) inside the exposed window, overflow-safe.
@@ -181,6 +207,7 @@ export class Mapping implements Disposable {
 
   /** A `Uint8Array` over {@link Mapping.buffer}, made once. */
   get bytes(): Uint8Array {
+    if (this.#guarded) this.#open(); // a truncated guarded mapping reports it here too
     return this.#bytes ??= new Uint8Array(this.buffer);
   }
 
@@ -465,6 +492,13 @@ export interface MapFileOptions {
   populate?: boolean;
   /** madvise(2) the mapping once it is made. */
   advice?: Advice;
+  /**
+   * Survive the file being truncated under the mapping: a page past the new end of the file
+   * reads as zeros instead of killing the process with SIGBUS, {@link Mapping.truncated}
+   * turns true, and every later method call throws `ERR_MAPPING_TRUNCATED`. Writes to such
+   * pages are lost. Installs a process-wide SIGBUS handler (chained to any earlier one).
+   */
+  guard?: boolean;
 }
 
 type FileTarget = PathLike | number | FileHandle;
@@ -497,6 +531,7 @@ export function mapFile(file: FileTarget, options?: MapFileOptions): Mapping {
   if (opts.length !== undefined) validateInteger(opts.length, 'options.length', 1, MAX_LENGTH);
   let flags = mode.flags;
   if (validateBoolean(opts.populate, 'options.populate')) flags |= MapFlags.Populate;
+  const guard = validateBoolean(opts.guard, 'options.guard');
   if (opts.advice !== undefined && !ADVICE_VALUES.has(opts.advice)) throw invalidArgValue('options.advice', opts.advice, 'must be a member of Advice');
 
   let fd: number;
@@ -527,13 +562,12 @@ export function mapFile(file: FileTarget, options?: MapFileOptions): Mapping {
     }
     const pageOffset = roundDown(offset, PAGE_SIZE);
     const mapping = create(length, mode.prot, flags, fd, pageOffset, offset - pageOffset, undefined, path);
-    if (opts.advice !== undefined) {
-      try {
-        mapping.advise(opts.advice);
-      } catch (err) {
-        mapping.unmap();
-        throw err;
-      }
+    try {
+      if (guard) mapping.guardAgainstTruncation(mode.prot);
+      if (opts.advice !== undefined) mapping.advise(opts.advice);
+    } catch (err) {
+      mapping.unmap();
+      throw err;
     }
     return mapping;
   } finally {

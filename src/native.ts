@@ -15,6 +15,8 @@ export interface NativeAddon {
         fd: number, fileOffset: number): number;
   address(handle: Handle): bigint;
   stats(): [regions: number, bytes: number];
+  guard(handle: Handle, prot: number): number;
+  guardFaults(handle: Handle): number;
   protect(handle: Handle, offset: number, length: number, prot: number): number;
   advise(handle: Handle, offset: number, length: number, advice: number): number;
   sync(handle: Handle, offset: number, length: number, flags: number): number;
