@@ -1,0 +1,48 @@
+// Worker threads: the addon loads in each, maps and unmaps concurrently, runs finalizers
+// on the worker's own thread, and a worker terminated with live mappings leaks nothing.
+import { runChild } from './helpers';
+
+test('four workers mapping at once; two terminated while holding live mappings; nothing leaked', () => {
+  const child = runChild(`
+    const { Worker } = require('worker_threads');
+    const workerCode = \`
+      const { parentPort, workerData } = require('worker_threads');
+      const mman = require(workerData.lib);
+      const turn = () => new Promise((r) => setImmediate(r));
+      (async () => {
+        let sum = 0;
+        for (let i = 0; i < 3000; i++) {
+          const m = i % 3 ? mman.mapAnonymous(mman.PAGE_SIZE, { shared: i % 2 === 0 }) : mman.mapFile(process.execPath, { length: 4096 });
+          sum += m.bytes[0] & 1;
+          if (i % 5) m.unmap(); // the rest are dropped for the GC
+          if (i % 500 === 0) await turn();
+        }
+        // Dropped mappings are finalized on this thread, on later turns of its loop.
+        for (let i = 0; i < 4; i++) { gc(); await turn(); }
+        const held = [];
+        for (let i = 0; i < 10; i++) { const m = mman.mapAnonymous(64 * 1024); m.bytes.fill(i); held.push(m); }
+        parentPort.postMessage({ sum, held: held.length });
+        if (workerData.linger) setInterval(() => held.length, 1000); // stay alive until terminated
+      })();
+    \`;
+    const base = mman.mappingStats().regions;
+    const start = (linger) => new Worker(workerCode, { eval: true, workerData: { lib: ${JSON.stringify(require('path').resolve(__dirname, '..', 'lib'))}, linger } });
+    (async () => {
+      const workers = [start(true), start(true), start(false), start(false)];
+      const exited = workers.map((w) => new Promise((ok) => w.once('exit', ok)));
+      const reports = await Promise.all(workers.map((w) => new Promise((ok, fail) => { w.once('message', ok); w.once('error', fail); })));
+      const whileHeld = mman.mappingStats().regions - base;
+      await Promise.all([workers[0].terminate(), workers[1].terminate()]);
+      await Promise.all(exited);
+      for (let i = 0; i < 3; i++) await new Promise((r) => setImmediate(r));
+      console.log(JSON.stringify({ reports, whileHeld, after: mman.mappingStats().regions - base }));
+    })();
+  `, [], ['--expose-gc']); // V8 flags are process-wide: workers get gc() too
+  expect(child.stderr).toBe('');
+  expect(child.status).toBe(0);
+  const out = JSON.parse(child.stdout);
+  expect(out.reports).toHaveLength(4);
+  for (const r of out.reports) expect(r.held).toBe(10);
+  expect(out.whileHeld).toBeGreaterThanOrEqual(20); // at least the two lingering workers' mappings
+  expect(out.after).toBe(0);
+});
