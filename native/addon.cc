@@ -9,6 +9,8 @@
 namespace mman {
 
 void InitMemory(Napi::Env env, Napi::Object exports);
+void InitShared(Napi::Env env, Napi::Object exports);
+void InitFutex(Napi::Env env, Napi::Object exports);
 
 namespace {
 
@@ -79,6 +81,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("constants", Constants(env));
   InitMapping(env, exports);
   InitMemory(env, exports);
+  InitShared(env, exports);
+  InitFutex(env, exports);
   return exports;
 }
 

@@ -20,7 +20,8 @@ export type MmanErrorCode =
   | 'ERR_MAPPING_CLOSED'
   | 'ERR_MAPPING_EMPTY_FILE'
   | 'ERR_MAPPING_TRANSFERRED'
-  | 'ERR_MAPPING_TOO_LARGE';
+  | 'ERR_MAPPING_TOO_LARGE'
+  | 'ERR_SHARED_MEMORY_CLOSED';
 
 let systemErrorMap: Map<number, [string, string]> | undefined;
 
