@@ -7,3 +7,5 @@ export { SharedMemory, fork, SHM_DIRECTORY } from './shared';
 export type { SharedMemoryCreateOptions, SharedMapOptions, SharedForkOptions } from './shared';
 export { wait, waitAsync, notify } from './futex';
 export type { WaitResult, WaitOptions, WaitAsyncOptions, NotifyOptions } from './futex';
+export { RingBuffer } from './ring';
+export type { RingBufferOptions, RingWaitOptions } from './ring';
