@@ -36,7 +36,8 @@ constexpr size_t kWaitsPerThread = FUTEX_WAITV_MAX - 1;  // one slot is the cont
 
 inline void CpuRelax() {
 #if defined(__x86_64__) || defined(__i386__)
-  __builtin_ia32_pause();
+  // No PAUSE: under a hypervisor it triggers pause-loop exits that cost far more than the spin.
+  __asm__ __volatile__("" ::: "memory");
 #elif defined(__aarch64__)
   asm volatile("yield" ::: "memory");
 #endif

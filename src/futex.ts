@@ -19,10 +19,10 @@ const EINVAL = -22;
 /** Options for {@link wait}. */
 export interface WaitOptions {
   /**
-   * Look at the word this many times (with a CPU pause between) before sleeping in the
-   * kernel. A wake through the kernel costs 40–100 µs on a small VM; a spin catches an
-   * answer that comes within microseconds, at the price of one busy CPU meanwhile
-   * (about 10 ns per iteration on x86-64). Default 0.
+   * Look at the word this many times before sleeping in the kernel. A wake through the
+   * kernel costs 40–100 µs on a small VM; a spin catches an answer that comes within
+   * microseconds, at the price of one busy CPU meanwhile (about 0.4–0.5 ns per iteration
+   * on x86-64: 20000 is about 10 µs). Default 0. See bench/RESULTS.md.
    */
   spin?: number;
   /**

@@ -27,7 +27,7 @@ const align8 = (n: number): number => (n + 7) & ~7;
 export interface RingBufferOptions {
   /**
    * Iterations to spin on the word before sleeping in the kernel (see
-   * {@link WaitOptions.spin}). Default 20000 (about 0.1–0.4 ms of one CPU) when this machine has more than one CPU, else 0.
+   * {@link WaitOptions.spin}). Default 20000 (about 10 µs of one CPU) when this machine has more than one CPU, else 0.
    */
   spin?: number;
 }
