@@ -27,7 +27,7 @@ const align8 = (n: number): number => (n + 7) & ~7;
 export interface RingBufferOptions {
   /**
    * Iterations to spin on the word before sleeping in the kernel (see
-   * {@link WaitOptions.spin}). Default 20000 (about 10 µs of one CPU) when this machine has more than one CPU, else 0.
+   * {@link WaitOptions.spin}). Default 2000 (about 1 µs of one CPU) when this machine has more than one CPU, else 0.
    */
   spin?: number;
 }
@@ -77,7 +77,7 @@ export class RingBuffer implements Disposable {
 
   private constructor(memory: SharedMemory, mapping: Mapping, capacity: number, options: RingBufferOptions | undefined) {
     const opts = validateOptions<RingBufferOptions>(options);
-    this.#spin = opts.spin === undefined ? (availableParallelism() > 1 ? 20000 : 0)
+    this.#spin = opts.spin === undefined ? (availableParallelism() > 1 ? 2000 : 0)
       : validateInteger(opts.spin, 'options.spin', 0, 2 ** 31 - 1);
     this.memory = memory;
     this.mapping = mapping;
