@@ -8,6 +8,7 @@
 // counted in flight) until then, so an unmap() meanwhile leaves a placeholder, never a hole.
 #include <errno.h>
 #include <limits.h>
+#include <sched.h>
 #include <linux/futex.h>
 #include <sys/syscall.h>
 #include <time.h>
@@ -133,6 +134,7 @@ Napi::Value Wait(const Napi::CallbackInfo& info) {
   if (__atomic_load_n(word, __ATOMIC_SEQ_CST) != expected) return Napi::Number::New(env, kNotEqual);
   for (int64_t i = 0; i < spin; ++i) {  // the other side usually answers within microseconds
     CpuRelax();
+    if ((i & 1023) == 1023) sched_yield();  // a peer waiting for this CPU gets it
     if (__atomic_load_n(word, __ATOMIC_ACQUIRE) != expected) return Napi::Number::New(env, kOk);
   }
   if (timeoutMs == 0) return Napi::Number::New(env, kTimedOut);

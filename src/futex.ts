@@ -19,10 +19,11 @@ const EINVAL = -22;
 /** Options for {@link wait}. */
 export interface WaitOptions {
   /**
-   * Look at the word this many times before sleeping in the kernel. A wake through the
+   * Look at the word up to this many times before sleeping in the kernel, yielding the
+   * CPU every 1024 looks so that a peer waiting for this CPU can run. A wake through the
    * kernel costs 40–100 µs on a small VM; a spin catches an answer that comes within
-   * microseconds, at the price of one busy CPU meanwhile (about 0.4–0.5 ns per iteration
-   * on x86-64: 20000 is about 10 µs). Default 0. See bench/RESULTS.md.
+   * microseconds, at the price of one busy CPU meanwhile: 2000 looks cost 2–15 µs of CPU
+   * when nothing comes (bench/ipc.js measures it). Default 0.
    */
   spin?: number;
   /**
