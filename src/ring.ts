@@ -27,7 +27,7 @@ const align8 = (n: number): number => (n + 7) & ~7;
 export interface RingBufferOptions {
   /**
    * Iterations to spin on the word before sleeping in the kernel (see
-   * {@link WaitOptions.spin}). Default 2000 (2–15 µs of one CPU: enough to catch a peer that answers at once, under the 40–100 µs a futex wake costs) when this machine has more than one CPU, else 0.
+   * {@link WaitOptions.spin}). Default 20000 (10–40 µs of one CPU when nothing comes; a peer that is running answers within 1 µs and is caught, see bench/RESULTS.md) when this machine has more than one CPU, else 0.
    */
   spin?: number;
 }
@@ -77,7 +77,7 @@ export class RingBuffer implements Disposable {
 
   private constructor(memory: SharedMemory, mapping: Mapping, capacity: number, options: RingBufferOptions | undefined) {
     const opts = validateOptions<RingBufferOptions>(options);
-    this.#spin = opts.spin === undefined ? (availableParallelism() > 1 ? 2000 : 0)
+    this.#spin = opts.spin === undefined ? (availableParallelism() > 1 ? 20000 : 0)
       : validateInteger(opts.spin, 'options.spin', 0, 2 ** 31 - 1);
     this.memory = memory;
     this.mapping = mapping;
