@@ -1,5 +1,7 @@
 // SharedMemory across real forked processes: what the parent writes the child reads, and
 // the other way round; seals, names, modes, and every refused argument.
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { existsSync, ftruncateSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 
@@ -111,6 +113,32 @@ describe('memfd segment (SharedMemory.create(size))', () => {
     expect(copy.size).toBe(4096);
     expect(copy.name).toBeUndefined();
     expect(SharedMemory.inherited()).toEqual([]);
+  });
+});
+
+describe('sharing by hand (docs/shared-memory.md)', () => {
+  const fixture = join(__dirname, 'fixtures', 'shared-child.js');
+
+  test('spawn with the fd in stdio after ipc: the child maps fd 4 with fromFd()', async () => {
+    const shm = SharedMemory.create(4096);
+    const m = shm.map();
+    m.bytes[0] = 41;
+    const child = spawn(process.execPath, [fixture, 'byHand', '4'], { stdio: ['inherit', 'inherit', 'inherit', 'ipc', shm.fd] });
+    const [report] = await once(child, 'message');
+    expect(report).toEqual({ first: 41, size: 4096 });
+    expect(m.bytes[1]).toBe(42);
+    await once(child, 'exit');
+  });
+
+  test('an unrelated process opens /proc/<pid>/fd/<n> and maps the same memfd', async () => {
+    const shm = SharedMemory.create(8192);
+    const m = shm.map();
+    m.bytes[0] = 7;
+    const child = spawn(process.execPath, [fixture, 'byHand', `/proc/${process.pid}/fd/${shm.fd}`], { stdio: ['inherit', 'inherit', 'inherit', 'ipc'] });
+    const [report] = await once(child, 'message');
+    expect(report).toEqual({ first: 7, size: 8192 });
+    expect(m.bytes[1]).toBe(8);
+    await once(child, 'exit');
   });
 });
 
