@@ -270,7 +270,7 @@ describe('examples/ring-buffer.js', () => {
   test('runs, exits 0 and says what it did', async () => {
     const root = join(__dirname, '..');
     const { stdout } = await promisify(execFile)(process.execPath, [join(root, 'examples', 'ring-buffer.js')], { cwd: root });
-    expect(stdout).toMatch(/parent sent 1000 messages, (\d+) bytes; the child confirmed \1 bytes/);
-    expect(stdout).toMatch(/child read 1000 messages/);
+    expect(stdout).toMatch(/parent sent 20000 messages, (\d+) bytes; the child confirmed \1 bytes/);
+    expect(stdout).toMatch(/child read 20000 messages/);
   });
 });
