@@ -25,6 +25,21 @@
 
 #include "mapping.h"
 
+// Headers older than Linux 5.16 lack futex_waitv; the syscall number is the same everywhere.
+#ifndef FUTEX_WAITV_MAX
+#define FUTEX_WAITV_MAX 128
+#define FUTEX_32 2
+struct futex_waitv {
+  uint64_t val;
+  uint64_t uaddr;
+  uint32_t flags;
+  uint32_t __reserved;
+};
+#endif
+#ifndef SYS_futex_waitv
+#define SYS_futex_waitv 449
+#endif
+
 namespace mman {
 
 namespace {
@@ -267,12 +282,19 @@ void WaiterThread::Run() {
     long rc = syscall(SYS_futex_waitv, vector.data(), vector.size(), 0,
                       timed ? &deadline : nullptr, CLOCK_MONOTONIC);
     int err = rc < 0 ? errno : 0;
+    if (err == ENOSYS && snapshot.empty()) {
+      // A kernel before 5.16: every wait fails below; sleep until the next one comes.
+      Futex(&control, FUTEX_WAIT_PRIVATE, seen, nullptr, 0);
+    }
     lock.lock();
     finished.clear();
     for (size_t i = 0; i < snapshot.size(); ++i) {
       AsyncWait* w = snapshot[i];
       bool over = false;
-      if (w->cancelled.load()) {
+      if (err == ENOSYS) {
+        w->result = -ENOSYS;
+        over = true;
+      } else if (w->cancelled.load()) {
         w->result = kCancelled;
         over = true;
       } else if (rc == static_cast<long>(i + 1)) {

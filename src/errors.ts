@@ -21,7 +21,8 @@ export type MmanErrorCode =
   | 'ERR_MAPPING_EMPTY_FILE'
   | 'ERR_MAPPING_TRANSFERRED'
   | 'ERR_MAPPING_TOO_LARGE'
-  | 'ERR_SHARED_MEMORY_CLOSED';
+  | 'ERR_SHARED_MEMORY_CLOSED'
+  | 'ERR_INVALID_STATE';
 
 let systemErrorMap: Map<number, [string, string]> | undefined;
 

@@ -15,6 +15,7 @@ export type WaitResult = 'ok' | 'not-equal' | 'timed-out';
 const RESULTS: readonly WaitResult[] = ['ok', 'not-equal', 'timed-out'];
 const CANCELLED = 3;
 const EINVAL = -22;
+const FOREVER_MS = 1e12;  // ~31 years: longer timeouts are treated as none (no time_t overflow)
 
 /** Options for {@link wait}. */
 export interface WaitOptions {
@@ -88,7 +89,7 @@ function validateTimeout(timeoutMs: unknown): number {
   if (timeoutMs === undefined || timeoutMs === Infinity) return -1;
   if (typeof timeoutMs !== 'number') throw invalidArgType('timeoutMs', 'of type number', timeoutMs);
   if (Number.isNaN(timeoutMs) || timeoutMs < 0) throw outOfRange('timeoutMs', '>= 0', timeoutMs);
-  return timeoutMs;
+  return timeoutMs > FOREVER_MS ? -1 : timeoutMs;
 }
 
 function misaligned(index: unknown): RangeError {
@@ -126,6 +127,7 @@ export function wait(view: Int32Array, index: number, expected: number, timeoutM
  * words at once, so no libuv threadpool thread is taken. A pending wait keeps the event
  * loop alive, like a timer. Aborting `options.signal` rejects with an `AbortError` and
  * frees the slot at once. The mapping stays mapped (its pages held) until the wait ends.
+ * Needs Linux 5.16+ (futex_waitv); on older kernels the promise rejects with `ENOSYS`.
  */
 export function waitAsync(view: Int32Array, index: number, expected: number, timeoutMs?: number,
                           options?: WaitAsyncOptions): Promise<WaitResult> {

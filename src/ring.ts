@@ -6,7 +6,7 @@ import { availableParallelism } from 'node:os';
 import { SharedMemory } from './shared';
 import type { Mapping } from './mapping';
 import { notify, wait, waitAsync, type WaitOptions } from './futex';
-import { invalidArgType, invalidArgValue, outOfRange, systemError, validateInteger, validateOptions } from './errors';
+import { invalidArgType, invalidArgValue, mmanError, outOfRange, systemError, validateInteger, validateOptions } from './errors';
 
 // Header words, each on its own cache line so the two sides do not slow each other down.
 const HEAD = 0;            // bytes released by the reader (u32, wraps)
@@ -146,7 +146,7 @@ export class RingBuffer implements Disposable {
 
   /** Publishes the message reserved last, and wakes the reader if it sleeps. */
   commit(): void {
-    if (this.#writeAt < 0) throw invalidArgValue('this', 'RingBuffer', 'has no reserved message to commit');
+    if (this.#writeAt < 0) throw mmanError('ERR_INVALID_STATE', 'No message is reserved: call reserve() before commit()');
     const next = (this.#writeAt + align8(RECORD_HEADER + this.#reserved)) >>> 0;
     this.#writeAt = -1;
     Atomics.store(this.#words, TAIL, next | 0);
@@ -176,7 +176,7 @@ export class RingBuffer implements Disposable {
 
   #need(length: number): number {
     validateInteger(length, 'length', 0, this.maxMessageLength);
-    if (this.#writeAt >= 0) throw invalidArgValue('this', 'RingBuffer', 'has a reserved message: commit() it first');
+    if (this.#writeAt >= 0) throw mmanError('ERR_INVALID_STATE', 'A reserved message is not committed yet: call commit() first');
     return align8(RECORD_HEADER + length);
   }
 

@@ -140,7 +140,8 @@ export class SharedMemory implements Disposable {
   /**
    * Wraps an open file descriptor of a memfd or shared-memory file (one received through
    * `stdio`, or opened from `/proc/<pid>/fd/<n>`). The SharedMemory owns `fd` from now on:
-   * {@link SharedMemory.close} closes it.
+   * {@link SharedMemory.close} closes it. `name` records the `/dev/shm` name it has, if any,
+   * so that {@link SharedMemory.unlink} can remove it.
    */
   static fromFd(fd: number, name?: string): SharedMemory {
     validateInteger(fd, 'fd', 0, 2 ** 31 - 1);
@@ -266,9 +267,11 @@ export function fork(modulePath: string | URL, args?: readonly string[] | Shared
   share.forEach((shm, i) => {
     if (!(shm instanceof SharedMemory)) throw invalidArgType(`options.share[${i}]`, 'an instance of SharedMemory', shm);
   });
-  const stdio: StdioOptions = opts.stdio !== undefined ? [...(opts.stdio as readonly unknown[]) as never[]]
+  const given = opts.stdio;
+  const stdio: StdioOptions = Array.isArray(given) ? [...given]
+    : typeof given === 'string' ? [given, given, given, 'ipc']
     : opts.silent ? ['pipe', 'pipe', 'pipe', 'ipc'] : ['inherit', 'inherit', 'inherit', 'ipc'];
-  if (!Array.isArray(stdio) || !stdio.includes('ipc')) {
+  if (!stdio.includes('ipc')) {
     throw invalidArgValue('options.stdio', opts.stdio, "must be an array that includes 'ipc'");
   }
   const described = share.map((shm, i) => ({

@@ -59,6 +59,8 @@ describe('wait', () => {
     expect(ms).toBeLessThan(1000);
     expect(wait(v, 0, 0, 0)).toBe('timed-out');
     expect(wait(v, 0, 0, 5, { spin: 10000 })).toBe('timed-out');
+    v[0] = 1;
+    expect(wait(v, 0, 0, Number.MAX_VALUE)).toBe('not-equal');
   });
 
   test("wakes with 'ok' on a notify from another process", async () => {
@@ -254,6 +256,9 @@ describe('RingBuffer between two processes', () => {
     expect(() => ring.write(new Uint8Array(ring.maxMessageLength + 1))).toThrow(expect.objectContaining({ code: 'ERR_OUT_OF_RANGE' }));
     expect(() => RingBuffer.create(5000)).toThrow(expect.objectContaining({ code: 'ERR_OUT_OF_RANGE' }));
     expect(() => RingBuffer.attach(SharedMemory.create(8192))).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARG_VALUE' }));
+    expect(() => ring.commit()).toThrow(expect.objectContaining({ code: 'ERR_INVALID_STATE' }));
+    ring.reserve(1);
+    expect(() => ring.reserve(1)).toThrow(expect.objectContaining({ code: 'ERR_INVALID_STATE' }));
   });
 
   test('readAsync/writeAsync keep the event loop free', async () => {

@@ -56,6 +56,15 @@ describe('memfd segment (SharedMemory.create(size))', () => {
     await child.exited;
   });
 
+  test("fork() with stdio 'pipe' still appends the fds after 'ipc'", async () => {
+    const shm = SharedMemory.create(4096);
+    shm.map().bytes[0] = 5;
+    const child = fork(join(__dirname, 'fixtures', 'shared-child.js'), ['echo', '', '1'], { share: [shm], stdio: 'pipe' });
+    const [report] = await once(child, 'message');
+    expect(report).toEqual({ seen: [5], size: 4096, name: null });
+    await once(child, 'exit');
+  });
+
   test('grow() grows it; shrinking is refused, by the seal or before the call', () => {
     const shm = SharedMemory.create(4096);
     shm.grow(3 * 4096);
