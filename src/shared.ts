@@ -280,8 +280,8 @@ export function fork(modulePath: string | URL, args?: readonly string[] | Shared
     ...(shm.name !== undefined ? { name: shm.name } : {}),
   }));
   for (const shm of share) (stdio as unknown[]).push(shm.fd);
-  const { share: _share, ...forkOptions } = opts;
-  void _share;
+  const forkOptions: SharedForkOptions = { ...opts };
+  delete forkOptions.share;  // not a child_process option
   return forkProcess(modulePath, (args ?? []) as string[], {
     ...forkOptions,
     stdio,
