@@ -6,7 +6,9 @@
         "native/addon.cc",
         "native/guard.cc",
         "native/mapping.cc",
-        "native/memory.cc"
+        "native/memory.cc",
+        "native/shared.cc",
+        "native/futex.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_VERSION=8", "NAPI_CPP_EXCEPTIONS", "_GNU_SOURCE"],

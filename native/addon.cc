@@ -10,6 +10,8 @@
 namespace mman {
 
 void InitMemory(Napi::Env env, Napi::Object exports);
+void InitShared(Napi::Env env, Napi::Object exports);
+void InitFutex(Napi::Env env, Napi::Object exports);
 
 namespace {
 
@@ -81,6 +83,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   InitMapping(env, exports);
   InitMemory(env, exports);
   InitGuard(env, exports);
+  InitShared(env, exports);
+  InitFutex(env, exports);
   return exports;
 }
 

@@ -3,3 +3,9 @@ export { PAGE_SIZE, MAX_BUFFER_LENGTH, Mapping, mmap, mapFile, mapAnonymous, map
 export type { MappingStats, MapFileMode, MapFileOptions, MapAnonymousOptions, SyncOptions, FlushOptions, ResizeOptions, LockOptions } from './mapping';
 export { Prot, MapFlags, Advice, SyncFlags, RemapFlags, LockFlags } from './flags';
 export type { SystemError, MmanErrorCode } from './errors';
+export { SharedMemory, fork, SHM_DIRECTORY } from './shared';
+export type { SharedMemoryCreateOptions, SharedMapOptions, SharedForkOptions } from './shared';
+export { wait, waitAsync, notify } from './futex';
+export type { WaitResult, WaitOptions, WaitAsyncOptions, NotifyOptions } from './futex';
+export { RingBuffer } from './ring';
+export type { RingBufferOptions, RingWaitOptions } from './ring';

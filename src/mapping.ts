@@ -97,6 +97,21 @@ const dispose: typeof Symbol.dispose = Symbol.dispose ?? Symbol.for('nodejs.disp
 // Every ArrayBuffer this library made, to the Mapping it belongs to (for futex and friends).
 const owners = new WeakMap<ArrayBuffer, Mapping>();
 
+/** @internal The Mapping that made `buffer`, even an unmapped one (to tell "closed" from "not ours"). */
+export function ownerOf(buffer: ArrayBufferLike): Mapping | undefined {
+  return owners.get(buffer as ArrayBuffer);
+}
+
+// Reads a Mapping's native handle for the other modules of this package (futex).
+let readHandle: (mapping: Mapping) => Handle | null;
+
+/** @internal The native handle of a live Mapping; throws ERR_MAPPING_CLOSED after unmap(). */
+export function handleOf(mapping: Mapping): Handle {
+  const handle = readHandle(mapping);
+  if (handle === null) throw mappingClosed();
+  return handle;
+}
+
 /** @internal The live Mapping that made `buffer`, if any. */
 export function mappingOf(buffer: ArrayBufferLike): Mapping | undefined {
   const mapping = owners.get(buffer as ArrayBuffer);
@@ -126,6 +141,10 @@ export class Mapping implements Disposable {
   #growable: number;      // how far resize() may grow: a shared anonymous mapping's original size
   #buffer: ArrayBuffer | null = null;
   #bytes: Uint8Array | null = null;
+
+  static {
+    readHandle = (mapping) => mapping.#handle;
+  }
 
   /** @internal Mappings are made by {@link mmap}, {@link mapFile} and {@link mapAnonymous}. */
   constructor(token: typeof CONSTRUCT, handle: Handle, delta: number, length: number, size: number, granule: number, flags: number) {

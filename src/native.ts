@@ -24,6 +24,18 @@ export interface NativeAddon {
   lock(handle: Handle, offset: number, length: number, flags: number): number;
   unlock(handle: Handle, offset: number, length: number): number;
   residency(handle: Handle, offset: number, length: number, out: Uint8Array): number;
+  memfdCreate(name: string, flags: number): number;
+  addSeals(fd: number, seals: number): number;
+  getSeals(fd: number): number;
+  setCloexec(fd: number, on: boolean): number;
+  wait(handle: Handle, buffer: ArrayBuffer, byteOffset: number, expected: number,
+       timeoutMs: number, spin: number, waitersOffset: number): number;
+  notify(handle: Handle, buffer: ArrayBuffer, byteOffset: number, count: number,
+         waitersOffset: number): number;
+  waitAsyncStart(handle: Handle, buffer: ArrayBuffer, byteOffset: number, expected: number,
+                 timeoutMs: number, waitersOffset: number, callback: (result: number) => void): number;
+  waitAsyncCancel(id: number): boolean;
+  waitAsyncStats(): { pending: number; sleeping: number; threads: number };
 }
 
 // eslint-disable-next-line @typescript-eslint/no-require-imports

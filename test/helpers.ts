@@ -3,6 +3,10 @@ import { spawnSync, type SpawnSyncReturns } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { once } from 'node:events';
+import type { ChildProcess } from 'node:child_process';
+
+import { fork, type SharedMemory } from '../src';
 
 /** The compiled library, as a child process or a user's program loads it. */
 export const LIB = resolve(__dirname, '..', 'lib');
@@ -75,4 +79,35 @@ export function permsAt(address: bigint): string | undefined {
     if (m && address >= BigInt(`0x${m[1]}`) && address < BigInt(`0x${m[2]}`)) return m[3];
   }
   return undefined;
+}
+
+/** A child started through mman's fork() running test/fixtures/shared-child.js. */
+export interface Child {
+  process: ChildProcess;
+  /** The next IPC message from the child. */
+  next(): Promise<unknown>;
+  /** Resolves with [exit code, signal]. */
+  exited: Promise<[number | null, NodeJS.Signals | null]>;
+}
+
+export function startChild(mode: string, args: string[], share: SharedMemory[]): Child {
+  const child = fork(join(__dirname, 'fixtures', 'shared-child.js'), [mode, ...args], { share });
+  const queue: unknown[] = [];
+  const waiting: Array<(m: unknown) => void> = [];
+  child.on('message', (m) => {
+    const w = waiting.shift();
+    if (w) w(m);
+    else queue.push(m);
+  });
+  const exited = once(child, 'exit') as Promise<[number | null, NodeJS.Signals | null]>;
+  return {
+    process: child,
+    next: () => (queue.length > 0 ? Promise.resolve(queue.shift()) : new Promise((resolve) => waiting.push(resolve))),
+    exited,
+  };
+}
+
+/** A /dev/shm name no other test run uses. */
+export function uniqueName(tag: string): string {
+  return `mman-test-${process.pid}-${tag}-${Math.random().toString(36).slice(2, 8)}`;
 }

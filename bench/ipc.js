@@ -1,0 +1,207 @@
+// Shared memory against process.send between the same parent and forked child:
+//   (a) round-trip latency of a ping-pong (futex wait/notify, with and without a spin)
+//   (b) moving 1 GiB parent -> child in 1 MiB messages (RingBuffer vs process.send with
+//       serialization: 'advanced').
+// Also measures what the spin costs: how long N iterations take, and CPU time per round trip.
+//
+//   node bench/ipc.js            (add --quick for one short round)
+'use strict';
+const os = require('node:os');
+const { SharedMemory, RingBuffer, fork, wait, notify } = require('../lib');
+
+const QUICK = process.argv.includes('--quick');
+const MIB = 1 << 20;
+const TOTAL = QUICK ? 256 * MIB : 1024 * MIB;
+const MESSAGE = MIB;
+const RING = Number(process.env.RING_MIB || 4) * MIB;
+const PINGS_SEND = QUICK ? 1000 : 5000;
+const PINGS_SHM = QUICK ? 5000 : 20000;
+const ROUNDS_OF_ALL = QUICK ? 1 : 5;  // the machine is shared: repeat, report each round and the median
+const SPINS = [0, 500, 2000, 5000, 20000, 100000];
+
+// Ping-pong words, each on its own cache line: PING (parent writes), PONG (child writes),
+// and the two waiter counts that let notify skip the syscall.
+const PING = 0, PONG = 16, PING_WAITERS = 32, PONG_WAITERS = 48, SPIN = 64, ROUNDS = 65;
+
+function pingPongChild(v) {
+  const spin = v[SPIN];
+  const rounds = v[ROUNDS];
+  for (let i = 1; i <= rounds; i++) {
+    while (Atomics.load(v, PING) !== i) wait(v, PING, i - 1, undefined, { spin, waitersIndex: PING_WAITERS });
+    Atomics.store(v, PONG, i);
+    notify(v, PONG, 1, { waitersIndex: PONG_WAITERS });
+  }
+}
+
+if (process.env.MMAN_IPC_BENCH_CHILD) {
+  const [pingMemory, ringMemory] = SharedMemory.inherited();
+  const v = new Int32Array(pingMemory.map().buffer);
+  const ring = RingBuffer.attach(ringMemory);
+  let received = 0;
+  let checksum = 0;
+  process.on('message', (m) => {
+    if (m === 'ping') return process.send('pong');
+    if (m === 'shm-ping') {
+      const cpu = process.cpuUsage();
+      pingPongChild(v);
+      const used = process.cpuUsage(cpu);
+      return process.send({ cpuMicros: used.user + used.system });
+    }
+    if (m === 'ring') {
+      let count = 0;
+      let bytes = 0;
+      for (let msg; (msg = ring.read()) !== null;) {   // a view of the ring: no copy
+        count += 1;
+        bytes += msg.length;
+        checksum += msg[0] + msg[msg.length - 1];
+      }
+      return process.send({ count, bytes, checksum });
+    }
+    if (m === 'bye') return process.disconnect();
+    if (m === 'reset') { received = 0; return process.send('reset'); }
+    // A Buffer sent with serialization 'advanced' arrives as a Uint8Array.
+    received += m.length;
+    checksum += m[0] + m[m.length - 1];
+    process.send(received);
+  });
+  process.send('ready');
+  return;
+}
+
+const nextMessage = (child) => new Promise((resolve) => child.once('message', resolve));
+const micros = (t0) => Number(process.hrtime.bigint() - t0) / 1000;
+const fmt = (n, d = 1) => n.toFixed(d);
+
+function percentile(sorted, p) {
+  return sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))];
+}
+
+async function main() {
+  const pingMemory = SharedMemory.create(4096);
+  const v = new Int32Array(pingMemory.map().buffer);
+  const ring = RingBuffer.create(RING);
+  const child = fork(__filename, [], {
+    share: [pingMemory, ring.memory],
+    serialization: 'advanced',
+    env: { ...process.env, MMAN_IPC_BENCH_CHILD: '1' },
+  });
+  await nextMessage(child);
+  console.log(`machine: nproc ${os.availableParallelism()}, ${os.cpus()[0].model}, Linux ${os.release()}, Node ${process.version}`);
+  console.log(`load average at the start: ${os.loadavg().map((l) => l.toFixed(2)).join(' ')}`);
+  const payload = Buffer.alloc(MESSAGE, 7);
+  const rounds = [];
+  for (let round = 1; round <= ROUNDS_OF_ALL; round++) {
+    console.log(`\n-- round ${round} of ${ROUNDS_OF_ALL}`);
+    rounds.push(await measure(child, v, ring, payload));
+  }
+  child.send('bye');
+
+  const median = (xs) => xs.slice().sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+  const latency0 = rounds.map((r) => r.sendMean / r.shm[0].mean);
+  const latencyDefault = rounds.map((r) => r.sendMean / r.shm[20000].mean);
+  const latencyDefaultMedian = rounds.map((r) => r.sendMedian / r.shm[20000].median);
+  const throughput = rounds.map((r) => r.ringRate / r.sendRate);
+  console.log('\n== summary over rounds (ratio = process.send time / shared memory time)');
+  console.log(`(a) latency, by mean, spin 20000 (the RingBuffer default): ${latencyDefault.map((x) => fmt(x)).join(', ')}; median ${fmt(median(latencyDefault))}x; goal >= 10x`);
+  console.log(`(a) latency, by median, spin 20000: ${latencyDefaultMedian.map((x) => fmt(x)).join(', ')}; median ${fmt(median(latencyDefaultMedian))}x`);
+  console.log(`(a) latency, by mean, spin 0: ${latency0.map((x) => fmt(x)).join(', ')}; median ${fmt(median(latency0))}x`);
+  console.log(`(b) throughput RingBuffer / process.send: ${throughput.map((x) => fmt(x)).join(', ')}; median ${fmt(median(throughput))}x; goal >= 20x`);
+  console.log(`load average at the end: ${os.loadavg().map((l) => l.toFixed(2)).join(' ')}`);
+}
+
+async function measure(child, v, ring, payload) {
+  // (a) process.send ping-pong
+  const sendTimes = [];
+  for (let i = 0; i < PINGS_SEND + 100; i++) {
+    const t0 = process.hrtime.bigint();
+    child.send('ping');
+    await nextMessage(child);
+    if (i >= 100) sendTimes.push(micros(t0));
+  }
+  sendTimes.sort((a, b) => a - b);
+  const sendMean = sendTimes.reduce((a, b) => a + b, 0) / sendTimes.length;
+  const sendMedian = percentile(sendTimes, 0.5);
+  console.log(`(a) process.send ping-pong: mean ${fmt(sendMean)} us, median ${fmt(sendMedian)} us, p99 ${fmt(percentile(sendTimes, 0.99))} us per round trip (${PINGS_SEND} round trips)`);
+
+  // (a) shared-memory ping-pong, for each spin bound
+  const shm = {};
+  for (const spin of SPINS) {
+    Atomics.store(v, PING, 0);
+    Atomics.store(v, PONG, 0);
+    v[SPIN] = spin;
+    v[ROUNDS] = PINGS_SHM;
+    const done = nextMessage(child);
+    child.send('shm-ping');
+    const times = new Float64Array(PINGS_SHM);
+    const cpu = process.cpuUsage();
+    for (let i = 1; i <= PINGS_SHM; i++) {
+      const t0 = process.hrtime.bigint();
+      Atomics.store(v, PING, i);
+      notify(v, PING, 1, { waitersIndex: PING_WAITERS });
+      while (Atomics.load(v, PONG) !== i) wait(v, PONG, i - 1, undefined, { spin, waitersIndex: PONG_WAITERS });
+      times[i - 1] = micros(t0);
+    }
+    const used = process.cpuUsage(cpu);
+    const { cpuMicros } = await done;
+    const sorted = Array.from(times.subarray(Math.min(1000, PINGS_SHM / 10))).sort((a, b) => a - b);
+    const mean = sorted.reduce((a, b) => a + b, 0) / sorted.length;
+    shm[spin] = { mean, median: percentile(sorted, 0.5), p99: percentile(sorted, 0.99),
+      cpuPerRoundTrip: (used.user + used.system + cpuMicros) / PINGS_SHM };
+    console.log(`(a) shared memory ping-pong, spin ${spin}: mean ${fmt(mean, 2)} us, median ${fmt(shm[spin].median, 2)} us, p99 ${fmt(shm[spin].p99, 2)} us; ` +
+      `CPU (both processes) ${fmt(shm[spin].cpuPerRoundTrip, 2)} us per round trip`);
+  }
+
+  // What a spin costs when nobody answers: how long it keeps one CPU busy before sleeping.
+  for (const spin of SPINS.filter((s) => s > 0)) {
+    const n = 200;
+    const t0 = process.hrtime.bigint();
+    for (let i = 0; i < n; i++) wait(v, 100, 0, 0, { spin });
+    console.log(`spin ${spin} with no answer: ${fmt(micros(t0) / n, 2)} us of one CPU`);
+  }
+
+  // (b) 1 GiB in 1 MiB messages: process.send with serialization 'advanced', 8 in flight
+  child.send('reset');
+  await nextMessage(child);
+  const count = TOTAL / MESSAGE;
+  let t0 = process.hrtime.bigint();
+  let sent = 0;
+  await new Promise((resolve) => {
+    const pump = () => {
+      while (sent < count && sent - acked / MESSAGE < 8) {
+        child.send(payload);
+        sent += 1;
+      }
+    };
+    let acked = 0;
+    const onAck = (received) => {
+      acked = received;
+      if (acked === TOTAL) {
+        child.off('message', onAck);
+        resolve();
+      } else pump();
+    };
+    child.on('message', onAck);
+    pump();
+  });
+  let seconds = micros(t0) / 1e6;
+  const sendRate = TOTAL / MIB / seconds;
+  console.log(`(b) process.send (advanced) of ${TOTAL / MIB} MiB in 1 MiB Buffers: ${fmt(seconds, 3)} s, ${fmt(sendRate, 0)} MiB/s`);
+
+  const done = nextMessage(child);
+  child.send('ring');
+  t0 = process.hrtime.bigint();
+  for (let i = 0; i < count; i++) ring.write(payload);   // the one copy: into the ring
+  ring.end();
+  const report = await done;
+  seconds = micros(t0) / 1e6;
+  const ringRate = TOTAL / MIB / seconds;
+  if (report.bytes !== TOTAL || report.count !== count) throw new Error(`ring lost data: ${JSON.stringify(report)}`);
+  console.log(`(b) RingBuffer (${RING / MIB} MiB ring) of ${TOTAL / MIB} MiB in 1 MiB messages: ${fmt(seconds, 3)} s, ${fmt(ringRate, 0)} MiB/s`);
+  console.log(`ratios this round: latency (mean, spin 20000) ${fmt(sendMean / shm[20000].mean)}x, throughput ${fmt(ringRate / sendRate)}x`);
+  return { sendMean, sendMedian, shm, sendRate, ringRate };
+}
+
+main().catch((err) => {
+  console.error(err);
+  process.exit(1);
+});

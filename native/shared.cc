@@ -1,0 +1,80 @@
+// memfd_create and file seals (fcntl F_ADD_SEALS / F_GET_SEALS): the two calls behind
+// SharedMemory that node:fs does not offer. Sizing, /dev/shm files and stat go through fs.
+#include <errno.h>
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <string>
+
+#include <napi.h>
+
+namespace mman {
+
+namespace {
+
+Napi::Value Errno(Napi::Env env, int err) { return Napi::Number::New(env, -err); }
+
+// memfdCreate(name, flags) -> fd | -errno
+Napi::Value MemfdCreate(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!info[0].IsString() || !info[1].IsNumber()) {
+    NAPI_THROW(Napi::TypeError::New(env, "native: memfdCreate(name: string, flags: number)"),
+               env.Undefined());
+  }
+  std::string name = info[0].As<Napi::String>().Utf8Value();
+  unsigned flags = info[1].As<Napi::Number>().Uint32Value();
+  int fd = memfd_create(name.c_str(), flags);
+  if (fd < 0) return Errno(env, errno);
+  return Napi::Number::New(env, fd);
+}
+
+// addSeals(fd, seals) -> 0 | -errno
+Napi::Value AddSeals(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int fd = info[0].As<Napi::Number>().Int32Value();
+  int seals = info[1].As<Napi::Number>().Int32Value();
+  if (fcntl(fd, F_ADD_SEALS, seals) != 0) return Errno(env, errno);
+  return Napi::Number::New(env, 0);
+}
+
+// getSeals(fd) -> seals | -errno
+Napi::Value GetSeals(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int fd = info[0].As<Napi::Number>().Int32Value();
+  int seals = fcntl(fd, F_GET_SEALS);
+  if (seals < 0) return Errno(env, errno);
+  return Napi::Number::New(env, seals);
+}
+
+// setCloexec(fd, on) -> 0 | -errno: an inherited fd must not leak into the child's own children.
+Napi::Value SetCloexec(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int fd = info[0].As<Napi::Number>().Int32Value();
+  bool on = info[1].ToBoolean().Value();
+  int flags = fcntl(fd, F_GETFD);
+  if (flags < 0) return Errno(env, errno);
+  flags = on ? (flags | FD_CLOEXEC) : (flags & ~FD_CLOEXEC);
+  if (fcntl(fd, F_SETFD, flags) != 0) return Errno(env, errno);
+  return Napi::Number::New(env, 0);
+}
+
+}  // namespace
+
+void InitShared(Napi::Env env, Napi::Object exports) {
+  exports.Set("memfdCreate", Napi::Function::New(env, MemfdCreate, "memfdCreate"));
+  exports.Set("addSeals", Napi::Function::New(env, AddSeals, "addSeals"));
+  exports.Set("getSeals", Napi::Function::New(env, GetSeals, "getSeals"));
+  exports.Set("setCloexec", Napi::Function::New(env, SetCloexec, "setCloexec"));
+  Napi::Object c = exports.Get("constants").As<Napi::Object>();
+#define MMAN_CONSTANT(name) c.Set(#name, Napi::Number::New(env, static_cast<double>(name)))
+  MMAN_CONSTANT(MFD_CLOEXEC);
+  MMAN_CONSTANT(MFD_ALLOW_SEALING);
+  MMAN_CONSTANT(F_SEAL_SEAL);
+  MMAN_CONSTANT(F_SEAL_SHRINK);
+  MMAN_CONSTANT(F_SEAL_GROW);
+  MMAN_CONSTANT(F_SEAL_WRITE);
+#undef MMAN_CONSTANT
+}
+
+}  // namespace mman

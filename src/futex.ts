@@ -1,0 +1,191 @@
+// wait / waitAsync / notify on an Int32Array over a shared mapping: futex(2) without
+// FUTEX_PRIVATE_FLAG, so they work between processes (Atomics.wait/notify do not).
+import { types } from 'node:util';
+
+import { native, type Handle } from './native';
+import { handleOf, ownerOf } from './mapping';
+import {
+  invalidArgType, invalidArgValue, mappingClosed, outOfRange, systemError, validateInteger,
+  validateOptions,
+} from './errors';
+
+/** What a wait ended with, as `Atomics.wait` says it. */
+export type WaitResult = 'ok' | 'not-equal' | 'timed-out';
+
+const RESULTS: readonly WaitResult[] = ['ok', 'not-equal', 'timed-out'];
+const CANCELLED = 3;
+const EINVAL = -22;
+const FOREVER_MS = 1e12;  // ~31 years: longer timeouts are treated as none (no time_t overflow)
+
+/** Options for {@link wait}. */
+export interface WaitOptions {
+  /**
+   * Look at the word up to this many times before sleeping in the kernel, yielding the
+   * CPU every 1024 looks so that a peer waiting for this CPU can run. A wake through the
+   * kernel costs 40–100 µs on a small VM; a spin catches an answer that comes within
+   * microseconds, at the price of one busy CPU meanwhile: 2000 looks cost 2–15 µs of CPU
+   * when nothing comes (bench/ipc.js measures it). Default 0.
+   */
+  spin?: number;
+  /**
+   * Index (in the same view) of a waiter-count word: incremented while this call sleeps in
+   * the kernel, so that {@link notify} given the same index skips the syscall when it is 0.
+   */
+  waitersIndex?: number;
+}
+
+/** Options for {@link waitAsync}. */
+export interface WaitAsyncOptions {
+  /** Aborting it rejects the promise with an `AbortError` and frees the waiter slot. */
+  signal?: AbortSignal;
+  /** As in {@link WaitOptions.waitersIndex}. */
+  waitersIndex?: number;
+}
+
+/** Options for {@link notify}. */
+export interface NotifyOptions {
+  /** Index of the waiter-count word the waiters pass as {@link WaitOptions.waitersIndex}: no syscall when nobody sleeps. */
+  waitersIndex?: number;
+}
+
+interface Target {
+  handle: Handle;
+  buffer: ArrayBuffer;
+  byteOffset: number;
+  waitersOffset: number;
+}
+
+// Every check, in the order the caller would want to hear about them.
+function target(view: unknown, index: unknown, waitersIndex: unknown): Target {
+  if (!types.isInt32Array(view)) throw invalidArgType('view', 'an instance of Int32Array', view);
+  const mapping = ownerOf(view.buffer);
+  if (mapping === undefined) {
+    throw invalidArgValue('view', view, 'must be over memory mapped by mman (SharedMemory.map() or a shared mapping)');
+  }
+  if (mapping.closed) throw mappingClosed();
+  if (!mapping.shared) throw invalidArgValue('view', view, 'must be over a MAP_SHARED mapping: a private one is seen by this process only');
+  if (view.length === 0) throw outOfRange('view.length', '> 0', 0);
+  validateInteger(index, 'index', 0, view.length - 1);
+  let waitersOffset = -1;
+  if (waitersIndex !== undefined) {
+    validateInteger(waitersIndex, 'options.waitersIndex', 0, view.length - 1);
+    if (waitersIndex === index) throw invalidArgValue('options.waitersIndex', waitersIndex, 'must differ from index');
+    waitersOffset = view.byteOffset + (waitersIndex as number) * 4;
+  }
+  return {
+    handle: handleOf(mapping),
+    buffer: view.buffer as ArrayBuffer,
+    byteOffset: view.byteOffset + (index as number) * 4,
+    waitersOffset,
+  };
+}
+
+function validateExpected(expected: unknown): number {
+  return validateInteger(expected, 'expected', -(2 ** 31), 2 ** 32 - 1) | 0;
+}
+
+// -1 means forever, as the addon takes it.
+function validateTimeout(timeoutMs: unknown): number {
+  if (timeoutMs === undefined || timeoutMs === Infinity) return -1;
+  if (typeof timeoutMs !== 'number') throw invalidArgType('timeoutMs', 'of type number', timeoutMs);
+  if (Number.isNaN(timeoutMs) || timeoutMs < 0) throw outOfRange('timeoutMs', '>= 0', timeoutMs);
+  return timeoutMs > FOREVER_MS ? -1 : timeoutMs;
+}
+
+function misaligned(index: unknown): RangeError {
+  return outOfRange('index', 'an element at a 4-byte aligned address (the mapping starts unaligned)', index);
+}
+
+/**
+ * Sleeps until another process (or thread) calls {@link notify} on the same word, as
+ * `Atomics.wait` does, but across processes: futex(2) `FUTEX_WAIT` without
+ * `FUTEX_PRIVATE_FLAG` on `view[index]`. Returns `'not-equal'` at once if `view[index]`
+ * is not `expected`; `'ok'` when woken or when the word changed (during the spin, or just
+ * before sleeping); `'timed-out'` after `timeoutMs` (default: forever).
+ *
+ * `view` must be an `Int32Array` over a `MAP_SHARED` mapping made by mman (for example
+ * {@link SharedMemory.map}). Blocks the event loop: use {@link waitAsync} in a server.
+ * A notify that comes before the waiter sleeps is not remembered: change the word, then notify.
+ *
+ * @example
+ * while (Atomics.load(flags, 0) === 0) wait(flags, 0, 0);
+ */
+export function wait(view: Int32Array, index: number, expected: number, timeoutMs?: number, options?: WaitOptions): WaitResult {
+  const t = target(view, index, validateOptions<WaitOptions>(options).waitersIndex);
+  const value = validateExpected(expected);
+  const timeout = validateTimeout(timeoutMs);
+  const spin = options?.spin === undefined ? 0 : validateInteger(options.spin, 'options.spin', 0, 2 ** 31 - 1);
+  const rc = native.wait(t.handle, t.buffer, t.byteOffset, value, timeout, spin, t.waitersOffset);
+  if (rc === EINVAL) throw misaligned(index);
+  if (rc < 0) throw systemError(rc, 'futex');
+  return RESULTS[rc];
+}
+
+/**
+ * {@link wait} without blocking: resolves to `'ok'`, `'not-equal'` or `'timed-out'`. The
+ * wait runs on a waiter thread of this process that sleeps in futex_waitv(2) on up to 127
+ * words at once, so no libuv threadpool thread is taken. A pending wait keeps the event
+ * loop alive, like a timer. Aborting `options.signal` rejects with an `AbortError` and
+ * frees the slot at once. The mapping stays mapped (its pages held) until the wait ends.
+ * Needs Linux 5.16+ (futex_waitv); on older kernels the promise rejects with `ENOSYS`.
+ */
+export function waitAsync(view: Int32Array, index: number, expected: number, timeoutMs?: number,
+                          options?: WaitAsyncOptions): Promise<WaitResult> {
+  const opts = validateOptions<WaitAsyncOptions>(options);
+  const t = target(view, index, opts.waitersIndex);
+  const value = validateExpected(expected);
+  const timeout = validateTimeout(timeoutMs);
+  const signal = opts.signal;
+  if (signal !== undefined && (signal === null || typeof signal !== 'object' || typeof signal.aborted !== 'boolean')) {
+    throw invalidArgType('options.signal', 'an instance of AbortSignal', signal);
+  }
+  if (signal?.aborted) return Promise.reject(abortError(signal));
+  if (Atomics.load(view, index) !== value) return Promise.resolve('not-equal');
+  if (timeout === 0) return Promise.resolve('timed-out');
+  return new Promise<WaitResult>((resolve, reject) => {
+    let onAbort: (() => void) | undefined;
+    const id = native.waitAsyncStart(t.handle, t.buffer, t.byteOffset, value, timeout, t.waitersOffset, (rc) => {
+      if (onAbort !== undefined) signal!.removeEventListener('abort', onAbort);
+      if (rc === CANCELLED) return;  // already rejected by the abort
+      if (rc < 0) reject(systemError(rc, 'futex_waitv'));
+      else resolve(RESULTS[rc]);
+    });
+    if (id === EINVAL) {
+      reject(misaligned(index));
+      return;
+    }
+    if (signal !== undefined) {
+      onAbort = () => {
+        native.waitAsyncCancel(id);
+        reject(abortError(signal));
+      };
+      signal.addEventListener('abort', onAbort, { once: true });
+    }
+  });
+}
+
+function abortError(signal: AbortSignal): Error {
+  const err = new Error('The operation was aborted', { cause: signal.reason }) as Error & { code: string };
+  err.name = 'AbortError';
+  err.code = 'ABORT_ERR';
+  return err;
+}
+
+/**
+ * Wakes up to `count` (default: all) processes or threads sleeping in {@link wait} or
+ * {@link waitAsync} on `view[index]` (futex(2) `FUTEX_WAKE`, not private). Returns how
+ * many were woken. With `waitersIndex`, skips the syscall when that word says nobody sleeps.
+ */
+export function notify(view: Int32Array, index: number, count: number = Infinity, options?: NotifyOptions): number {
+  const t = target(view, index, validateOptions<NotifyOptions>(options).waitersIndex);
+  if (count !== Infinity) validateInteger(count, 'count', 0, 2 ** 31 - 1);
+  const rc = native.notify(t.handle, t.buffer, t.byteOffset, count === Infinity ? 2 ** 31 - 1 : count, t.waitersOffset);
+  if (rc === EINVAL) throw misaligned(index);
+  if (rc < 0) throw systemError(rc, 'futex');
+  return rc;
+}
+
+/** @internal Pending waitAsync calls and waiter threads, for tests. */
+export function waitAsyncStats(): { pending: number; sleeping: number; threads: number } {
+  return native.waitAsyncStats();
+}

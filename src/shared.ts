@@ -1,0 +1,290 @@
+// SharedMemory (memfd_create or a /dev/shm file) and fork(), which hands SharedMemory fds
+// to a Node child. Node's fork is fork + exec, which drops every mapping: only an fd crosses.
+import { fork as forkProcess, type ChildProcess, type ForkOptions, type StdioOptions } from 'node:child_process';
+import { closeSync, constants as fsConstants, fchmodSync, fstatSync, ftruncateSync, openSync, unlinkSync } from 'node:fs';
+import { join } from 'node:path';
+
+import { native } from './native';
+import { mapFile, type Mapping } from './mapping';
+import {
+  invalidArgType, invalidArgValue, mmanError, systemError, validateBoolean,
+  validateInteger, validateOptions,
+} from './errors';
+
+/** Where named segments live: the directory glibc's shm_open(3) uses. */
+export const SHM_DIRECTORY = '/dev/shm';
+
+/** The environment variable through which {@link fork} tells the child its fds. */
+export const SHARED_ENV = 'MMAN_SHARED';
+
+const { MFD_CLOEXEC, MFD_ALLOW_SEALING, F_SEAL_SHRINK, F_SEAL_GROW } = native.constants;
+const MAX_SIZE = Number.MAX_SAFE_INTEGER - 2 ** 30;
+const NAME_MAX = 255;
+
+/** Options for {@link SharedMemory.create}. */
+export interface SharedMemoryCreateOptions {
+  /**
+   * Create a named segment `/dev/shm/<name>` (mode 0600, created exclusively) that
+   * unrelated processes can {@link SharedMemory.open}, instead of an anonymous memfd. One
+   * path component: no `/`, not `.` or `..`, not empty, at most 255 bytes, no NUL.
+   */
+  name?: string;
+  /**
+   * memfd only: also seal against growing (`F_SEAL_GROW`), so the size never changes and
+   * {@link SharedMemory.grow} fails with `EPERM`. Default `false`: it may grow, never shrink.
+   */
+  fixedSize?: boolean;
+}
+
+/** Options for {@link SharedMemory.map}. */
+export interface SharedMapOptions {
+  /** First byte of the segment to map. Default 0. */
+  offset?: number;
+  /** Bytes to map. Default: the rest of the segment after `offset`. */
+  length?: number;
+  /** Map with `PROT_READ` only. Default `false` (read-write). */
+  readOnly?: boolean;
+}
+
+function validateName(name: unknown): string {
+  if (typeof name !== 'string') throw invalidArgType('options.name', 'of type string', name);
+  if (name === '' || name === '.' || name === '..' || name.includes('/') || name.includes('\0') ||
+      Buffer.byteLength(name) > NAME_MAX) {
+    throw invalidArgValue('name', name,
+      `must be one path component: not empty, not '.' or '..', no '/', no NUL, at most ${NAME_MAX} bytes`);
+  }
+  return name;
+}
+
+function closed(): Error {
+  return mmanError('ERR_SHARED_MEMORY_CLOSED', 'The shared memory has been closed');
+}
+
+const CONSTRUCT = Symbol('SharedMemory.construct');
+
+let inheritedSegments: SharedMemory[] | undefined;
+
+/**
+ * A segment of memory that several processes map: an anonymous `memfd_create(2)` file,
+ * or a named file in `/dev/shm`. Every {@link SharedMemory.map} is `MAP_SHARED`, so what
+ * one process writes, the others read, with no copies. Hand it to a child with {@link fork}.
+ *
+ * A memfd is sealed against shrinking (`F_SEAL_SHRINK`): no process holding it can cut
+ * pages from under another's mapping (which would SIGBUS it). A named segment cannot be
+ * sealed: any process that can open it can truncate it.
+ *
+ * @example
+ * using shm = SharedMemory.create(1 << 20);
+ * const child = fork('worker.js', [], { share: [shm] });
+ * const counters = new Int32Array(shm.map().buffer);
+ */
+export class SharedMemory implements Disposable {
+  #fd: number;
+  #name: string | undefined;
+  #unlinked = false;
+
+  /** @internal Use {@link SharedMemory.create}, {@link SharedMemory.open} or {@link SharedMemory.fromFd}. */
+  constructor(token: typeof CONSTRUCT, fd: number, name: string | undefined) {
+    if (token !== CONSTRUCT) {
+      throw Object.assign(new TypeError('Illegal constructor: use SharedMemory.create(), open() or fromFd()'),
+        { code: 'ERR_ILLEGAL_CONSTRUCTOR' });
+    }
+    this.#fd = fd;
+    this.#name = name;
+  }
+
+  /**
+   * Creates a zero-filled segment of `size` bytes: a memfd (`MFD_CLOEXEC |
+   * MFD_ALLOW_SEALING`, sealed with `F_SEAL_SHRINK`), or with `name` a `/dev/shm` file
+   * created with `O_CREAT | O_EXCL` and mode 0600 whatever the umask (`EEXIST` if taken).
+   */
+  static create(size: number, options?: SharedMemoryCreateOptions): SharedMemory {
+    validateInteger(size, 'size', 1, MAX_SIZE);
+    const opts = validateOptions<SharedMemoryCreateOptions>(options);
+    const fixedSize = validateBoolean(opts.fixedSize, 'options.fixedSize');
+    if (opts.name !== undefined) {
+      const name = validateName(opts.name);
+      if (fixedSize) throw invalidArgValue('options.fixedSize', fixedSize, 'needs a memfd: a /dev/shm file cannot be sealed');
+      const path = join(SHM_DIRECTORY, name);
+      const fd = openSync(path, fsConstants.O_RDWR | fsConstants.O_CREAT | fsConstants.O_EXCL | fsConstants.O_NOFOLLOW, 0o600);
+      try {
+        fchmodSync(fd, 0o600);  // the umask may have taken bits away; never added, but be exact
+        ftruncateSync(fd, size);
+      } catch (err) {
+        closeSync(fd);
+        unlinkSync(path);
+        throw err;
+      }
+      return new SharedMemory(CONSTRUCT, fd, name);
+    }
+    const fd = native.memfdCreate('mman', MFD_CLOEXEC | MFD_ALLOW_SEALING);
+    if (fd < 0) throw systemError(fd, 'memfd_create');
+    try {
+      ftruncateSync(fd, size);
+      const rc = native.addSeals(fd, F_SEAL_SHRINK | (fixedSize ? F_SEAL_GROW : 0));
+      if (rc < 0) throw systemError(rc, 'fcntl');
+    } catch (err) {
+      closeSync(fd);
+      throw err;
+    }
+    return new SharedMemory(CONSTRUCT, fd, undefined);
+  }
+
+  /** Opens the existing named segment `/dev/shm/<name>` read-write (`ENOENT` if there is none). */
+  static open(name: string): SharedMemory {
+    const valid = validateName(name);
+    const fd = openSync(join(SHM_DIRECTORY, valid), fsConstants.O_RDWR | fsConstants.O_NOFOLLOW);
+    return new SharedMemory(CONSTRUCT, fd, valid);
+  }
+
+  /**
+   * Wraps an open file descriptor of a memfd or shared-memory file (one received through
+   * `stdio`, or opened from `/proc/<pid>/fd/<n>`). The SharedMemory owns `fd` from now on:
+   * {@link SharedMemory.close} closes it. `name` records the `/dev/shm` name it has, if any,
+   * so that {@link SharedMemory.unlink} can remove it.
+   */
+  static fromFd(fd: number, name?: string): SharedMemory {
+    validateInteger(fd, 'fd', 0, 2 ** 31 - 1);
+    if (name !== undefined) validateName(name);
+    if (!fstatSync(fd).isFile()) throw invalidArgValue('fd', fd, 'must be a memfd or a file in /dev/shm');
+    return new SharedMemory(CONSTRUCT, fd, name);
+  }
+
+  /**
+   * In a child started by {@link fork}: the segments the parent passed in `share`, in the
+   * same order (empty in any other process). Made once; their fds are marked close-on-exec
+   * so they go no further than this process.
+   */
+  static inherited(): SharedMemory[] {
+    if (inheritedSegments !== undefined) return inheritedSegments;
+    const described = process.env[SHARED_ENV];
+    delete process.env[SHARED_ENV];  // a grandchild must not take our fd numbers for its own
+    inheritedSegments = [];
+    if (described === undefined) return inheritedSegments;
+    const list = JSON.parse(described) as Array<{ fd: number; name?: string }>;
+    for (const { fd, name } of list) {
+      const rc = native.setCloexec(fd, true);
+      if (rc < 0) throw systemError(rc, 'fcntl');
+      inheritedSegments.push(SharedMemory.fromFd(fd, name));
+    }
+    return inheritedSegments;
+  }
+
+  /** The file descriptor. Throws `ERR_SHARED_MEMORY_CLOSED` after {@link SharedMemory.close}. */
+  get fd(): number {
+    if (this.#fd < 0) throw closed();
+    return this.#fd;
+  }
+
+  /** The size in bytes, as the kernel has it now (another process may have grown it). */
+  get size(): number {
+    return fstatSync(this.fd).size;
+  }
+
+  /** The name in `/dev/shm`, or `undefined` for a memfd. */
+  get name(): string | undefined {
+    return this.#name;
+  }
+
+  /** True once {@link SharedMemory.close} has run. */
+  get closed(): boolean {
+    return this.#fd < 0;
+  }
+
+  /**
+   * Maps `[offset, offset + length)` of the segment, `MAP_SHARED`, read-write unless
+   * `readOnly`. The mapping outlives {@link SharedMemory.close}; unmap it on its own.
+   */
+  map(options?: SharedMapOptions): Mapping {
+    const fd = this.fd;
+    const opts = validateOptions<SharedMapOptions>(options);
+    const readOnly = validateBoolean(opts.readOnly, 'options.readOnly');
+    return mapFile(fd, { mode: readOnly ? 'r' : 'r+', offset: opts.offset, length: opts.length });
+  }
+
+  /**
+   * Grows the segment to `newSize` bytes (ftruncate(2)); the new bytes are zero. Mappings
+   * already made keep their length: map again to see the new bytes. Shrinking is refused
+   * (the seal): `EPERM` for a memfd, `ERR_OUT_OF_RANGE` before the call for any segment.
+   */
+  grow(newSize: number): void {
+    const fd = this.fd;
+    const size = this.size;
+    validateInteger(newSize, 'newSize', size, MAX_SIZE);
+    if (newSize === size) return;
+    ftruncateSync(fd, newSize);
+  }
+
+  /** Closes the fd. Idempotent. Mappings already made stay valid; a named segment keeps its name. */
+  close(): void {
+    const fd = this.#fd;
+    if (fd < 0) return;
+    this.#fd = -1;
+    closeSync(fd);
+  }
+
+  /**
+   * Removes the name from `/dev/shm` (shm_unlink(3)); the memory lives on while any process
+   * has it open or mapped. Idempotent; nothing to do for a memfd.
+   */
+  unlink(): void {
+    if (this.#name === undefined || this.#unlinked) return;
+    unlinkSync(join(SHM_DIRECTORY, this.#name));
+    this.#unlinked = true;
+  }
+
+  /** Same as {@link SharedMemory.close}, for `using`. Does not unlink a named segment. */
+  [Symbol.dispose](): void {
+    this.close();
+  }
+}
+
+/** Options for {@link fork}: those of `child_process.fork`, plus `share`. */
+export interface SharedForkOptions extends ForkOptions {
+  /** Segments to hand to the child; it gets them back with {@link SharedMemory.inherited}. */
+  share?: readonly SharedMemory[];
+}
+
+/**
+ * `child_process.fork`, handing the child the segments in `options.share`: their fds are
+ * appended to the child's `stdio` after `'ipc'`, and `MMAN_SHARED` in its environment
+ * lists them (`[{"fd":4,"size":65536}]`), which {@link SharedMemory.inherited} reads.
+ *
+ * By hand, the same with `spawn`: put the fds in `stdio` (`[0, 1, 2, 'ipc', shm.fd]` gives
+ * the child fd 4) and call `SharedMemory.fromFd(4)` in the child. An unrelated process
+ * with the right to ptrace this one can `open('/proc/<pid>/fd/<n>')` and map that.
+ */
+export function fork(modulePath: string | URL, args?: readonly string[] | SharedForkOptions,
+                     options?: SharedForkOptions): ChildProcess {
+  if (args !== undefined && !Array.isArray(args)) {
+    if (options !== undefined) throw invalidArgType('args', 'an instance of Array', args);
+    options = args as SharedForkOptions;
+    args = undefined;
+  }
+  const opts = validateOptions<SharedForkOptions>(options);
+  const share = opts.share ?? [];
+  if (!Array.isArray(share)) throw invalidArgType('options.share', 'an array of SharedMemory', share);
+  share.forEach((shm, i) => {
+    if (!(shm instanceof SharedMemory)) throw invalidArgType(`options.share[${i}]`, 'an instance of SharedMemory', shm);
+  });
+  const given = opts.stdio;
+  const stdio: StdioOptions = Array.isArray(given) ? [...given]
+    : typeof given === 'string' ? [given, given, given, 'ipc']
+    : opts.silent ? ['pipe', 'pipe', 'pipe', 'ipc'] : ['inherit', 'inherit', 'inherit', 'ipc'];
+  if (!stdio.includes('ipc')) {
+    throw invalidArgValue('options.stdio', opts.stdio, "must be an array that includes 'ipc'");
+  }
+  const described = share.map((shm, i) => ({
+    fd: stdio.length + i,
+    size: shm.size,
+    ...(shm.name !== undefined ? { name: shm.name } : {}),
+  }));
+  for (const shm of share) (stdio as unknown[]).push(shm.fd);
+  const forkOptions: SharedForkOptions = { ...opts };
+  delete forkOptions.share;  // not a child_process option
+  return forkProcess(modulePath, (args ?? []) as string[], {
+    ...forkOptions,
+    stdio,
+    env: { ...(opts.env ?? process.env), [SHARED_ENV]: JSON.stringify(described) },
+  });
+}

@@ -1,0 +1,267 @@
+// SharedMemory across real forked processes: what the parent writes the child reads, and
+// the other way round; seals, names, modes, and every refused argument.
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { existsSync, ftruncateSync, readdirSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+
+import { SharedMemory, fork, notify } from '../src';
+import { startChild, uniqueName } from './helpers';
+
+const created: SharedMemory[] = [];
+afterAll(() => {
+  for (const shm of created) {
+    shm.unlink();
+    shm.close();
+  }
+});
+
+function named(size: number, tag: string): SharedMemory {
+  const shm = SharedMemory.create(size, { name: uniqueName(tag) });
+  created.push(shm);
+  return shm;
+}
+
+describe('memfd segment (SharedMemory.create(size))', () => {
+  test('the child reads what the parent wrote, and the parent reads what the child wrote', async () => {
+    const shm = SharedMemory.create(4096);
+    const m = shm.map();
+    m.bytes.set([1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16]);
+    const child = startChild('echo', [], [shm]);
+    const report = await child.next() as { seen: number[]; size: number; name: null };
+    expect(report).toEqual({ seen: [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16], size: 4096, name: null });
+    expect(Array.from(m.bytes.subarray(16, 32))).toEqual([16, 15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1]);
+    expect(await child.exited).toEqual([0, null]);
+  });
+
+  test('Atomics.add from parent and child on the same counter totals exactly', async () => {
+    const shm = SharedMemory.create(4096);
+    const m = shm.map();
+    const v = new Int32Array(m.buffer);
+    const child = startChild('add', ['200000'], [shm]);
+    expect(await child.next()).toBe('ready');
+    Atomics.store(v, 1, 1);
+    notify(v, 1);
+    for (let i = 0; i < 200000; i++) Atomics.add(v, 0, 1);
+    expect(await child.next()).toBe('done');
+    expect(Atomics.load(v, 0)).toBe(400000);
+    await child.exited;
+  });
+
+  test('a child cannot shrink it: ftruncate fails with EPERM (F_SEAL_SHRINK)', async () => {
+    const shm = SharedMemory.create(8192);
+    const child = startChild('shrink', [], [shm]);
+    expect(await child.next()).toEqual({ code: 'EPERM', size: 8192 });
+    expect(shm.size).toBe(8192);
+    await child.exited;
+  });
+
+  test("fork() with stdio 'pipe' still appends the fds after 'ipc'", async () => {
+    const shm = SharedMemory.create(4096);
+    shm.map().bytes[0] = 5;
+    const child = fork(join(__dirname, 'fixtures', 'shared-child.js'), ['echo', '', '1'], { share: [shm], stdio: 'pipe' });
+    const [report] = await once(child, 'message');
+    expect(report).toEqual({ seen: [5], size: 4096, name: null });
+    await once(child, 'exit');
+  });
+
+  test('grow() grows it; shrinking is refused, by the seal or before the call', () => {
+    const shm = SharedMemory.create(4096);
+    shm.grow(3 * 4096);
+    expect(shm.size).toBe(3 * 4096);
+    const m = shm.map();
+    expect(m.length).toBe(3 * 4096);
+    expect(() => ftruncateSync(shm.fd, 4096)).toThrow(expect.objectContaining({ code: 'EPERM' }));
+    expect(() => shm.grow(4096)).toThrow(expect.objectContaining({ code: 'ERR_OUT_OF_RANGE' }));
+  });
+
+  test('fixedSize also seals against growing: grow() fails with EPERM', () => {
+    const shm = SharedMemory.create(4096, { fixedSize: true });
+    expect(() => shm.grow(8192)).toThrow(expect.objectContaining({ code: 'EPERM', syscall: 'ftruncate' }));
+    expect(shm.size).toBe(4096);
+  });
+
+  test('a child killed with SIGKILL mid-way leaves the mapping intact and its writes visible', async () => {
+    const shm = SharedMemory.create(64 * 1024);
+    const m = shm.map();
+    const child = startChild('writeAndHang', [], [shm]);
+    expect(await child.next()).toBe('written');
+    child.process.kill('SIGKILL');
+    expect(await child.exited).toEqual([null, 'SIGKILL']);
+    for (let i = 0; i < m.length; i += 997) expect(m.bytes[i]).toBe(i % 251);
+    m.bytes[0] = 42;  // still ours, still writable
+    expect(m.bytes[0]).toBe(42);
+  });
+
+  test('close() is idempotent, mappings made before stay valid, and the fd is gone', () => {
+    const shm = SharedMemory.create(4096);
+    const m = shm.map();
+    shm.close();
+    shm.close();
+    expect(shm.closed).toBe(true);
+    m.bytes[10] = 7;
+    expect(m.bytes[10]).toBe(7);
+    expect(() => shm.fd).toThrow(expect.objectContaining({ code: 'ERR_SHARED_MEMORY_CLOSED' }));
+    expect(() => shm.map()).toThrow(expect.objectContaining({ code: 'ERR_SHARED_MEMORY_CLOSED' }));
+    m.unmap();
+  });
+
+  test('map() takes offset, length and readOnly', () => {
+    const shm = SharedMemory.create(3 * 4096);
+    const all = shm.map();
+    all.bytes[4096 + 5] = 9;
+    const window = shm.map({ offset: 4096, length: 100, readOnly: true });
+    expect(window.length).toBe(100);
+    expect(window.bytes[5]).toBe(9);
+    expect(window.shared).toBe(true);
+  });
+
+  test('fromFd() wraps an fd; inherited() is empty in a process not started by fork()', () => {
+    const original = SharedMemory.create(4096);
+    const copy = SharedMemory.fromFd(original.fd);
+    expect(copy.size).toBe(4096);
+    expect(copy.name).toBeUndefined();
+    expect(SharedMemory.inherited()).toEqual([]);
+  });
+});
+
+describe('sharing by hand (docs/shared-memory.md)', () => {
+  const fixture = join(__dirname, 'fixtures', 'shared-child.js');
+
+  test('spawn with the fd in stdio after ipc: the child maps fd 4 with fromFd()', async () => {
+    const shm = SharedMemory.create(4096);
+    const m = shm.map();
+    m.bytes[0] = 41;
+    const child = spawn(process.execPath, [fixture, 'byHand', '4'], { stdio: ['inherit', 'inherit', 'inherit', 'ipc', shm.fd] });
+    const [report] = await once(child, 'message');
+    expect(report).toEqual({ first: 41, size: 4096 });
+    expect(m.bytes[1]).toBe(42);
+    await once(child, 'exit');
+  });
+
+  test('an unrelated process opens /proc/<pid>/fd/<n> and maps the same memfd', async () => {
+    const shm = SharedMemory.create(8192);
+    const m = shm.map();
+    m.bytes[0] = 7;
+    const child = spawn(process.execPath, [fixture, 'byHand', `/proc/${process.pid}/fd/${shm.fd}`], { stdio: ['inherit', 'inherit', 'inherit', 'ipc'] });
+    const [report] = await once(child, 'message');
+    expect(report).toEqual({ first: 7, size: 8192 });
+    expect(m.bytes[1]).toBe(8);
+    await once(child, 'exit');
+  });
+});
+
+describe('named segment (SharedMemory.create(size, { name }))', () => {
+  test('is created in /dev/shm with mode 0600 whatever the umask', () => {
+    const old = process.umask(0);
+    try {
+      const shm = named(4096, 'mode');
+      const st = statSync(join('/dev/shm', shm.name!));
+      expect(st.mode & 0o777).toBe(0o600);
+      expect(st.size).toBe(4096);
+    } finally {
+      process.umask(old);
+    }
+    const other = process.umask(0o077);
+    try {
+      expect(statSync(join('/dev/shm', named(4096, 'mode2').name!)).mode & 0o777).toBe(0o600);
+    } finally {
+      process.umask(other);
+    }
+  });
+
+  test('a child opens it by name, reads what the parent wrote and writes back', async () => {
+    const shm = named(4096, 'echo');
+    const m = shm.map();
+    m.bytes.set([9, 8, 7, 6]);
+    const child = fork(join(__dirname, 'fixtures', 'shared-child.js'), ['echo', shm.name!, '4']);
+    const [report] = await new Promise<unknown[]>((resolve) => child.once('message', (...a) => resolve(a)));
+    expect(report).toEqual({ seen: [9, 8, 7, 6], size: 4096, name: shm.name });
+    expect(Array.from(m.bytes.subarray(4, 8))).toEqual([6, 7, 8, 9]);
+  });
+
+  test('passed through fork() it keeps its name in the child', async () => {
+    const shm = named(4096, 'fork');
+    const child = startChild('echo', [], [shm]);
+    expect(await child.next()).toEqual(expect.objectContaining({ name: shm.name }));
+  });
+
+  test('open() maps the same memory; create() of a taken name fails with EEXIST', () => {
+    const shm = named(4096, 'open');
+    const a = shm.map();
+    const opened = SharedMemory.open(shm.name!);
+    const b = opened.map();
+    a.bytes[100] = 123;
+    expect(b.bytes[100]).toBe(123);
+    expect(() => SharedMemory.create(4096, { name: shm.name })).toThrow(expect.objectContaining({ code: 'EEXIST' }));
+  });
+
+  test('unlink() removes the file; it is idempotent; mappings stay valid', () => {
+    const shm = named(4096, 'unlink');
+    const m = shm.map();
+    const path = join('/dev/shm', shm.name!);
+    expect(existsSync(path)).toBe(true);
+    shm.unlink();
+    expect(existsSync(path)).toBe(false);
+    shm.unlink();
+    m.bytes[0] = 1;
+    expect(m.bytes[0]).toBe(1);
+    expect(() => SharedMemory.open(shm.name!)).toThrow(expect.objectContaining({ code: 'ENOENT' }));
+  });
+
+  const refused: Array<[string, string]> = [
+    ['empty', ''],
+    ['dot', '.'],
+    ['dot-dot', '..'],
+    ['a slash inside', 'a/b'],
+    ['a leading slash', '/x'],
+    ['a trailing slash', 'x/'],
+    ['a path escape', '../etc'],
+    ['NUL', 'a\0b'],
+    ['256 ASCII bytes', 'x'.repeat(256)],
+    ['256 UTF-8 bytes in 128 characters', 'é'.repeat(128)],
+  ];
+  test.each(refused)('a name with %s is refused with ERR_INVALID_ARG_VALUE before touching /dev/shm', (_what, name) => {
+    const before = readdirSync('/dev/shm').sort();
+    expect(() => SharedMemory.create(4096, { name })).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARG_VALUE', name: 'TypeError' }));
+    expect(() => SharedMemory.open(name)).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARG_VALUE' }));
+    expect(readdirSync('/dev/shm').sort()).toEqual(before);
+  });
+
+  test('a name of 255 bytes is accepted', () => {
+    const name = `mman-test-${process.pid}-`.padEnd(255, 'n');
+    const shm = SharedMemory.create(4096, { name });
+    created.push(shm);
+    expect(shm.name).toBe(name);
+  });
+});
+
+describe('bad arguments', () => {
+  const cases: Array<[string, () => unknown, string]> = [
+    ['create(size) not a number', () => SharedMemory.create('4096' as never), 'ERR_INVALID_ARG_TYPE'],
+    ['create(0)', () => SharedMemory.create(0), 'ERR_OUT_OF_RANGE'],
+    ['create(-1)', () => SharedMemory.create(-1), 'ERR_OUT_OF_RANGE'],
+    ['create(1.5)', () => SharedMemory.create(1.5), 'ERR_OUT_OF_RANGE'],
+    ['create(NaN)', () => SharedMemory.create(NaN), 'ERR_OUT_OF_RANGE'],
+    ['create(size, null)', () => SharedMemory.create(4096, null as never), 'ERR_INVALID_ARG_TYPE'],
+    ['create(size, { name: 1 })', () => SharedMemory.create(4096, { name: 1 as never }), 'ERR_INVALID_ARG_TYPE'],
+    ['create(size, { fixedSize: 1 })', () => SharedMemory.create(4096, { fixedSize: 1 as never }), 'ERR_INVALID_ARG_TYPE'],
+    ['create(size, { name, fixedSize })', () => SharedMemory.create(4096, { name: 'x', fixedSize: true }), 'ERR_INVALID_ARG_VALUE'],
+    ['open(1)', () => SharedMemory.open(1 as never), 'ERR_INVALID_ARG_TYPE'],
+    ['open(missing)', () => SharedMemory.open(uniqueName('missing')), 'ENOENT'],
+    ['fromFd(-1)', () => SharedMemory.fromFd(-1), 'ERR_OUT_OF_RANGE'],
+    ['fromFd("3")', () => SharedMemory.fromFd('3' as never), 'ERR_INVALID_ARG_TYPE'],
+    ['fromFd(a closed fd)', () => SharedMemory.fromFd(2 ** 20), 'EBADF'],
+    ['map({ offset: -1 })', () => SharedMemory.create(4096).map({ offset: -1 }), 'ERR_OUT_OF_RANGE'],
+    ['map({ length: past the end })', () => SharedMemory.create(4096).map({ length: 8192 }), 'ERR_OUT_OF_RANGE'],
+    ['map({ readOnly: "yes" })', () => SharedMemory.create(4096).map({ readOnly: 'yes' as never }), 'ERR_INVALID_ARG_TYPE'],
+    ['grow("x")', () => SharedMemory.create(4096).grow('x' as never), 'ERR_INVALID_ARG_TYPE'],
+    ['fork share: [1]', () => fork(join(__dirname, 'fixtures', 'shared-child.js'), [], { share: [1 as never] }), 'ERR_INVALID_ARG_TYPE'],
+    ['fork share: not an array', () => fork(join(__dirname, 'fixtures', 'shared-child.js'), [], { share: 1 as never }), 'ERR_INVALID_ARG_TYPE'],
+    ['fork stdio without ipc', () => fork(join(__dirname, 'fixtures', 'shared-child.js'), [], { stdio: ['pipe', 'pipe', 'pipe'] }), 'ERR_INVALID_ARG_VALUE'],
+    ['new SharedMemory()', () => new (SharedMemory as never as new (...a: unknown[]) => unknown)(1, 2), 'ERR_ILLEGAL_CONSTRUCTOR'],
+  ];
+  test.each(cases)('%s → %s', (_what, call, code) => {
+    expect(call).toThrow(expect.objectContaining({ code }));
+  });
+});
