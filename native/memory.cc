@@ -3,6 +3,8 @@
 // RegionRange, calls the kernel once, and returns 0 or -errno.
 #include <errno.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include "mapping.h"
 
@@ -102,7 +104,9 @@ Napi::Value Lock(const Napi::CallbackInfo& info) {
   uint8_t* addr = region ? RegionRange(env, region, info[1], info[2], &length) : nullptr;
   if (addr == nullptr) return env.Undefined();
   unsigned flags = static_cast<unsigned>(IntArg(info, 3));
-  return Result(env, flags == 0 ? mlock(addr, length) : mlock2(addr, length, flags));
+  // The raw syscalls: a sanitizer runtime replaces the libc wrappers with no-ops.
+  return Result(env, static_cast<int>(flags == 0 ? syscall(SYS_mlock, addr, length)
+                                                 : syscall(SYS_mlock2, addr, length, flags)));
 }
 
 // unlock(handle, offset, length)
@@ -112,7 +116,7 @@ Napi::Value Unlock(const Napi::CallbackInfo& info) {
   size_t length;
   uint8_t* addr = region ? RegionRange(env, region, info[1], info[2], &length) : nullptr;
   if (addr == nullptr) return env.Undefined();
-  return Result(env, munlock(addr, length));
+  return Result(env, static_cast<int>(syscall(SYS_munlock, addr, length)));
 }
 
 // residency(handle, offset, length, out: Uint8Array) — mincore straight into `out`

@@ -38,5 +38,6 @@ export interface NativeAddon {
   waitAsyncStats(): { pending: number; sleeping: number; threads: number };
 }
 
+// MMAN_ADDON points at another build of the same sources (the sanitizer build, say).
 // eslint-disable-next-line @typescript-eslint/no-require-imports
-export const native: NativeAddon = require('../build/Release/mman.node');
+export const native: NativeAddon = require(process.env.MMAN_ADDON || '../build/Release/mman.node');
