@@ -2,10 +2,9 @@
 # Runs the jest suite against the addon built with -fsanitize=address,undefined (cmake-js),
 # with the ASan runtime preloaded into node and every child process, then fails on any
 # ASan or UBSan report, and on any leak whose allocation was made by the addon's own code.
-#   bash scripts/sanitize.sh [jest-json-output]
+#   bash scripts/sanitize.sh [jest options...]
 set -uo pipefail
 cd "$(dirname "$0")/.."
-out=${1:-/tmp/mman-sanitize.json}
 
 npx cmake-js compile --out build-asan --CDMMAN_SANITIZE=ON >/tmp/mman-asan-build.log 2>&1 \
   || { tail -30 /tmp/mman-asan-build.log; exit 1; }
@@ -20,7 +19,7 @@ LD_PRELOAD="$asan" \
 ASAN_OPTIONS="log_path=$reports/asan:handle_segv=0:handle_sigbus=0:detect_leaks=1:detect_odr_violation=0:verify_asan_link_order=0:allow_user_segv_handler=1" \
 LSAN_OPTIONS="exitcode=0" \
 UBSAN_OPTIONS="log_path=$reports/ubsan:print_stacktrace=1:halt_on_error=0" \
-  node --expose-gc node_modules/jest/bin/jest.js --ci --json --outputFile="$out"
+  node --expose-gc node_modules/jest/bin/jest.js "$@"
 status=$?
 
 node scripts/sanitizer-report.js "$reports" || status=1
