@@ -15,6 +15,7 @@ export interface NativeAddon {
         fd: number, fileOffset: number): number;
   address(handle: Handle): bigint;
   stats(): [regions: number, bytes: number];
+  mallocInUse(): number;
   guard(handle: Handle, prot: number): number;
   guardFaults(handle: Handle): number;
   protect(handle: Handle, offset: number, length: number, prot: number): number;
