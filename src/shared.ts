@@ -5,7 +5,7 @@ import { closeSync, constants as fsConstants, fchmodSync, fstatSync, ftruncateSy
 import { join } from 'node:path';
 
 import { native } from './native';
-import { mapFile, type Mapping } from './mapping';
+import { mapFile, type Mapping, type MapFileOptions } from './mapping';
 import {
   invalidArgType, invalidArgValue, mmanError, systemError, validateBoolean,
   validateInteger, validateOptions,
@@ -44,6 +44,11 @@ export interface SharedMapOptions {
   length?: number;
   /** Map with `PROT_READ` only. Default `false` (read-write). */
   readOnly?: boolean;
+  /**
+   * Survive a peer truncating the segment (possible for named segments, which cannot be
+   * sealed): see `guard` in {@link MapFileOptions}. Default `false`.
+   */
+  guard?: boolean;
 }
 
 function validateName(name: unknown): string {
@@ -199,7 +204,8 @@ export class SharedMemory implements Disposable {
     const fd = this.fd;
     const opts = validateOptions<SharedMapOptions>(options);
     const readOnly = validateBoolean(opts.readOnly, 'options.readOnly');
-    return mapFile(fd, { mode: readOnly ? 'r' : 'r+', offset: opts.offset, length: opts.length });
+    const guard = validateBoolean(opts.guard, 'options.guard');
+    return mapFile(fd, { mode: readOnly ? 'r' : 'r+', offset: opts.offset, length: opts.length, guard });
   }
 
   /**
