@@ -1,6 +1,6 @@
 // The truncation guard: a file truncated under a guarded mapping reads as zeros instead of
 // killing the process with SIGBUS, and the mapping says so.
-import { runChild, tempDir, fileWith } from './helpers';
+import { fileWith, LIB, runChild, tempDir } from './helpers';
 import { PAGE_SIZE } from '../src';
 
 let dir: string;
@@ -88,4 +88,28 @@ test('the guard follows resize() and is released by unmap()', () => {
   `, [path]);
   expect(JSON.parse(child.stdout.split('\n')[0])).toEqual({ zero: 0, pages: 1 });
   expect(child.signal).toBe('SIGBUS');
+});
+
+test('the guard is process-wide: a worker thread reading a truncated guarded mapping lives on', () => {
+  const path = fileWith(dir, 'worker.bin', new Uint8Array(2 * PAGE_SIZE).fill(5));
+  const child = runChild(`
+    const { Worker } = require('worker_threads');
+    const w = new Worker(\`
+      const { parentPort, workerData } = require('worker_threads');
+      const mman = require(workerData.lib);
+      const m = mman.mapFile(workerData.path, { guard: true });
+      const v = m.bytes;
+      parentPort.once('message', () => {
+        parentPort.postMessage({ value: v[mman.PAGE_SIZE], truncated: m.truncated });
+      });
+      parentPort.postMessage('mapped');
+    \`, { eval: true, workerData: { lib: ${JSON.stringify(LIB)}, path: args[0] } });
+    w.on('message', (msg) => {
+      if (msg === 'mapped') { require('fs').truncateSync(args[0], mman.PAGE_SIZE); w.postMessage('read'); return; }
+      console.log(JSON.stringify(msg));
+      w.terminate();
+    });
+  `, [path]);
+  expect(child.stderr).toBe('');
+  expect(JSON.parse(child.stdout)).toEqual({ value: 0, truncated: true });
 });

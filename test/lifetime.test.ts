@@ -153,3 +153,16 @@ const hasTransfer = typeof (ArrayBuffer.prototype as { transfer?: unknown }).tra
   expect(child.stderr).toBe('');
   expect(JSON.parse(child.stdout)).toEqual({ during: '---p', after: null, stats: { regions: 0, bytes: 0 } });
 });
+
+(hasTransfer ? test : test.skip)('Node 22+: resize() after buffer.transfer() refuses with ERR_MAPPING_TRANSFERRED, and the moved buffer stays valid', () => {
+  const child = runChild(`
+    const m = mman.mapAnonymous(mman.PAGE_SIZE);
+    m.bytes[0] = 3;
+    const moved = new Uint8Array(m.buffer.transfer());
+    let code;
+    try { m.resize(64 * mman.PAGE_SIZE); } catch (e) { code = e.code; }
+    console.log(JSON.stringify({ code, value: moved[0], length: m.length }));
+  `);
+  expect(child.stderr).toBe('');
+  expect(JSON.parse(child.stdout)).toEqual({ code: 'ERR_MAPPING_TRANSFERRED', value: 3, length: PAGE_SIZE });
+});
