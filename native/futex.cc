@@ -130,18 +130,41 @@ int32_t* OptionalWord(Napi::Env env, Region* region, const Napi::Value& ab,
   return word;
 }
 
+// The (handle, ab, byteOffset, ..., waitersOffset) every call here starts with. On failure
+// returns false with *early set to what to return: undefined (JS exception pending) or
+// -EINVAL for a misaligned word, which the TypeScript layer reports.
+struct WordArgs {
+  Region* region = nullptr;
+  int32_t* word = nullptr;
+  int32_t* waiters = nullptr;
+};
+
+bool ReadWordArgs(const Napi::CallbackInfo& info, size_t waitersArg, WordArgs* out,
+                  Napi::Value* early) {
+  Napi::Env env = info.Env();
+  *early = env.Undefined();
+  out->region = UnwrapRegion(env, info[0]);
+  if (out->region == nullptr) return false;
+  bool misaligned = false;
+  out->word = Word(env, out->region, info[1], info[2], &misaligned);
+  if (out->word == nullptr) {
+    if (misaligned) *early = Napi::Number::New(env, -EINVAL);
+    return false;
+  }
+  bool ok = true;
+  out->waiters = OptionalWord(env, out->region, info[1], info[waitersArg], &ok);
+  return ok;
+}
+
 // wait(handle, ab, byteOffset, expected, timeoutMs (-1: forever), spin, waitersOffset)
 //   -> 0 ok | 1 not-equal | 2 timed-out | -errno ; -EINVAL for a misaligned word
 Napi::Value Wait(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  Region* region = UnwrapRegion(env, info[0]);
-  if (region == nullptr) return env.Undefined();
-  bool misaligned = false;
-  int32_t* word = Word(env, region, info[1], info[2], &misaligned);
-  if (word == nullptr) return misaligned ? Napi::Number::New(env, -EINVAL) : env.Undefined();
-  bool ok = true;
-  int32_t* waiters = OptionalWord(env, region, info[1], info[6], &ok);
-  if (!ok) return env.Undefined();
+  WordArgs args;
+  Napi::Value early;
+  if (!ReadWordArgs(info, 6, &args, &early)) return early;
+  int32_t* word = args.word;
+  int32_t* waiters = args.waiters;
   int32_t expected = info[3].As<Napi::Number>().Int32Value();
   double timeoutMs = info[4].As<Napi::Number>().DoubleValue();
   int64_t spin = info[5].As<Napi::Number>().Int64Value();
@@ -174,14 +197,11 @@ Napi::Value Wait(const Napi::CallbackInfo& info) {
 // notify(handle, ab, byteOffset, count, waitersOffset) -> woken | -errno
 Napi::Value Notify(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  Region* region = UnwrapRegion(env, info[0]);
-  if (region == nullptr) return env.Undefined();
-  bool misaligned = false;
-  int32_t* word = Word(env, region, info[1], info[2], &misaligned);
-  if (word == nullptr) return misaligned ? Napi::Number::New(env, -EINVAL) : env.Undefined();
-  bool ok = true;
-  int32_t* waiters = OptionalWord(env, region, info[1], info[4], &ok);
-  if (!ok) return env.Undefined();
+  WordArgs args;
+  Napi::Value early;
+  if (!ReadWordArgs(info, 4, &args, &early)) return early;
+  int32_t* word = args.word;
+  int32_t* waiters = args.waiters;
   double countValue = info[3].As<Napi::Number>().DoubleValue();
   int count = countValue >= INT_MAX ? INT_MAX : static_cast<int>(countValue);
   if (waiters != nullptr) {
@@ -379,14 +399,12 @@ FutexEnv* StateOf(Napi::Env env) {
 //                callback(result)) -> id | -EINVAL (misaligned)
 Napi::Value WaitAsyncStart(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  Region* region = UnwrapRegion(env, info[0]);
-  if (region == nullptr) return env.Undefined();
-  bool misaligned = false;
-  int32_t* word = Word(env, region, info[1], info[2], &misaligned);
-  if (word == nullptr) return misaligned ? Napi::Number::New(env, -EINVAL) : env.Undefined();
-  bool ok = true;
-  int32_t* waiters = OptionalWord(env, region, info[1], info[5], &ok);
-  if (!ok) return env.Undefined();
+  WordArgs args;
+  Napi::Value early;
+  if (!ReadWordArgs(info, 5, &args, &early)) return early;
+  Region* region = args.region;
+  int32_t* word = args.word;
+  int32_t* waiters = args.waiters;
   if (!info[6].IsFunction()) {
     NAPI_THROW(Napi::TypeError::New(env, "native: callback expected"), env.Undefined());
   }

@@ -114,21 +114,34 @@ bool ReadSize(Napi::Env env, const Napi::Value& value, const char* name, size_t*
 
 Napi::Value Errno(Napi::Env env, int err) { return Napi::Number::New(env, -err); }
 
-// Detaches every buffer we can still reach. Returns true when no buffer can outlive this
-// call: each was detached now or before, by us. A buffer that is gone or detached by
-// someone else may have been transferred (structuredClone, postMessage, transfer()).
+// Whether a buffer may still point into the region after we detach what we can: one that
+// is gone or detached by someone else may have been transferred (transfer(), a worker).
+bool MayOutlive(Napi::Env env, BufferRecord* record) {
+  if (record->detachedByUs) return false;
+  napi_value value = nullptr;
+  napi_get_reference_value(env, record->ref, &value);
+  bool detached = true;
+  if (value != nullptr) napi_is_detached_arraybuffer(env, value, &detached);
+  return value == nullptr || detached;
+}
+
+bool AllAccounted(Napi::Env env, Region* region) {
+  for (BufferRecord* record : region->buffers)
+    if (MayOutlive(env, record)) return false;
+  return true;
+}
+
+// Detaches every buffer we can still reach. Returns true when no buffer can outlive this call.
 bool DetachBuffers(Napi::Env env, Region* region) {
   bool accounted = true;
   for (BufferRecord* record : region->buffers) {
     if (record->detachedByUs) continue;
-    napi_value value = nullptr;
-    napi_get_reference_value(env, record->ref, &value);
-    bool detached = true;
-    if (value != nullptr) napi_is_detached_arraybuffer(env, value, &detached);
-    if (value == nullptr || detached) {
+    if (MayOutlive(env, record)) {
       accounted = false;
       continue;
     }
+    napi_value value = nullptr;
+    napi_get_reference_value(env, record->ref, &value);
     napi_detach_arraybuffer(env, value);
     record->detachedByUs = true;
   }
@@ -251,14 +264,7 @@ Napi::Value Remap(const Napi::CallbackInfo& info) {
   }
   // Buffers over the old range must all be ours to detach: a moved or shrunk range would
   // leave a transferred one pointing at memory that is no longer this mapping's.
-  for (BufferRecord* record : region->buffers) {
-    if (record->detachedByUs) continue;
-    napi_value value = nullptr;
-    napi_get_reference_value(env, record->ref, &value);
-    bool detached = true;
-    if (value != nullptr) napi_is_detached_arraybuffer(env, value, &detached);
-    if (value == nullptr || detached) return Napi::Number::New(env, 1);
-  }
+  if (!AllAccounted(env, region)) return Napi::Number::New(env, 1);
   if (region->inFlight != 0) return Errno(env, EBUSY);
   void* addr = mremap(region->base, region->size, newSize, flags);
   if (addr == MAP_FAILED) return Errno(env, errno);

@@ -18,12 +18,20 @@ int IntArg(const Napi::CallbackInfo& info, size_t i) {
   return info[i].As<Napi::Number>().Int32Value();
 }
 
+// The (handle, offset, length) every call here starts with: the first byte of the checked
+// range, or nullptr with a JS exception pending.
+uint8_t* RangeArgs(const Napi::CallbackInfo& info, size_t* length, Region** regionOut = nullptr) {
+  Region* region = UnwrapRegion(info.Env(), info[0]);
+  if (region == nullptr) return nullptr;
+  if (regionOut != nullptr) *regionOut = region;
+  return RegionRange(info.Env(), region, info[1], info[2], length);
+}
+
 // protect(handle, offset, length, prot)
 Napi::Value Protect(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  Region* region = UnwrapRegion(env, info[0]);
   size_t length;
-  uint8_t* addr = region ? RegionRange(env, region, info[1], info[2], &length) : nullptr;
+  uint8_t* addr = RangeArgs(info, &length);
   if (addr == nullptr) return env.Undefined();
   return Result(env, mprotect(addr, length, IntArg(info, 3)));
 }
@@ -31,9 +39,8 @@ Napi::Value Protect(const Napi::CallbackInfo& info) {
 // advise(handle, offset, length, advice)
 Napi::Value Advise(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  Region* region = UnwrapRegion(env, info[0]);
   size_t length;
-  uint8_t* addr = region ? RegionRange(env, region, info[1], info[2], &length) : nullptr;
+  uint8_t* addr = RangeArgs(info, &length);
   if (addr == nullptr) return env.Undefined();
   return Result(env, madvise(addr, length, IntArg(info, 3)));
 }
@@ -41,9 +48,8 @@ Napi::Value Advise(const Napi::CallbackInfo& info) {
 // sync(handle, offset, length, flags)
 Napi::Value Sync(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  Region* region = UnwrapRegion(env, info[0]);
   size_t length;
-  uint8_t* addr = region ? RegionRange(env, region, info[1], info[2], &length) : nullptr;
+  uint8_t* addr = RangeArgs(info, &length);
   if (addr == nullptr) return env.Undefined();
   return Result(env, msync(addr, length, IntArg(info, 3)));
 }
@@ -86,9 +92,9 @@ class FlushWorker : public Napi::AsyncWorker {
 // flush(handle, offset, length, flags) -> Promise<0 | -errno>
 Napi::Value Flush(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  Region* region = UnwrapRegion(env, info[0]);
   size_t length;
-  uint8_t* addr = region ? RegionRange(env, region, info[1], info[2], &length) : nullptr;
+  Region* region = nullptr;
+  uint8_t* addr = RangeArgs(info, &length, &region);
   if (addr == nullptr) return env.Undefined();
   auto* worker = new FlushWorker(env, region, addr, length, IntArg(info, 3));
   Napi::Promise promise = worker->Promise();
@@ -99,9 +105,8 @@ Napi::Value Flush(const Napi::CallbackInfo& info) {
 // lock(handle, offset, length, flags): mlock, or mlock2 when flags (MLOCK_ONFAULT) are given
 Napi::Value Lock(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  Region* region = UnwrapRegion(env, info[0]);
   size_t length;
-  uint8_t* addr = region ? RegionRange(env, region, info[1], info[2], &length) : nullptr;
+  uint8_t* addr = RangeArgs(info, &length);
   if (addr == nullptr) return env.Undefined();
   unsigned flags = static_cast<unsigned>(IntArg(info, 3));
   // The raw syscalls: a sanitizer runtime replaces the libc wrappers with no-ops.
@@ -112,9 +117,8 @@ Napi::Value Lock(const Napi::CallbackInfo& info) {
 // unlock(handle, offset, length)
 Napi::Value Unlock(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  Region* region = UnwrapRegion(env, info[0]);
   size_t length;
-  uint8_t* addr = region ? RegionRange(env, region, info[1], info[2], &length) : nullptr;
+  uint8_t* addr = RangeArgs(info, &length);
   if (addr == nullptr) return env.Undefined();
   return Result(env, static_cast<int>(syscall(SYS_munlock, addr, length)));
 }
@@ -122,9 +126,8 @@ Napi::Value Unlock(const Napi::CallbackInfo& info) {
 // residency(handle, offset, length, out: Uint8Array) — mincore straight into `out`
 Napi::Value Residency(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  Region* region = UnwrapRegion(env, info[0]);
   size_t length;
-  uint8_t* addr = region ? RegionRange(env, region, info[1], info[2], &length) : nullptr;
+  uint8_t* addr = RangeArgs(info, &length);
   if (addr == nullptr) return env.Undefined();
   if (!info[3].IsTypedArray() ||
       info[3].As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array) {
