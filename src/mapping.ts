@@ -3,6 +3,7 @@
 import { closeSync, fstatSync, openSync, type PathLike } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import { constants as bufferConstants } from 'node:buffer';
+import { constants as osConstants } from 'node:os';
 import { readFileSync } from 'node:fs';
 
 import { native, type Handle } from './native';
@@ -564,7 +565,7 @@ export function mapFile(file: FileTarget, options?: MapFileOptions): Mapping {
     ownFd = true;
   } else if (file !== null && typeof file === 'object' && typeof (file as FileHandle).fd === 'number') {
     fd = (file as FileHandle).fd;
-    if (fd < 0) throw mmanError('ERR_MAPPING_CLOSED', 'The FileHandle is closed');
+    if (fd < 0) throw systemError(-osConstants.errno.EBADF, 'fstat'); // a closed FileHandle, as fs.promises says
   } else {
     throw invalidArgType('file', 'a path (string, Buffer, URL), a file descriptor or a FileHandle', file);
   }
