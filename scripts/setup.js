@@ -1,18 +1,25 @@
 #!/usr/bin/env node
 // Runs before `npm test` and `npm start`: on a fresh clone, installs the dependencies,
-// which builds the addon (node-gyp) and the TypeScript (tsc); on a built tree, does nothing.
+// which builds the addon (node-gyp) and the TypeScript (tsc); on a built tree, rebuilds
+// only what is older than its sources, so child processes never run a stale lib/.
 'use strict';
-const { existsSync } = require('node:fs');
+const { existsSync, readdirSync, statSync } = require('node:fs');
 const { join } = require('node:path');
 const { execSync } = require('node:child_process');
 
 const root = join(__dirname, '..');
 const built = (p) => existsSync(join(root, p));
 const run = (cmd) => execSync(cmd, { cwd: root, stdio: 'inherit' });
+const mtime = (p) => statSync(join(root, p)).mtimeMs;
+const newest = (dir) => Math.max(0, ...readdirSync(join(root, dir), { recursive: true })
+  .map((f) => join(dir, String(f)))
+  .filter((f) => statSync(join(root, f)).isFile())
+  .map(mtime));
 
 if (!built('node_modules/node-addon-api') || !built('node_modules/typescript')) {
   // npm install runs the `install` (node-gyp) and `prepare` (tsc) scripts.
   run('npm install --no-audit --no-fund');
 }
 if (!built('build/Release/mman.node')) run('npx node-gyp rebuild');
-if (!built('lib/index.js')) run('npx tsc -p tsconfig.json');
+else if (newest('native') > mtime('build/Release/mman.node')) run('npx node-gyp build');
+if (!built('lib/index.js') || newest('src') > mtime('lib/index.js')) run('npx tsc -p tsconfig.json');
