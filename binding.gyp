@@ -5,7 +5,8 @@
       "sources": [
         "native/addon.cc",
         "native/mapping.cc",
-        "native/memory.cc"
+        "native/memory.cc",
+        "native/touch.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_VERSION=8", "NAPI_CPP_EXCEPTIONS", "_GNU_SOURCE"],

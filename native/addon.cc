@@ -9,6 +9,7 @@
 namespace mman {
 
 void InitMemory(Napi::Env env, Napi::Object exports);
+void InitTouch(Napi::Env env, Napi::Object exports);
 
 namespace {
 
@@ -79,6 +80,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("constants", Constants(env));
   InitMapping(env, exports);
   InitMemory(env, exports);
+  InitTouch(env, exports);
   return exports;
 }
 

@@ -21,6 +21,10 @@ export interface NativeAddon {
   lock(handle: Handle, offset: number, length: number, flags: number): number;
   unlock(handle: Handle, offset: number, length: number): number;
   residency(handle: Handle, offset: number, length: number, out: Uint8Array): number;
+  /** One access per `stride` bytes of `buffer` (a write of 1, or a read); returns elapsed ns. */
+  touchPages(buffer: ArrayBuffer, stride: number, write: boolean): number;
+  fadvise(fd: number, offset: number, length: number, advice: number): number;
+  readonly fadviseConstants: Readonly<Record<string, number>>;
 }
 
 // eslint-disable-next-line @typescript-eslint/no-require-imports
