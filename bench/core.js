@@ -1,0 +1,176 @@
+#!/usr/bin/env node
+// Issue 2's speed figures, in one run (`npm run bench`):
+//   1. map + scan vs fs.readFileSync + scan of a 1 GiB file in the page cache, each in its
+//      own child process so its peak anonymous memory (RssAnon) is its own;
+//   2. 1,000,000 random 4-byte reads through a mapping vs fs.readSync;
+//   3. one-page mmap + unmap vs a C loop (bench/c/map_unmap.c, compiled here with cc);
+//   4. first writes over 256 MiB of anonymous memory vs the same loop in C.
+// Prints a Markdown table for bench/RESULTS.md. Options: --size 1G, --repeat 5, --dir DIR.
+'use strict';
+const { execFileSync } = require('node:child_process');
+const { mkdtempSync, rmSync } = require('node:fs');
+const { tmpdir } = require('node:os');
+const { join } = require('node:path');
+const { parseArgs } = require('node:util');
+
+const lib = join(__dirname, '..', 'lib');
+
+// In a child: run one scan and print its timing as JSON.
+if (process.argv[2] === '--child') {
+  const io = require(join(lib, 'bench', 'io.js'));
+  const [, , , variant, path] = process.argv;
+  // Let V8 compile the scan loop before the clock starts, as it would in a long-lived service.
+  const warm = new Uint32Array(1 << 16).fill(0xfffffff0);
+  for (let i = 0; i < 2000; i++) io.sumWords(warm);
+  const before = io.rssAnon();
+  const timing = variant === 'mmap' ? io.scanMapped(path) : io.scanReadFile(path);
+  process.stdout.write(JSON.stringify({ ...timing, rssAnonBefore: before }));
+  process.exit(0);
+}
+
+const { values } = parseArgs({
+  options: {
+    size: { type: 'string', default: '1G' },
+    repeat: { type: 'string', default: '5' },
+    dir: { type: 'string', default: tmpdir() },
+  },
+});
+const { PAGE_SIZE, mmap, Prot, MapFlags } = require(lib);
+const { parseSize } = require(join(lib, 'bench', 'size.js'));
+const { createScratchFile } = require(join(lib, 'bench', 'scratch-file.js'));
+const { touchFile } = require(join(lib, 'bench', 'page-cache.js'));
+const { machineInfo } = require(join(lib, 'bench', 'machine.js'));
+const io = require(join(lib, 'bench', 'io.js'));
+const { runFaultBench } = require(join(lib, 'bench', 'faults.js'));
+
+const size = parseSize(values.size);
+const repeat = Number(values.repeat);
+const MiB = 2 ** 20;
+const median = (xs) => {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+};
+const log = (text) => process.stderr.write(`${text}\n`);
+const rows = [];
+const row = (measure, library, baseline, ratio, goal, met) => rows.push({ measure, library, baseline, ratio, goal, met });
+
+function scans(path) {
+  const runs = { mmap: [], readFileSync: [] };
+  for (let rep = 0; rep < repeat; rep++) {
+    for (const variant of rep % 2 ? ['readFileSync', 'mmap'] : ['mmap', 'readFileSync']) {
+      const out = execFileSync(process.execPath, [__filename, '--child', variant, path], { encoding: 'utf8' });
+      runs[variant].push(JSON.parse(out));
+    }
+  }
+  const mapped = median(runs.mmap.map((r) => r.ms));
+  const copied = median(runs.readFileSync.map((r) => r.ms));
+  const mappedAnon = Math.max(...runs.mmap.map((r) => r.rssAnon)) / MiB;
+  const copiedAnon = Math.max(...runs.readFileSync.map((r) => r.rssAnon)) / MiB;
+  if (runs.mmap[0].checksum !== runs.readFileSync[0].checksum) throw new Error('scan checksums differ');
+  const ratio = copied / mapped;
+  row(`map + scan ${values.size} (Uint32Array sum), ms`, mapped.toFixed(0), `readFileSync + scan: ${copied.toFixed(0)}`,
+    `${ratio.toFixed(2)}× faster`, '≥ 2.5× faster', ratio >= 2.5);
+  row('peak RssAnon during the scan, MiB', mappedAnon.toFixed(1), `readFileSync: ${copiedAnon.toFixed(1)}`,
+    `${(copiedAnon / mappedAnon).toFixed(0)}× less`, '< 50 MiB', mappedAnon < 50);
+}
+
+function randomReads(path) {
+  const indexes = io.randomWordIndexes(1_000_000, size >>> 2);
+  const mapped = [];
+  const syscalls = [];
+  for (let rep = 0; rep < Math.max(3, repeat); rep++) {
+    mapped.push(io.randomMapped(path, indexes).ms);
+    syscalls.push(io.randomReadSync(path, indexes).ms);
+  }
+  const ratio = median(syscalls) / median(mapped);
+  row('1,000,000 random 4-byte reads (map included), ms', median(mapped).toFixed(1),
+    `fs.readSync: ${median(syscalls).toFixed(1)}`, `${ratio.toFixed(1)}× faster`, '≥ 10× faster', ratio >= 10);
+}
+
+function compileCLoop() {
+  const dir = mkdtempSync(join(tmpdir(), 'mman-c-'));
+  const binary = join(dir, 'map_unmap');
+  execFileSync('cc', ['-O2', '-o', binary, join(__dirname, 'c', 'map_unmap.c')]);
+  return { binary, remove: () => rmSync(dir, { recursive: true, force: true }) };
+}
+
+function mapUnmapFromJs(iterations, touchBytes) {
+  const prot = Prot.Read | Prot.Write;
+  const flags = MapFlags.Private | MapFlags.Anonymous;
+  const start = process.hrtime.bigint();
+  for (let i = 0; i < iterations; i++) {
+    const mapping = mmap(PAGE_SIZE, prot, flags);
+    if (touchBytes) void mapping.bytes;
+    mapping.unmap();
+  }
+  return Number(process.hrtime.bigint() - start) / iterations;
+}
+
+function mapUnmap() {
+  let c;
+  try {
+    c = compileCLoop();
+  } catch (err) {
+    row('one-page mmap + unmap', 'n/a', `no C compiler: ${err.message.split('\n')[0]}`, '', '≤ 2× C', false);
+    return;
+  }
+  const iterations = 200_000;
+  const cPlain = [];
+  const cTouched = [];
+  const jsPlain = [];
+  const jsBytes = [];
+  try {
+    mapUnmapFromJs(20_000, false);
+    mapUnmapFromJs(20_000, true);
+    for (let rep = 0; rep < repeat; rep++) {
+      const out = JSON.parse(execFileSync(c.binary, [String(iterations)], { encoding: 'utf8' }));
+      cPlain.push(out.mapUnmapNs);
+      cTouched.push(out.mapTouchUnmapNs);
+      jsPlain.push(mapUnmapFromJs(iterations, false));
+      jsBytes.push(mapUnmapFromJs(iterations, true));
+    }
+  } finally {
+    c.remove();
+  }
+  const base = median(cPlain);
+  const plainRatio = median(jsPlain) / base;
+  const bytesRatio = median(jsBytes) / base;
+  row('one-page mmap() + unmap(), ns', median(jsPlain).toFixed(0), `C mmap + munmap: ${base.toFixed(0)}`,
+    `${plainRatio.toFixed(2)}× C`, '≤ 2× C', plainRatio <= 2);
+  row('one-page mmap() + .bytes + unmap(), ns', median(jsBytes).toFixed(0), `C mmap + munmap: ${base.toFixed(0)}`,
+    `${bytesRatio.toFixed(2)}× C`, '≤ 2× C', bytesRatio <= 2);
+  row('(for scale) C mmap + write 1 byte + munmap, ns', '', median(cTouched).toFixed(0), '', '', null);
+}
+
+function firstWrites() {
+  const report = runFaultBench({ size: 256 * MiB, kinds: ['anon-private-write'], repeat });
+  const k = report.kinds[0];
+  row('first write per page, 256 MiB anonymous, ns/page', k.nsPerPage.toFixed(0), `C loop: ${k.nativeNsPerPage.toFixed(0)}`,
+    `${k.ratio.toFixed(3)}× C`, '≤ 1.10× C', k.ratio <= 1.1);
+}
+
+const machine = machineInfo();
+log(`machine: ${machine.cpus} CPUs, ${machine.cpuModel}, Linux ${machine.kernel}, Node ${machine.node}`);
+const file = createScratchFile(size, values.dir);
+try {
+  touchFile(file.path);
+  log('scan: mmap vs readFileSync, each in a child process');
+  scans(file.path);
+  log('random reads: mmap vs readSync');
+  randomReads(file.path);
+} finally {
+  file.remove();
+}
+log('one-page mmap + unmap vs C');
+mapUnmap();
+log('first writes over 256 MiB vs C');
+firstWrites();
+
+console.log(`Machine: \`nproc\` ${machine.cpus}, ${machine.cpuModel}, Linux ${machine.kernel}, Node ${machine.node}, THP ${machine.thp}`);
+console.log(`Command: \`npm run bench\` (node bench/core.js --size ${values.size} --repeat ${repeat}); medians of ${repeat} runs\n`);
+console.log('| measure | mman | baseline | ratio | goal | met |');
+console.log('|---|---:|---|---:|---|---|');
+for (const r of rows) {
+  console.log(`| ${r.measure} | ${r.library} | ${r.baseline} | ${r.ratio} | ${r.goal} | ${r.met === null ? '' : r.met ? 'yes' : '**no**'} |`);
+}
