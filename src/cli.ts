@@ -175,7 +175,6 @@ async function benchIo(args: string[], out: NodeJS.WritableStream): Promise<numb
 // Holds the locked mappings until SIGINT or SIGTERM, then unlocks by unmapping.
 function holdUntilInterrupted(mappings: Mapping[], out: NodeJS.WritableStream): Promise<number> {
   const pages = mappings.reduce((n, m) => n + Math.ceil(m.length / PAGE_SIZE), 0);
-  out.write(`Locked ${pages} pages in ${mappings.length} file(s); press Ctrl-C to release.\n`);
   return new Promise((resolve) => {
     const keepAlive = setInterval(() => {}, 2 ** 30);
     const release = (): void => {
@@ -188,6 +187,8 @@ function holdUntilInterrupted(mappings: Mapping[], out: NodeJS.WritableStream): 
     };
     process.on('SIGINT', release);
     process.on('SIGTERM', release);
+    // Only now: whoever reads this line may interrupt at once.
+    out.write(`Locked ${pages} pages in ${mappings.length} file(s); press Ctrl-C to release.\n`);
   });
 }
 

@@ -30,7 +30,7 @@ export function faultChart(report: FaultReport): string {
   for (let decade = lowDecade; decade <= highDecade; decade++) {
     const gx = x(10 ** decade);
     out.push(`<line x1="${gx}" y1="${top - 6}" x2="${gx}" y2="${axisBottom}" stroke="#ddd"/>`);
-    out.push(`<text x="${gx}" y="${axisBottom + 16}" text-anchor="middle" fill="#333">${formatNumber(10 ** decade)} ns</text>`);
+    out.push(`<text x="${gx}" y="${axisBottom + 16}" text-anchor="middle" fill="#333">${decade >= 0 ? (10 ** decade).toLocaleString('en-US') : (10 ** decade).toFixed(-decade)} ns</text>`);
   }
   kinds.forEach((k, i) => {
     const y = top + i * rowHeight;
