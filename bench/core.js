@@ -36,6 +36,7 @@ const { values } = parseArgs({
   },
 });
 const { PAGE_SIZE, mmap, Prot, MapFlags } = require(lib);
+
 const { parseSize } = require(join(lib, 'bench', 'size.js'));
 const { createScratchFile } = require(join(lib, 'bench', 'scratch-file.js'));
 const { touchFile } = require(join(lib, 'bench', 'page-cache.js'));
@@ -95,16 +96,39 @@ function compileCLoop() {
   return { binary, remove: () => rmSync(dir, { recursive: true, force: true }) };
 }
 
-function mapUnmapFromJs(iterations, touchBytes) {
+// The one-page map + unmap loops compared, from the bare C loop up to the public API.
+function mapUnmapVariants() {
+  const { native } = require(join(lib, 'native.js'));
   const prot = Prot.Read | Prot.Write;
   const flags = MapFlags.Private | MapFlags.Anonymous;
-  const start = process.hrtime.bigint();
-  for (let i = 0; i < iterations; i++) {
-    const mapping = mmap(PAGE_SIZE, prot, flags);
-    if (touchBytes) void mapping.bytes;
-    mapping.unmap();
-  }
-  return Number(process.hrtime.bigint() - start) / iterations;
+  const timed = (loop) => (iterations) => {
+    const start = process.hrtime.bigint();
+    loop(iterations);
+    return Number(process.hrtime.bigint() - start) / iterations;
+  };
+  return {
+    'C loop in this process (native mapUnmapLoop)': (iterations) => native.mapUnmapLoop(iterations),
+    'addon map() + unmap(), no Mapping object': timed((n) => {
+      for (let i = 0; i < n; i++) native.unmap(native.map(PAGE_SIZE, prot, flags, -1, 0));
+    }),
+    'addon map() + buffer() + unmap(), no Mapping object': timed((n) => {
+      for (let i = 0; i < n; i++) {
+        const handle = native.map(PAGE_SIZE, prot, flags, -1, 0);
+        native.buffer(handle, 0, PAGE_SIZE);
+        native.unmap(handle);
+      }
+    }),
+    'mmap() + unmap()': timed((n) => {
+      for (let i = 0; i < n; i++) mmap(PAGE_SIZE, prot, flags).unmap();
+    }),
+    'mmap() + .bytes + unmap()': timed((n) => {
+      for (let i = 0; i < n; i++) {
+        const mapping = mmap(PAGE_SIZE, prot, flags);
+        void mapping.bytes;
+        mapping.unmap();
+      }
+    }),
+  };
 }
 
 function mapUnmap() {
@@ -118,29 +142,30 @@ function mapUnmap() {
   const iterations = 200_000;
   const cPlain = [];
   const cTouched = [];
-  const jsPlain = [];
-  const jsBytes = [];
+  const variants = mapUnmapVariants();
+  const times = Object.fromEntries(Object.keys(variants).map((name) => [name, []]));
   try {
-    mapUnmapFromJs(20_000, false);
-    mapUnmapFromJs(20_000, true);
+    for (const loop of Object.values(variants)) loop(20_000);
     for (let rep = 0; rep < repeat; rep++) {
       const out = JSON.parse(execFileSync(c.binary, [String(iterations)], { encoding: 'utf8' }));
       cPlain.push(out.mapUnmapNs);
       cTouched.push(out.mapTouchUnmapNs);
-      jsPlain.push(mapUnmapFromJs(iterations, false));
-      jsBytes.push(mapUnmapFromJs(iterations, true));
+      for (const [name, loop] of Object.entries(variants)) times[name].push(loop(iterations));
     }
   } finally {
     c.remove();
   }
   const base = median(cPlain);
-  const plainRatio = median(jsPlain) / base;
-  const bytesRatio = median(jsBytes) / base;
-  row('one-page mmap() + unmap(), ns', median(jsPlain).toFixed(0), `C mmap + munmap: ${base.toFixed(0)}`,
-    `${plainRatio.toFixed(2)}× C`, '≤ 2× C', plainRatio <= 2);
-  row('one-page mmap() + .bytes + unmap(), ns', median(jsBytes).toFixed(0), `C mmap + munmap: ${base.toFixed(0)}`,
-    `${bytesRatio.toFixed(2)}× C`, '≤ 2× C', bytesRatio <= 2);
+  const plain = median(times['mmap() + unmap()']);
+  const bytes = median(times['mmap() + .bytes + unmap()']);
+  row('one-page mmap() + unmap(), ns', plain.toFixed(0), `C mmap + munmap (bench/c/map_unmap.c): ${base.toFixed(0)}`,
+    `${(plain / base).toFixed(2)}× C`, '≤ 2× C', plain / base <= 2);
+  row('one-page mmap() + .bytes + unmap(), ns', bytes.toFixed(0), `C mmap + munmap (bench/c/map_unmap.c): ${base.toFixed(0)}`,
+    `${(bytes / base).toFixed(2)}× C`, '≤ 2× C', bytes / base <= 2);
   row('(for scale) C mmap + write 1 byte + munmap, ns', '', median(cTouched).toFixed(0), '', '', null);
+  for (const [name, values] of Object.entries(times)) {
+    row(`(where the time goes) ${name}, ns`, median(values).toFixed(0), '', `${(median(values) / base).toFixed(2)}× C`, '', null);
+  }
 }
 
 function firstWrites() {

@@ -1,7 +1,9 @@
-// What the benchmarks need from C: the same first-touch loop the JavaScript runs, timed
-// here so the two can be compared in one run, and posix_fadvise to evict a file's pages.
+// What the benchmarks need from C: the same loops the JavaScript runs (first touches,
+// mmap + munmap), timed here so both are compared in one run; posix_fadvise to evict pages.
 #include <errno.h>
 #include <fcntl.h>
+#include <sys/mman.h>
+#include <unistd.h>
 #include <time.h>
 
 #include <cstddef>
@@ -76,11 +78,33 @@ Napi::Value Fadvise(const Napi::CallbackInfo& info) {
   return Napi::Number::New(env, -rc);
 }
 
+// mapUnmapLoop(iterations) -> ns per one-page mmap + munmap, run inside this process:
+// the C baseline with the same threads and address space as the JavaScript one.
+Napi::Value MapUnmapLoop(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!info[0].IsNumber()) {
+    NAPI_THROW(Napi::TypeError::New(env, "native: mapUnmapLoop(iterations)"), env.Undefined());
+  }
+  int64_t iterations = info[0].As<Napi::Number>().Int64Value();
+  if (iterations <= 0) {
+    NAPI_THROW(Napi::RangeError::New(env, "native: iterations must be > 0"), env.Undefined());
+  }
+  size_t page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
+  uint64_t start = NowNs();
+  for (int64_t i = 0; i < iterations; ++i) {
+    void* p = mmap(nullptr, page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) return Napi::Number::New(env, -errno);
+    munmap(p, page);
+  }
+  return Napi::Number::New(env, static_cast<double>(NowNs() - start) / static_cast<double>(iterations));
+}
+
 }  // namespace
 
 void InitTouch(Napi::Env env, Napi::Object exports) {
   exports.Set("touchPages", Napi::Function::New(env, TouchPages, "touchPages"));
   exports.Set("fadvise", Napi::Function::New(env, Fadvise, "fadvise"));
+  exports.Set("mapUnmapLoop", Napi::Function::New(env, MapUnmapLoop, "mapUnmapLoop"));
   Napi::Object fadv = Napi::Object::New(env);
   fadv.Set("POSIX_FADV_NORMAL", Napi::Number::New(env, POSIX_FADV_NORMAL));
   fadv.Set("POSIX_FADV_SEQUENTIAL", Napi::Number::New(env, POSIX_FADV_SEQUENTIAL));

@@ -24,6 +24,8 @@ export interface NativeAddon {
   /** One access per `stride` bytes of `buffer` (a write of 1, or a read); returns elapsed ns. */
   touchPages(buffer: ArrayBuffer, stride: number, write: boolean): number;
   fadvise(fd: number, offset: number, length: number, advice: number): number;
+  /** ns per one-page mmap + munmap in a C loop inside this process, or -errno. */
+  mapUnmapLoop(iterations: number): number;
   readonly fadviseConstants: Readonly<Record<string, number>>;
 }
 
