@@ -19,9 +19,7 @@ const lib = join(__dirname, '..', 'lib');
 if (process.argv[2] === '--child') {
   const io = require(join(lib, 'bench', 'io.js'));
   const [, , , variant, path] = process.argv;
-  // Let V8 compile the scan loop before the clock starts, as it would in a long-lived service.
-  const warm = new Uint32Array(1 << 16).fill(0xfffffff0);
-  for (let i = 0; i < 2000; i++) io.sumWords(warm);
+  io.warmUpScan();
   const before = io.rssAnon();
   const timing = variant === 'mmap' ? io.scanMapped(path) : io.scanReadFile(path);
   process.stdout.write(JSON.stringify({ ...timing, rssAnonBefore: before }));
@@ -192,7 +190,7 @@ mapUnmap();
 log('first writes over 256 MiB vs C');
 firstWrites();
 
-console.log(`Machine: \`nproc\` ${machine.cpus}, ${machine.cpuModel}, Linux ${machine.kernel}, Node ${machine.node}, THP ${machine.thp}`);
+console.log(`Machine: \`nproc\` ${machine.cpus}, ${machine.cpuModel}, Linux ${machine.kernel}, Node ${machine.node}, THP ${machine.thp}; load average ${machine.loadAverage.toFixed(2)} at the start, ${require('node:os').loadavg()[0].toFixed(2)} at the end`);
 console.log(`Command: \`npm run bench\` (node bench/core.js --size ${values.size} --repeat ${repeat}); medians of ${repeat} runs\n`);
 console.log('| measure | mman | baseline | ratio | goal | met |');
 console.log('|---|---:|---|---:|---|---|');

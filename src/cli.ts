@@ -77,7 +77,7 @@ export function faultTable(report: FaultReport): string {
     `${k.residentPages}/${k.pages}`,
   ]));
   const head = `First touch of a ${formatSize(report.size)} mapping (${report.size / report.pageSize} pages of ${report.pageSize} B), median of ${report.repeat}; ` +
-    `${report.machine.cpus} CPUs, ${report.machine.cpuModel}, Linux ${report.machine.kernel}, Node ${report.machine.node}, THP ${report.machine.thp}`;
+    `${report.machine.cpus} CPUs, ${report.machine.cpuModel}, Linux ${report.machine.kernel}, Node ${report.machine.node}, THP ${report.machine.thp}, load ${report.machine.loadAverage.toFixed(2)}`;
   const skipped = report.skipped.map((s) => `${s.kind}: skipped, ${s.reason}`);
   return [head, '', table, ...(skipped.length > 0 ? ['', ...skipped] : [])].join('\n');
 }

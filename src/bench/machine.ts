@@ -1,6 +1,6 @@
 // What the machine offers that changes which benchmarks can run and what they measure.
 import { readFileSync } from 'node:fs';
-import { availableParallelism, release } from 'node:os';
+import { availableParallelism, loadavg, release } from 'node:os';
 
 /** The facts a benchmark result is meaningless without. */
 export interface MachineInfo {
@@ -13,6 +13,8 @@ export interface MachineInfo {
   /** Free reserved hugetlb pages, and their size in bytes. */
   hugePagesFree: number;
   hugePageSize: number;
+  /** The 1-minute load average when the run started: above ~0.5 per CPU, other work was competing. */
+  loadAverage: number;
 }
 
 function readOr(path: string, fallback: string): string {
@@ -37,5 +39,6 @@ export function machineInfo(): MachineInfo {
     thp: /\[(\w+)\]/.exec(thpLine)?.[1] ?? 'unknown',
     hugePagesFree: meminfoNumber('HugePages_Free'),
     hugePageSize: meminfoNumber('Hugepagesize') * 1024,
+    loadAverage: loadavg()[0],
   };
 }
