@@ -99,6 +99,7 @@ function mapUnmapVariants() {
   const { native } = require(join(lib, 'native.js'));
   const prot = Prot.Read | Prot.Write;
   const flags = MapFlags.Private | MapFlags.Anonymous;
+  const owners = new WeakMap(); // what Mapping does with each buffer it makes (mappingOf)
   const timed = (loop) => (iterations) => {
     const start = process.hrtime.bigint();
     loop(iterations);
@@ -113,6 +114,20 @@ function mapUnmapVariants() {
       for (let i = 0; i < n; i++) {
         const handle = native.map(PAGE_SIZE, prot, flags, -1, 0);
         native.buffer(handle, 0, PAGE_SIZE);
+        native.unmap(handle);
+      }
+    }),
+    'addon map() + buffer() + new Uint8Array + unmap()': timed((n) => {
+      for (let i = 0; i < n; i++) {
+        const handle = native.map(PAGE_SIZE, prot, flags, -1, 0);
+        void new Uint8Array(native.buffer(handle, 0, PAGE_SIZE));
+        native.unmap(handle);
+      }
+    }),
+    'addon map() + buffer() + WeakMap.set(buffer) + unmap()': timed((n) => {
+      for (let i = 0; i < n; i++) {
+        const handle = native.map(PAGE_SIZE, prot, flags, -1, 0);
+        owners.set(native.buffer(handle, 0, PAGE_SIZE), handle);
         native.unmap(handle);
       }
     }),
