@@ -15,4 +15,4 @@ if (!built('node_modules/node-addon-api') || !built('node_modules/typescript')) 
   run('npm install --no-audit --no-fund');
 }
 if (!built('build/Release/mman.node')) run('npx node-gyp rebuild');
-if (!built('lib/index.js')) run('npx tsc -p tsconfig.json');
+if (!built('lib/index.js') || !built('lib/cli.js')) run('npx tsc -p tsconfig.json');

@@ -319,7 +319,12 @@ export function runFaultBench(options: FaultBenchOptions = {}): FaultReport {
     warmUpGuestMemory(Math.min(Math.max(4 * size, 2 ** 30), 2 ** 32 - PAGE_SIZE));
     for (const kind of kinds) {
       const plan = PLANS[kind];
-      const reason = plan.unavailable(context);
+      let reason: string | null;
+      try {
+        reason = plan.unavailable(context);
+      } catch (err) {
+        reason = `failed: ${(err as Error).message}`;
+      }
       if (reason !== null) {
         report.skipped.push({ kind, reason });
         done += repeat + 1;
@@ -327,21 +332,29 @@ export function runFaultBench(options: FaultBenchOptions = {}): FaultReport {
       }
       const samples: Sample[] = [];
       const nativeNs: number[] = [];
-      for (let rep = -1; rep < repeat; rep++) {
-        progress(kind);
-        // Alternate which goes first, so neither always inherits the other's leftovers.
-        let sample: Sample;
-        let c: number;
-        if (rep % 2 === 0) {
-          sample = touchFromJavaScript(plan, context);
-          c = touchFromC(plan, context);
-        } else {
-          c = touchFromC(plan, context);
-          sample = touchFromJavaScript(plan, context);
+      const kindStart = done;
+      try {
+        for (let rep = -1; rep < repeat; rep++) {
+          progress(kind);
+          // Alternate which goes first, so neither always inherits the other's leftovers.
+          let sample: Sample;
+          let c: number;
+          if (rep % 2 === 0) {
+            sample = touchFromJavaScript(plan, context);
+            c = touchFromC(plan, context);
+          } else {
+            c = touchFromC(plan, context);
+            sample = touchFromJavaScript(plan, context);
+          }
+          if (rep < 0) continue;
+          samples.push(sample);
+          nativeNs.push(c);
         }
-        if (rep < 0) continue;
-        samples.push(sample);
-        nativeNs.push(c);
+      } catch (err) {
+        // A kernel that refuses this kind (EINVAL, ENOMEM, EPERM) skips it; it never fakes it.
+        report.skipped.push({ kind, reason: `failed: ${(err as Error).message}` });
+        done = kindStart + repeat + 1;
+        continue;
       }
       const perPage = samples.map((s) => s.ns / pages);
       const nsPerPage = median(perPage);
