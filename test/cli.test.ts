@@ -115,6 +115,24 @@ describe('mman bench faults', () => {
   });
 });
 
+describe('mman bench io', () => {
+  test('times every method for both operations, all with the same checksum', async () => {
+    const { stdout, status, stderr } = await mman('bench', 'io', '--size', '8M', '--reads', '10000', '--repeat', '1', '--json');
+    expect({ status, stderr }).toEqual({ status: 0, stderr: '' });
+    const { results } = JSON.parse(stdout) as { results: Array<{ operation: string; method: string; ms: number; ratio: number; checksum: number }> };
+    expect(results.map((r) => `${r.operation}: ${r.method}`)).toEqual([
+      'sequential scan: mmap', 'sequential scan: fs.readFileSync', 'sequential scan: fs.readSync',
+      'sequential scan: fs.createReadStream', 'random reads: mmap', 'random reads: fs.readFileSync',
+      'random reads: fs.readSync',
+    ]);
+    for (const r of results) {
+      expect(r.ms).toBeGreaterThan(0);
+      expect(r.ratio).toBeGreaterThan(0);
+      expect(r.checksum).toBe(results.find((b) => b.operation === r.operation)!.checksum);
+    }
+  });
+});
+
 describe('mman residency', () => {
   let file: string;
   beforeAll(() => {
