@@ -14,7 +14,7 @@ import { formatNumber, formatTable } from './bench/table';
 
 /** What `mman --help` prints. */
 export const USAGE = `Usage:
-  mman bench faults [--size 256M] [--kinds a,b,...] [--repeat 5] [--json] [--svg FILE] [--dir DIR]
+  mman bench faults [--size 256M] [--kinds a,b,...] [--repeat 7] [--json] [--svg FILE] [--dir DIR]
       First-touch cost per page of each kind of mapping, JavaScript beside the same loop in C.
       Kinds: ${FAULT_KINDS.join(', ')}
   mman bench io [--size 1G] [--reads 1000000] [--repeat 3] [--json] [--dir DIR]
@@ -131,7 +131,7 @@ async function benchFaults(args: string[], out: NodeJS.WritableStream): Promise<
   try {
     report = runFaultBench({
       size: sizeOption(values.size, 256 * 2 ** 20, 'size'),
-      repeat: countOption(values.repeat, 5, 'repeat'),
+      repeat: countOption(values.repeat, 7, 'repeat'),
       kinds,
       dir: values.dir,
       onProgress: (done, total, label) => bar.update(done, total, label),

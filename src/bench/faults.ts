@@ -37,7 +37,7 @@ export interface FaultResult {
   nsMax: number;
   /** Median of the same loop in C (native touchPages) on a twin mapping. */
   nativeNsPerPage: number;
-  /** `nsPerPage / nativeNsPerPage`: 1.0 means JavaScript adds nothing. */
+  /** Median of the JS/C ratios of each repetition (a pair run back to back): 1.0 means JavaScript adds nothing. */
   ratio: number;
   /** getrusage deltas over the JavaScript touch, per page (median). */
   minorFaultsPerPage: number;
@@ -69,7 +69,7 @@ export interface FaultBenchOptions {
   size?: number;
   /** Kinds to run, in this order. Default: all of {@link FAULT_KINDS}. */
   kinds?: readonly FaultKind[];
-  /** Timed repetitions per kind, each for JavaScript and for C. Default 5. */
+  /** Timed repetitions per kind, each for JavaScript and for C. Default 7. */
   repeat?: number;
   /** Directory for the scratch file of the file kinds. Default `os.tmpdir()`. */
   dir?: string;
@@ -298,7 +298,7 @@ function touchFromC(plan: KindPlan, context: Context): number {
  */
 export function runFaultBench(options: FaultBenchOptions = {}): FaultReport {
   const size = Math.ceil((options.size ?? 256 * 2 ** 20) / PAGE_SIZE) * PAGE_SIZE;
-  const repeat = options.repeat ?? 5;
+  const repeat = options.repeat ?? 7;
   const kinds = options.kinds ?? FAULT_KINDS;
   const machine = machineInfo();
   let scratch: ScratchFile | null = null;
@@ -366,7 +366,7 @@ export function runFaultBench(options: FaultBenchOptions = {}): FaultReport {
         nsMin: Math.min(...perPage),
         nsMax: Math.max(...perPage),
         nativeNsPerPage,
-        ratio: nsPerPage / nativeNsPerPage,
+        ratio: median(samples.map((sample, i) => sample.ns / nativeNs[i])),
         minorFaultsPerPage: median(samples.map((s) => s.minor)) / pages,
         majorFaultsPerPage: median(samples.map((s) => s.major)) / pages,
         residentPages: median(samples.map((s) => s.resident)),
