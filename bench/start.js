@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // `npm start`: the page-fault benchmark with its defaults (`mman bench faults`), on a
-// scratch file in the temporary directory that is gone when it ends. About 20 s.
+// scratch file in the temporary directory that is gone when it ends. 20-35 s.
 'use strict';
 const { join } = require('node:path');
 const { main } = require(join(__dirname, '..', 'lib', 'cli.js'));
