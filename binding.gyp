@@ -8,7 +8,8 @@
         "native/mapping.cc",
         "native/memory.cc",
         "native/shared.cc",
-        "native/futex.cc"
+        "native/futex.cc",
+        "native/touch.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_VERSION=8", "NAPI_CPP_EXCEPTIONS", "_GNU_SOURCE"],

@@ -15,6 +15,7 @@ namespace mman {
 void InitMemory(Napi::Env env, Napi::Object exports);
 void InitShared(Napi::Env env, Napi::Object exports);
 void InitFutex(Napi::Env env, Napi::Object exports);
+void InitTouch(Napi::Env env, Napi::Object exports);
 
 namespace {
 
@@ -100,6 +101,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   InitGuard(env, exports);
   InitShared(env, exports);
   InitFutex(env, exports);
+  InitTouch(env, exports);
   return exports;
 }
 

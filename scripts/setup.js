@@ -22,4 +22,4 @@ if (!built('node_modules/node-addon-api') || !built('node_modules/typescript')) 
 }
 if (!built('build/Release/mman.node')) run('npx node-gyp rebuild');
 else if (newest('native') > mtime('build/Release/mman.node')) run('npx node-gyp build');
-if (!built('lib/index.js') || newest('src') > mtime('lib/index.js')) run('npx tsc -p tsconfig.json');
+if (!built('lib/index.js') || !built('lib/cli.js') || newest('src') > mtime('lib/index.js')) run('npx tsc -p tsconfig.json');

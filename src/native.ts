@@ -37,6 +37,12 @@ export interface NativeAddon {
                  timeoutMs: number, waitersOffset: number, callback: (result: number) => void): number;
   waitAsyncCancel(id: number): boolean;
   waitAsyncStats(): { pending: number; sleeping: number; threads: number };
+  /** One access per `stride` bytes of `buffer` (a write of 1, or a read); returns elapsed ns. */
+  touchPages(buffer: ArrayBuffer, stride: number, write: boolean): number;
+  fadvise(fd: number, offset: number, length: number, advice: number): number;
+  /** ns per one-page mmap + munmap in a C loop inside this process, or -errno. */
+  mapUnmapLoop(iterations: number): number;
+  readonly fadviseConstants: Readonly<Record<string, number>>;
 }
 
 // MMAN_ADDON points at another build of the same sources (the sanitizer build, say).

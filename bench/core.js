@@ -1,0 +1,214 @@
+#!/usr/bin/env node
+// Issue 2's speed figures, in one run (`npm run bench`):
+//   1. map + scan vs fs.readFileSync + scan of a 1 GiB file in the page cache, each in its
+//      own child process so its peak anonymous memory (RssAnon) is its own;
+//   2. 1,000,000 random 4-byte reads through a mapping vs fs.readSync;
+//   3. one-page mmap + unmap vs a C loop (bench/c/map_unmap.c, compiled here with cc);
+//   4. first writes over 256 MiB of anonymous memory vs the same loop in C.
+// Prints a Markdown table for bench/RESULTS.md. Options: --size 1G, --repeat 5, --dir DIR.
+'use strict';
+const { execFileSync } = require('node:child_process');
+const { mkdtempSync, rmSync } = require('node:fs');
+const { tmpdir } = require('node:os');
+const { join } = require('node:path');
+const { parseArgs } = require('node:util');
+
+const lib = join(__dirname, '..', 'lib');
+
+// In a child: run one scan and print its timing as JSON.
+if (process.argv[2] === '--child') {
+  const io = require(join(lib, 'bench', 'io.js'));
+  const [, , , variant, path] = process.argv;
+  io.warmUpScan();
+  const before = io.rssAnon();
+  const timing = variant === 'mmap' ? io.scanMapped(path) : io.scanReadFile(path);
+  process.stdout.write(JSON.stringify({ ...timing, rssAnonBefore: before }));
+  process.exit(0);
+}
+
+const { values } = parseArgs({
+  options: {
+    size: { type: 'string', default: '1G' },
+    repeat: { type: 'string', default: '5' },
+    dir: { type: 'string', default: tmpdir() },
+  },
+});
+const { PAGE_SIZE, mmap, Prot, MapFlags } = require(lib);
+
+const { parseSize } = require(join(lib, 'bench', 'size.js'));
+const { createScratchFile } = require(join(lib, 'bench', 'scratch-file.js'));
+const { touchFile } = require(join(lib, 'bench', 'page-cache.js'));
+const { machineInfo } = require(join(lib, 'bench', 'machine.js'));
+const io = require(join(lib, 'bench', 'io.js'));
+const { runFaultBench } = require(join(lib, 'bench', 'faults.js'));
+
+const size = parseSize(values.size);
+const repeat = Number(values.repeat);
+const MiB = 2 ** 20;
+const median = (xs) => {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+};
+const log = (text) => process.stderr.write(`${text}\n`);
+const rows = [];
+const row = (measure, library, baseline, ratio, goal, met) => rows.push({ measure, library, baseline, ratio, goal, met });
+
+function scans(path) {
+  const runs = { mmap: [], readFileSync: [] };
+  for (let rep = 0; rep < repeat; rep++) {
+    for (const variant of rep % 2 ? ['readFileSync', 'mmap'] : ['mmap', 'readFileSync']) {
+      const out = execFileSync(process.execPath, [__filename, '--child', variant, path], { encoding: 'utf8' });
+      runs[variant].push(JSON.parse(out));
+    }
+  }
+  const mapped = median(runs.mmap.map((r) => r.ms));
+  const copied = median(runs.readFileSync.map((r) => r.ms));
+  const mappedAnon = Math.max(...runs.mmap.map((r) => r.rssAnon)) / MiB;
+  const copiedAnon = Math.max(...runs.readFileSync.map((r) => r.rssAnon)) / MiB;
+  if (runs.mmap[0].checksum !== runs.readFileSync[0].checksum) throw new Error('scan checksums differ');
+  const ratio = copied / mapped;
+  row(`map + scan ${values.size} (Uint32Array sum), ms`, mapped.toFixed(0), `readFileSync + scan: ${copied.toFixed(0)}`,
+    `${ratio.toFixed(2)}× faster`, '≥ 2.5× faster', ratio >= 2.5);
+  row('peak RssAnon during the scan, MiB', mappedAnon.toFixed(1), `readFileSync: ${copiedAnon.toFixed(1)}`,
+    `${(copiedAnon / mappedAnon).toFixed(0)}× less`, '< 50 MiB', mappedAnon < 50);
+}
+
+function randomReads(path) {
+  const indexes = io.randomWordIndexes(1_000_000, size >>> 2);
+  const mapped = [];
+  const syscalls = [];
+  for (let rep = 0; rep < Math.max(3, repeat); rep++) {
+    mapped.push(io.randomMapped(path, indexes).ms);
+    syscalls.push(io.randomReadSync(path, indexes).ms);
+  }
+  const ratio = median(syscalls) / median(mapped);
+  row('1,000,000 random 4-byte reads (map included), ms', median(mapped).toFixed(1),
+    `fs.readSync: ${median(syscalls).toFixed(1)}`, `${ratio.toFixed(1)}× faster`, '≥ 10× faster', ratio >= 10);
+}
+
+function compileCLoop() {
+  const dir = mkdtempSync(join(tmpdir(), 'mman-c-'));
+  const binary = join(dir, 'map_unmap');
+  execFileSync('cc', ['-O2', '-o', binary, join(__dirname, 'c', 'map_unmap.c')]);
+  return { binary, remove: () => rmSync(dir, { recursive: true, force: true }) };
+}
+
+// The one-page map + unmap loops compared, from the bare C loop up to the public API.
+function mapUnmapVariants() {
+  const { native } = require(join(lib, 'native.js'));
+  const prot = Prot.Read | Prot.Write;
+  const flags = MapFlags.Private | MapFlags.Anonymous;
+  const owners = new WeakMap(); // what Mapping does with each buffer it makes (mappingOf)
+  const timed = (loop) => (iterations) => {
+    const start = process.hrtime.bigint();
+    loop(iterations);
+    return Number(process.hrtime.bigint() - start) / iterations;
+  };
+  return {
+    'C loop in this process (native mapUnmapLoop)': (iterations) => native.mapUnmapLoop(iterations),
+    'addon map() + unmap(), no Mapping object': timed((n) => {
+      for (let i = 0; i < n; i++) native.unmap(native.map(PAGE_SIZE, prot, flags, -1, 0));
+    }),
+    'addon map() + buffer() + unmap(), no Mapping object': timed((n) => {
+      for (let i = 0; i < n; i++) {
+        const handle = native.map(PAGE_SIZE, prot, flags, -1, 0);
+        native.buffer(handle, 0, PAGE_SIZE);
+        native.unmap(handle);
+      }
+    }),
+    'addon map() + buffer() + new Uint8Array + unmap()': timed((n) => {
+      for (let i = 0; i < n; i++) {
+        const handle = native.map(PAGE_SIZE, prot, flags, -1, 0);
+        void new Uint8Array(native.buffer(handle, 0, PAGE_SIZE));
+        native.unmap(handle);
+      }
+    }),
+    'addon map() + buffer() + WeakMap.set(buffer) + unmap()': timed((n) => {
+      for (let i = 0; i < n; i++) {
+        const handle = native.map(PAGE_SIZE, prot, flags, -1, 0);
+        owners.set(native.buffer(handle, 0, PAGE_SIZE), handle);
+        native.unmap(handle);
+      }
+    }),
+    'mmap() + unmap()': timed((n) => {
+      for (let i = 0; i < n; i++) mmap(PAGE_SIZE, prot, flags).unmap();
+    }),
+    'mmap() + .bytes + unmap()': timed((n) => {
+      for (let i = 0; i < n; i++) {
+        const mapping = mmap(PAGE_SIZE, prot, flags);
+        void mapping.bytes;
+        mapping.unmap();
+      }
+    }),
+  };
+}
+
+function mapUnmap() {
+  let c;
+  try {
+    c = compileCLoop();
+  } catch (err) {
+    row('one-page mmap + unmap', 'n/a', `no C compiler: ${err.message.split('\n')[0]}`, '', '≤ 2× C', false);
+    return;
+  }
+  const iterations = 200_000;
+  const cPlain = [];
+  const cTouched = [];
+  const variants = mapUnmapVariants();
+  const times = Object.fromEntries(Object.keys(variants).map((name) => [name, []]));
+  try {
+    for (const loop of Object.values(variants)) loop(20_000);
+    for (let rep = 0; rep < repeat; rep++) {
+      const out = JSON.parse(execFileSync(c.binary, [String(iterations)], { encoding: 'utf8' }));
+      cPlain.push(out.mapUnmapNs);
+      cTouched.push(out.mapTouchUnmapNs);
+      for (const [name, loop] of Object.entries(variants)) times[name].push(loop(iterations));
+    }
+  } finally {
+    c.remove();
+  }
+  const base = median(cPlain);
+  const plain = median(times['mmap() + unmap()']);
+  const bytes = median(times['mmap() + .bytes + unmap()']);
+  row('one-page mmap() + unmap(), ns', plain.toFixed(0), `C mmap + munmap (bench/c/map_unmap.c): ${base.toFixed(0)}`,
+    `${(plain / base).toFixed(2)}× C`, '≤ 2× C', plain / base <= 2);
+  row('one-page mmap() + .bytes + unmap(), ns', bytes.toFixed(0), `C mmap + munmap (bench/c/map_unmap.c): ${base.toFixed(0)}`,
+    `${(bytes / base).toFixed(2)}× C`, '≤ 2× C', bytes / base <= 2);
+  row('(for scale) C mmap + write 1 byte + munmap, ns', '', median(cTouched).toFixed(0), '', '', null);
+  for (const [name, values] of Object.entries(times)) {
+    row(`(where the time goes) ${name}, ns`, median(values).toFixed(0), '', `${(median(values) / base).toFixed(2)}× C`, '', null);
+  }
+}
+
+function firstWrites() {
+  const report = runFaultBench({ size: 256 * MiB, kinds: ['anon-private-write'], repeat });
+  const k = report.kinds[0];
+  row('first write per page, 256 MiB anonymous, ns/page', k.nsPerPage.toFixed(0), `C loop: ${k.nativeNsPerPage.toFixed(0)}`,
+    `${k.ratio.toFixed(3)}× C`, '≤ 1.10× C', k.ratio <= 1.1);
+}
+
+const machine = machineInfo();
+log(`machine: ${machine.cpus} CPUs, ${machine.cpuModel}, Linux ${machine.kernel}, Node ${machine.node}`);
+const file = createScratchFile(size, values.dir);
+try {
+  touchFile(file.path);
+  log('scan: mmap vs readFileSync, each in a child process');
+  scans(file.path);
+  log('random reads: mmap vs readSync');
+  randomReads(file.path);
+} finally {
+  file.remove();
+}
+log('one-page mmap + unmap vs C');
+mapUnmap();
+log('first writes over 256 MiB vs C');
+firstWrites();
+
+console.log(`Machine: \`nproc\` ${machine.cpus}, ${machine.cpuModel}, Linux ${machine.kernel}, Node ${machine.node}, THP ${machine.thp}; load average ${machine.loadAverage.toFixed(2)} at the start, ${require('node:os').loadavg()[0].toFixed(2)} at the end`);
+console.log(`Command: \`npm run bench\` (node bench/core.js --size ${values.size} --repeat ${repeat}); medians of ${repeat} runs\n`);
+console.log('| measure | mman | baseline | ratio | goal | met |');
+console.log('|---|---:|---|---:|---|---|');
+for (const r of rows) {
+  console.log(`| ${r.measure} | ${r.library} | ${r.baseline} | ${r.ratio} | ${r.goal} | ${r.met === null ? '' : r.met ? 'yes' : '**no**'} |`);
+}

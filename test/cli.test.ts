@@ -1,0 +1,207 @@
+// The `mman` command end to end: the compiled lib/cli.js in a child process, on small sizes.
+import { execFile, spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+
+import { FAULT_KINDS, type FaultReport } from '../src/bench/faults';
+import { parseSize } from '../src/bench/size';
+
+const CLI = join(__dirname, '..', 'lib', 'cli.js');
+const run = promisify(execFile);
+
+async function mman(...args: string[]): Promise<{ stdout: string; stderr: string; status: number }> {
+  try {
+    const { stdout, stderr } = await run(process.execPath, [CLI, ...args], { maxBuffer: 16 * 2 ** 20 });
+    return { stdout, stderr, status: 0 };
+  } catch (err) {
+    const e = err as { stdout: string; stderr: string; code: number };
+    return { stdout: e.stdout, stderr: e.stderr, status: e.code };
+  }
+}
+
+let dir: string;
+beforeAll(() => {
+  dir = mkdtempSync(join(tmpdir(), 'mman-cli-test-'));
+});
+afterAll(() => {
+  rmSync(dir, { recursive: true, force: true });
+});
+
+describe('mman bench faults', () => {
+  let report: FaultReport;
+  let svg: string;
+
+  beforeAll(async () => {
+    const svgPath = join(dir, 'faults.svg');
+    const { stdout, status, stderr } = await mman('bench', 'faults', '--size', '8M', '--repeat', '3', '--json', '--svg', svgPath);
+    expect({ status, stderr }).toEqual({ status: 0, stderr: '' });
+    report = JSON.parse(stdout);
+    svg = readFileSync(svgPath, 'utf8');
+  });
+
+  test('every kind has a row or a stated reason', () => {
+    const measured = report.kinds.map((k) => k.kind);
+    const skipped = report.skipped.map((k) => k.kind);
+    expect([...measured, ...skipped].sort()).toEqual([...FAULT_KINDS].sort());
+    for (const s of report.skipped) expect(s.reason).toMatch(/\w{4,}/);
+    // This machine has THP in madvise mode and a disk-backed tmpdir: these always run.
+    expect(measured).toEqual(expect.arrayContaining(['anon-private-write', 'anon-populate', 'anon-populate-write', 'file-shared-read']));
+  });
+
+  test('the JSON has positive numbers for every measured kind', () => {
+    for (const k of report.kinds) {
+      for (const field of ['nsPerPage', 'nsMin', 'nsMax', 'nativeNsPerPage', 'ratio', 'residentPages'] as const) {
+        expect({ kind: k.kind, field, value: k[field] > 0 }).toEqual({ kind: k.kind, field, value: true });
+      }
+      expect(k.nsMin).toBeLessThanOrEqual(k.nsPerPage);
+      expect(k.nsMax).toBeGreaterThanOrEqual(k.nsPerPage);
+      expect(k.minorFaultsPerPage).toBeGreaterThanOrEqual(0);
+      expect(k.majorFaultsPerPage).toBeGreaterThanOrEqual(0);
+    }
+  });
+
+  test('first writes to anonymous memory take about one minor fault per page', () => {
+    // With THP 'always', private anonymous memory would take one fault per huge page.
+    const kinds = report.machine.thp === 'always' ? ['anon-shared-write'] : ['anon-private-write', 'anon-shared-write'];
+    for (const kind of kinds) {
+      const k = report.kinds.find((r) => r.kind === kind)!;
+      expect(k.minorFaultsPerPage).toBeGreaterThan(0.9);
+      expect(k.minorFaultsPerPage).toBeLessThan(1.2);
+      expect(k.residentPages).toBe(k.pages);
+    }
+  });
+
+  test('populated mappings take about zero faults during the touch', () => {
+    for (const kind of ['anon-populate', 'anon-populate-write']) {
+      const k = report.kinds.find((r) => r.kind === kind)!;
+      expect(k.minorFaultsPerPage).toBeLessThan(0.05);
+      expect(k.majorFaultsPerPage).toBe(0);
+    }
+  });
+
+  test('the SVG is well-formed, with a JavaScript and a C bar per measured kind', () => {
+    expect(svg.startsWith('<?xml')).toBe(true);
+    // Every tag closes in order.
+    const stack: string[] = [];
+    for (const [, closing, name, selfClosing] of svg.matchAll(/<(\/?)([a-zA-Z]+)[^>]*?(\/?)>/g)) {
+      if (selfClosing) continue;
+      if (closing) expect(stack.pop()).toBe(name);
+      else stack.push(name);
+    }
+    expect(stack).toEqual([]);
+    expect(svg).not.toMatch(/NaN|undefined|Infinity/);
+    expect(svg.match(/<rect class="js"/g)).toHaveLength(report.kinds.length);
+    expect(svg.match(/<rect class="native"/g)).toHaveLength(report.kinds.length);
+    for (const k of report.kinds) expect(svg).toContain(`data-kind="${k.kind}"`);
+  });
+
+  test('without --json it prints an aligned table, one row per kind', async () => {
+    const { stdout, status } = await mman('bench', 'faults', '--size', '4M', '--repeat', '1', '--kinds', 'anon-private-write,hugetlb');
+    expect(status).toBe(0);
+    const lines = stdout.split('\n');
+    const header = lines.findIndex((l) => l.startsWith('kind'));
+    expect(lines[header]).toMatch(/ns\/page.*C ns\/page.*JS\/C.*minor\/page.*major\/page/);
+    expect(lines[header + 1]).toMatch(/^-+( +-+)+$/);
+    const row = lines[header + 2];
+    expect(row).toMatch(/^anon-private-write +\d/);
+    expect(row.length).toBe(lines[header].length);
+    expect(stdout).toMatch(/^hugetlb(: skipped, \w.+| +\d.*)$/m);
+  });
+
+  test('an unknown kind is a usage error', async () => {
+    const { status, stderr } = await mman('bench', 'faults', '--kinds', 'anon-private-write,nope');
+    expect(status).toBe(2);
+    expect(stderr).toMatch(/unknown kind nope/);
+  });
+});
+
+describe('mman bench io', () => {
+  test('times every method for both operations, all with the same checksum', async () => {
+    const { stdout, status, stderr } = await mman('bench', 'io', '--size', '8M', '--reads', '10000', '--repeat', '1', '--json');
+    expect({ status, stderr }).toEqual({ status: 0, stderr: '' });
+    const { results } = JSON.parse(stdout) as { results: Array<{ operation: string; method: string; ms: number; ratio: number; checksum: number }> };
+    expect(results.map((r) => `${r.operation}: ${r.method}`)).toEqual([
+      'sequential scan: mmap', 'sequential scan: fs.readFileSync', 'sequential scan: fs.readSync',
+      'sequential scan: fs.createReadStream', 'random reads: mmap', 'random reads: fs.readFileSync',
+      'random reads: fs.readSync',
+    ]);
+    for (const r of results) {
+      expect(r.ms).toBeGreaterThan(0);
+      expect(r.ratio).toBeGreaterThan(0);
+      expect(r.checksum).toBe(results.find((b) => b.operation === r.operation)!.checksum);
+    }
+  });
+});
+
+describe('mman residency', () => {
+  let file: string;
+  beforeAll(() => {
+    file = join(dir, 'data.bin');
+    writeFileSync(file, Buffer.alloc(4 * 2 ** 20, 7));
+  });
+
+  async function percent(...flags: string[]): Promise<number> {
+    const { stdout, status, stderr } = await mman('residency', file, ...flags, '--json');
+    expect({ status, stderr }).toEqual({ status: 0, stderr: '' });
+    const { files } = JSON.parse(stdout);
+    expect(files).toHaveLength(1);
+    expect(files[0].pages).toBe(1024);
+    return files[0].percent;
+  }
+
+  test('reports 100% after --touch', async () => {
+    expect(await percent('--touch')).toBe(100);
+  });
+
+  test('reports less after --evict', async () => {
+    expect(await percent('--evict')).toBeLessThan(100);
+  });
+
+  test('prints a table with a total for several files', async () => {
+    const other = join(dir, 'other.bin');
+    writeFileSync(other, 'hello');
+    const { stdout, status } = await mman('residency', file, other, '--touch');
+    expect(status).toBe(0);
+    expect(stdout).toMatch(/^file +size +pages +resident +percent$/m);
+    expect(stdout).toMatch(/^total +\S+ +1025 +1025 +100\.0%$/m);
+  });
+
+  test('--lock holds the pages until interrupted', async () => {
+    const child = spawn(process.execPath, [CLI, 'residency', file, '--lock'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    await new Promise<void>((resolve, reject) => {
+      child.stdout.on('data', (chunk) => {
+        out += chunk;
+        if (out.includes('Ctrl-C')) resolve();
+      });
+      child.on('exit', () => reject(new Error(`exited early: ${out}`)));
+    });
+    expect(out).toMatch(/100\.0%/);
+    expect(out).toMatch(/Locked 1024 pages/);
+    const status = await new Promise<number | null>((resolve) => {
+      child.removeAllListeners('exit');
+      child.on('exit', (code) => resolve(code));
+      child.kill('SIGINT');
+    });
+    expect(status).toBe(0);
+  });
+
+  test('--touch and --evict exclude each other', async () => {
+    const { status, stderr } = await mman('residency', file, '--touch', '--evict');
+    expect(status).toBe(2);
+    expect(stderr).toMatch(/exclude each other/);
+  });
+});
+
+describe('parseSize', () => {
+  test.each([['4096', 4096], ['64K', 65536], ['256M', 256 * 2 ** 20], ['1G', 2 ** 30], ['1.5k', 1536], ['2MiB', 2 * 2 ** 20]])(
+    '%s is %d bytes', (text, bytes) => {
+      expect(parseSize(text)).toBe(bytes);
+    });
+
+  test.each(['', '-1', '0', '12Q', 'M'])('refuses %j', (text) => {
+    expect(() => parseSize(text)).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARG_VALUE' }));
+  });
+});
