@@ -26,6 +26,7 @@ const napi_type_tag kRegionTag = {0x6d6d616e5f726567ULL, 0x696f6e5f68616e64ULL};
 struct BufferRecord {
   Region* region = nullptr;
   napi_ref ref = nullptr;      // weak: tells whether the buffer is still ours to detach
+  void* data = nullptr;        // where it starts: names a kept buffer when it is passed back
   bool detachedByUs = false;   // we detached it; its finalizer has not run yet
   bool creating = true;        // napi_create_external_arraybuffer has not returned
   bool finalized = false;      // the finalizer ran while creating (creation failed)
@@ -114,38 +115,50 @@ bool ReadSize(Napi::Env env, const Napi::Value& value, const char* name, size_t*
 
 Napi::Value Errno(Napi::Env env, int err) { return Napi::Number::New(env, -err); }
 
-// Whether a buffer may still point into the region after we detach what we can: one that
-// is gone or detached by someone else may have been transferred (transfer(), a worker).
-bool MayOutlive(Napi::Env env, BufferRecord* record) {
-  if (record->detachedByUs) return false;
+// The buffer a record stands for, if it is still attached and ours to detach: a kept
+// buffer is the one the caller passes back (`kept`), any other is found through its weak
+// reference. nullptr when it is gone, or detached by someone else: it may have been
+// transferred (transfer(), a worker) and may outlive the mapping.
+napi_value Reachable(Napi::Env env, BufferRecord* record, napi_value kept) {
   napi_value value = nullptr;
-  napi_get_reference_value(env, record->ref, &value);
-  bool detached = true;
-  if (value != nullptr) napi_is_detached_arraybuffer(env, value, &detached);
-  return value == nullptr || detached;
+  if (record->ref != nullptr) {
+    napi_get_reference_value(env, record->ref, &value);
+  } else if (kept != nullptr) {
+    bool isArrayBuffer = false;
+    napi_is_arraybuffer(env, kept, &isArrayBuffer);
+    if (isArrayBuffer) value = kept;
+  }
+  if (value == nullptr) return nullptr;
+  void* data = nullptr;
+  napi_get_arraybuffer_info(env, value, &data, nullptr);  // nullptr once detached
+  return data == record->data && data != nullptr ? value : nullptr;
 }
 
-bool AllAccounted(Napi::Env env, Region* region) {
+bool AllAccounted(Napi::Env env, Region* region, napi_value kept) {
   for (BufferRecord* record : region->buffers)
-    if (MayOutlive(env, record)) return false;
+    if (!record->detachedByUs && Reachable(env, record, kept) == nullptr) return false;
   return true;
 }
 
 // Detaches every buffer we can still reach. Returns true when no buffer can outlive this call.
-bool DetachBuffers(Napi::Env env, Region* region) {
+bool DetachBuffers(Napi::Env env, Region* region, napi_value kept) {
   bool accounted = true;
   for (BufferRecord* record : region->buffers) {
     if (record->detachedByUs) continue;
-    if (MayOutlive(env, record)) {
+    napi_value value = Reachable(env, record, kept);
+    if (value == nullptr) {
       accounted = false;
       continue;
     }
-    napi_value value = nullptr;
-    napi_get_reference_value(env, record->ref, &value);
     napi_detach_arraybuffer(env, value);
     record->detachedByUs = true;
   }
   return accounted;
+}
+
+// The optional ArrayBuffer argument a caller keeps and passes back to unmap()/remap().
+napi_value KeptArg(const Napi::CallbackInfo& info, size_t i) {
+  return info.Length() > i && info[i].IsArrayBuffer() ? static_cast<napi_value>(info[i]) : nullptr;
 }
 
 // map(length, prot, flags, fd, offset, hint?) -> handle | -errno
@@ -186,7 +199,9 @@ Napi::Value Map(const Napi::CallbackInfo& info) {
   return Napi::Value(env, handle);
 }
 
-// buffer(handle, offset, length) -> ArrayBuffer over [base + offset, + length)
+// buffer(handle, offset, length, kept) -> ArrayBuffer over [base + offset, + length).
+// kept: the caller holds the buffer as long as it is attached and passes it back to
+// unmap()/remap(), so no weak reference is needed to find it (the common, fast case).
 Napi::Value Buffer(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   Region* region = UnwrapRegion(env, info[0]);
@@ -200,6 +215,8 @@ Napi::Value Buffer(const Napi::CallbackInfo& info) {
   }
   auto* record = new BufferRecord();
   record->region = region;
+  record->data = region->base + offset;
+  bool kept = info.Length() > 3 && info[3].ToBoolean().Value();
   Hold(region);
   napi_value ab = nullptr;
   napi_status status = napi_create_external_arraybuffer(env, region->base + offset, length,
@@ -223,18 +240,18 @@ Napi::Value Buffer(const Napi::CallbackInfo& info) {
     NAPI_THROW(Napi::Error::New(env, "native: ArrayBuffer finalized during creation"),
                env.Undefined());
   }
-  napi_create_reference(env, ab, 0, &record->ref);
+  if (!kept) napi_create_reference(env, ab, 0, &record->ref);
   region->buffers.push_back(record);
   return Napi::Value(env, ab);
 }
 
-// unmap(handle) -> 0 | -errno. Idempotent.
+// unmap(handle, kept?) -> 0 | -errno. Idempotent.
 Napi::Value Unmap(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   Region* region = UnwrapRegion(env, info[0]);
   if (region == nullptr) return env.Undefined();
   if (region->state != Region::State::kMapped) return Napi::Number::New(env, 0);
-  bool accounted = DetachBuffers(env, region);
+  bool accounted = DetachBuffers(env, region, KeptArg(info, 1));
   if (accounted && region->inFlight == 0) {
     Released(region);  // cleared before the syscall: never twice
     if (munmap(region->base, region->size) != 0) return Errno(env, errno);
@@ -250,7 +267,7 @@ Napi::Value Unmap(const Napi::CallbackInfo& info) {
   return Napi::Number::New(env, 0);
 }
 
-// remap(handle, newSize, flags) -> 0 | -errno | 1 (a buffer may have been transferred away)
+// remap(handle, newSize, flags, kept?) -> 0 | -errno | 1 (a buffer may have been transferred away)
 Napi::Value Remap(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   Region* region = UnwrapRegion(env, info[0]);
@@ -264,11 +281,12 @@ Napi::Value Remap(const Napi::CallbackInfo& info) {
   }
   // Buffers over the old range must all be ours to detach: a moved or shrunk range would
   // leave a transferred one pointing at memory that is no longer this mapping's.
-  if (!AllAccounted(env, region)) return Napi::Number::New(env, 1);
+  napi_value kept = KeptArg(info, 3);
+  if (!AllAccounted(env, region, kept)) return Napi::Number::New(env, 1);
   if (region->inFlight != 0) return Errno(env, EBUSY);
   void* addr = mremap(region->base, region->size, newSize, flags);
   if (addr == MAP_FAILED) return Errno(env, errno);
-  DetachBuffers(env, region);
+  DetachBuffers(env, region, kept);
   liveBytes.fetch_add(static_cast<int64_t>(newSize) - static_cast<int64_t>(region->size),
                       std::memory_order_relaxed);
   region->base = static_cast<uint8_t*>(addr);

@@ -219,7 +219,8 @@ export class Mapping implements Disposable {
       if (this.#length > MAX_BUFFER_LENGTH) {
         throw outOfRange('length', `<= ${MAX_BUFFER_LENGTH} for one ArrayBuffer on this Node; use mapping.view(offset, length) windows`, this.#length);
       }
-      this.#buffer = native.buffer(handle, this.#delta, this.#length);
+      // Kept: held here until unmap()/resize() hand it back to be detached.
+      this.#buffer = native.buffer(handle, this.#delta, this.#length, true);
       owners.set(this.#buffer, this);
     }
     return this.#buffer;
@@ -267,7 +268,7 @@ export class Mapping implements Disposable {
     if (len > MAX_BUFFER_LENGTH) {
       throw outOfRange('length', `<= ${MAX_BUFFER_LENGTH} for one window on this Node`, len);
     }
-    const window = native.buffer(handle, this.#delta + off, len);
+    const window = native.buffer(handle, this.#delta + off, len, false);
     owners.set(window, this);
     return new Uint8Array(window);
   }
@@ -373,7 +374,7 @@ export class Mapping implements Disposable {
     if (newSize > this.#growable) {
       throw outOfRange('newLength', `<= ${this.#growable - this.#delta}: a shared anonymous mapping's memory is sized at mmap time, and pages past it raise SIGBUS`, newLength);
     }
-    const rc = native.remap(handle, newSize, mayMove ? RemapFlags.MayMove : 0);
+    const rc = native.remap(handle, newSize, mayMove ? RemapFlags.MayMove : 0, this.#buffer);
     if (rc === 1) {
       throw mmanError('ERR_MAPPING_TRANSFERRED',
         'The mapping\'s ArrayBuffer was transferred or detached elsewhere; it cannot be resized while that buffer may be alive');
@@ -415,10 +416,11 @@ export class Mapping implements Disposable {
   unmap(): void {
     const handle = this.#handle;
     if (handle === null) return;
+    const kept = this.#buffer;
     this.#handle = null;
     this.#buffer = null;
     this.#bytes = null;
-    const rc = native.unmap(handle);
+    const rc = native.unmap(handle, kept);
     if (rc < 0) throw systemError(rc, 'munmap');
   }
 

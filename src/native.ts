@@ -8,9 +8,9 @@ export interface NativeAddon {
   readonly constants: Readonly<Record<string, number>>;
   map(length: number, prot: number, flags: number, fd: number, offset: number,
       hint?: bigint): Handle | number;
-  buffer(handle: Handle, offset: number, length: number): ArrayBuffer;
-  unmap(handle: Handle): number;
-  remap(handle: Handle, newSize: number, flags: number): number;
+  buffer(handle: Handle, offset: number, length: number, kept: boolean): ArrayBuffer;
+  unmap(handle: Handle, kept: ArrayBuffer | null): number;
+  remap(handle: Handle, newSize: number, flags: number, kept: ArrayBuffer | null): number;
   fixed(handle: Handle, offset: number, length: number, prot: number, flags: number,
         fd: number, fileOffset: number): number;
   address(handle: Handle): bigint;
