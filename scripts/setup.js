@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // Runs before `npm test` and `npm start`: on a fresh clone, installs the dependencies,
-// which builds the addon (node-gyp) and the TypeScript (tsc); on a built tree, does nothing.
+// which builds the addon (node-gyp) and the TypeScript (tsc, then the ESM entry); on a built
+// tree, does nothing.
 'use strict';
 const { existsSync } = require('node:fs');
 const { join } = require('node:path');
@@ -16,3 +17,4 @@ if (!built('node_modules/node-addon-api') || !built('node_modules/typescript')) 
 }
 if (!built('build/Release/mman.node')) run('npx node-gyp rebuild');
 if (!built('lib/index.js')) run('npx tsc -p tsconfig.json');
+if (!built('lib/index.mjs')) run('node scripts/esm.js');

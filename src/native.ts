@@ -1,4 +1,5 @@
 // The compiled addon (native/), typed. Only this file knows where the binary lives.
+import { join } from 'node:path';
 
 /** An opaque handle to one native Region; only the addon can make or read one. */
 export type Handle = { readonly __mmanHandle: unique symbol };
@@ -38,5 +39,7 @@ export interface NativeAddon {
   waitAsyncStats(): { pending: number; sleeping: number; threads: number };
 }
 
+// node-gyp-build loads build/Release (a source build) first, then prebuilds/<platform>-<arch>.
 // eslint-disable-next-line @typescript-eslint/no-require-imports
-export const native: NativeAddon = require('../build/Release/mman.node');
+const loadAddon: (packageRoot: string) => unknown = require('node-gyp-build');
+export const native = loadAddon(join(__dirname, '..')) as NativeAddon;
