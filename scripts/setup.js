@@ -15,6 +15,7 @@ if (!built('node_modules/node-addon-api') || !built('node_modules/typescript')) 
   // npm install runs the `install` (node-gyp) and `prepare` (tsc) scripts.
   run('npm install --no-audit --no-fund');
 }
-if (!built('build/Release/mman.node')) run('npx node-gyp rebuild');
+const prebuilt = built(`prebuilds/${process.platform}-${process.arch}/mman.node`);
+if (!built('build/Release/mman.node') && !prebuilt) run('npx node-gyp rebuild');
 if (!built('lib/index.js')) run('npx tsc -p tsconfig.json');
 if (!built('lib/index.mjs')) run('node scripts/esm.js');
