@@ -153,6 +153,18 @@ describe('waitAsync', () => {
     await expect(again).resolves.toBe('ok');
   });
 
+  test('cancels that land while the waiter thread is between wake-ups are never lost (50 rounds)', async () => {
+    const { v } = sharedWords();
+    for (let round = 0; round < 50; round++) {
+      const controller = new AbortController();
+      const pending = Array.from({ length: 200 }, (_, i) => waitAsync(v, i, 0, undefined, { signal: controller.signal }));
+      await until(() => waitAsyncStats().sleeping === 200);
+      controller.abort();
+      await Promise.allSettled(pending);
+      await until(() => waitAsyncStats().pending === 0 && waitAsyncStats().sleeping === 0);
+    }
+  });
+
   test('an already aborted signal rejects at once', async () => {
     const { v } = sharedWords();
     await expect(waitAsync(v, 0, 0, undefined, { signal: AbortSignal.abort() })).rejects.toMatchObject({ name: 'AbortError' });
