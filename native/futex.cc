@@ -288,8 +288,11 @@ void WaiterThread::Run() {
     uint32_t seen = __atomic_load_n(&control, __ATOMIC_SEQ_CST);
     vector.push_back({seen, reinterpret_cast<uintptr_t>(&control), FUTEX_32 | FUTEX_PRIVATE_FLAG, 0});
     bool timed = false;
+    bool cancelled = false;
     timespec deadline{};
     for (AsyncWait* w : waits) {
+      // Read after `seen`: a cancel whose poke came before `seen` was read is seen here instead.
+      cancelled = cancelled || w->cancelled.load();
       snapshot.push_back(w);
       vector.push_back({static_cast<uint32_t>(w->expected), reinterpret_cast<uintptr_t>(w->word),
                         FUTEX_32, 0});
@@ -299,8 +302,9 @@ void WaiterThread::Run() {
       }
     }
     lock.unlock();
-    long rc = syscall(SYS_futex_waitv, vector.data(), vector.size(), 0,
-                      timed ? &deadline : nullptr, CLOCK_MONOTONIC);
+    long rc = cancelled ? 0
+                        : syscall(SYS_futex_waitv, vector.data(), vector.size(), 0,
+                                  timed ? &deadline : nullptr, CLOCK_MONOTONIC);
     int err = rc < 0 ? errno : 0;
     if (err == ENOSYS && snapshot.empty()) {
       // A kernel before 5.16: every wait fails below; sleep until the next one comes.

@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 // Runs before `npm test` and `npm start`: on a fresh clone, installs the dependencies,
-// which builds the addon (node-gyp) and the TypeScript (tsc); on a built tree, rebuilds
-// only what is older than its sources, so child processes never run a stale lib/.
+// which builds the addon (node-gyp) and the TypeScript (tsc, then the ESM entry); on a
+// built tree, rebuilds only what is older than its sources, so child processes never run a
+// stale lib/.
 'use strict';
 const { existsSync, readdirSync, statSync } = require('node:fs');
 const { join } = require('node:path');
@@ -20,6 +21,11 @@ if (!built('node_modules/node-addon-api') || !built('node_modules/typescript')) 
   // npm install runs the `install` (node-gyp) and `prepare` (tsc) scripts.
   run('npm install --no-audit --no-fund');
 }
-if (!built('build/Release/mman.node')) run('npx node-gyp rebuild');
-else if (newest('native') > mtime('build/Release/mman.node')) run('npx node-gyp build');
+const prebuilt = built(`prebuilds/${process.platform}-${process.arch}/mman.node`);
+if (!built('build/Release/mman.node')) {
+  if (!prebuilt) run('npx node-gyp rebuild');
+} else if (newest('native') > mtime('build/Release/mman.node')) {
+  run('npx node-gyp build');
+}
 if (!built('lib/index.js') || !built('lib/cli.js') || newest('src') > mtime('lib/index.js')) run('npx tsc -p tsconfig.json');
+if (!built('lib/index.mjs') || mtime('lib/index.js') > mtime('lib/index.mjs')) run('node scripts/esm.js');

@@ -523,6 +523,10 @@ export interface MapFileOptions {
   guard?: boolean;
 }
 
+/**
+ * What {@link mapFile} maps: a path, an open file descriptor, or an `fs/promises` FileHandle.
+ * @inline
+ */
 type FileTarget = PathLike | number | FileHandle;
 
 const MODES: Record<MapFileMode, { prot: number; flags: number; open: string }> = {

@@ -1,4 +1,5 @@
 // The compiled addon (native/), typed. Only this file knows where the binary lives.
+import { join } from 'node:path';
 
 /** An opaque handle to one native Region; only the addon can make or read one. */
 export type Handle = { readonly __mmanHandle: unique symbol };
@@ -45,6 +46,10 @@ export interface NativeAddon {
   readonly fadviseConstants: Readonly<Record<string, number>>;
 }
 
+// node-gyp-build loads build/Release (a source build) first, then prebuilds/<platform>-<arch>;
 // MMAN_ADDON points at another build of the same sources (the sanitizer build, say).
 // eslint-disable-next-line @typescript-eslint/no-require-imports
-export const native: NativeAddon = require(process.env.MMAN_ADDON || '../build/Release/mman.node');
+const loadAddon: (packageRoot: string) => unknown = require('node-gyp-build');
+export const native = (process.env.MMAN_ADDON
+  ? require(process.env.MMAN_ADDON) // eslint-disable-line @typescript-eslint/no-require-imports
+  : loadAddon(join(__dirname, '..'))) as NativeAddon;

@@ -6,11 +6,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 
-import { RingBuffer, SharedMemory, mapAnonymous, mapFile, notify, wait, waitAsync } from '../src';
+import { PAGE_SIZE, RingBuffer, SharedMemory, mapAnonymous, mapFile, notify, wait, waitAsync } from '../src';
 import { waitAsyncStats } from '../src/futex';
 import { startChild } from './helpers';
 
-function sharedWords(bytes = 4096): { shm: SharedMemory; v: Int32Array } {
+function sharedWords(bytes = PAGE_SIZE): { shm: SharedMemory; v: Int32Array } {
   const shm = SharedMemory.create(bytes);
   return { shm, v: new Int32Array(shm.map().buffer) };
 }
@@ -153,13 +153,25 @@ describe('waitAsync', () => {
     await expect(again).resolves.toBe('ok');
   });
 
+  test('cancels that land while the waiter thread is between wake-ups are never lost (50 rounds)', async () => {
+    const { v } = sharedWords();
+    for (let round = 0; round < 50; round++) {
+      const controller = new AbortController();
+      const pending = Array.from({ length: 200 }, (_, i) => waitAsync(v, i, 0, undefined, { signal: controller.signal }));
+      await until(() => waitAsyncStats().sleeping === 200);
+      controller.abort();
+      await Promise.allSettled(pending);
+      await until(() => waitAsyncStats().pending === 0 && waitAsyncStats().sleeping === 0);
+    }
+  });
+
   test('an already aborted signal rejects at once', async () => {
     const { v } = sharedWords();
     await expect(waitAsync(v, 0, 0, undefined, { signal: AbortSignal.abort() })).rejects.toMatchObject({ name: 'AbortError' });
   });
 
   test('keeps the mapping held while it waits: unmap() meanwhile, then a timeout, is harmless', async () => {
-    const shm = SharedMemory.create(4096);
+    const shm = SharedMemory.create(PAGE_SIZE);
     const m = shm.map();
     const v = new Int32Array(m.buffer);
     const p = waitAsync(v, 0, 0, 100);
@@ -180,7 +192,7 @@ describe('refused views and arguments', () => {
     ['a plain array', () => notify([0] as never, 0), 'ERR_INVALID_ARG_TYPE'],
     ['an Int32Array not made by mman', () => wait(new Int32Array(4), 0, 0, 0), 'ERR_INVALID_ARG_VALUE'],
     ['an Int32Array over a SharedArrayBuffer', () => notify(new Int32Array(new SharedArrayBuffer(16)), 0), 'ERR_INVALID_ARG_VALUE'],
-    ['a private mapping', () => wait(new Int32Array(mapAnonymous(4096).buffer), 0, 0, 0), 'ERR_INVALID_ARG_VALUE'],
+    ['a private mapping', () => wait(new Int32Array(mapAnonymous(PAGE_SIZE).buffer), 0, 0, 0), 'ERR_INVALID_ARG_VALUE'],
     ['index -1', () => wait(v, -1, 0, 0), 'ERR_OUT_OF_RANGE'],
     ['index 1.5', () => wait(v, 1.5, 0, 0), 'ERR_OUT_OF_RANGE'],
     ['index past the end', () => notify(v, v.length), 'ERR_OUT_OF_RANGE'],
@@ -205,13 +217,13 @@ describe('refused views and arguments', () => {
       return wait(new Int32Array(m.buffer, 0, 4), 0, 0, 0);
     }, 'ERR_OUT_OF_RANGE'],
     ['an unmapped mapping', () => {
-      const m = SharedMemory.create(4096).map();
+      const m = SharedMemory.create(PAGE_SIZE).map();
       const view = new Int32Array(m.buffer);
       m.unmap();
       return wait(view, 0, 0, 0);
     }, 'ERR_MAPPING_CLOSED'],
     ['notify on an unmapped mapping', () => {
-      const m = SharedMemory.create(4096).map();
+      const m = SharedMemory.create(PAGE_SIZE).map();
       const view = new Int32Array(m.buffer);
       m.unmap();
       return notify(view, 0);
@@ -229,8 +241,8 @@ describe('refused views and arguments', () => {
 
 describe('RingBuffer between two processes', () => {
   test('every message of every size arrives once, in order, across many wrap-arounds', async () => {
-    const input = RingBuffer.create(4096);
-    const output = RingBuffer.create(4096);
+    const input = RingBuffer.create(PAGE_SIZE);
+    const output = RingBuffer.create(PAGE_SIZE);
     const child = startChild('ring', [], [input.memory, output.memory]);
     let sum = 0;
     const count = 3000;
@@ -251,7 +263,7 @@ describe('RingBuffer between two processes', () => {
   });
 
   test('read() times out with undefined on an empty ring; a too long message is refused', () => {
-    const ring = RingBuffer.create(4096);
+    const ring = RingBuffer.create(PAGE_SIZE);
     expect(ring.read({ timeoutMs: 10 })).toBeUndefined();
     expect(() => ring.write(new Uint8Array(ring.maxMessageLength + 1))).toThrow(expect.objectContaining({ code: 'ERR_OUT_OF_RANGE' }));
     expect(() => RingBuffer.create(5000)).toThrow(expect.objectContaining({ code: 'ERR_OUT_OF_RANGE' }));
@@ -262,7 +274,7 @@ describe('RingBuffer between two processes', () => {
   });
 
   test('readAsync/writeAsync keep the event loop free', async () => {
-    const ring = RingBuffer.create(4096);
+    const ring = RingBuffer.create(PAGE_SIZE);
     const reader = RingBuffer.attach(ring.memory);
     const got = reader.readAsync();
     await new Promise((resolve) => setTimeout(resolve, 20));

@@ -1,7 +1,7 @@
 // Mappings larger than one ArrayBuffer can be (4 GiB on Node 20): windows reach every byte.
 import { closeSync, ftruncateSync, openSync, readSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
-import { mapFile, MAX_BUFFER_LENGTH, mappingStats } from '../src';
+import { mapFile, MAX_BUFFER_LENGTH, mappingStats, PAGE_SIZE } from '../src';
 import { tempDir } from './helpers';
 
 const GiB = 1024 ** 3;
@@ -20,7 +20,7 @@ test('a 6 GiB sparse file maps; windows read and write anywhere; buffer says to 
     expect(Buffer.from(m.view(5 * GiB + 123, 8)).toString()).toBe('far away');
     m.view(6 * GiB - 4, 4).set([1, 2, 3, 4]);
     m.view(0, 1)[0] = 9;
-    await m.flush({ offset: 6 * GiB - 4096 });
+    await m.flush({ offset: 6 * GiB - PAGE_SIZE });
     const tail = Buffer.alloc(4);
     readSync(fd, tail, 0, 4, 6 * GiB - 4);
     expect(Array.from(tail)).toEqual([1, 2, 3, 4]);
@@ -39,7 +39,7 @@ test('a 6 GiB sparse file maps; windows read and write anywhere; buffer says to 
     const windows = [m.view(GiB, 16), m.view(5 * GiB, 16)];
     m.unmap();
     expect(windows.map((w) => w.length)).toEqual([0, 0]);
-    expect(mappingStats().bytes % 4096).toBe(0);
+    expect(mappingStats().bytes % PAGE_SIZE).toBe(0);
   } finally {
     closeSync(fd);
     cleanup();

@@ -5,7 +5,7 @@ import { once } from 'node:events';
 import { existsSync, ftruncateSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 
-import { SharedMemory, fork, notify } from '../src';
+import { PAGE_SIZE, SharedMemory, fork, notify } from '../src';
 import { startChild, uniqueName } from './helpers';
 
 const created: SharedMemory[] = [];
@@ -24,18 +24,18 @@ function named(size: number, tag: string): SharedMemory {
 
 describe('memfd segment (SharedMemory.create(size))', () => {
   test('the child reads what the parent wrote, and the parent reads what the child wrote', async () => {
-    const shm = SharedMemory.create(4096);
+    const shm = SharedMemory.create(PAGE_SIZE);
     const m = shm.map();
     m.bytes.set([1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16]);
     const child = startChild('echo', [], [shm]);
     const report = await child.next() as { seen: number[]; size: number; name: null };
-    expect(report).toEqual({ seen: [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16], size: 4096, name: null });
+    expect(report).toEqual({ seen: [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16], size: PAGE_SIZE, name: null });
     expect(Array.from(m.bytes.subarray(16, 32))).toEqual([16, 15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1]);
     expect(await child.exited).toEqual([0, null]);
   });
 
   test('Atomics.add from parent and child on the same counter totals exactly', async () => {
-    const shm = SharedMemory.create(4096);
+    const shm = SharedMemory.create(PAGE_SIZE);
     const m = shm.map();
     const v = new Int32Array(m.buffer);
     const child = startChild('add', ['200000'], [shm]);
@@ -57,28 +57,28 @@ describe('memfd segment (SharedMemory.create(size))', () => {
   });
 
   test("fork() with stdio 'pipe' still appends the fds after 'ipc'", async () => {
-    const shm = SharedMemory.create(4096);
+    const shm = SharedMemory.create(PAGE_SIZE);
     shm.map().bytes[0] = 5;
     const child = fork(join(__dirname, 'fixtures', 'shared-child.js'), ['echo', '', '1'], { share: [shm], stdio: 'pipe' });
     const [report] = await once(child, 'message');
-    expect(report).toEqual({ seen: [5], size: 4096, name: null });
+    expect(report).toEqual({ seen: [5], size: PAGE_SIZE, name: null });
     await once(child, 'exit');
   });
 
   test('grow() grows it; shrinking is refused, by the seal or before the call', () => {
-    const shm = SharedMemory.create(4096);
-    shm.grow(3 * 4096);
-    expect(shm.size).toBe(3 * 4096);
+    const shm = SharedMemory.create(PAGE_SIZE);
+    shm.grow(3 * PAGE_SIZE);
+    expect(shm.size).toBe(3 * PAGE_SIZE);
     const m = shm.map();
-    expect(m.length).toBe(3 * 4096);
-    expect(() => ftruncateSync(shm.fd, 4096)).toThrow(expect.objectContaining({ code: 'EPERM' }));
-    expect(() => shm.grow(4096)).toThrow(expect.objectContaining({ code: 'ERR_OUT_OF_RANGE' }));
+    expect(m.length).toBe(3 * PAGE_SIZE);
+    expect(() => ftruncateSync(shm.fd, PAGE_SIZE)).toThrow(expect.objectContaining({ code: 'EPERM' }));
+    expect(() => shm.grow(PAGE_SIZE)).toThrow(expect.objectContaining({ code: 'ERR_OUT_OF_RANGE' }));
   });
 
   test('fixedSize also seals against growing: grow() fails with EPERM', () => {
-    const shm = SharedMemory.create(4096, { fixedSize: true });
+    const shm = SharedMemory.create(PAGE_SIZE, { fixedSize: true });
     expect(() => shm.grow(8192)).toThrow(expect.objectContaining({ code: 'EPERM', syscall: 'ftruncate' }));
-    expect(shm.size).toBe(4096);
+    expect(shm.size).toBe(PAGE_SIZE);
   });
 
   test('a child killed with SIGKILL mid-way leaves the mapping intact and its writes visible', async () => {
@@ -94,7 +94,7 @@ describe('memfd segment (SharedMemory.create(size))', () => {
   });
 
   test('close() is idempotent, mappings made before stay valid, and the fd is gone', () => {
-    const shm = SharedMemory.create(4096);
+    const shm = SharedMemory.create(PAGE_SIZE);
     const m = shm.map();
     shm.close();
     shm.close();
@@ -107,19 +107,19 @@ describe('memfd segment (SharedMemory.create(size))', () => {
   });
 
   test('map() takes offset, length and readOnly', () => {
-    const shm = SharedMemory.create(3 * 4096);
+    const shm = SharedMemory.create(3 * PAGE_SIZE);
     const all = shm.map();
-    all.bytes[4096 + 5] = 9;
-    const window = shm.map({ offset: 4096, length: 100, readOnly: true });
+    all.bytes[PAGE_SIZE + 5] = 9;
+    const window = shm.map({ offset: PAGE_SIZE, length: 100, readOnly: true });
     expect(window.length).toBe(100);
     expect(window.bytes[5]).toBe(9);
     expect(window.shared).toBe(true);
   });
 
   test('fromFd() wraps an fd; inherited() is empty in a process not started by fork()', () => {
-    const original = SharedMemory.create(4096);
+    const original = SharedMemory.create(PAGE_SIZE);
     const copy = SharedMemory.fromFd(original.fd);
-    expect(copy.size).toBe(4096);
+    expect(copy.size).toBe(PAGE_SIZE);
     expect(copy.name).toBeUndefined();
     expect(SharedMemory.inherited()).toEqual([]);
   });
@@ -129,12 +129,12 @@ describe('sharing by hand (docs/shared-memory.md)', () => {
   const fixture = join(__dirname, 'fixtures', 'shared-child.js');
 
   test('spawn with the fd in stdio after ipc: the child maps fd 4 with fromFd()', async () => {
-    const shm = SharedMemory.create(4096);
+    const shm = SharedMemory.create(PAGE_SIZE);
     const m = shm.map();
     m.bytes[0] = 41;
     const child = spawn(process.execPath, [fixture, 'byHand', '4'], { stdio: ['inherit', 'inherit', 'inherit', 'ipc', shm.fd] });
     const [report] = await once(child, 'message');
-    expect(report).toEqual({ first: 41, size: 4096 });
+    expect(report).toEqual({ first: 41, size: PAGE_SIZE });
     expect(m.bytes[1]).toBe(42);
     await once(child, 'exit');
   });
@@ -155,49 +155,49 @@ describe('named segment (SharedMemory.create(size, { name }))', () => {
   test('is created in /dev/shm with mode 0600 whatever the umask', () => {
     const old = process.umask(0);
     try {
-      const shm = named(4096, 'mode');
+      const shm = named(PAGE_SIZE, 'mode');
       const st = statSync(join('/dev/shm', shm.name!));
       expect(st.mode & 0o777).toBe(0o600);
-      expect(st.size).toBe(4096);
+      expect(st.size).toBe(PAGE_SIZE);
     } finally {
       process.umask(old);
     }
     const other = process.umask(0o077);
     try {
-      expect(statSync(join('/dev/shm', named(4096, 'mode2').name!)).mode & 0o777).toBe(0o600);
+      expect(statSync(join('/dev/shm', named(PAGE_SIZE, 'mode2').name!)).mode & 0o777).toBe(0o600);
     } finally {
       process.umask(other);
     }
   });
 
   test('a child opens it by name, reads what the parent wrote and writes back', async () => {
-    const shm = named(4096, 'echo');
+    const shm = named(PAGE_SIZE, 'echo');
     const m = shm.map();
     m.bytes.set([9, 8, 7, 6]);
     const child = fork(join(__dirname, 'fixtures', 'shared-child.js'), ['echo', shm.name!, '4']);
     const [report] = await new Promise<unknown[]>((resolve) => child.once('message', (...a) => resolve(a)));
-    expect(report).toEqual({ seen: [9, 8, 7, 6], size: 4096, name: shm.name });
+    expect(report).toEqual({ seen: [9, 8, 7, 6], size: PAGE_SIZE, name: shm.name });
     expect(Array.from(m.bytes.subarray(4, 8))).toEqual([6, 7, 8, 9]);
   });
 
   test('passed through fork() it keeps its name in the child', async () => {
-    const shm = named(4096, 'fork');
+    const shm = named(PAGE_SIZE, 'fork');
     const child = startChild('echo', [], [shm]);
     expect(await child.next()).toEqual(expect.objectContaining({ name: shm.name }));
   });
 
   test('open() maps the same memory; create() of a taken name fails with EEXIST', () => {
-    const shm = named(4096, 'open');
+    const shm = named(PAGE_SIZE, 'open');
     const a = shm.map();
     const opened = SharedMemory.open(shm.name!);
     const b = opened.map();
     a.bytes[100] = 123;
     expect(b.bytes[100]).toBe(123);
-    expect(() => SharedMemory.create(4096, { name: shm.name })).toThrow(expect.objectContaining({ code: 'EEXIST' }));
+    expect(() => SharedMemory.create(PAGE_SIZE, { name: shm.name })).toThrow(expect.objectContaining({ code: 'EEXIST' }));
   });
 
   test('unlink() removes the file; it is idempotent; mappings stay valid', () => {
-    const shm = named(4096, 'unlink');
+    const shm = named(PAGE_SIZE, 'unlink');
     const m = shm.map();
     const path = join('/dev/shm', shm.name!);
     expect(existsSync(path)).toBe(true);
@@ -223,14 +223,14 @@ describe('named segment (SharedMemory.create(size, { name }))', () => {
   ];
   test.each(refused)('a name with %s is refused with ERR_INVALID_ARG_VALUE before touching /dev/shm', (_what, name) => {
     const before = readdirSync('/dev/shm').sort();
-    expect(() => SharedMemory.create(4096, { name })).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARG_VALUE', name: 'TypeError' }));
+    expect(() => SharedMemory.create(PAGE_SIZE, { name })).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARG_VALUE', name: 'TypeError' }));
     expect(() => SharedMemory.open(name)).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARG_VALUE' }));
     expect(readdirSync('/dev/shm').sort()).toEqual(before);
   });
 
   test('a name of 255 bytes is accepted', () => {
     const name = `mman-test-${process.pid}-`.padEnd(255, 'n');
-    const shm = SharedMemory.create(4096, { name });
+    const shm = SharedMemory.create(PAGE_SIZE, { name });
     created.push(shm);
     expect(shm.name).toBe(name);
   });
@@ -243,19 +243,19 @@ describe('bad arguments', () => {
     ['create(-1)', () => SharedMemory.create(-1), 'ERR_OUT_OF_RANGE'],
     ['create(1.5)', () => SharedMemory.create(1.5), 'ERR_OUT_OF_RANGE'],
     ['create(NaN)', () => SharedMemory.create(NaN), 'ERR_OUT_OF_RANGE'],
-    ['create(size, null)', () => SharedMemory.create(4096, null as never), 'ERR_INVALID_ARG_TYPE'],
-    ['create(size, { name: 1 })', () => SharedMemory.create(4096, { name: 1 as never }), 'ERR_INVALID_ARG_TYPE'],
-    ['create(size, { fixedSize: 1 })', () => SharedMemory.create(4096, { fixedSize: 1 as never }), 'ERR_INVALID_ARG_TYPE'],
-    ['create(size, { name, fixedSize })', () => SharedMemory.create(4096, { name: 'x', fixedSize: true }), 'ERR_INVALID_ARG_VALUE'],
+    ['create(size, null)', () => SharedMemory.create(PAGE_SIZE, null as never), 'ERR_INVALID_ARG_TYPE'],
+    ['create(size, { name: 1 })', () => SharedMemory.create(PAGE_SIZE, { name: 1 as never }), 'ERR_INVALID_ARG_TYPE'],
+    ['create(size, { fixedSize: 1 })', () => SharedMemory.create(PAGE_SIZE, { fixedSize: 1 as never }), 'ERR_INVALID_ARG_TYPE'],
+    ['create(size, { name, fixedSize })', () => SharedMemory.create(PAGE_SIZE, { name: 'x', fixedSize: true }), 'ERR_INVALID_ARG_VALUE'],
     ['open(1)', () => SharedMemory.open(1 as never), 'ERR_INVALID_ARG_TYPE'],
     ['open(missing)', () => SharedMemory.open(uniqueName('missing')), 'ENOENT'],
     ['fromFd(-1)', () => SharedMemory.fromFd(-1), 'ERR_OUT_OF_RANGE'],
     ['fromFd("3")', () => SharedMemory.fromFd('3' as never), 'ERR_INVALID_ARG_TYPE'],
     ['fromFd(a closed fd)', () => SharedMemory.fromFd(2 ** 20), 'EBADF'],
-    ['map({ offset: -1 })', () => SharedMemory.create(4096).map({ offset: -1 }), 'ERR_OUT_OF_RANGE'],
-    ['map({ length: past the end })', () => SharedMemory.create(4096).map({ length: 8192 }), 'ERR_OUT_OF_RANGE'],
-    ['map({ readOnly: "yes" })', () => SharedMemory.create(4096).map({ readOnly: 'yes' as never }), 'ERR_INVALID_ARG_TYPE'],
-    ['grow("x")', () => SharedMemory.create(4096).grow('x' as never), 'ERR_INVALID_ARG_TYPE'],
+    ['map({ offset: -1 })', () => SharedMemory.create(PAGE_SIZE).map({ offset: -1 }), 'ERR_OUT_OF_RANGE'],
+    ['map({ length: past the end })', () => SharedMemory.create(PAGE_SIZE).map({ length: 2 * PAGE_SIZE }), 'ERR_OUT_OF_RANGE'],
+    ['map({ readOnly: "yes" })', () => SharedMemory.create(PAGE_SIZE).map({ readOnly: 'yes' as never }), 'ERR_INVALID_ARG_TYPE'],
+    ['grow("x")', () => SharedMemory.create(PAGE_SIZE).grow('x' as never), 'ERR_INVALID_ARG_TYPE'],
     ['fork share: [1]', () => fork(join(__dirname, 'fixtures', 'shared-child.js'), [], { share: [1 as never] }), 'ERR_INVALID_ARG_TYPE'],
     ['fork share: not an array', () => fork(join(__dirname, 'fixtures', 'shared-child.js'), [], { share: 1 as never }), 'ERR_INVALID_ARG_TYPE'],
     ['fork stdio without ipc', () => fork(join(__dirname, 'fixtures', 'shared-child.js'), [], { stdio: ['pipe', 'pipe', 'pipe'] }), 'ERR_INVALID_ARG_VALUE'],
