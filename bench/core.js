@@ -99,7 +99,7 @@ function mapUnmapVariants() {
   const { native } = require(join(lib, 'native.js'));
   const prot = Prot.Read | Prot.Write;
   const flags = MapFlags.Private | MapFlags.Anonymous;
-  const owners = new WeakMap(); // what Mapping does with each buffer it makes (mappingOf)
+  const OWNER = Symbol('owner'); // what Mapping does with each buffer it makes (ownerOf)
   const timed = (loop) => (iterations) => {
     const start = process.hrtime.bigint();
     loop(iterations);
@@ -113,22 +113,23 @@ function mapUnmapVariants() {
     'addon map() + buffer() + unmap(), no Mapping object': timed((n) => {
       for (let i = 0; i < n; i++) {
         const handle = native.map(PAGE_SIZE, prot, flags, -1, 0);
-        native.buffer(handle, 0, PAGE_SIZE);
-        native.unmap(handle);
+        native.unmap(handle, native.buffer(handle, 0, PAGE_SIZE, true));
       }
     }),
     'addon map() + buffer() + new Uint8Array + unmap()': timed((n) => {
       for (let i = 0; i < n; i++) {
         const handle = native.map(PAGE_SIZE, prot, flags, -1, 0);
-        void new Uint8Array(native.buffer(handle, 0, PAGE_SIZE));
-        native.unmap(handle);
+        const buffer = native.buffer(handle, 0, PAGE_SIZE, true);
+        void new Uint8Array(buffer);
+        native.unmap(handle, buffer);
       }
     }),
-    'addon map() + buffer() + WeakMap.set(buffer) + unmap()': timed((n) => {
+    'addon map() + buffer() + owner property + unmap()': timed((n) => {
       for (let i = 0; i < n; i++) {
         const handle = native.map(PAGE_SIZE, prot, flags, -1, 0);
-        owners.set(native.buffer(handle, 0, PAGE_SIZE), handle);
-        native.unmap(handle);
+        const buffer = native.buffer(handle, 0, PAGE_SIZE, true);
+        buffer[OWNER] = handle;
+        native.unmap(handle, buffer);
       }
     }),
     'mmap() + unmap()': timed((n) => {

@@ -95,12 +95,14 @@ const CONSTRUCT = Symbol('Mapping.construct');
 // Node 20 defines Symbol.dispose as Symbol.for('nodejs.dispose'); a vm realm may lack it.
 const dispose: typeof Symbol.dispose = Symbol.dispose ?? Symbol.for('nodejs.dispose');
 
-// Every ArrayBuffer this library made, to the Mapping it belongs to (for futex and friends).
-const owners = new WeakMap<ArrayBuffer, Mapping>();
+// Every ArrayBuffer this library makes names its Mapping (for futex and friends) under a
+// symbol of its own: a property costs a fraction of a WeakMap entry, and lives as long.
+const OWNER = Symbol('mman.mapping');
+type Owned = ArrayBufferLike & { [OWNER]?: Mapping };
 
 /** @internal The Mapping that made `buffer`, even an unmapped one (to tell "closed" from "not ours"). */
 export function ownerOf(buffer: ArrayBufferLike): Mapping | undefined {
-  return owners.get(buffer as ArrayBuffer);
+  return (buffer as Owned)[OWNER];
 }
 
 // Reads a Mapping's native handle for the other modules of this package (futex).
@@ -115,7 +117,7 @@ export function handleOf(mapping: Mapping): Handle {
 
 /** @internal The live Mapping that made `buffer`, if any. */
 export function mappingOf(buffer: ArrayBufferLike): Mapping | undefined {
-  const mapping = owners.get(buffer as ArrayBuffer);
+  const mapping = ownerOf(buffer);
   return mapping !== undefined && !mapping.closed ? mapping : undefined;
 }
 
@@ -221,7 +223,7 @@ export class Mapping implements Disposable {
       }
       // Kept: held here until unmap()/resize() hand it back to be detached.
       this.#buffer = native.buffer(handle, this.#delta, this.#length, true);
-      owners.set(this.#buffer, this);
+      (this.#buffer as Owned)[OWNER] = this;
     }
     return this.#buffer;
   }
@@ -269,7 +271,7 @@ export class Mapping implements Disposable {
       throw outOfRange('length', `<= ${MAX_BUFFER_LENGTH} for one window on this Node`, len);
     }
     const window = native.buffer(handle, this.#delta + off, len, false);
-    owners.set(window, this);
+    (window as Owned)[OWNER] = this;
     return new Uint8Array(window);
   }
 
