@@ -92,8 +92,8 @@ export interface LockOptions {
 
 const CONSTRUCT = Symbol('Mapping.construct');
 
-// Node 20 defines Symbol.dispose as Symbol.for('nodejs.dispose'); a vm realm may lack it.
-const dispose: typeof Symbol.dispose = Symbol.dispose ?? Symbol.for('nodejs.dispose');
+/** @internal Node 20 defines Symbol.dispose as Symbol.for('nodejs.dispose'); a vm realm may lack it. */
+export const dispose: typeof Symbol.dispose = Symbol.dispose ?? Symbol.for('nodejs.dispose');
 
 // Every ArrayBuffer this library makes names its Mapping (for futex and friends) under a
 // symbol of its own: a property costs a fraction of a WeakMap entry, and lives as long.

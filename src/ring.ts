@@ -4,7 +4,7 @@
 import { availableParallelism } from 'node:os';
 
 import { SharedMemory } from './shared';
-import type { Mapping } from './mapping';
+import { dispose, type Mapping } from './mapping';
 import { notify, wait, waitAsync, type WaitOptions } from './futex';
 import { invalidArgType, invalidArgValue, mmanError, outOfRange, systemError, validateInteger, validateOptions } from './errors';
 
@@ -271,7 +271,7 @@ export class RingBuffer implements Disposable {
   }
 
   /** Same as {@link RingBuffer.close}, for `using`. */
-  [Symbol.dispose](): void {
+  [dispose](): void {
     this.close();
   }
 }

@@ -5,7 +5,7 @@ import { closeSync, constants as fsConstants, fchmodSync, fstatSync, ftruncateSy
 import { join } from 'node:path';
 
 import { native } from './native';
-import { mapFile, type Mapping, type MapFileOptions } from './mapping';
+import { dispose, mapFile, type Mapping, type MapFileOptions } from './mapping';
 import {
   invalidArgType, invalidArgValue, mmanError, systemError, validateBoolean,
   validateInteger, validateOptions,
@@ -240,7 +240,7 @@ export class SharedMemory implements Disposable {
   }
 
   /** Same as {@link SharedMemory.close}, for `using`. Does not unlink a named segment. */
-  [Symbol.dispose](): void {
+  [dispose](): void {
     this.close();
   }
 }
