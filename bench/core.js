@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// Issue 2's speed figures, in one run (`npm run bench`):
+// The core speed figures, in one run (`npm run bench`):
 //   1. map + scan vs fs.readFileSync + scan of a 1 GiB file in the page cache, each in its
 //      own child process so its peak anonymous memory (RssAnon) is its own;
 //   2. 1,000,000 random 4-byte reads through a mapping vs fs.readSync;
