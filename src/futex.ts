@@ -145,7 +145,7 @@ export function waitAsync(view: Int32Array, index: number, expected: number, tim
   return new Promise<WaitResult>((resolve, reject) => {
     let onAbort: (() => void) | undefined;
     const id = native.waitAsyncStart(t.handle, t.buffer, t.byteOffset, value, timeout, t.waitersOffset, (rc) => {
-      if (onAbort !== undefined) signal!.removeEventListener('abort', onAbort);
+      if (onAbort !== undefined) unwatchAbort(signal!, onAbort);
       if (rc === CANCELLED) return;  // already rejected by the abort
       if (rc < 0) reject(systemError(rc, 'futex_waitv'));
       else resolve(RESULTS[rc]);
@@ -159,9 +159,38 @@ export function waitAsync(view: Int32Array, index: number, expected: number, tim
         native.waitAsyncCancel(id);
         reject(abortError(signal));
       };
-      signal.addEventListener('abort', onAbort, { once: true });
+      watchAbort(signal, onAbort);
     }
   });
+}
+
+// One 'abort' listener per signal however many waits share it (a service-lifetime signal
+// over hundreds of pending waits would otherwise add a listener per wait, and Node warns
+// past ten). The listener is removed when the last wait on the signal settles.
+interface AbortWatch { readonly cancels: Set<() => void>; readonly listener: () => void }
+const abortWatches = new WeakMap<AbortSignal, AbortWatch>();
+
+function watchAbort(signal: AbortSignal, cancel: () => void): void {
+  let watch = abortWatches.get(signal);
+  if (watch === undefined) {
+    const cancels = new Set<() => void>();
+    const listener = (): void => {
+      abortWatches.delete(signal);
+      for (const c of cancels) c();
+      cancels.clear();
+    };
+    watch = { cancels, listener };
+    abortWatches.set(signal, watch);
+    signal.addEventListener('abort', listener, { once: true });
+  }
+  watch.cancels.add(cancel);
+}
+
+function unwatchAbort(signal: AbortSignal, cancel: () => void): void {
+  const watch = abortWatches.get(signal);
+  if (watch === undefined || !watch.cancels.delete(cancel) || watch.cancels.size > 0) return;
+  abortWatches.delete(signal);
+  signal.removeEventListener('abort', watch.listener);
 }
 
 function abortError(signal: AbortSignal): Error {

@@ -1,6 +1,7 @@
 // wait / waitAsync / notify between real processes: futex(2) on a shared page, never mocked.
 import { readFile } from 'node:fs/promises';
 import { execFile } from 'node:child_process';
+import { getEventListeners } from 'node:events';
 import { writeFileSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -151,6 +152,38 @@ describe('waitAsync', () => {
     Atomics.store(v, 0, 1);
     notify(v, 0);
     await expect(again).resolves.toBe('ok');
+  });
+
+  test('waits sharing one signal add one abort listener, removed when the last settles', async () => {
+    const { v } = sharedWords();
+    const controller = new AbortController();
+    const warnings: Error[] = [];
+    const onWarning = (w: Error) => warnings.push(w);
+    process.on('warning', onWarning);
+    try {
+      const pending = Array.from({ length: 40 }, (_, i) => waitAsync(v, i, 0, 5000, { signal: controller.signal }));
+      await until(() => waitAsyncStats().sleeping === 40);
+      expect(getEventListeners(controller.signal, 'abort')).toHaveLength(1);
+      // Half are woken: the listener stays for the rest.
+      for (let i = 0; i < 20; i++) Atomics.store(v, i, 1);
+      for (let i = 0; i < 20; i++) notify(v, i);
+      await expect(Promise.all(pending.slice(0, 20))).resolves.toEqual(Array(20).fill('ok'));
+      expect(getEventListeners(controller.signal, 'abort')).toHaveLength(1);
+      for (let i = 20; i < 40; i++) Atomics.store(v, i, 1);
+      for (let i = 20; i < 40; i++) notify(v, i);
+      await expect(Promise.all(pending.slice(20))).resolves.toEqual(Array(20).fill('ok'));
+      expect(getEventListeners(controller.signal, 'abort')).toHaveLength(0);
+      // The signal still works for waits made after that.
+      const later = waitAsync(v, 100, 0, undefined, { signal: controller.signal });
+      expect(getEventListeners(controller.signal, 'abort')).toHaveLength(1);
+      controller.abort();
+      await expect(later).rejects.toMatchObject({ name: 'AbortError' });
+      expect(getEventListeners(controller.signal, 'abort')).toHaveLength(0);
+      await new Promise((r) => setImmediate(r));
+      expect(warnings.filter((w) => w.name === 'MaxListenersExceededWarning')).toEqual([]);
+    } finally {
+      process.off('warning', onWarning);
+    }
   });
 
   test('cancels that land while the waiter thread is between wake-ups are never lost (50 rounds)', async () => {
