@@ -1,0 +1,47 @@
+// The benchmarks under bench/ run, at their smallest sizes, so that none of them rots.
+// Their speed is not judged here (bench/RESULTS.md holds the figures); what they print is.
+import { spawnSync } from 'node:child_process';
+import { join } from 'node:path';
+
+const root = join(__dirname, '..');
+
+function bench(script: string, args: string[], nodeArgs: string[] = []): string {
+  const run = spawnSync(process.execPath, [...nodeArgs, join('bench', script), ...args], {
+    cwd: root, encoding: 'utf8', timeout: 180_000,
+  });
+  if (run.status !== 0) throw new Error(`bench/${script} exited ${run.status ?? run.signal}:\n${run.stderr}`);
+  return run.stdout;
+}
+
+const number = (text: string, pattern: RegExp): number => {
+  const match = pattern.exec(text);
+  if (match === null) throw new Error(`${pattern} not in:\n${text}`);
+  return Number(match[1]);
+};
+
+test('bench/core.js: every row, each with a measured figure', () => {
+  const out = bench('core.js', ['--size', '16M', '--repeat', '1']);
+  expect(number(out, /\| map \+ scan.*?\| ([\d.]+) \| readFileSync \+ scan: [\d.]+/)).toBeGreaterThan(0);
+  expect(number(out, /\| 1,000,000 random.*?\| ([\d.]+) \| fs\.readSync: [\d.]+/)).toBeGreaterThan(0);
+  expect(number(out, /\| one-page mmap\(\) \+ unmap\(\), ns \| (\d+) \| C mmap \+ munmap.*?: \d+/)).toBeGreaterThan(0);
+  expect(number(out, /first write per page.*?\| (\d+)/)).toBeGreaterThan(0);
+  expect(number(out, /first write per page.*?C loop: (\d+)/)).toBeGreaterThan(0);
+}, 180_000);
+
+test('bench/ipc.js --quick: both ratios, and the ring delivers every byte', () => {
+  const out = bench('ipc.js', ['--quick']);
+  expect(number(out, /\(a\) latency, by mean, spin 20000.*?median ([\d.]+)x/)).toBeGreaterThan(0);
+  expect(number(out, /\(b\) throughput RingBuffer \/ process\.send.*?median ([\d.]+)x/)).toBeGreaterThan(0);
+}, 180_000);
+
+test('bench/soak.js: no mapping and no mman region is left after the cycles', () => {
+  const out = bench('soak.js', ['--cycles', '2000', '--samples', '4'], ['--expose-gc']);
+  expect(number(out, /(\d+) mappings of the file/)).toBe(0);
+  expect(number(out, /(\d+) mman regions left/)).toBe(0);
+}, 180_000);
+
+test('bench/read-loop.js: the JavaScript and C read loops, timed', () => {
+  const out = bench('read-loop.js', ['--size', '8M', '--rounds', '3']);
+  expect(number(out, /JS loop: median ([\d.]+)/)).toBeGreaterThan(0);
+  expect(number(out, /C loop: +median ([\d.]+)/)).toBeGreaterThan(0);
+}, 180_000);
