@@ -11,22 +11,13 @@ const { mapFile, PAGE_SIZE } = require('mman');
 const { native } = require('../lib/native');
 const { createScratchFile } = require('../lib/bench/scratch-file');
 const { parseSize } = require('../lib/bench/size');
+const { readEveryPage } = require('../lib/bench/faults');  // the loop bench faults runs
 
 const { values } = parseArgs({
   options: { size: { type: 'string', default: '256M' }, rounds: { type: 'string', default: '15' } },
 });
 const size = parseSize(values.size);
 const rounds = Number(values.rounds);
-
-function readEveryPage(bytes, stride) {
-  const length = bytes.length;
-  const unrolledEnd = length - 3 * stride;
-  let sum = 0;
-  let i = 0;
-  for (; i < unrolledEnd; i += 4 * stride) sum += bytes[i] + bytes[i + stride] + bytes[i + 2 * stride] + bytes[i + 3 * stride];
-  for (; i < length; i += stride) sum += bytes[i];
-  return sum;
-}
 
 // Let V8 optimise the loop first, as bench faults does, so that both loops are compiled code.
 const warm = new Uint8Array(64 * PAGE_SIZE);
