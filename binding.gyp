@@ -5,6 +5,7 @@
       "sources": [
         "native/addon.cc",
         "native/guard.cc",
+        "native/lifetime.cc",
         "native/mapping.cc",
         "native/memory.cc",
         "native/shared.cc",

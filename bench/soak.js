@@ -40,15 +40,20 @@ let checksum = 0;
 const started = process.hrtime.bigint();
 const turn = () => new Promise((resolve) => setImmediate(resolve));
 
-(async () => {
-for (let i = 0; i < cycles; i++) {
-  // A service yields to its event loop; finalizers of unmapped buffers run on those turns.
-  if ((i & 1023) === 1023) await turn();
+// One cycle, in a function of its own: its view is out of reach once it returns.
+function cycle(i) {
   const m = kinds[i & 3]();
   const bytes = m.bytes;
   if ((i & 3) !== 3) bytes[i & 0xff] = i & 0xff;  // the guarded mapping is read-only
   checksum += bytes[0];
   m.unmap();
+}
+
+(async () => {
+for (let i = 0; i < cycles; i++) {
+  // A service yields to its event loop; finalizers of unmapped buffers run on those turns.
+  if ((i & 1023) === 1023) await turn();
+  cycle(i);
   if ((i + 1) % Math.max(1, Math.floor(cycles / samples)) === 0) {
     // With --expose-gc, sample after a full collection: what is left is what is retained.
     if (typeof gc === 'function') { gc(); await turn(); gc(); }

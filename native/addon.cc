@@ -7,6 +7,7 @@
 #include <malloc.h>
 #endif
 
+#include "env.h"
 #include "guard.h"
 #include "mapping.h"
 
@@ -90,9 +91,25 @@ Napi::Value MallocInUse(const Napi::CallbackInfo& info) {
 #endif
 }
 
+void DeleteAddonEnv(napi_env, void* data, void*) { delete static_cast<AddonEnv*>(data); }
+
 }  // namespace
 
+AddonEnv* AddonEnvOf(napi_env env) {
+  void* data = nullptr;
+  napi_get_instance_data(env, &data);
+  return static_cast<AddonEnv*>(data);
+}
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  // Freed when this thread's environment is torn down, after Node ran every finalizer.
+  auto* addon = new AddonEnv(env);
+  napi_set_instance_data(env, addon, DeleteAddonEnv, nullptr);
+  // Runs before Node finalizes what this thread still holds (a hook added later runs
+  // earlier), so that nothing is re-armed while everything is being let go.
+  napi_add_env_cleanup_hook(env, [](void* data) {
+    static_cast<AddonEnv*>(data)->lifetime.tearingDown = true;
+  }, addon);
   exports.Set("pageSize", Napi::Number::New(env, static_cast<double>(PageSize())));
   exports.Set("constants", Constants(env));
   exports.Set("mallocInUse", Napi::Function::New(env, MallocInUse, "mallocInUse"));

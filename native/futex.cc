@@ -4,8 +4,8 @@
 // wait() blocks the JS thread, after an optional bounded spin. waitAsync() hands the wait to
 // a waiter thread of this env that sleeps in futex_waitv(2) on up to 127 words at once plus
 // a private control word (bumped to add or cancel a wait), so no libuv threadpool thread is
-// ever pinned. Results come back through one ThreadSafeFunction; the region is held (and
-// counted in flight) until then, so an unmap() meanwhile leaves a placeholder, never a hole.
+// ever pinned. Results come back through one ThreadSafeFunction; each wait borrows its
+// region's pages until then, so an unmap() meanwhile leaves them mapped, never a hole.
 #include <errno.h>
 #include <limits.h>
 #include <sched.h>
@@ -23,6 +23,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "env.h"
 #include "mapping.h"
 
 // Headers older than Linux 5.16 lack futex_waitv; the syscall number is the same everywhere.
@@ -97,13 +98,14 @@ int32_t* Word(Napi::Env env, Region* region, const Napi::Value& abValue,
   auto ab = abValue.As<Napi::ArrayBuffer>();
   double offset = offsetValue.As<Napi::Number>().DoubleValue();
   auto* data = static_cast<uint8_t*>(ab.Data());
-  if (region->state != Region::State::kMapped || data == nullptr || !(offset >= 0) ||
+  if (!region->open || data == nullptr || !(offset >= 0) ||
       offset + 4 > static_cast<double>(ab.ByteLength())) {
     Napi::RangeError::New(env, "native: word outside the mapping").ThrowAsJavaScriptException();
     return nullptr;
   }
   uint8_t* addr = data + static_cast<size_t>(offset);
-  if (addr < region->base || addr + 4 > region->base + region->size) {
+  const uint8_t* base = region->span->base;
+  if (addr < base || addr + 4 > base + region->span->size) {
     Napi::RangeError::New(env, "native: buffer is not over this mapping")
         .ThrowAsJavaScriptException();
     return nullptr;
@@ -213,11 +215,15 @@ Napi::Value Notify(const Napi::CallbackInfo& info) {
   return Napi::Number::New(env, rc < 0 ? -errno : static_cast<double>(rc));
 }
 
+}  // namespace
+
+// Named (FutexEnv is AddonEnv's): the types of waitAsync.
 // ---- waitAsync: waiter threads sleeping in futex_waitv ----
 
 struct AsyncWait {
+  explicit AsyncWait(Region* region) : borrow(region) {}
   uint64_t id = 0;
-  Region* region = nullptr;
+  Borrow borrow;  // the word's page stays mapped until the wait is delivered and deleted
   int32_t* word = nullptr;
   int32_t* waiters = nullptr;  // counted from registration to delivery (JS thread)
   int32_t expected = 0;
@@ -229,7 +235,6 @@ struct AsyncWait {
 };
 
 struct FutexEnv;
-
 struct WaiterThread {
   FutexEnv* owner = nullptr;
   std::mutex mutex;
@@ -357,10 +362,7 @@ void DeliverOnJsThread(Napi::Env env, Napi::Function, FutexEnv* state, void*) {
   }
   for (AsyncWait* w : batch) {
     state->byId.erase(w->id);
-    if (w->waiters != nullptr && w->region->state == Region::State::kMapped)
-      __atomic_sub_fetch(w->waiters, 1, __ATOMIC_SEQ_CST);
-    --w->region->inFlight;
-    Release(w->region);
+    if (w->waiters != nullptr) __atomic_sub_fetch(w->waiters, 1, __ATOMIC_SEQ_CST);
   }
   if (state->byId.empty()) state->tsfn.Unref(env);
   for (AsyncWait* w : batch) {
@@ -374,6 +376,8 @@ void DeliverOnJsThread(Napi::Env env, Napi::Function, FutexEnv* state, void*) {
   }
 }
 
+// The env is shutting down (worker exit, process exit): joins the threads, then drops the
+// waits never delivered, giving back what they borrowed. Their callbacks never run.
 void StopWaiters(FutexEnv* state) {
   for (auto& t : state->threads) {
     {
@@ -384,17 +388,21 @@ void StopWaiters(FutexEnv* state) {
     if (t->thread.joinable()) t->thread.join();
   }
   state->tsfn.Release();
+  {
+    std::lock_guard<std::mutex> lock(state->doneMutex);
+    state->done.clear();  // each is in byId too
+  }
+  for (auto& entry : state->byId) delete entry.second;
+  state->byId.clear();
 }
 
 FutexEnv* StateOf(Napi::Env env) {
-  auto* state = env.GetInstanceData<FutexEnv>();
-  if (state != nullptr) return state;
-  state = new FutexEnv();
+  AddonEnv* addon = AddonEnvOf(env);
+  if (addon->futex != nullptr) return addon->futex;
+  auto* state = new FutexEnv();
   state->tsfn = DeliveryFunction::New(env, "mman.waitAsync", 0, 1, state);
   state->tsfn.Unref(env);
-  // Threads are joined when the env shuts down (worker exit, process exit), before Node
-  // deletes the state.
-  env.SetInstanceData<FutexEnv>(state);
+  addon->futex = state;  // deleted with the AddonEnv, after this hook ran
   env.AddCleanupHook([state] { StopWaiters(state); });
   return state;
 }
@@ -413,9 +421,8 @@ Napi::Value WaitAsyncStart(const Napi::CallbackInfo& info) {
     NAPI_THROW(Napi::TypeError::New(env, "native: callback expected"), env.Undefined());
   }
   FutexEnv* state = StateOf(env);
-  auto* w = new AsyncWait();
+  auto* w = new AsyncWait(region);
   w->id = state->nextId++;
-  w->region = region;
   w->word = word;
   w->waiters = waiters;
   w->expected = info[3].As<Napi::Number>().Int32Value();
@@ -425,8 +432,6 @@ Napi::Value WaitAsyncStart(const Napi::CallbackInfo& info) {
     w->deadline = Deadline(timeoutMs);
   }
   w->callback = Napi::Persistent(info[6].As<Napi::Function>());
-  Hold(region);
-  ++region->inFlight;
   if (waiters != nullptr) __atomic_add_fetch(waiters, 1, __ATOMIC_SEQ_CST);
   if (state->byId.empty()) state->tsfn.Ref(env);
   state->byId.emplace(w->id, w);
@@ -456,7 +461,7 @@ Napi::Value WaitAsyncStart(const Napi::CallbackInfo& info) {
 // once the waiter thread has dropped it.
 Napi::Value WaitAsyncCancel(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  FutexEnv* state = env.GetInstanceData<FutexEnv>();
+  FutexEnv* state = AddonEnvOf(env)->futex;
   if (state == nullptr) return Napi::Boolean::New(env, false);
   auto it = state->byId.find(static_cast<uint64_t>(info[0].As<Napi::Number>().DoubleValue()));
   if (it == state->byId.end()) return Napi::Boolean::New(env, false);
@@ -468,7 +473,7 @@ Napi::Value WaitAsyncCancel(const Napi::CallbackInfo& info) {
 // waitAsyncStats() -> { pending, threads }: for tests, to see that slots are given back.
 Napi::Value WaitAsyncStats(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  FutexEnv* state = env.GetInstanceData<FutexEnv>();
+  FutexEnv* state = AddonEnvOf(env)->futex;
   Napi::Object stats = Napi::Object::New(env);
   size_t inThreads = 0;
   if (state != nullptr) {
@@ -483,7 +488,7 @@ Napi::Value WaitAsyncStats(const Napi::CallbackInfo& info) {
   return stats;
 }
 
-}  // namespace
+void DestroyFutexEnv(FutexEnv* futex) { delete futex; }
 
 void InitFutex(Napi::Env env, Napi::Object exports) {
   exports.Set("wait", Napi::Function::New(env, Wait, "wait"));

@@ -83,12 +83,15 @@ Napi::Value Guard(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   Region* region = UnwrapRegion(env, info[0]);
   if (region == nullptr) return env.Undefined();
-  if (region->state != Region::State::kMapped) return Napi::Number::New(env, -EBADF);
-  if (region->guardSlot >= 0) return Napi::Number::New(env, 0);
-  int slot = GuardRegister(reinterpret_cast<uintptr_t>(region->base), region->size,
-                           info[1].As<Napi::Number>().Int32Value());
+  if (!region->open) return Napi::Number::New(env, -EBADF);
+  if (region->guarded) return Napi::Number::New(env, 0);
+  int prot = info[1].As<Napi::Number>().Int32Value();
+  Span* span = region->span;
+  int slot = GuardRegister(reinterpret_cast<uintptr_t>(span->base), span->size, prot, 0);
   if (slot < 0) return Napi::Number::New(env, -ENOSPC);
-  region->guardSlot = slot;
+  span->guardSlot = slot;
+  region->guarded = true;  // spans the region moves to later are registered too
+  region->guardProt = prot;
   return Napi::Number::New(env, 0);
 }
 
@@ -97,17 +100,18 @@ Napi::Value Faults(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   Region* region = UnwrapRegion(env, info[0]);
   if (region == nullptr) return env.Undefined();
-  return Napi::Number::New(env, region->guardSlot < 0 ? 0 : GuardFaults(region->guardSlot));
+  int slot = region->open ? region->span->guardSlot : -1;
+  return Napi::Number::New(env, slot < 0 ? 0 : GuardFaults(slot));
 }
 
 }  // namespace
 
-int GuardRegister(uintptr_t start, size_t length, int prot) {
+int GuardRegister(uintptr_t start, size_t length, int prot, uint32_t faults) {
   std::call_once(installOnce, Install);
   for (int i = 0; i < kSlots; i++) {
     bool expected = false;
     if (!slots[i].taken.compare_exchange_strong(expected, true)) continue;
-    slots[i].faults.store(0, std::memory_order_relaxed);
+    slots[i].faults.store(faults, std::memory_order_relaxed);
     slots[i].prot.store(prot, std::memory_order_relaxed);
     slots[i].end.store(start + length, std::memory_order_release);
     slots[i].start.store(start, std::memory_order_release);

@@ -9,9 +9,10 @@
 
 namespace mman {
 
-// Registers [start, start + length) as guarded; replacement pages get `prot`.
-// Returns the slot, or -1 when every slot is taken. Installs the handler on first use.
-int GuardRegister(uintptr_t start, size_t length, int prot);
+// Registers [start, start + length) as guarded; replacement pages get `prot`; the count of
+// replaced pages starts at `faults`. Returns the slot, or -1 when every slot is taken.
+// Installs the handler on first use.
+int GuardRegister(uintptr_t start, size_t length, int prot, uint32_t faults);
 // Moves a registered slot to a new range (after mremap).
 void GuardMove(int slot, uintptr_t start, size_t length);
 // Forgets the slot: faults in the range go to the previous handler again.

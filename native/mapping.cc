@@ -1,17 +1,23 @@
-// mmap, munmap and mremap, and the ArrayBuffers over the result. The protocol is the one
-// DESIGN.md measured: detach before munmap; a PROT_NONE placeholder while any buffer may
-// still point into the range; munmap when the last holder lets go.
+// mmap and mremap, and the ArrayBuffers over the result: the kernel side of a Mapping. What
+// happens to a range afterwards (closing, retiring, releasing) is lifetime.cc's, drawn in
+// docs/ARCHITECTURE.md.
 #include "mapping.h"
 
-#include "guard.h"
-
 #include <errno.h>
+#include <stdio.h>
+#include <string.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
-#include <algorithm>
-#include <atomic>
 #include <cmath>
+
+#include "env.h"
+#include "guard.h"
+
+#ifndef MREMAP_DONTUNMAP
+#define MREMAP_DONTUNMAP 4
+#endif
 
 namespace mman {
 
@@ -20,81 +26,8 @@ namespace {
 // Tags the Externals this addon makes, so a forged or foreign handle is refused.
 const napi_type_tag kRegionTag = {0x6d6d616e5f726567ULL, 0x696f6e5f68616e64ULL};
 
-// One ArrayBuffer made over a region. Owned by the ArrayBuffer's finalizer.
-}  // namespace
-
-struct BufferRecord {
-  Region* region = nullptr;
-  napi_ref ref = nullptr;      // weak: tells whether the buffer is still ours to detach
-  void* data = nullptr;        // where it starts: names a kept buffer when it is passed back
-  bool detachedByUs = false;   // we detached it; its finalizer has not run yet
-  bool creating = true;        // napi_create_external_arraybuffer has not returned
-  bool finalized = false;      // the finalizer ran while creating (creation failed)
-};
-
-// Ranges this addon holds in the kernel (mapped or reserved), process-wide: every worker's.
-std::atomic<int64_t> liveRegions{0};
-std::atomic<int64_t> liveBytes{0};
-
-// Whatever the range becomes next, the guard no longer covers it.
-void Unguard(Region* region) {
-  if (region->guardSlot < 0) return;
-  GuardUnregister(region->guardSlot);
-  region->guardSlot = -1;
-}
-
-void Released(Region* region) {
-  Unguard(region);
-  region->state = Region::State::kReleased;
-  liveRegions.fetch_sub(1, std::memory_order_relaxed);
-  liveBytes.fetch_sub(static_cast<int64_t>(region->size), std::memory_order_relaxed);
-}
-
-size_t PageSize() {
-  static const size_t size = static_cast<size_t>(sysconf(_SC_PAGESIZE));
-  return size;
-}
-
-void Hold(Region* region) { ++region->holds; }
-
-// Frees what nothing holds any more: the placeholder of an unmapped region once no buffer or
-// operation can reach it; a mapping still mapped once its handle is gone too; then the struct.
-static void Settle(Region* region) {
-  if (region->holds != 0) return;
-  if (region->state == Region::State::kReserved ||
-      (region->state == Region::State::kMapped && !region->handleAlive)) {
-    munmap(region->base, region->size);
-    Released(region);
-  }
-  if (!region->handleAlive) delete region;
-}
-
-void Release(Region* region) {
-  --region->holds;
-  Settle(region);
-}
-
-namespace {
-
-void FinalizeHandle(napi_env, void* data, void*) {
-  auto* region = static_cast<Region*>(data);
-  region->handleAlive = false;
-  Settle(region);
-}
-
-void FinalizeBuffer(napi_env env, void*, void* hint) {
-  auto* record = static_cast<BufferRecord*>(hint);
-  if (record->creating) {  // creation failed and Node finalized at once: the creator cleans up
-    record->finalized = true;
-    return;
-  }
-  Region* region = record->region;
-  auto& list = region->buffers;
-  list.erase(std::remove(list.begin(), list.end(), record), list.end());
-  if (record->ref != nullptr) napi_delete_reference(env, record->ref);
-  delete record;
-  Release(region);
-}
+// The JS handle was collected: unmap() was never called, or was and left the struct behind.
+void OnHandleCollected(napi_env, void* data, void*) { DropRegion(static_cast<Region*>(data)); }
 
 // A non-negative integer that fits a size_t, as passed by the TypeScript layer.
 bool ReadSize(Napi::Env env, const Napi::Value& value, const char* name, size_t* out) {
@@ -115,50 +48,96 @@ bool ReadSize(Napi::Env env, const Napi::Value& value, const char* name, size_t*
 
 Napi::Value Errno(Napi::Env env, int err) { return Napi::Number::New(env, -err); }
 
-// The buffer a record stands for, if it is still attached and ours to detach: a kept
-// buffer is the one the caller passes back (`kept`), any other is found through its weak
-// reference. nullptr when it is gone, or detached by someone else: it may have been
-// transferred (transfer(), a worker) and may outlive the mapping.
-napi_value Reachable(Napi::Env env, BufferRecord* record, napi_value kept) {
-  napi_value value = nullptr;
-  if (record->ref != nullptr) {
-    napi_get_reference_value(env, record->ref, &value);
-  } else if (kept != nullptr) {
-    bool isArrayBuffer = false;
-    napi_is_arraybuffer(env, kept, &isArrayBuffer);
-    if (isArrayBuffer) value = kept;
-  }
-  if (value == nullptr) return nullptr;
-  void* data = nullptr;
-  napi_get_arraybuffer_info(env, value, &data, nullptr);  // nullptr once detached
-  return data == record->data && data != nullptr ? value : nullptr;
-}
-
-bool AllAccounted(Napi::Env env, Region* region, napi_value kept) {
-  for (BufferRecord* record : region->buffers)
-    if (!record->detachedByUs && Reachable(env, record, kept) == nullptr) return false;
-  return true;
-}
-
-// Detaches every buffer we can still reach. Returns true when no buffer can outlive this call.
-bool DetachBuffers(Napi::Env env, Region* region, napi_value kept) {
-  bool accounted = true;
-  for (BufferRecord* record : region->buffers) {
-    if (record->detachedByUs) continue;
-    napi_value value = Reachable(env, record, kept);
-    if (value == nullptr) {
-      accounted = false;
-      continue;
-    }
-    napi_detach_arraybuffer(env, value);
-    record->detachedByUs = true;
-  }
-  return accounted;
-}
-
 // The optional ArrayBuffer argument a caller keeps and passes back to unmap()/remap().
 napi_value KeptArg(const Napi::CallbackInfo& info, size_t i) {
   return info.Length() > i && info[i].IsArrayBuffer() ? static_cast<napi_value>(info[i]) : nullptr;
+}
+
+// The protection of the VMA holding `addr`, from /proc/self/maps; -1 if none does.
+int VmaProt(const void* addr) {
+  FILE* maps = fopen("/proc/self/maps", "re");
+  if (maps == nullptr) return -1;
+  uintptr_t want = reinterpret_cast<uintptr_t>(addr);
+  int prot = -1;
+  char line[512];
+  while (fgets(line, sizeof line, maps) != nullptr) {
+    unsigned long start, end;
+    char perms[5];
+    if (sscanf(line, "%lx-%lx %4s", &start, &end, perms) != 3) continue;
+    if (want < start || want >= end) continue;
+    prot = (perms[0] == 'r' ? PROT_READ : 0) | (perms[1] == 'w' ? PROT_WRITE : 0) |
+           (perms[2] == 'x' ? PROT_EXEC : 0);
+    break;
+  }
+  fclose(maps);
+  return prot;
+}
+
+void GuardSpan(Region* region, Span* span, uint32_t faults) {
+  if (!region->guarded) return;
+  span->guardSlot = GuardRegister(reinterpret_cast<uintptr_t>(span->base), span->size,
+                                  region->guardProt, faults);
+}
+
+uint32_t FaultsOf(const Span* span) { return span->guardSlot < 0 ? 0 : GuardFaults(span->guardSlot); }
+
+// Resizing where the kernel may move or cut the pages: nothing but the region pins them.
+int RemapAlone(Region* region, size_t newSize, int flags) {
+  Span* span = region->span;
+  void* addr = mremap(span->base, span->size, newSize, flags);
+  if (addr == MAP_FAILED) return -errno;
+  ResizeSpan(span, addr, newSize);
+  if (span->guardSlot >= 0) GuardMove(span->guardSlot, reinterpret_cast<uintptr_t>(addr), newSize);
+  return 0;
+}
+
+// Growing a MAP_SHARED region that must move while its pages are pinned: a second mapping
+// of the same pages (mremap with old_size 0); the first stays for whatever pins it.
+int MoveShared(Region* region, size_t newSize) {
+  Span* old = region->span;
+  void* addr = mremap(old->base, 0, newSize, MREMAP_MAYMOVE);
+  if (addr == MAP_FAILED) return -errno;
+  uint32_t faults = FaultsOf(old);
+  RetireSpan(old, true);
+  GuardSpan(region, AdoptSpan(region, addr, newSize), faults);
+  return 0;
+}
+
+// Puts back into `old` (a range whose pages were just moved to `moved`) the contents they
+// had, page by page where they differ: an anonymous page that stayed zero, or a file page
+// never written, reads the same from the kernel again and costs nothing.
+void RestoreContents(uint8_t* old, const uint8_t* moved, size_t size, int prot) {
+  size_t page = PageSize();
+  mprotect(old, size, PROT_READ | PROT_WRITE);
+  if ((prot & PROT_READ) == 0) mprotect(const_cast<uint8_t*>(moved), size, prot | PROT_READ);
+  for (size_t off = 0; off < size; off += page)
+    if (memcmp(old + off, moved + off, page) != 0) memcpy(old + off, moved + off, page);
+  mprotect(old, size, prot);
+  if ((prot & PROT_READ) == 0) mprotect(const_cast<uint8_t*>(moved), size, prot);
+}
+
+// Growing a private region that must move while its pages are pinned: its contents belong
+// to it alone, so they are moved (MREMAP_DONTUNMAP keeps the old range mapped) and copied
+// back where anything that pins the old range will read them. Returns 1 when the region
+// moved but could not grow (ENOMEM), with its buffers retired all the same.
+int MovePrivate(Region* region, size_t newSize) {
+  Span* old = region->span;
+  uint8_t* oldBase = old->base;
+  size_t oldSize = old->size;
+  int prot = VmaProt(oldBase);
+  if (prot < 0) return -EFAULT;
+  // The raw syscall: glibc's wrapper passes no new address without MREMAP_FIXED, and the
+  // kernel refuses MREMAP_DONTUNMAP with a stray one.
+  void* moved = reinterpret_cast<void*>(syscall(SYS_mremap, oldBase, oldSize, oldSize,
+                                                MREMAP_MAYMOVE | MREMAP_DONTUNMAP, nullptr));
+  if (moved == MAP_FAILED) return -errno;
+  uint32_t faults = FaultsOf(old);
+  RetireSpan(old, true);  // pinned by more than the region: it stays
+  Span* span = AdoptSpan(region, moved, oldSize);
+  GuardSpan(region, span, faults);  // the copy below reads the moved pages: guard them first
+  RestoreContents(oldBase, span->base, oldSize, prot);
+  // Nothing points into the moved pages yet: they may move again to grow.
+  return RemapAlone(region, newSize, MREMAP_MAYMOVE) == 0 ? 0 : 1;
 }
 
 // map(length, prot, flags, fd, offset, hint?) -> handle | -errno
@@ -182,16 +161,11 @@ Napi::Value Map(const Napi::CallbackInfo& info) {
   }
   void* addr = mmap(hint, length, prot, flags, fd, static_cast<off_t>(offset));
   if (addr == MAP_FAILED) return Errno(env, errno);
-  auto* region = new Region();
-  region->base = static_cast<uint8_t*>(addr);
-  region->size = (length + PageSize() - 1) / PageSize() * PageSize();
-  liveRegions.fetch_add(1, std::memory_order_relaxed);
-  liveBytes.fetch_add(static_cast<int64_t>(region->size), std::memory_order_relaxed);
+  size_t size = (length + PageSize() - 1) / PageSize() * PageSize();
+  Region* region = OpenRegion(LifetimeOf(env), addr, size, (flags & MAP_TYPE) != MAP_PRIVATE);
   napi_value handle;
-  if (napi_create_external(env, region, FinalizeHandle, nullptr, &handle) != napi_ok) {
-    munmap(addr, region->size);
-    Released(region);
-    delete region;
+  if (napi_create_external(env, region, OnHandleCollected, nullptr, &handle) != napi_ok) {
+    DropRegion(region);
     NAPI_THROW(Napi::Error::New(env, "native: cannot create a mapping handle"),
                env.Undefined());
   }
@@ -201,7 +175,7 @@ Napi::Value Map(const Napi::CallbackInfo& info) {
 
 // buffer(handle, offset, length, kept) -> ArrayBuffer over [base + offset, + length).
 // kept: the caller holds the buffer as long as it is attached and passes it back to
-// unmap()/remap(), so no weak reference is needed to find it (the common, fast case).
+// unmap()/remap(), so it needs no observer until then (the common, fast case).
 Napi::Value Buffer(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   Region* region = UnwrapRegion(env, info[0]);
@@ -209,65 +183,33 @@ Napi::Value Buffer(const Napi::CallbackInfo& info) {
   size_t offset, length;
   if (!ReadSize(env, info[1], "offset", &offset) || !ReadSize(env, info[2], "length", &length))
     return env.Undefined();
-  if (region->state != Region::State::kMapped || offset > region->size ||
-      length > region->size - offset) {
+  if (!region->open || offset > region->span->size || length > region->span->size - offset) {
     NAPI_THROW(Napi::RangeError::New(env, "native: buffer outside the mapping"), env.Undefined());
   }
-  auto* record = new BufferRecord();
-  record->region = region;
-  record->data = region->base + offset;
   bool kept = info.Length() > 3 && info[3].ToBoolean().Value();
-  Hold(region);
-  napi_value ab = nullptr;
-  napi_status status = napi_create_external_arraybuffer(env, region->base + offset, length,
-                                                        FinalizeBuffer, record, &ab);
-  record->creating = false;
-  if (status != napi_ok) {
-    // Some Node versions finalize at once when creation fails; either way, only we clean up.
-    delete record;
-    Release(region);
-    bool pending = false;
-    napi_is_exception_pending(env, &pending);
-    if (!pending) {
-      Napi::RangeError::New(env, "native: cannot create an ArrayBuffer of this length")
-          .ThrowAsJavaScriptException();
-    }
-    return env.Undefined();
-  }
-  if (record->finalized) {  // created, yet already finalized: never seen, but do not leak
-    delete record;
-    Release(region);
-    NAPI_THROW(Napi::Error::New(env, "native: ArrayBuffer finalized during creation"),
-               env.Undefined());
-  }
-  if (!kept) napi_create_reference(env, ab, 0, &record->ref);
-  region->buffers.push_back(record);
-  return Napi::Value(env, ab);
+  napi_value buffer = LendBuffer(env, region, offset, length, kept);
+  return buffer == nullptr ? env.Undefined() : Napi::Value(env, buffer);
 }
 
-// unmap(handle, kept?) -> 0 | -errno. Idempotent.
+// unmap(handle, kept?, detach?) -> 0. Idempotent. The range goes back to the kernel once
+// nothing can reach it (lifetime.cc); munmap of a range we mapped cannot fail.
 Napi::Value Unmap(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   Region* region = UnwrapRegion(env, info[0]);
   if (region == nullptr) return env.Undefined();
-  if (region->state != Region::State::kMapped) return Napi::Number::New(env, 0);
-  bool accounted = DetachBuffers(env, region, KeptArg(info, 1));
-  if (accounted && region->inFlight == 0) {
-    Released(region);  // cleared before the syscall: never twice
-    if (munmap(region->base, region->size) != 0) return Errno(env, errno);
-    return Napi::Number::New(env, 0);
-  }
-  // A buffer may outlive this call: release the pages, keep the range ours until the
-  // last holder lets go, so a stray access faults instead of reading someone else's data.
-  void* placeholder = mmap(region->base, region->size, PROT_NONE,
-                           MAP_FIXED | MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-  if (placeholder == MAP_FAILED) return Errno(env, errno);
-  Unguard(region);
-  region->state = Region::State::kReserved;
+  bool detach = info.Length() > 2 && info[2].ToBoolean().Value();
+  CloseRegion(env, region, KeptArg(info, 1), detach);
   return Napi::Number::New(env, 0);
 }
 
-// remap(handle, newSize, flags, kept?) -> 0 | -errno | 1 (a buffer may have been transferred away)
+// noteTransfer(buffer): called by the transfer() of a buffer we made, before it moves the store.
+Napi::Value NoteTransfer(const Napi::CallbackInfo& info) {
+  if (info.Length() > 0 && info[0].IsArrayBuffer()) NoteStoreMoving(info.Env(), info[0]);
+  return info.Env().Undefined();
+}
+
+// remap(handle, newSize, flags, kept?) -> 0 | -errno (nothing changed) | 1 (moved but could
+// not grow: ENOMEM; the old buffers were retired all the same)
 Napi::Value Remap(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   Region* region = UnwrapRegion(env, info[0]);
@@ -275,24 +217,32 @@ Napi::Value Remap(const Napi::CallbackInfo& info) {
   size_t newSize;
   if (!ReadSize(env, info[1], "newSize", &newSize)) return env.Undefined();
   int flags = info[2].As<Napi::Number>().Int32Value();
-  if (region->state != Region::State::kMapped || newSize == 0 || newSize % PageSize() != 0 ||
+  if (!region->open || newSize == 0 || newSize % PageSize() != 0 ||
       (flags & ~MREMAP_MAYMOVE) != 0) {
     NAPI_THROW(Napi::RangeError::New(env, "native: bad remap"), env.Undefined());
   }
-  // Buffers over the old range must all be ours to detach: a moved or shrunk range would
-  // leave a transferred one pointing at memory that is no longer this mapping's.
-  napi_value kept = KeptArg(info, 3);
-  if (!AllAccounted(env, region, kept)) return Napi::Number::New(env, 1);
-  if (region->inFlight != 0) return Errno(env, EBUSY);
-  void* addr = mremap(region->base, region->size, newSize, flags);
-  if (addr == MAP_FAILED) return Errno(env, errno);
-  DetachBuffers(env, region, kept);
-  liveBytes.fetch_add(static_cast<int64_t>(newSize) - static_cast<int64_t>(region->size),
-                      std::memory_order_relaxed);
-  region->base = static_cast<uint8_t*>(addr);
-  region->size = newSize;
-  if (region->guardSlot >= 0) GuardMove(region->guardSlot, reinterpret_cast<uintptr_t>(addr), newSize);
-  return Napi::Number::New(env, 0);
+  Span* span = region->span;
+  int rc;
+  if (newSize == span->size) {
+    rc = 0;
+  } else if (span->pins == 1) {
+    rc = RemapAlone(region, newSize, flags);
+  } else if (newSize < span->size) {
+    // Shrinking never moves, and the tail stays mapped for whatever pins it.
+    SplitTail(region, newSize);
+    rc = 0;
+  } else if (mremap(span->base, span->size, newSize, 0) != MAP_FAILED) {
+    ResizeSpan(span, span->base, newSize);  // grown in place: every address stays valid
+    if (span->guardSlot >= 0) GuardMove(span->guardSlot, reinterpret_cast<uintptr_t>(span->base), newSize);
+    rc = 0;
+  } else if (errno != ENOMEM || (flags & MREMAP_MAYMOVE) == 0) {
+    rc = -errno;
+  } else {
+    rc = region->shared ? MoveShared(region, newSize) : MovePrivate(region, newSize);
+  }
+  // The old buffers keep the old extent, which stays mapped while they can reach it.
+  if (rc >= 0) RetireBuffers(env, region, KeptArg(info, 3), false);
+  return Napi::Number::New(env, rc);
 }
 
 // fixed(handle, offset, length, prot, flags, fd, fileOffset) -> 0 | -errno
@@ -318,19 +268,32 @@ Napi::Value Address(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   Region* region = UnwrapRegion(env, info[0]);
   if (region == nullptr) return env.Undefined();
-  return Napi::BigInt::New(env, static_cast<uint64_t>(reinterpret_cast<uintptr_t>(region->base)));
+  if (!region->open) NAPI_THROW(Napi::Error::New(env, "native: mapping is closed"), env.Undefined());
+  return Napi::BigInt::New(env, static_cast<uint64_t>(reinterpret_cast<uintptr_t>(region->span->base)));
 }
 
-// stats() -> [ranges held, bytes held]: what this process has mapped through the addon.
+// stats() -> [ranges held, bytes held, of which retired: ranges, bytes], after releasing what
+// this thread's collector has freed.
 Napi::Value Stats(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  Napi::Array out = Napi::Array::New(env, 2);
-  out.Set(0u, Napi::Number::New(env, static_cast<double>(liveRegions.load())));
-  out.Set(1u, Napi::Number::New(env, static_cast<double>(liveBytes.load())));
+  Sweep(LifetimeOf(env));
+  SpanCounts counts = CountSpans();
+  Napi::Array out = Napi::Array::New(env, 4);
+  out.Set(0u, Napi::Number::New(env, static_cast<double>(counts.regions)));
+  out.Set(1u, Napi::Number::New(env, static_cast<double>(counts.bytes)));
+  out.Set(2u, Napi::Number::New(env, static_cast<double>(counts.retiredRegions)));
+  out.Set(3u, Napi::Number::New(env, static_cast<double>(counts.retiredBytes)));
   return out;
 }
 
 }  // namespace
+
+size_t PageSize() {
+  static const size_t size = static_cast<size_t>(sysconf(_SC_PAGESIZE));
+  return size;
+}
+
+Lifetime* LifetimeOf(napi_env env) { return &AddonEnvOf(env)->lifetime; }
 
 Region* UnwrapRegion(Napi::Env env, const Napi::Value& value) {
   bool tagged = false;
@@ -348,17 +311,18 @@ uint8_t* RegionRange(Napi::Env env, Region* region, const Napi::Value& offsetVal
   if (!ReadSize(env, offsetValue, "offset", &offset) ||
       !ReadSize(env, lengthValue, "length", &length))
     return nullptr;
-  if (region->state != Region::State::kMapped) {
+  if (!region->open) {
     Napi::Error::New(env, "native: mapping is closed").ThrowAsJavaScriptException();
     return nullptr;
   }
-  if (offset % PageSize() != 0 || offset > region->size || length > region->size - offset) {
+  size_t size = region->span->size;
+  if (offset % PageSize() != 0 || offset > size || length > size - offset) {
     Napi::RangeError::New(env, "native: range outside the mapping or unaligned")
         .ThrowAsJavaScriptException();
     return nullptr;
   }
   *lengthOut = length;
-  return region->base + offset;
+  return region->span->base + offset;
 }
 
 void InitMapping(Napi::Env env, Napi::Object exports) {
@@ -366,6 +330,7 @@ void InitMapping(Napi::Env env, Napi::Object exports) {
   exports.Set("buffer", Napi::Function::New(env, Buffer, "buffer"));
   exports.Set("unmap", Napi::Function::New(env, Unmap, "unmap"));
   exports.Set("remap", Napi::Function::New(env, Remap, "remap"));
+  exports.Set("noteTransfer", Napi::Function::New(env, NoteTransfer, "noteTransfer"));
   exports.Set("fixed", Napi::Function::New(env, Fixed, "fixed"));
   exports.Set("address", Napi::Function::New(env, Address, "address"));
   exports.Set("stats", Napi::Function::New(env, Stats, "stats"));

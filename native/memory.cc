@@ -54,35 +54,24 @@ Napi::Value Sync(const Napi::CallbackInfo& info) {
   return Result(env, msync(addr, length, IntArg(info, 3)));
 }
 
-// msync on the threadpool. Holds the region, and counts as in flight, so an unmap() while
-// it runs leaves a placeholder instead of letting the kernel reuse the range under it.
+// msync on the threadpool. It borrows the region's pages, so an unmap() while it runs leaves
+// them mapped until it is done (and destroyed, on the JS thread).
 class FlushWorker : public Napi::AsyncWorker {
  public:
   FlushWorker(Napi::Env env, Region* region, uint8_t* addr, size_t length, int flags)
       : Napi::AsyncWorker(env, "mman.flush"),
         deferred_(Napi::Promise::Deferred::New(env)),
-        region_(region), addr_(addr), length_(length), flags_(flags) {
-    Hold(region_);
-    ++region_->inFlight;
-  }
+        borrow_(region), addr_(addr), length_(length), flags_(flags) {}
   Napi::Promise Promise() { return deferred_.Promise(); }
 
  protected:
   void Execute() override { result_ = msync(addr_, length_, flags_) == 0 ? 0 : -errno; }
-  void OnOK() override {
-    --region_->inFlight;
-    Release(region_);
-    deferred_.Resolve(Napi::Number::New(Env(), result_));
-  }
-  void OnError(const Napi::Error& error) override {
-    --region_->inFlight;
-    Release(region_);
-    deferred_.Reject(error.Value());
-  }
+  void OnOK() override { deferred_.Resolve(Napi::Number::New(Env(), result_)); }
+  void OnError(const Napi::Error& error) override { deferred_.Reject(error.Value()); }
 
  private:
   Napi::Promise::Deferred deferred_;
-  Region* region_;
+  Borrow borrow_;
   uint8_t* addr_;
   size_t length_;
   int flags_;

@@ -48,19 +48,28 @@ function hugePageSize(flags: number): number {
 
 /** What this process holds mapped through mman right now, in every thread. */
 export interface MappingStats {
-  /** Regions held in the kernel: mapped, or reserved until a buffer over them is collected. */
+  /** Ranges held in the kernel: those of open mappings, and the retired ones below. */
   regions: number;
   /** Their bytes, in whole pages. */
   bytes: number;
+  /**
+   * Of those, ranges retired: unmapped (or moved away from by `resize()`), closed to
+   * JavaScript, and kept mapped only because a buffer over them may still be in use (by
+   * Node's own asynchronous I/O, say) until the garbage collector shows it is not.
+   */
+  retiredRegions: number;
+  /** Their bytes. */
+  retiredBytes: number;
 }
 
 /**
- * Counts the regions this process holds through mman (mapped and not yet unmapped or
- * collected), for leak checks: it returns to its baseline once every Mapping is unmapped.
+ * Counts the ranges this process holds through mman, for leak checks. It first releases
+ * the retired ranges whose buffers the garbage collector has found unreachable, so it
+ * returns to its baseline once every Mapping is unmapped and a collection has run.
  */
 export function mappingStats(): MappingStats {
-  const [regions, bytes] = native.stats();
-  return { regions, bytes };
+  const [regions, bytes, retiredRegions, retiredBytes] = native.stats();
+  return { regions, bytes, retiredRegions, retiredBytes };
 }
 
 /** Options for {@link Mapping.sync}. */
@@ -84,6 +93,20 @@ export interface ResizeOptions {
   mayMove?: boolean;
 }
 
+/** Options for {@link Mapping.unmap}. */
+export interface UnmapOptions {
+  /**
+   * Also detach every view made so far, at once: afterwards they have length 0 and reads
+   * give `undefined`, which makes a use after unmap() show. **Only when no view is still in
+   * the hands of an asynchronous Node API**: Node's zlib reads the view again for each
+   * chunk and aborts the process on a detached one (`Assertion failed:
+   * Buffer::IsWithinBounds`), and a stream that has queued a view (a socket under
+   * backpressure, a file stream not yet open) writes nothing and never finishes. The pages
+   * themselves still stay mapped until the views are collected. Default `false`.
+   */
+  detachViews?: boolean;
+}
+
 /** Options for {@link Mapping.lock}. */
 export interface LockOptions {
   /** `mlock2(MLOCK_ONFAULT)`: lock pages as they are faulted in instead of populating all now. Default `false`. */
@@ -92,6 +115,9 @@ export interface LockOptions {
 
 const CONSTRUCT = Symbol('Mapping.construct');
 
+// native.remap(): the region moved to grow, then could not (ENOMEM); its old buffers are retired.
+const MOVED_NOT_GROWN = 1;
+
 /** @internal Node 20 defines Symbol.dispose as Symbol.for('nodejs.dispose'); a vm realm may lack it. */
 export const dispose: typeof Symbol.dispose = Symbol.dispose ?? Symbol.for('nodejs.dispose');
 
@@ -99,6 +125,29 @@ export const dispose: typeof Symbol.dispose = Symbol.dispose ?? Symbol.for('node
 // symbol of its own: a property costs a fraction of a WeakMap entry, and lives as long.
 const OWNER = Symbol('mman.mapping');
 type Owned = ArrayBufferLike & { [OWNER]?: Mapping };
+
+// On runtimes with ArrayBuffer.prototype.transfer (Node 22+), a buffer over mapped memory
+// says so before its store moves into another ArrayBuffer: the pages must then stay mapped
+// until that one is collected too (docs/ARCHITECTURE.md).
+type TransferName = 'transfer' | 'transferToFixedLength';
+const TRANSFERS: Array<[TransferName, (this: ArrayBuffer, length?: number) => ArrayBuffer]> = [];
+for (const name of ['transfer', 'transferToFixedLength'] as const) {
+  const method = (ArrayBuffer.prototype as Partial<Record<TransferName, (length?: number) => ArrayBuffer>>)[name];
+  if (typeof method !== 'function') continue;
+  TRANSFERS.push([name, { [name](this: ArrayBuffer, length?: number): ArrayBuffer {
+    native.noteTransfer(this);
+    return arguments.length === 0 ? method.call(this) : method.call(this, length);
+  } }[name]]);
+}
+
+// Marks a buffer the addon just made as this mapping's.
+function adopt(buffer: ArrayBuffer, mapping: Mapping): ArrayBuffer {
+  (buffer as Owned)[OWNER] = mapping;
+  for (const [name, method] of TRANSFERS) {
+    Object.defineProperty(buffer, name, { value: method, writable: true, configurable: true });
+  }
+  return buffer;
+}
 
 /** @internal The Mapping that made `buffer`, even an unmapped one (to tell "closed" from "not ours"). */
 export function ownerOf(buffer: ArrayBufferLike): Mapping | undefined {
@@ -221,9 +270,8 @@ export class Mapping implements Disposable {
       if (this.#length > MAX_BUFFER_LENGTH) {
         throw outOfRange('length', `<= ${MAX_BUFFER_LENGTH} for one ArrayBuffer on this Node; use mapping.view(offset, length) windows`, this.#length);
       }
-      // Kept: held here until unmap()/resize() hand it back to be detached.
-      this.#buffer = native.buffer(handle, this.#delta, this.#length, true);
-      (this.#buffer as Owned)[OWNER] = this;
+      // Kept: held here until unmap()/resize() hand it back to the addon.
+      this.#buffer = adopt(native.buffer(handle, this.#delta, this.#length, true), this);
     }
     return this.#buffer;
   }
@@ -270,9 +318,7 @@ export class Mapping implements Disposable {
     if (len > MAX_BUFFER_LENGTH) {
       throw outOfRange('length', `<= ${MAX_BUFFER_LENGTH} for one window on this Node`, len);
     }
-    const window = native.buffer(handle, this.#delta + off, len, false);
-    (window as Owned)[OWNER] = this;
-    return new Uint8Array(window);
+    return new Uint8Array(adopt(native.buffer(handle, this.#delta + off, len, false), this));
   }
 
   /**
@@ -366,6 +412,14 @@ export class Mapping implements Disposable {
    * Grows or shrinks the mapping to `newLength` bytes (mremap(2)), keeping its contents.
    * The old {@link Mapping.buffer} and every view of it are detached; take a fresh one.
    * Growing a file mapping past the end of the file makes those pages SIGBUS on access.
+   *
+   * The old pages are never pulled from under an operation that may still use them (a
+   * socket write of an old view, say): while a buffer over them may be alive, shrinking
+   * leaves the cut-off tail mapped until it is collected, and a mapping that must move to
+   * grow is mapped a second time at the new address (shared), or moved with its contents
+   * copied back into the old range, page by page where they differ (private). So a private
+   * mapping that cannot grow in place costs a pass over its pages unless no buffer over it
+   * was ever made. See docs/ARCHITECTURE.md.
    */
   resize(newLength: number, options?: ResizeOptions): void {
     const handle = this.#open();
@@ -377,13 +431,10 @@ export class Mapping implements Disposable {
       throw outOfRange('newLength', `<= ${this.#growable - this.#delta}: a shared anonymous mapping's memory is sized at mmap time, and pages past it raise SIGBUS`, newLength);
     }
     const rc = native.remap(handle, newSize, mayMove ? RemapFlags.MayMove : 0, this.#buffer);
-    if (rc === 1) {
-      throw mmanError('ERR_MAPPING_TRANSFERRED',
-        'The mapping\'s ArrayBuffer was transferred or detached elsewhere; it cannot be resized while that buffer may be alive');
-    }
     if (rc < 0) throw systemError(rc, 'mremap');
     this.#buffer = null;
     this.#bytes = null;
+    if (rc === MOVED_NOT_GROWN) throw systemError(-osConstants.errno.ENOMEM, 'mremap');
     this.#length = newLength;
     this.#size = newSize;
   }
@@ -410,20 +461,29 @@ export class Mapping implements Disposable {
   }
 
   /**
-   * Unmaps the region (munmap(2)). Idempotent. Every view over it is detached first, so
-   * later reads give `undefined` instead of crashing. If the buffer was transferred away
-   * (`structuredClone`, `postMessage`, `transfer()`), the pages are released at once and a
-   * `PROT_NONE` placeholder keeps the range until that buffer is collected.
+   * Unmaps the region. Idempotent, and never harmful to an operation still using a view.
+   *
+   * The mapping closes at once: every method throws `ERR_MAPPING_CLOSED`, `bytes` and
+   * `buffer` with it, and `length` is 0. The range goes back to the kernel (munmap(2)) once
+   * nothing can reach it any more: Node's asynchronous APIs (socket and stream writes, `fs`
+   * reads and writes, `zlib`, `crypto` jobs) keep the view they were given, and some use it
+   * again later, so until the garbage collector finds every buffer and view over the
+   * mapping unreachable the pages stay mapped with their contents, and such an operation
+   * completes on the mapping's own pages. A view kept past unmap() still reads them. A
+   * buffer moved away with `transfer()` keeps them until it is collected too.
+   * {@link mappingStats} counts these retired ranges. `options.detachViews` also empties
+   * every view at once; read its warning first.
    */
-  unmap(): void {
+  unmap(options?: UnmapOptions): void {
+    const detach = options === undefined ? false
+      : validateBoolean(validateOptions<UnmapOptions>(options).detachViews, 'options.detachViews');
     const handle = this.#handle;
     if (handle === null) return;
     const kept = this.#buffer;
     this.#handle = null;
     this.#buffer = null;
     this.#bytes = null;
-    const rc = native.unmap(handle, kept);
-    if (rc < 0) throw systemError(rc, 'munmap');
+    native.unmap(handle, kept, detach);
   }
 
   /** Same as {@link Mapping.unmap}, for `using`. */

@@ -10,12 +10,16 @@ export interface NativeAddon {
   map(length: number, prot: number, flags: number, fd: number, offset: number,
       hint?: bigint): Handle | number;
   buffer(handle: Handle, offset: number, length: number, kept: boolean): ArrayBuffer;
-  unmap(handle: Handle, kept: ArrayBuffer | null): number;
+  /** Always 0: the range goes back to the kernel once nothing can reach it. */
+  unmap(handle: Handle, kept: ArrayBuffer | null, detach: boolean): number;
+  /** Called by a buffer's transfer() before its store moves to another ArrayBuffer. */
+  noteTransfer(buffer: ArrayBuffer): void;
+  /** 0, -errno (nothing changed), or 1: moved but could not grow (ENOMEM), old buffers retired. */
   remap(handle: Handle, newSize: number, flags: number, kept: ArrayBuffer | null): number;
   fixed(handle: Handle, offset: number, length: number, prot: number, flags: number,
         fd: number, fileOffset: number): number;
   address(handle: Handle): bigint;
-  stats(): [regions: number, bytes: number];
+  stats(): [regions: number, bytes: number, retiredRegions: number, retiredBytes: number];
   mallocInUse(): number;
   guard(handle: Handle, prot: number): number;
   guardFaults(handle: Handle): number;

@@ -6,7 +6,23 @@ import { join, resolve } from 'node:path';
 import { once } from 'node:events';
 import type { ChildProcess } from 'node:child_process';
 
-import { fork, type SharedMemory } from '../src';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
+
+import { fork, mappingStats, type MappingStats, type SharedMemory } from '../src';
+
+// gc() for this realm too (jest runs tests in a vm realm without it).
+setFlagsFromString('--expose-gc');
+const fullGc = runInNewContext('gc') as () => void;
+
+/**
+ * A full garbage collection, then mappingStats(): ranges whose buffers the collector found
+ * unreachable are released by then (the weak references are cleared synchronously).
+ */
+export function collectedStats(): MappingStats {
+  fullGc();
+  return mappingStats();
+}
 
 /** The compiled library, as a child process or a user's program loads it. */
 export const LIB = resolve(__dirname, '..', 'lib');

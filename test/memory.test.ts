@@ -55,7 +55,8 @@ describe('resize (mremap)', () => {
     m.bytes.fill(0x11);
     const old = m.bytes;
     m.resize(256 * PAGE_SIZE);
-    expect(old.length).toBe(0); // the old buffer is detached
+    expect(m.bytes).not.toBe(old); // a new buffer; the old one keeps the old extent
+    expect([old.length, old[PAGE_SIZE - 1]]).toEqual([PAGE_SIZE, 0x11]);
     expect(m.length).toBe(256 * PAGE_SIZE);
     expect(m.bytes[PAGE_SIZE - 1]).toBe(0x11);
     expect(m.bytes[PAGE_SIZE]).toBe(0);

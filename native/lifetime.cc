@@ -1,0 +1,433 @@
+// The state machine of docs/ARCHITECTURE.md: regions open and close; spans are owned,
+// retired and released; buffers are lent, retired and settled. Nothing else in the addon
+// unmaps a span or decides when a range goes back to the kernel.
+#include "lifetime.h"
+
+#include <sys/mman.h>
+
+#include <atomic>
+
+#include "guard.h"
+#include "mapping.h"
+
+namespace mman {
+
+namespace {
+
+// Process-wide, every thread's: what mappingStats() reports.
+std::atomic<int64_t> liveRegions{0};
+std::atomic<int64_t> liveBytes{0};
+std::atomic<int64_t> retiredRegions{0};
+std::atomic<int64_t> retiredBytes{0};
+
+// What a retired span is reported to V8 to cost beyond its pages: its VMA, page tables and
+// record, and its share of vm.max_map_count. It makes V8 collect, and so lets the ranges go,
+// before a few thousand one-page spans pile up in a loop that never yields (bench/RESULTS.md).
+constexpr int64_t kRetiredSpanOverhead = 16 * 1024;
+
+template <typename T>
+void LinkInto(T*& head, T* item) {
+  item->prev = nullptr;
+  item->next = head;
+  if (head != nullptr) head->prev = item;
+  head = item;
+}
+
+template <typename T>
+void UnlinkFrom(T*& head, T* item) {
+  if (item->prev != nullptr) item->prev->next = item->next;
+  else head = item->next;
+  if (item->next != nullptr) item->next->prev = item->prev;
+  item->prev = item->next = nullptr;
+}
+
+void AddCounts(int64_t regions, int64_t bytes) {
+  liveRegions.fetch_add(regions, std::memory_order_relaxed);
+  liveBytes.fetch_add(bytes, std::memory_order_relaxed);
+}
+
+void AddRetiredCounts(int64_t regions, int64_t bytes) {
+  retiredRegions.fetch_add(regions, std::memory_order_relaxed);
+  retiredBytes.fetch_add(bytes, std::memory_order_relaxed);
+}
+
+Span* NewSpan(Lifetime* lifetime, void* base, size_t size) {
+  auto* span = new Span();
+  span->base = static_cast<uint8_t*>(base);
+  span->size = size;
+  span->owner = lifetime;
+  LinkInto(lifetime->spans, span);
+  AddCounts(1, static_cast<int64_t>(size));
+  return span;
+}
+
+void TellV8(Lifetime* lifetime, int64_t change) {
+  if (change == 0 || lifetime->tearingDown) return;
+  int64_t total;
+  napi_adjust_external_memory(lifetime->env, change, &total);
+}
+
+// Released: the one place a span's range goes back to the kernel.
+void ReleaseSpan(Span* span) {
+  Lifetime* lifetime = span->owner;
+  if (span->guardSlot >= 0) GuardUnregister(span->guardSlot);
+  munmap(span->base, span->size);
+  AddCounts(-1, -static_cast<int64_t>(span->size));
+  if (span->retired) AddRetiredCounts(-1, -static_cast<int64_t>(span->size));
+  TellV8(lifetime, -span->weight);
+  UnlinkFrom(lifetime->spans, span);
+  Span* kept = span->keeps;
+  delete span;
+  if (kept != nullptr) Unpin(kept);
+}
+
+void Watch(Lifetime* lifetime, BufferRecord* record) {
+  if (record->watchIndex != SIZE_MAX) return;
+  record->watchIndex = lifetime->watched.size();
+  lifetime->watched.push_back(record);
+}
+
+void Unwatch(Lifetime* lifetime, BufferRecord* record) {
+  size_t i = record->watchIndex;
+  if (i == SIZE_MAX) return;
+  BufferRecord* last = lifetime->watched.back();
+  lifetime->watched[i] = last;
+  last->watchIndex = i;
+  lifetime->watched.pop_back();
+  record->watchIndex = SIZE_MAX;
+}
+
+// Settled: the buffer can no longer reach its span, which it stops pinning. A collected
+// object took its store with it, unless the store had moved to another ArrayBuffer.
+void Settle(BufferRecord* record) {
+  if (record->objectGone) {
+    Unwatch(record->owner, record);
+    if (record->observer != nullptr) {
+      napi_delete_reference(record->owner->env, record->observer);
+      record->observer = nullptr;
+    }
+  }
+  if (record->span == nullptr || !record->objectGone) return;
+  if (!record->storeReleased && record->storeMoved) return;
+  Span* span = record->span;
+  record->span = nullptr;
+  Unpin(span);
+}
+
+void Unlist(BufferRecord* record) {
+  Region* region = record->region;
+  if (region == nullptr) return;
+  auto& list = region->buffers;
+  for (size_t i = 0; i < list.size(); ++i) {
+    if (list[i] != record) continue;
+    list[i] = list.back();
+    list.pop_back();
+    break;
+  }
+  record->region = nullptr;
+}
+
+// A record is freed once its span is settled and Node will not call its store's finalizer
+// again.
+void FreeIfDone(BufferRecord* record) {
+  if (!record->storeFinalized || record->span != nullptr) return;
+  Unwatch(record->owner, record);
+  if (record->observer != nullptr) napi_delete_reference(record->owner->env, record->observer);
+  UnlinkFrom(record->owner->records, record);
+  delete record;
+}
+
+// The backing store's finalizer: no ArrayBuffer holds the memory any more. For a buffer
+// never observed (its region was never closed), that also means its object is gone: it was
+// collected, or the one its store was transferred to was.
+void OnStoreReleased(napi_env, void*, void* hint) {
+  auto* record = static_cast<BufferRecord*>(hint);
+  if (record->creating) {  // creation failed and Node finalized at once: LendBuffer cleans up
+    record->finalizedWhileCreating = true;
+    return;
+  }
+  record->storeFinalized = true;
+  if (record->orphaned) {
+    delete record;
+    return;
+  }
+  record->storeReleased = true;
+  Unlist(record);
+  if (record->observer == nullptr) record->objectGone = true;
+  Settle(record);
+  FreeIfDone(record);
+}
+
+void Observe(napi_env env, BufferRecord* record, napi_value object) {
+  if (record->observer != nullptr) return;
+  // If this fails the record settles only through its store's finalizer: later, never early.
+  napi_create_reference(env, object, 0, &record->observer);
+}
+
+}  // namespace
+
+// One object per thread that only a weak reference holds, made while buffers are watched:
+// any collection, minor or full, clears it. SweepIfCollected sees that at once; its
+// finalizer, on a later turn of the event loop, sweeps for a thread that makes no more calls.
+struct Canary {
+  Lifetime* owner;
+  napi_ref ref = nullptr;
+};
+
+namespace {
+
+void ArmCanary(Lifetime* lifetime);
+
+void OnCanaryCollected(napi_env env, void* data, void*) {
+  auto* canary = static_cast<Canary*>(data);
+  napi_delete_reference(env, canary->ref);
+  Lifetime* lifetime = canary->owner;
+  bool current = lifetime->canary == canary;
+  delete canary;
+  if (!current || lifetime->tearingDown) return;  // SweepIfCollected saw it first
+  lifetime->canary = nullptr;
+  Sweep(lifetime);
+  ArmCanary(lifetime);
+}
+
+void ArmCanary(Lifetime* lifetime) {
+  if (lifetime->canary != nullptr || lifetime->watched.empty() || lifetime->tearingDown) return;
+  napi_value object;
+  if (napi_create_object(lifetime->env, &object) != napi_ok) return;
+  auto* canary = new Canary{lifetime};
+  if (napi_add_finalizer(lifetime->env, object, canary, OnCanaryCollected, nullptr,
+                         &canary->ref) != napi_ok) {
+    delete canary;
+    return;
+  }
+  lifetime->canary = canary;
+}
+
+// Sweeps at once when a GC has run since the last look.
+void SweepIfCollected(Lifetime* lifetime) {
+  if (lifetime->watched.empty()) return;
+  Canary* canary = lifetime->canary;
+  if (canary != nullptr) {
+    napi_value alive = nullptr;
+    napi_get_reference_value(lifetime->env, canary->ref, &alive);
+    if (alive != nullptr) return;
+    lifetime->canary = nullptr;  // its finalizer, still to come, frees it
+    Sweep(lifetime);
+  }
+  ArmCanary(lifetime);
+}
+
+}  // namespace
+
+void Pin(Span* span) { ++span->pins; }
+
+void Unpin(Span* span) {
+  if (--span->pins == 0) ReleaseSpan(span);
+}
+
+Region* OpenRegion(Lifetime* lifetime, void* base, size_t size, bool shared) {
+  auto* region = new Region();
+  region->owner = lifetime;
+  region->shared = shared;
+  region->span = NewSpan(lifetime, base, size);
+  Pin(region->span);
+  return region;
+}
+
+napi_value LendBuffer(napi_env env, Region* region, size_t offset, size_t length, bool kept) {
+  Span* span = region->span;
+  auto* record = new BufferRecord();
+  record->owner = region->owner;
+  record->data = span->base + offset;
+  record->kept = kept;
+  record->span = span;
+  Pin(span);
+  LinkInto(region->owner->records, record);
+  napi_value buffer = nullptr;
+  napi_status status = napi_create_external_arraybuffer(env, record->data, length,
+                                                        OnStoreReleased, record, &buffer);
+  record->creating = false;
+  if (status != napi_ok || record->finalizedWhileCreating) {
+    // Some Node versions finalize at once when creation fails; either way, only we clean up.
+    bool created = status == napi_ok;
+    UnlinkFrom(region->owner->records, record);
+    delete record;
+    Unpin(span);
+    bool pending = false;
+    napi_is_exception_pending(env, &pending);
+    if (!pending) {
+      napi_throw_range_error(env, nullptr, created
+          ? "native: ArrayBuffer finalized during creation"
+          : "native: cannot create an ArrayBuffer of this length");
+    }
+    return nullptr;
+  }
+  // A kept buffer is handed back to us; any other is found again through its observer.
+  if (!kept) Observe(env, record, buffer);
+  record->region = region;
+  region->buffers.push_back(record);
+  return buffer;
+}
+
+void RetireBuffers(napi_env env, Region* region, napi_value kept, bool detach) {
+  for (BufferRecord* record : region->buffers) {
+    record->region = nullptr;
+    napi_value object = nullptr;
+    if (record->observer != nullptr) {
+      napi_get_reference_value(env, record->observer, &object);
+      if (object == nullptr) record->objectGone = true;  // collected; its finalizer is queued
+    } else if (record->kept && kept != nullptr) {
+      object = kept;
+    }
+    // else: a kept buffer not handed back, which we cannot reach: its store's finalizer
+    // will tell when it is gone.
+    if (object != nullptr) {
+      void* data = nullptr;
+      napi_get_arraybuffer_info(env, object, &data, nullptr);
+      if (data == nullptr) {
+        record->storeMoved = !record->detachedByUs;
+      } else if (detach && data == record->data) {
+        napi_detach_arraybuffer(env, object);
+        record->detachedByUs = true;
+        record->storeReleased = true;  // an attached ArrayBuffer is its store's only holder
+      }
+      // Node's asynchronous APIs may hold this object, and a raw pointer into the pages,
+      // well after this call: watch it until it is collected.
+      Observe(env, record, object);
+    }
+    if (!record->objectGone && record->observer != nullptr) Watch(region->owner, record);
+    Settle(record);
+  }
+  region->buffers.clear();
+  SweepIfCollected(region->owner);
+}
+
+void CloseRegion(napi_env env, Region* region, napi_value kept, bool detach) {
+  if (!region->open) return;
+  region->open = false;
+  bool hidden = detach && !region->buffers.empty();
+  RetireBuffers(env, region, kept, detach);
+  Span* span = region->span;
+  region->span = nullptr;
+  RetireSpan(span, hidden);
+}
+
+void NoteStoreMoving(napi_env env, napi_value buffer) {
+  void* data = nullptr;
+  size_t length = 0;
+  if (napi_get_arraybuffer_info(env, buffer, &data, &length) != napi_ok || data == nullptr) return;
+  // Rare (an explicit transfer()): a walk over this thread's records is fine. Every record
+  // over the same memory waits for a store finalizer; at worst one waits needlessly.
+  for (BufferRecord* record = LifetimeOf(env)->records; record != nullptr; record = record->next)
+    if (record->data == data) record->storeMoved = true;
+}
+
+void RetireSpan(Span* span, bool hidden) {
+  if (span->pins > 1 && !span->retired) {
+    span->retired = true;
+    AddRetiredCounts(1, static_cast<int64_t>(span->size));
+    // V8 counts the bytes of attached buffers itself; detached ones it no longer sees.
+    span->weight = kRetiredSpanOverhead + (hidden ? static_cast<int64_t>(span->size) : 0);
+    TellV8(span->owner, span->weight);
+  }
+  Unpin(span);
+}
+
+void ResizeSpan(Span* span, void* base, size_t size) {
+  AddCounts(0, static_cast<int64_t>(size) - static_cast<int64_t>(span->size));
+  span->base = static_cast<uint8_t*>(base);
+  span->size = size;
+}
+
+Span* AdoptSpan(Region* region, void* base, size_t size) {
+  region->span = NewSpan(region->owner, base, size);
+  Pin(region->span);
+  return region->span;
+}
+
+void SplitTail(Region* region, size_t newSize) {
+  Span* old = region->span;
+  Span* head = NewSpan(region->owner, old->base, newSize);
+  AddCounts(0, -static_cast<int64_t>(newSize));  // the head's bytes were counted in old's
+  Pin(head);  // for the region
+  Pin(head);  // for old: whatever pins old may point into the head too
+  old->keeps = head;
+  old->base += newSize;
+  old->size -= newSize;
+  if (old->guardSlot >= 0) {
+    head->guardSlot = old->guardSlot;
+    GuardMove(head->guardSlot, reinterpret_cast<uintptr_t>(head->base), head->size);
+    old->guardSlot = GuardRegister(reinterpret_cast<uintptr_t>(old->base), old->size,
+                                   region->guardProt, 0);
+  }
+  region->span = head;
+  RetireSpan(old, true);
+}
+
+void Sweep(Lifetime* lifetime) {
+  if (lifetime->watched.empty()) return;
+  napi_handle_scope scope;
+  if (napi_open_handle_scope(lifetime->env, &scope) != napi_ok) return;
+  // Backwards: Settle moves the last record into the place it frees, and that one was seen.
+  for (size_t i = lifetime->watched.size(); i-- > 0;) {
+    if (i >= lifetime->watched.size()) continue;
+    BufferRecord* record = lifetime->watched[i];
+    napi_value object = nullptr;
+    napi_get_reference_value(lifetime->env, record->observer, &object);
+    if (object != nullptr) {
+      void* data = nullptr;
+      napi_get_arraybuffer_info(lifetime->env, object, &data, nullptr);
+      if (data == nullptr && !record->detachedByUs) record->storeMoved = true;
+      continue;
+    }
+    record->objectGone = true;
+    Settle(record);
+  }
+  napi_close_handle_scope(lifetime->env, scope);
+}
+
+void DropRegion(Region* region) {
+  if (region->open) {
+    region->open = false;
+    // Its buffers were never detached: each pins the span until Node finalizes its store.
+    for (BufferRecord* record : region->buffers) record->region = nullptr;
+    region->buffers.clear();
+    Span* span = region->span;
+    region->span = nullptr;
+    RetireSpan(span, false);
+  }
+  delete region;
+}
+
+SpanCounts CountSpans() {
+  return {liveRegions.load(), liveBytes.load(), retiredRegions.load(), retiredBytes.load()};
+}
+
+Lifetime::~Lifetime() {
+  // The thread's environment is being torn down: its objects are all gone, and Node has run
+  // the finalizers it will run. What is left is released here.
+  tearingDown = true;
+  canary = nullptr;  // its finalizer has run, or never will
+  while (records != nullptr) {
+    BufferRecord* record = records;
+    UnlinkFrom(records, record);
+    if (record->observer != nullptr) napi_delete_reference(env, record->observer);
+    record->observer = nullptr;
+    if (record->storeFinalized) {
+      delete record;
+    } else {
+      record->orphaned = true;  // its store's finalizer, still to come, frees it
+      record->span = nullptr;
+      record->region = nullptr;
+    }
+  }
+  watched.clear();
+  while (spans != nullptr) {
+    Span* span = spans;
+    span->keeps = nullptr;  // every span goes in this loop
+    span->pins = 1;
+    Unpin(span);
+  }
+}
+
+}  // namespace mman
