@@ -96,7 +96,7 @@ function compileCLoop() {
 
 // The one-page map + unmap loops compared, from the bare C loop up to the public API.
 function mapUnmapVariants() {
-  const { native } = require(join(lib, 'native.js'));
+  const { native, lend } = require(join(lib, 'native.js'));
   const prot = Prot.Read | Prot.Write;
   const flags = MapFlags.Private | MapFlags.Anonymous;
   const OWNER = Symbol('owner'); // what Mapping does with each buffer it makes (ownerOf)
@@ -108,28 +108,28 @@ function mapUnmapVariants() {
   return {
     'C loop in this process (native mapUnmapLoop)': (iterations) => native.mapUnmapLoop(iterations),
     'addon map() + unmap(), no Mapping object': timed((n) => {
-      for (let i = 0; i < n; i++) native.unmap(native.map(PAGE_SIZE, prot, flags, -1, 0));
+      for (let i = 0; i < n; i++) native.unmap(native.map(PAGE_SIZE, prot, flags, -1, 0), null, false);
     }),
     'addon map() + buffer() + unmap(), no Mapping object': timed((n) => {
       for (let i = 0; i < n; i++) {
         const handle = native.map(PAGE_SIZE, prot, flags, -1, 0);
-        native.unmap(handle, native.buffer(handle, 0, PAGE_SIZE, true));
+        native.unmap(handle, lend(handle, 0, PAGE_SIZE, true), false);
       }
     }),
     'addon map() + buffer() + new Uint8Array + unmap()': timed((n) => {
       for (let i = 0; i < n; i++) {
         const handle = native.map(PAGE_SIZE, prot, flags, -1, 0);
-        const buffer = native.buffer(handle, 0, PAGE_SIZE, true);
+        const buffer = lend(handle, 0, PAGE_SIZE, true);
         void new Uint8Array(buffer);
-        native.unmap(handle, buffer);
+        native.unmap(handle, buffer, false);
       }
     }),
     'addon map() + buffer() + owner property + unmap()': timed((n) => {
       for (let i = 0; i < n; i++) {
         const handle = native.map(PAGE_SIZE, prot, flags, -1, 0);
-        const buffer = native.buffer(handle, 0, PAGE_SIZE, true);
+        const buffer = lend(handle, 0, PAGE_SIZE, true);
         buffer[OWNER] = handle;
-        native.unmap(handle, buffer);
+        native.unmap(handle, buffer, false);
       }
     }),
     'mmap() + unmap()': timed((n) => {

@@ -1,6 +1,6 @@
 // The state machine of docs/ARCHITECTURE.md: regions open and close; spans are owned,
-// retired and released; buffers are lent, retired and settled. Nothing else in the addon
-// unmaps a span or decides when a range goes back to the kernel.
+// retired and released; buffers are lent and settled. Nothing else in the addon unmaps a
+// span or decides when a range goes back to the kernel.
 #include "lifetime.h"
 
 #include <sys/mman.h>
@@ -20,9 +20,10 @@ std::atomic<int64_t> liveBytes{0};
 std::atomic<int64_t> retiredRegions{0};
 std::atomic<int64_t> retiredBytes{0};
 
-// What a retired span is reported to V8 to cost beyond its pages: its VMA, page tables and
-// record, and its share of vm.max_map_count. It makes V8 collect, and so lets the ranges go,
-// before a few thousand one-page spans pile up in a loop that never yields (bench/RESULTS.md).
+// What a retired span is reported to V8 to cost beyond the bytes it no longer counts: its
+// VMA, page tables and records, and its share of vm.max_map_count. It makes V8 collect,
+// and so lets the ranges go, before thousands of one-page spans pile up in a loop that
+// never yields (bench/RESULTS.md has the measurements).
 constexpr int64_t kRetiredSpanOverhead = 16 * 1024;
 
 template <typename T>
@@ -39,6 +40,25 @@ void UnlinkFrom(T*& head, T* item) {
   else head = item->next;
   if (item->next != nullptr) item->next->prev = item->prev;
   item->prev = item->next = nullptr;
+}
+
+// Swap-remove from a vector whose elements remember their index in `T::*index`.
+template <typename T>
+void AddIndexed(std::vector<T*>& list, T* item, size_t T::*index) {
+  if (item->*index != SIZE_MAX) return;
+  item->*index = list.size();
+  list.push_back(item);
+}
+
+template <typename T>
+void RemoveIndexed(std::vector<T*>& list, T* item, size_t T::*index) {
+  size_t i = item->*index;
+  if (i == SIZE_MAX) return;
+  T* last = list.back();
+  list[i] = last;
+  last->*index = i;
+  list.pop_back();
+  item->*index = SIZE_MAX;
 }
 
 void AddCounts(int64_t regions, int64_t bytes) {
@@ -81,39 +101,6 @@ void ReleaseSpan(Span* span) {
   if (kept != nullptr) Unpin(kept);
 }
 
-void Watch(Lifetime* lifetime, BufferRecord* record) {
-  if (record->watchIndex != SIZE_MAX) return;
-  record->watchIndex = lifetime->watched.size();
-  lifetime->watched.push_back(record);
-}
-
-void Unwatch(Lifetime* lifetime, BufferRecord* record) {
-  size_t i = record->watchIndex;
-  if (i == SIZE_MAX) return;
-  BufferRecord* last = lifetime->watched.back();
-  lifetime->watched[i] = last;
-  last->watchIndex = i;
-  lifetime->watched.pop_back();
-  record->watchIndex = SIZE_MAX;
-}
-
-// Settled: the buffer can no longer reach its span, which it stops pinning. A collected
-// object took its store with it, unless the store had moved to another ArrayBuffer.
-void Settle(BufferRecord* record) {
-  if (record->objectGone) {
-    Unwatch(record->owner, record);
-    if (record->observer != nullptr) {
-      napi_delete_reference(record->owner->env, record->observer);
-      record->observer = nullptr;
-    }
-  }
-  if (record->span == nullptr || !record->objectGone) return;
-  if (!record->storeReleased && record->storeMoved) return;
-  Span* span = record->span;
-  record->span = nullptr;
-  Unpin(span);
-}
-
 void Unlist(BufferRecord* record) {
   Region* region = record->region;
   if (region == nullptr) return;
@@ -127,19 +114,35 @@ void Unlist(BufferRecord* record) {
   record->region = nullptr;
 }
 
-// A record is freed once its span is settled and Node will not call its store's finalizer
-// again.
+// Settled: nothing can reach the span through this buffer any more; it stops pinning it.
+// A collected object took its store with it, unless the store had moved elsewhere.
+void Settle(BufferRecord* record) {
+  if (record->objectGone) {
+    RemoveIndexed(record->owner->watched, record, &BufferRecord::watchIndex);
+    if (record->observer != nullptr) {
+      napi_delete_reference(record->owner->env, record->observer);
+      record->observer = nullptr;
+    }
+  }
+  if (record->span == nullptr || !record->objectGone) return;
+  if (record->storeMoved && !record->storeReleased) return;
+  Span* span = record->span;
+  record->span = nullptr;
+  Unpin(span);
+}
+
+// A record is freed once it is settled, listed nowhere, and Node will not call its store's
+// finalizer again.
 void FreeIfDone(BufferRecord* record) {
-  if (!record->storeFinalized || record->span != nullptr) return;
-  Unwatch(record->owner, record);
+  if (!record->storeFinalized || record->span != nullptr || record->region != nullptr) return;
+  RemoveIndexed(record->owner->watched, record, &BufferRecord::watchIndex);
   if (record->observer != nullptr) napi_delete_reference(record->owner->env, record->observer);
   UnlinkFrom(record->owner->records, record);
   delete record;
 }
 
-// The backing store's finalizer: no ArrayBuffer holds the memory any more. For a buffer
-// never observed (its region was never closed), that also means its object is gone: it was
-// collected, or the one its store was transferred to was.
+// The backing store's finalizer: no ArrayBuffer holds the memory any more. Unless we
+// detached it, or it had moved to another ArrayBuffer, its object was collected with it.
 void OnStoreReleased(napi_env, void*, void* hint) {
   auto* record = static_cast<BufferRecord*>(hint);
   if (record->creating) {  // creation failed and Node finalized at once: LendBuffer cleans up
@@ -152,23 +155,52 @@ void OnStoreReleased(napi_env, void*, void* hint) {
     return;
   }
   record->storeReleased = true;
-  Unlist(record);
-  if (record->observer == nullptr) record->objectGone = true;
+  if (!record->storeMoved && !record->detachedByUs) {
+    record->objectGone = true;
+    Unlist(record);
+  }
   Settle(record);
   FreeIfDone(record);
 }
 
-void Observe(napi_env env, BufferRecord* record, napi_value object) {
-  if (record->observer != nullptr) return;
-  // If this fails the record settles only through its store's finalizer: later, never early.
-  napi_create_reference(env, object, 0, &record->observer);
+// The handle is gone, so is every buffer that held it: those listed settle.
+void BuffersGone(Region* region) {
+  for (BufferRecord* record : region->buffers) {
+    record->region = nullptr;
+    record->objectGone = true;
+    Settle(record);
+    FreeIfDone(record);
+  }
+  region->buffers.clear();
+  RemoveIndexed(region->owner->closed, region, &Region::closedIndex);
+}
+
+// The handle's finalizer, a turn after it was collected (Sweep may have seen that first):
+// the Mapping and every buffer over the region are gone.
+void OnHandleCollected(napi_env env, void* data, void*) {
+  auto* region = static_cast<Region*>(data);
+  napi_delete_reference(env, region->handle);
+  region->handle = nullptr;
+  BuffersGone(region);
+  if (region->open) {  // dropped without unmap(): collected, not closed
+    region->open = false;
+    Span* span = region->span;
+    region->span = nullptr;
+    RetireSpan(span, false);
+  }
+  delete region;
+}
+
+// Observed buffers and closed regions are looked at again after each collection: the
+// canary, an object only a weak reference holds, is cleared by any GC, minor or full.
+// SweepIfCollected notices that at once; the canary's finalizer, a turn later, sweeps for a
+// thread that makes no more calls.
+bool NothingToWatch(Lifetime* lifetime) {
+  return lifetime->watched.empty() && lifetime->closed.empty();
 }
 
 }  // namespace
 
-// One object per thread that only a weak reference holds, made while buffers are watched:
-// any collection, minor or full, clears it. SweepIfCollected sees that at once; its
-// finalizer, on a later turn of the event loop, sweeps for a thread that makes no more calls.
 struct Canary {
   Lifetime* owner;
   napi_ref ref = nullptr;
@@ -184,14 +216,16 @@ void OnCanaryCollected(napi_env env, void* data, void*) {
   Lifetime* lifetime = canary->owner;
   bool current = lifetime->canary == canary;
   delete canary;
-  if (!current || lifetime->tearingDown) return;  // SweepIfCollected saw it first
+  // Not current: SweepIfCollected saw it first. Tearing down: Node finalizes everything,
+  // collected or not, and would finalize a new canary too, without end.
+  if (!current || lifetime->tearingDown) return;
   lifetime->canary = nullptr;
   Sweep(lifetime);
   ArmCanary(lifetime);
 }
 
 void ArmCanary(Lifetime* lifetime) {
-  if (lifetime->canary != nullptr || lifetime->watched.empty() || lifetime->tearingDown) return;
+  if (lifetime->canary != nullptr || NothingToWatch(lifetime) || lifetime->tearingDown) return;
   napi_value object;
   if (napi_create_object(lifetime->env, &object) != napi_ok) return;
   auto* canary = new Canary{lifetime};
@@ -203,9 +237,9 @@ void ArmCanary(Lifetime* lifetime) {
   lifetime->canary = canary;
 }
 
-// Sweeps at once when a GC has run since the last look.
+// Sweeps at once if a GC has run since the last look.
 void SweepIfCollected(Lifetime* lifetime) {
-  if (lifetime->watched.empty()) return;
+  if (NothingToWatch(lifetime)) return;
   Canary* canary = lifetime->canary;
   if (canary != nullptr) {
     napi_value alive = nullptr;
@@ -215,6 +249,24 @@ void SweepIfCollected(Lifetime* lifetime) {
     Sweep(lifetime);
   }
   ArmCanary(lifetime);
+}
+
+// The object a record's buffer is, if we can still reach it.
+napi_value ObjectOf(napi_env env, BufferRecord* record, napi_value kept) {
+  napi_value object = nullptr;
+  if (record->observer != nullptr) {
+    napi_get_reference_value(env, record->observer, &object);
+  } else if (record->kept) {
+    object = kept;
+  }
+  return object;
+}
+
+// Someone else detached it: its store moved to another ArrayBuffer (transfer()).
+void NoticeMoved(napi_env env, BufferRecord* record, napi_value object) {
+  void* data = nullptr;
+  napi_get_arraybuffer_info(env, object, &data, nullptr);
+  if (data == nullptr && !record->detachedByUs) record->storeMoved = true;
 }
 
 }  // namespace
@@ -232,6 +284,16 @@ Region* OpenRegion(Lifetime* lifetime, void* base, size_t size, bool shared) {
   region->span = NewSpan(lifetime, base, size);
   Pin(region->span);
   return region;
+}
+
+bool AttachHandle(napi_env env, Region* region, napi_value handle) {
+  if (napi_add_finalizer(env, handle, region, OnHandleCollected, nullptr, &region->handle) ==
+      napi_ok)
+    return true;
+  region->open = false;
+  RetireSpan(region->span, false);  // the only pin: released
+  delete region;
+  return false;
 }
 
 napi_value LendBuffer(napi_env env, Region* region, size_t offset, size_t length, bool kept) {
@@ -262,54 +324,60 @@ napi_value LendBuffer(napi_env env, Region* region, size_t offset, size_t length
     }
     return nullptr;
   }
-  // A kept buffer is handed back to us; any other is found again through its observer.
-  if (!kept) Observe(env, record, buffer);
+  // A kept buffer is handed back to us; any other must be found again (to detach it).
+  if (!kept) napi_create_reference(env, buffer, 0, &record->observer);
   record->region = region;
   region->buffers.push_back(record);
   return buffer;
 }
 
-void RetireBuffers(napi_env env, Region* region, napi_value kept, bool detach) {
+void RetireBuffers(napi_env env, Region* region, napi_value kept) {
+  Lifetime* lifetime = region->owner;
   for (BufferRecord* record : region->buffers) {
     record->region = nullptr;
-    napi_value object = nullptr;
-    if (record->observer != nullptr) {
-      napi_get_reference_value(env, record->observer, &object);
-      if (object == nullptr) record->objectGone = true;  // collected; its finalizer is queued
-    } else if (record->kept && kept != nullptr) {
-      object = kept;
-    }
-    // else: a kept buffer not handed back, which we cannot reach: its store's finalizer
-    // will tell when it is gone.
+    napi_value object = ObjectOf(env, record, kept);
     if (object != nullptr) {
-      void* data = nullptr;
-      napi_get_arraybuffer_info(env, object, &data, nullptr);
-      if (data == nullptr) {
-        record->storeMoved = !record->detachedByUs;
-      } else if (detach && data == record->data) {
-        napi_detach_arraybuffer(env, object);
-        record->detachedByUs = true;
-        record->storeReleased = true;  // an attached ArrayBuffer is its store's only holder
-      }
-      // Node's asynchronous APIs may hold this object, and a raw pointer into the pages,
-      // well after this call: watch it until it is collected.
-      Observe(env, record, object);
+      NoticeMoved(env, record, object);
+      // It keeps the old extent, which stays mapped while it can reach it: observe it.
+      if (record->observer == nullptr) napi_create_reference(env, object, 0, &record->observer);
+    } else if (record->observer != nullptr) {
+      record->objectGone = true;  // collected already
     }
-    if (!record->objectGone && record->observer != nullptr) Watch(region->owner, record);
+    // else: a kept buffer not handed back, which we cannot reach: its store's finalizer will
+    // tell when it is gone.
+    if (!record->objectGone && record->observer != nullptr)
+      AddIndexed(lifetime->watched, record, &BufferRecord::watchIndex);
     Settle(record);
+    FreeIfDone(record);
   }
   region->buffers.clear();
-  SweepIfCollected(region->owner);
+  SweepIfCollected(lifetime);
 }
 
 void CloseRegion(napi_env env, Region* region, napi_value kept, bool detach) {
   if (!region->open) return;
   region->open = false;
-  bool hidden = detach && !region->buffers.empty();
-  RetireBuffers(env, region, kept, detach);
+  bool hidden = false;
+  for (BufferRecord* record : region->buffers) {
+    napi_value object = ObjectOf(env, record, kept);
+    if (object == nullptr) continue;
+    NoticeMoved(env, record, object);
+    if (!detach || record->storeMoved) continue;
+    void* data = nullptr;
+    napi_get_arraybuffer_info(env, object, &data, nullptr);
+    if (data != record->data) continue;
+    napi_detach_arraybuffer(env, object);
+    record->detachedByUs = true;
+    record->storeReleased = true;  // an attached ArrayBuffer is its store's only holder
+    hidden = true;
+  }
+  // Node's asynchronous APIs may hold these buffers, and raw pointers into the pages, well
+  // after this call: the pages stay until the handle, which every buffer holds, is collected.
+  if (!region->buffers.empty()) AddIndexed(region->owner->closed, region, &Region::closedIndex);
   Span* span = region->span;
   region->span = nullptr;
   RetireSpan(span, hidden);
+  SweepIfCollected(region->owner);
 }
 
 void NoteStoreMoving(napi_env env, napi_value buffer) {
@@ -361,42 +429,36 @@ void SplitTail(Region* region, size_t newSize) {
                                    region->guardProt, 0);
   }
   region->span = head;
-  RetireSpan(old, true);
+  RetireSpan(old, false);
 }
 
 void Sweep(Lifetime* lifetime) {
-  if (lifetime->watched.empty()) return;
+  if (NothingToWatch(lifetime)) return;
+  napi_env env = lifetime->env;
   napi_handle_scope scope;
-  if (napi_open_handle_scope(lifetime->env, &scope) != napi_ok) return;
-  // Backwards: Settle moves the last record into the place it frees, and that one was seen.
+  if (napi_open_handle_scope(env, &scope) != napi_ok) return;
+  // Backwards: removal moves the last element into the freed place, and that one was seen.
   for (size_t i = lifetime->watched.size(); i-- > 0;) {
     if (i >= lifetime->watched.size()) continue;
     BufferRecord* record = lifetime->watched[i];
     napi_value object = nullptr;
-    napi_get_reference_value(lifetime->env, record->observer, &object);
+    napi_get_reference_value(env, record->observer, &object);
     if (object != nullptr) {
-      void* data = nullptr;
-      napi_get_arraybuffer_info(lifetime->env, object, &data, nullptr);
-      if (data == nullptr && !record->detachedByUs) record->storeMoved = true;
+      NoticeMoved(env, record, object);
       continue;
     }
     record->objectGone = true;
     Settle(record);
+    FreeIfDone(record);
   }
-  napi_close_handle_scope(lifetime->env, scope);
-}
-
-void DropRegion(Region* region) {
-  if (region->open) {
-    region->open = false;
-    // Its buffers were never detached: each pins the span until Node finalizes its store.
-    for (BufferRecord* record : region->buffers) record->region = nullptr;
-    region->buffers.clear();
-    Span* span = region->span;
-    region->span = nullptr;
-    RetireSpan(span, false);
+  for (size_t i = lifetime->closed.size(); i-- > 0;) {
+    if (i >= lifetime->closed.size()) continue;
+    Region* region = lifetime->closed[i];
+    napi_value handle = nullptr;
+    napi_get_reference_value(env, region->handle, &handle);
+    if (handle == nullptr) BuffersGone(region);  // the region itself goes in its finalizer
   }
-  delete region;
+  napi_close_handle_scope(env, scope);
 }
 
 SpanCounts CountSpans() {
@@ -405,9 +467,11 @@ SpanCounts CountSpans() {
 
 Lifetime::~Lifetime() {
   // The thread's environment is being torn down: its objects are all gone, and Node has run
-  // the finalizers it will run. What is left is released here.
+  // the finalizers it will run (every region's among them). What is left is let go here.
   tearingDown = true;
   canary = nullptr;  // its finalizer has run, or never will
+  watched.clear();
+  closed.clear();
   while (records != nullptr) {
     BufferRecord* record = records;
     UnlinkFrom(records, record);
@@ -421,7 +485,6 @@ Lifetime::~Lifetime() {
       record->region = nullptr;
     }
   }
-  watched.clear();
   while (spans != nullptr) {
     Span* span = spans;
     span->keeps = nullptr;  // every span goes in this loop

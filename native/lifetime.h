@@ -5,10 +5,16 @@
 //     open ──CloseRegion()──▶ closed            owned ──RetireSpan()──▶ retired ──last Unpin()──▶ released
 //                                               (by an open region)     (pages kept)              (munmap)
 //
-// A span is pinned by the open region that owns it, by every buffer made over it until that
-// buffer can no longer reach it, by every operation that borrows it (Borrow), and by a span
-// that depends on it (Span::keeps). Only the last Unpin() returns the range to the kernel,
-// so memory that Node's own asynchronous I/O still points into is never unmapped or reused.
+// A span is pinned by the open region that owns it, by every buffer made over it until
+// nothing can reach the memory through that buffer, by every operation that borrows it
+// (Borrow), and by a span that depends on it (Span::keeps). Only the last Unpin() returns
+// the range to the kernel, so memory that Node's own asynchronous I/O still points into is
+// never unmapped or reused under it.
+//
+// How we learn that a buffer is gone: every ArrayBuffer made over a region holds the
+// region's JS handle (the TypeScript layer stores it on the buffer, see src/native.ts), so
+// once the handle is collected, every buffer over the region is too. A weak reference to
+// the handle (Region::handle) tells that synchronously; its finalizer, a turn later.
 #pragma once
 
 #include <napi.h>
@@ -31,42 +37,44 @@ struct Span {
   bool retired = false;       // no open region owns it; it lives on for its other pins
   int guardSlot = -1;         // the SIGBUS guard's slot while guarded
   Span* keeps = nullptr;      // a span this one pins (a shrunk region's head, see SplitTail)
-  int64_t weight = 0;         // bytes reported to V8 while retired (it no longer sees them)
+  int64_t weight = 0;         // bytes reported to V8 while retired
   Lifetime* owner = nullptr;
   Span* prev = nullptr;       // owner's list of live spans
   Span* next = nullptr;
 };
 
-// The native side of one Mapping. The JS handle (an External) owns it.
+// The native side of one Mapping, named by its JS handle (an External).
 struct Region {
   Span* span = nullptr;       // its pages, pinned while open
-  bool open = true;           // false once closed: JavaScript can no longer reach the pages
+  bool open = true;           // false once closed: the Mapping's methods are done with it
   bool shared = false;        // MAP_SHARED: the pages can be mapped twice (see resize)
   bool guarded = false;       // registered with the SIGBUS guard; new spans are too
   int guardProt = 0;
-  std::vector<BufferRecord*> buffers;  // buffers over `span` that closing must detach
+  napi_ref handle = nullptr;  // weak, to the JS handle; its finalizer is OnHandleCollected
+  // Buffers lent over the region whose object is known gone only when the handle is.
+  std::vector<BufferRecord*> buffers;
+  size_t closedIndex = SIZE_MAX;  // place in Lifetime::closed
   Lifetime* owner = nullptr;
 };
 
 // One ArrayBuffer made over a region. It pins its span until nothing can reach the memory
-// through it: its object collected (seen through `observer`, a weak reference with a
-// finalizer), and its backing store with it, unless the store was moved to another
-// ArrayBuffer (transfer()), in which case until Node finalizes the store.
+// through it: its object collected, and its backing store with it; or, if the store was
+// moved to another ArrayBuffer (transfer()), until Node finalizes the store.
 struct BufferRecord {
   Region* region = nullptr;     // set while listed in region->buffers
   Span* span = nullptr;         // pinned until settled
   void* data = nullptr;         // where the buffer starts
-  napi_ref observer = nullptr;  // weak: cleared when the object is collected (Sweep looks)
+  napi_ref observer = nullptr;  // weak, for buffers retired by resize() and for windows
   size_t watchIndex = SIZE_MAX; // place in Lifetime::watched
   bool kept = false;            // the caller keeps it and passes it back (Mapping#buffer)
-  bool detachedByUs = false;    // so its store was released while its object may live on
+  bool detachedByUs = false;    // unmap({ detachViews }): its store went with the detach
   bool storeMoved = false;      // detached by someone else: the store lives on elsewhere
   bool storeReleased = false;
   bool objectGone = false;
-  bool storeFinalized = false;  // Node ran the backing store's finalizer: it holds no hint now
+  bool storeFinalized = false;  // Node ran the store's finalizer: it holds no hint now
   bool creating = true;         // napi_create_external_arraybuffer has not returned
   bool finalizedWhileCreating = false;
-  bool orphaned = false;        // its thread went away first: finalizers only free it
+  bool orphaned = false;        // its thread went away first: the finalizer only frees it
   Lifetime* owner = nullptr;
   BufferRecord* prev = nullptr; // owner's list of records
   BufferRecord* next = nullptr;
@@ -79,32 +87,39 @@ struct Lifetime {
   napi_env env;
   Span* spans = nullptr;
   BufferRecord* records = nullptr;
-  std::vector<BufferRecord*> watched;  // retired buffers whose object may still be alive
-  Canary* canary = nullptr;            // a fresh object only a weak reference holds: gone
-                                       // after the next GC, and its finalizer sweeps
+  std::vector<Region*> closed;         // closed regions whose buffers may still be alive
+  std::vector<BufferRecord*> watched;  // observed buffers whose object may still be alive
+  Canary* canary = nullptr;            // an object only a weak reference holds: cleared by
+                                       // the next GC, and its finalizer sweeps
   bool tearingDown = false;            // the thread's environment is going away
 };
 
 // ---- transitions (lifetime.cc) ----
 
-// A range just mapped becomes an open region owning one span.
+// A range just mapped becomes an open region owning one span. Attach its handle next.
 Region* OpenRegion(Lifetime* lifetime, void* base, size_t size, bool shared);
 
-// An ArrayBuffer over [offset, offset + length) of the region's span, which it pins. `kept`:
-// the caller holds it and hands it back to CloseRegion/RetireBuffers. nullptr with a JS
-// exception pending on failure.
+// Ties the region to its JS handle: when the handle is collected, the region goes.
+// False (and the region released) if Node refuses.
+bool AttachHandle(napi_env env, Region* region, napi_value handle);
+
+// An ArrayBuffer over [offset, offset + length) of the region's span, which it pins. The
+// caller must store the region's handle on it before JavaScript sees it. `kept`: the caller
+// keeps it and hands it back to CloseRegion/RetireBuffers; any other buffer (a window of
+// view() past 4 GiB) is observed from the start, so that it can be found again. nullptr
+// with a JS exception pending on failure.
 napi_value LendBuffer(napi_env env, Region* region, size_t offset, size_t length, bool kept);
 
-// The buffers made so far over the region stop being its own (unmap, resize): each is
-// watched until nothing can reach the memory through it. With `detach`, those it can reach
-// (`kept` is the caller's own) are detached first, so JavaScript reads nothing through them.
-void RetireBuffers(napi_env env, Region* region, napi_value kept, bool detach);
+// resize(): the buffers made so far keep the old extent and stop being the region's: each
+// is observed on its own until collected.
+void RetireBuffers(napi_env env, Region* region, napi_value kept);
 
-// unmap(): RetireBuffers, then RetireSpan of its span. Idempotent.
+// unmap(): the region closes and its span retires. With `detach`, every buffer it can
+// reach (`kept` is the caller's own) is detached first. Idempotent.
 void CloseRegion(napi_env env, Region* region, napi_value kept, bool detach);
 
 // The ArrayBuffer `buffer` is about to move its store elsewhere (transfer()): the records
-// over its memory wait for the store's finalizer instead of the object's collection.
+// over its memory wait for the store's finalizer as well as for their objects.
 void NoteStoreMoving(napi_env env, napi_value buffer);
 
 // The owning region lets go of `span`: it stays mapped while anything else pins it.
@@ -125,12 +140,9 @@ void SplitTail(Region* region, size_t newSize);
 void Pin(Span* span);
 void Unpin(Span* span);  // the last one releases (munmap) the span
 
-// Marks buffers whose object was collected, releasing what they pinned. Cheap when nothing
-// was collected since the last call.
+// Releases what collected buffers pinned. Cheap when nothing was collected since the
+// last call.
 void Sweep(Lifetime* lifetime);
-
-// The JS handle was collected without unmap(): buffers still alive keep the pages.
-void DropRegion(Region* region);
 
 // Process-wide counts (every thread's): ranges held, and those among them retired.
 struct SpanCounts {

@@ -26,9 +26,6 @@ namespace {
 // Tags the Externals this addon makes, so a forged or foreign handle is refused.
 const napi_type_tag kRegionTag = {0x6d6d616e5f726567ULL, 0x696f6e5f68616e64ULL};
 
-// The JS handle was collected: unmap() was never called, or was and left the struct behind.
-void OnHandleCollected(napi_env, void* data, void*) { DropRegion(static_cast<Region*>(data)); }
-
 // A non-negative integer that fits a size_t, as passed by the TypeScript layer.
 bool ReadSize(Napi::Env env, const Napi::Value& value, const char* name, size_t* out) {
   if (!value.IsNumber()) {
@@ -164,18 +161,21 @@ Napi::Value Map(const Napi::CallbackInfo& info) {
   size_t size = (length + PageSize() - 1) / PageSize() * PageSize();
   Region* region = OpenRegion(LifetimeOf(env), addr, size, (flags & MAP_TYPE) != MAP_PRIVATE);
   napi_value handle;
-  if (napi_create_external(env, region, OnHandleCollected, nullptr, &handle) != napi_ok) {
-    DropRegion(region);
-    NAPI_THROW(Napi::Error::New(env, "native: cannot create a mapping handle"),
-               env.Undefined());
+  if (napi_create_external(env, region, nullptr, nullptr, &handle) != napi_ok) {
+    RetireSpan(region->span, false);  // its only pin: released
+    delete region;
+    NAPI_THROW(Napi::Error::New(env, "native: cannot create a mapping handle"), env.Undefined());
+  }
+  if (!AttachHandle(env, region, handle)) {
+    NAPI_THROW(Napi::Error::New(env, "native: cannot watch a mapping handle"), env.Undefined());
   }
   napi_type_tag_object(env, handle, &kRegionTag);
   return Napi::Value(env, handle);
 }
 
 // buffer(handle, offset, length, kept) -> ArrayBuffer over [base + offset, + length).
-// kept: the caller holds the buffer as long as it is attached and passes it back to
-// unmap()/remap(), so it needs no observer until then (the common, fast case).
+// The caller stores the handle on it (src/native.ts lend()). kept: the caller holds the
+// buffer and passes it back to unmap()/remap(), so it needs no weak reference.
 Napi::Value Buffer(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   Region* region = UnwrapRegion(env, info[0]);
@@ -241,7 +241,7 @@ Napi::Value Remap(const Napi::CallbackInfo& info) {
     rc = region->shared ? MoveShared(region, newSize) : MovePrivate(region, newSize);
   }
   // The old buffers keep the old extent, which stays mapped while they can reach it.
-  if (rc >= 0) RetireBuffers(env, region, KeptArg(info, 3), false);
+  if (rc >= 0) RetireBuffers(env, region, KeptArg(info, 3));
   return Napi::Number::New(env, rc);
 }
 

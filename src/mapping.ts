@@ -6,7 +6,7 @@ import { constants as bufferConstants } from 'node:buffer';
 import { constants as osConstants } from 'node:os';
 import { readFileSync } from 'node:fs';
 
-import { native, type Handle } from './native';
+import { lend, native, type Handle } from './native';
 import { Advice, LockFlags, MapFlags, Prot, RemapFlags, SyncFlags } from './flags';
 import {
   invalidArgType, invalidArgValue, mappingClosed, mmanError, outOfRange, systemError,
@@ -143,8 +143,10 @@ for (const name of ['transfer', 'transferToFixedLength'] as const) {
 // Marks a buffer the addon just made as this mapping's.
 function adopt(buffer: ArrayBuffer, mapping: Mapping): ArrayBuffer {
   (buffer as Owned)[OWNER] = mapping;
-  for (const [name, method] of TRANSFERS) {
-    Object.defineProperty(buffer, name, { value: method, writable: true, configurable: true });
+  if (TRANSFERS.length !== 0) {
+    for (const [name, method] of TRANSFERS) {
+      Object.defineProperty(buffer, name, { value: method, writable: true, configurable: true });
+    }
   }
   return buffer;
 }
@@ -271,7 +273,7 @@ export class Mapping implements Disposable {
         throw outOfRange('length', `<= ${MAX_BUFFER_LENGTH} for one ArrayBuffer on this Node; use mapping.view(offset, length) windows`, this.#length);
       }
       // Kept: held here until unmap()/resize() hand it back to the addon.
-      this.#buffer = adopt(native.buffer(handle, this.#delta, this.#length, true), this);
+      this.#buffer = adopt(lend(handle, this.#delta, this.#length, true), this);
     }
     return this.#buffer;
   }
@@ -318,7 +320,7 @@ export class Mapping implements Disposable {
     if (len > MAX_BUFFER_LENGTH) {
       throw outOfRange('length', `<= ${MAX_BUFFER_LENGTH} for one window on this Node`, len);
     }
-    return new Uint8Array(adopt(native.buffer(handle, this.#delta + off, len, false), this));
+    return new Uint8Array(adopt(lend(handle, this.#delta + off, len, false), this));
   }
 
   /**

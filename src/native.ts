@@ -9,6 +9,7 @@ export interface NativeAddon {
   readonly constants: Readonly<Record<string, number>>;
   map(length: number, prot: number, flags: number, fd: number, offset: number,
       hint?: bigint): Handle | number;
+  /** Use {@link lend}, which keeps the handle on the buffer as native/lifetime.h requires. */
   buffer(handle: Handle, offset: number, length: number, kept: boolean): ArrayBuffer;
   /** Always 0: the range goes back to the kernel once nothing can reach it. */
   unmap(handle: Handle, kept: ArrayBuffer | null, detach: boolean): number;
@@ -57,3 +58,18 @@ const loadAddon: (packageRoot: string) => unknown = require('node-gyp-build');
 export const native = (process.env.MMAN_ADDON
   ? require(process.env.MMAN_ADDON) // eslint-disable-line @typescript-eslint/no-require-imports
   : loadAddon(join(__dirname, '..'))) as NativeAddon;
+
+// Every ArrayBuffer over a region holds the region's handle, so that the handle is collected
+// only once every such buffer is: the addon learns from that one weak reference that nothing
+// can reach the pages any more (native/lifetime.h).
+const HANDLE = Symbol('mman.handle');
+
+/**
+ * An ArrayBuffer over `[offset, offset + length)` of the region, holding its handle.
+ * `kept`: the caller keeps it and hands it back to unmap()/remap().
+ */
+export function lend(handle: Handle, offset: number, length: number, kept: boolean): ArrayBuffer {
+  const buffer = native.buffer(handle, offset, length, kept);
+  (buffer as ArrayBuffer & { [HANDLE]?: Handle })[HANDLE] = handle;
+  return buffer;
+}
