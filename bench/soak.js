@@ -57,6 +57,7 @@ for (let i = 0; i < cycles; i++) {
   if ((i + 1) % Math.max(1, Math.floor(cycles / samples)) === 0) {
     // With --expose-gc, sample after a full collection: what is left is what is retained.
     if (typeof gc === 'function') { gc(); await turn(); gc(); }
+    const mmanRegions = mappingStats().regions;  // first: it releases what the GC found unreachable
     const heap = process.memoryUsage();
     const rssAnonKiB = kb('RssAnon');
     const maps = fs.readFileSync('/proc/self/maps', 'latin1');
@@ -69,7 +70,7 @@ for (let i = 0; i < cycles; i++) {
       rssKiB: kb('VmRSS'),
       rssAnonKiB,
       mapsLines: maps.split('\n').length - 1,
-      mmanRegions: mappingStats().regions,
+      mmanRegions,
       seconds: Number(process.hrtime.bigint() - started) / 1e9,
     });
   }

@@ -277,10 +277,10 @@ void Unpin(Span* span) {
   if (--span->pins == 0) ReleaseSpan(span);
 }
 
-Region* OpenRegion(Lifetime* lifetime, void* base, size_t size, bool shared) {
+Region* OpenRegion(Lifetime* lifetime, void* base, size_t size, int flags) {
   auto* region = new Region();
   region->owner = lifetime;
-  region->shared = shared;
+  region->flags = flags;
   region->span = NewSpan(lifetime, base, size);
   Pin(region->span);
   return region;

@@ -47,7 +47,7 @@ struct Span {
 struct Region {
   Span* span = nullptr;       // its pages, pinned while open
   bool open = true;           // false once closed: the Mapping's methods are done with it
-  bool shared = false;        // MAP_SHARED: the pages can be mapped twice (see resize)
+  int flags = 0;              // the mmap flags it was made with (resize() may need them)
   bool guarded = false;       // registered with the SIGBUS guard; new spans are too
   int guardProt = 0;
   napi_ref handle = nullptr;  // weak, to the JS handle; its finalizer is OnHandleCollected
@@ -97,7 +97,7 @@ struct Lifetime {
 // ---- transitions (lifetime.cc) ----
 
 // A range just mapped becomes an open region owning one span. Attach its handle next.
-Region* OpenRegion(Lifetime* lifetime, void* base, size_t size, bool shared);
+Region* OpenRegion(Lifetime* lifetime, void* base, size_t size, int flags);
 
 // Ties the region to its JS handle: when the handle is collected, the region goes.
 // False (and the region released) if Node refuses.

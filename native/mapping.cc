@@ -10,6 +10,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cmath>
 
 #include "env.h"
@@ -113,9 +114,43 @@ void RestoreContents(uint8_t* old, const uint8_t* moved, size_t size, int prot) 
   if ((prot & PROT_READ) == 0) mprotect(const_cast<uint8_t*>(moved), size, prot);
 }
 
-// Growing a private region that must move while its pages are pinned: its contents belong
-// to it alone, so they are moved (MREMAP_DONTUNMAP keeps the old range mapped) and copied
-// back where anything that pins the old range will read them. Returns 1 when the region
+bool AllZero(const uint8_t* page, size_t size) {
+  static const uint8_t zeros[4096] = {};
+  for (size_t off = 0; off < size; off += sizeof zeros)
+    if (memcmp(page + off, zeros, std::min(sizeof zeros, size - off)) != 0) return false;
+  return true;
+}
+
+// Growing a private anonymous region that must move while its pages are pinned: the pages
+// belong to it alone, so the new region gets a copy (of the pages that are not zero) and
+// the old range stays exactly as it is for whatever pins it, writers included. The new
+// mapping is made with the same flags and protection; advice given to the old one
+// (madvise) is not carried over, nor an mlock().
+int CopyAnonymous(Region* region, size_t newSize) {
+  Span* old = region->span;
+  int prot = VmaProt(old->base);
+  if (prot < 0) return -EFAULT;
+  int keep = MAP_NORESERVE | MAP_HUGETLB | MAP_LOCKED | (0x3f << MAP_HUGE_SHIFT);
+  void* addr = mmap(nullptr, newSize, PROT_READ | PROT_WRITE,
+                    MAP_PRIVATE | MAP_ANONYMOUS | (region->flags & keep), -1, 0);
+  if (addr == MAP_FAILED) return -errno;
+  if ((prot & PROT_READ) == 0) mprotect(old->base, old->size, prot | PROT_READ);
+  size_t page = PageSize();
+  auto* to = static_cast<uint8_t*>(addr);
+  for (size_t off = 0; off < old->size; off += page)
+    if (!AllZero(old->base + off, page)) memcpy(to + off, old->base + off, page);
+  if ((prot & PROT_READ) == 0) mprotect(old->base, old->size, prot);
+  if (prot != (PROT_READ | PROT_WRITE)) mprotect(addr, newSize, prot);
+  RetireSpan(old, true);  // pinned by more than the region: it stays
+  AdoptSpan(region, addr, newSize);
+  return 0;
+}
+
+// Growing a private file region ('copy') that must move while its pages are pinned: its
+// contents belong to it alone, and its new pages must come from the file, which only the
+// old mapping knows. So the pages are moved (MREMAP_DONTUNMAP keeps the old range mapped,
+// empty) and copied back where they differ, for whatever pins the old range to read. A
+// write into the old range racing the move may be lost from it. Returns 1 when the region
 // moved but could not grow (ENOMEM), with its buffers retired all the same.
 int MovePrivate(Region* region, size_t newSize) {
   Span* old = region->span;
@@ -159,7 +194,7 @@ Napi::Value Map(const Napi::CallbackInfo& info) {
   void* addr = mmap(hint, length, prot, flags, fd, static_cast<off_t>(offset));
   if (addr == MAP_FAILED) return Errno(env, errno);
   size_t size = (length + PageSize() - 1) / PageSize() * PageSize();
-  Region* region = OpenRegion(LifetimeOf(env), addr, size, (flags & MAP_TYPE) != MAP_PRIVATE);
+  Region* region = OpenRegion(LifetimeOf(env), addr, size, flags);
   napi_value handle;
   if (napi_create_external(env, region, nullptr, nullptr, &handle) != napi_ok) {
     RetireSpan(region->span, false);  // its only pin: released
@@ -238,7 +273,9 @@ Napi::Value Remap(const Napi::CallbackInfo& info) {
   } else if (errno != ENOMEM || (flags & MREMAP_MAYMOVE) == 0) {
     rc = -errno;
   } else {
-    rc = region->shared ? MoveShared(region, newSize) : MovePrivate(region, newSize);
+    if ((region->flags & MAP_TYPE) != MAP_PRIVATE) rc = MoveShared(region, newSize);
+    else if ((region->flags & MAP_ANONYMOUS) != 0) rc = CopyAnonymous(region, newSize);
+    else rc = MovePrivate(region, newSize);
   }
   // The old buffers keep the old extent, which stays mapped while they can reach it.
   if (rc >= 0) RetireBuffers(env, region, KeptArg(info, 3));

@@ -7,6 +7,7 @@ import { mapAnonymous, mapFile, mappingStats, PAGE_SIZE } from '../src';
 import { collectedStats, fileWith, runChild, tempDir } from './helpers';
 
 const NONE = { regions: 0, bytes: 0, retiredRegions: 0, retiredBytes: 0 };
+const sanitized = (process.env.LD_PRELOAD ?? '').includes('libasan');
 const mapsMention = (path: string) => readFileSync('/proc/self/maps', 'latin1').includes(path);
 
 test('20,000 map/unmap cycles leave /proc/self/maps flat once collected', () => {
@@ -186,7 +187,8 @@ test('100,000 mapFile + .bytes[0] + unmap() in a loop that never yields stay bou
     const out = JSON.parse(child.stdout);
     expect(out.sum).toBe(100000);
     expect(out.maxLines).toBeLessThan(5000);
-    expect(out.maxRss).toBeLessThan(256 * 2 ** 20);
+    // Under the sanitizer build, ASan's quarantine holds 256 MiB of freed memory by itself.
+    if (!sanitized) expect(out.maxRss).toBeLessThan(256 * 2 ** 20);
     expect(out.after).toEqual(NONE);
   } finally {
     cleanup();

@@ -46,3 +46,51 @@ test('four workers mapping at once; two terminated while holding live mappings; 
   expect(out.whileHeld).toBeGreaterThanOrEqual(20); // at least the two lingering workers' mappings
   expect(out.after).toBe(0);
 });
+
+test('in workers: unmap() under a pending compression completes on the pages; a worker terminated with retired ranges leaves none', () => {
+  const child = runChild(`
+    const { Worker } = require('worker_threads');
+    const workerCode = \`
+      const { parentPort, workerData } = require('worker_threads');
+      const mman = require(workerData.lib);
+      const zlib = require('zlib');
+      const crypto = require('crypto');
+      const m = mman.mapAnonymous(4 << 20);
+      crypto.randomFillSync(m.bytes);
+      const held = Buffer.from(m.bytes);
+      const fresh = [];
+      // The view stays with zlib, whose next chunk comes after unmap() and the fresh fills.
+      zlib.gzip(m.bytes, (err, out) => {
+        const same = !err && zlib.gunzipSync(out).equals(held);
+        parentPort.postMessage({ same, retired: mman.mappingStats().retiredRegions });
+        if (workerData.linger) {
+          // A view kept alive past unmap(): this worker is terminated while it pins the range.
+          globalThis.keep = [mman.mapAnonymous(1 << 20)].map((k) => { const v = k.bytes; k.unmap(); return v; });
+          setInterval(() => globalThis.keep.length, 1000);
+        }
+        for (const f of fresh) f.unmap();
+      });
+      m.unmap();
+      for (let i = 0; i < 4; i++) { const f = mman.mapAnonymous(4 << 20); f.bytes.fill(0x53); fresh.push(f); }
+    \`;
+    const lib = ${JSON.stringify(require('path').resolve(__dirname, '..', 'lib'))};
+    const start = (linger) => new Worker(workerCode, { eval: true, workerData: { lib, linger } });
+    (async () => {
+      const workers = [start(false), start(true)];
+      const exited = workers.map((w) => new Promise((ok) => w.once('exit', ok)));
+      const reports = await Promise.all(workers.map((w) => new Promise((ok, fail) => { w.once('message', ok); w.once('error', fail); })));
+      await new Promise((r) => setTimeout(r, 50));
+      const whileLingering = mman.mappingStats().retiredRegions;
+      await workers[1].terminate();
+      await Promise.all(exited);
+      for (let i = 0; i < 3; i++) { gc(); await new Promise((r) => setImmediate(r)); }
+      console.log(JSON.stringify({ reports, whileLingering, after: mman.mappingStats() }));
+    })();
+  `, [], ['--expose-gc']);
+  expect(child.stderr).toBe('');
+  expect(child.status).toBe(0);
+  const out = JSON.parse(child.stdout);
+  expect(out.reports.map((r: { same: boolean }) => r.same)).toEqual([true, true]);
+  expect(out.whileLingering).toBeGreaterThanOrEqual(1); // the terminated worker's kept view
+  expect(out.after).toEqual({ regions: 0, bytes: 0, retiredRegions: 0, retiredBytes: 0 });
+});
