@@ -45,3 +45,11 @@ test('bench/read-loop.js: the JavaScript and C read loops, timed', () => {
   expect(number(out, /JS loop: median ([\d.]+)/)).toBeGreaterThan(0);
   expect(number(out, /C loop: +median ([\d.]+)/)).toBeGreaterThan(0);
 }, 180_000);
+
+test('bench/unmap-loop.js: both loops, every column measured', () => {
+  const out = bench('unmap-loop.js', ['--cycles', '2000', '--json']);
+  const rows = JSON.parse(out) as Array<{ name: string; usPerCycle: number; maxMapsLinesGrowth: number; checksum: number }>;
+  expect(rows.map((r) => r.name)).toEqual(['mapFile(one page) + .bytes[0] + unmap()', 'mapAnonymous(1 MiB) + fill + unmap()']);
+  for (const r of rows) expect(r.usPerCycle).toBeGreaterThan(0);
+  expect(rows[0].checksum).toBe(2000); // every cycle read the file's byte
+}, 180_000);
