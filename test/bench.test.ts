@@ -53,3 +53,10 @@ test('bench/unmap-loop.js: both loops, every column measured', () => {
   for (const r of rows) expect(r.usPerCycle).toBeGreaterThan(0);
   expect(rows[0].checksum).toBe(2000); // every cycle read the file's byte
 }, 180_000);
+
+test('bench/unmap-cost.js: the C loop and the three unmap() loops, timed', () => {
+  const rows = JSON.parse(bench('unmap-cost.js', ['--cycles', '2000', '--rounds', '1', '--json'])) as Array<{ name: string; loop: number; total: number }>;
+  expect(rows).toHaveLength(4);
+  for (const r of rows) expect(r.loop).toBeGreaterThan(0);
+  for (const r of rows) expect(r.total).toBeGreaterThanOrEqual(r.loop);
+}, 180_000);
