@@ -176,8 +176,9 @@ export function mappingOf(buffer: ArrayBufferLike): Mapping | undefined {
  * One region of memory mapped with mmap(2), and the one `ArrayBuffer` over it.
  *
  * Views made from {@link Mapping.buffer} read and write the mapped pages directly: no
- * copies. After {@link Mapping.unmap} (or `using`) every view has length 0, reads give
- * `undefined`, and every method throws `ERR_MAPPING_CLOSED`. A mapping that is dropped
+ * copies. After {@link Mapping.unmap} (or `using`) every method throws
+ * `ERR_MAPPING_CLOSED`; the pages go back to the kernel once no buffer or view over them is
+ * alive, so an operation still using a view never loses them. A mapping that is dropped
  * without `unmap()` is unmapped once it and every buffer over it are garbage collected.
  *
  * Reading a page of a file mapping that lies past the end of the file (because the file
@@ -263,7 +264,8 @@ export class Mapping implements Disposable {
 
   /**
    * The ArrayBuffer over the whole mapping. Made once (on first use) and kept until
-   * `unmap()` or `resize()`, which detach it. A mapping longer than
+   * `unmap()` or `resize()`, after which it belongs to whoever still holds it (the old
+   * extent stays mapped for it until it is collected). A mapping longer than
    * {@link MAX_BUFFER_LENGTH} (4 GiB on Node 20) has none: use {@link Mapping.view}.
    */
   get buffer(): ArrayBuffer {
@@ -412,7 +414,8 @@ export class Mapping implements Disposable {
 
   /**
    * Grows or shrinks the mapping to `newLength` bytes (mremap(2)), keeping its contents.
-   * The old {@link Mapping.buffer} and every view of it are detached; take a fresh one.
+   * Take a fresh {@link Mapping.buffer} after it: the old one and its views keep the old
+   * extent (the same pages when it grew in place or is shared, a copy otherwise).
    * Growing a file mapping past the end of the file makes those pages SIGBUS on access.
    *
    * The old pages are never pulled from under an operation that may still use them (a
