@@ -13,7 +13,8 @@
         "native/touch.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
-      "defines": ["NAPI_VERSION=8", "NAPI_CPP_EXCEPTIONS", "_GNU_SOURCE"],
+      "defines": ["NAPI_VERSION=8", "NAPI_CPP_EXCEPTIONS", "_GNU_SOURCE",
+                  "<!@(node -p \"process.env.PREBUILD_PLATFORM ? '' : 'MMAN_TEST_HOOKS'\")"],
       "cflags_cc!": ["-fno-exceptions"],
       "cflags_cc": ["-fexceptions", "-std=c++17", "-Wall", "-Wextra", "-Wno-unused-parameter"]
     }

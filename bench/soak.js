@@ -64,7 +64,8 @@ for (let i = 0; i < cycles; i++) {
     rows.push({
       v8HeapKiB: Math.round(heap.heapTotal / 1024),
       // Bytes malloc has out (glibc's mallinfo2): native state, ours and Node's.
-      nativeKiB: Math.round(native.mallocInUse() / 1024),
+      // (a source build's test hook; a prebuild has none, and this column is then -1)
+      nativeKiB: native.mallocInUse ? Math.round(native.mallocInUse() / 1024) : -1,
       fileMappings: maps.split('\n').filter((line) => line.endsWith(file)).length,
       cycles: i + 1,
       rssKiB: kb('VmRSS'),

@@ -80,8 +80,10 @@ Napi::Object Constants(Napi::Env env) {
   return c;
 }
 
+#if defined(MMAN_TEST_HOOKS)
 // mallocInUse() -> bytes malloc has handed out and not had back (glibc), or -1: lets soak
-// runs tell a native leak from V8 sizing its heap.
+// runs tell a native leak from V8 sizing its heap. A test hook: source builds have it, the
+// prebuilds (scripts/prebuilds.sh) do not, so they need no mallinfo2 (glibc 2.33).
 Napi::Value MallocInUse(const Napi::CallbackInfo& info) {
 #if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 33))
   struct mallinfo2 m = mallinfo2();
@@ -90,6 +92,7 @@ Napi::Value MallocInUse(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), -1);
 #endif
 }
+#endif
 
 void DeleteAddonEnv(napi_env, void* data, void*) { delete static_cast<AddonEnv*>(data); }
 
@@ -112,7 +115,9 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   }, addon);
   exports.Set("pageSize", Napi::Number::New(env, static_cast<double>(PageSize())));
   exports.Set("constants", Constants(env));
+#if defined(MMAN_TEST_HOOKS)
   exports.Set("mallocInUse", Napi::Function::New(env, MallocInUse, "mallocInUse"));
+#endif
   InitMapping(env, exports);
   InitMemory(env, exports);
   InitGuard(env, exports);

@@ -21,7 +21,7 @@ if (!built('node_modules/node-addon-api') || !built('node_modules/typescript')) 
   // npm install runs the `install` (node-gyp) and `prepare` (tsc) scripts.
   run('npm install --no-audit --no-fund');
 }
-const prebuilt = built(`prebuilds/${process.platform}-${process.arch}/mman.node`);
+const prebuilt = built(`prebuilds/${process.platform}-${process.arch}/mman.glibc.node`);
 if (!built('build/Release/mman.node')) {
   if (!prebuilt) run('npx node-gyp rebuild');
 } else if (newest('native') > mtime('build/Release/mman.node')) {

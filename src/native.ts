@@ -21,7 +21,8 @@ export interface NativeAddon {
         fd: number, fileOffset: number): number;
   address(handle: Handle): bigint;
   stats(): [regions: number, bytes: number, retiredRegions: number, retiredBytes: number];
-  mallocInUse(): number;
+  /** Test hook, in source builds only (not in the prebuilds): bytes malloc has out, or -1. */
+  mallocInUse?(): number;
   guard(handle: Handle, prot: number): number;
   guardFaults(handle: Handle): number;
   protect(handle: Handle, offset: number, length: number, prot: number): number;

@@ -7,6 +7,7 @@ import { tempDir } from './helpers';
 
 const root = join(__dirname, '..');
 const hostPrebuild = `prebuilds/${process.platform}-${process.arch}`;
+const PREBUILD = 'mman.glibc.node'; // tagged by libc: node-gyp-build loads it only on glibc
 const npmCli = process.env.npm_execpath?.endsWith('.js')
   ? process.env.npm_execpath
   : realpathSync(execFileSync('sh', ['-c', 'command -v npm'], { encoding: 'utf8' }).trim());
@@ -74,11 +75,12 @@ beforeAll(() => {
   const staged = join(scratch.dir, 'staged');
   execFileSync('tar', ['xzf', pack(root, published), '-C', published]);
   cpSync(join(published, 'package'), staged, { recursive: true });
-  if (!existsSync(join(staged, hostPrebuild, 'mman.node'))) {
-    // No prebuild in the tree: make the host's from the packed sources, as `npm run prebuilds` would.
+  if (!['linux-x64', 'linux-arm64'].every((dir) => existsSync(join(staged, 'prebuilds', dir, PREBUILD)))) {
+    // No prebuilds in the tree: make them from the packed sources as `npm run prebuilds` does
+    // (the Zig toolchain, glibc 2.28), so that what is tested is what would ship.
     symlinkSync(join(root, 'node_modules'), join(staged, 'node_modules'));
-    execFileSync(process.execPath, [join(root, 'node_modules', 'prebuildify', 'bin.js'), '--napi', '--strip'], {
-      cwd: staged, stdio: 'ignore', env: { ...process.env, ...(nodedir && { npm_config_nodedir: nodedir }) },
+    execFileSync('bash', [join(root, 'scripts', 'prebuilds.sh')], {
+      stdio: 'ignore', env: { ...process.env, MMAN_PACKAGE_DIR: staged, ...(nodedir && { npm_config_nodedir: nodedir }) },
     });
     rmSync(join(staged, 'node_modules'));
     rmSync(join(staged, 'build'), { recursive: true, force: true });
@@ -105,9 +107,21 @@ describe('npm install <tarball> with a prebuild for this platform', () => {
 
   test('installs with no compiler on PATH and builds nothing', () => {
     const installed = join(project, 'node_modules', 'mman');
-    expect(existsSync(join(installed, hostPrebuild, 'mman.node'))).toBe(true);
+    expect(existsSync(join(installed, hostPrebuild, PREBUILD))).toBe(true);
     expect(existsSync(join(installed, 'build', 'Release', 'mman.node'))).toBe(false);
     expect(spawnSync('sh', ['-c', 'command -v g++ cc make'], { env: { PATH: noCompilerPath } }).stdout.length).toBe(0);
+  });
+
+  test('the prebuilds it installed need nothing above glibc 2.28 and no libstdc++', () => {
+    const installed = join(project, 'node_modules', 'mman');
+    const files = ['linux-x64', 'linux-arm64'].map((dir) => join(installed, 'prebuilds', dir, PREBUILD));
+    const check = spawnSync(process.execPath, [join(root, 'scripts', 'check-glibc.js'), '--json', ...files], { encoding: 'utf8' });
+    expect(check.status).toBe(0);
+    const results = JSON.parse(check.stdout) as Array<{ highestGlibc: string; needed: string[]; problems: string[] }>;
+    for (const r of results) {
+      expect(r.problems).toEqual([]);
+      expect(r.needed.some((lib) => lib.startsWith('libstdc++'))).toBe(false);
+    }
   });
 
   test('require("mman") maps memory', () => {
@@ -153,6 +167,36 @@ describe('npm install <tarball> with a prebuild for this platform', () => {
     expect(tsc.stdout + tsc.stderr).toBe('');
     expect(tsc.status).toBe(0);
   }, 120_000);
+});
+
+test('the tarball holds the library, both prebuilds, types, ESM and CJS entries, and nothing else', () => {
+  const listing = execFileSync('tar', ['tzf', withPrebuild], { encoding: 'utf8' }).trim().split('\n')
+    .map((entry) => entry.replace(/^package\//, ''));
+  for (const needed of [
+    'package.json', 'README.md', 'binding.gyp', 'CMakeLists.txt', 'scripts/setup.js', 'scripts/esm.js',
+    'lib/index.js', 'lib/index.d.ts', 'lib/index.mjs', 'lib/index.d.mts', 'lib/cli.js', 'native/lifetime.cc',
+    `prebuilds/linux-x64/${PREBUILD}`, `prebuilds/linux-arm64/${PREBUILD}`,
+  ]) expect(listing).toContain(needed);
+  // No tests, sources of the build's leftovers, benchmarks or CI.
+  const stray = listing.filter((entry) => /^(test|bench|src|build|build-cmake|build-asan|docs|\.ci|node_modules|examples)\//.test(entry) ||
+    /\.test\.|\.log$|\.o$/.test(entry));
+  expect(stray).toEqual([]);
+  // Every prebuild is libc-tagged, and only glibc ones ship: musl builds from source.
+  expect(listing.filter((entry) => entry.startsWith('prebuilds/')).sort())
+    .toEqual([`prebuilds/linux-arm64/${PREBUILD}`, `prebuilds/linux-x64/${PREBUILD}`]);
+});
+
+describe('npm install <tarball> where the libc is musl (Alpine)', () => {
+  test('the glibc prebuild is not picked: it builds from source, and works', () => {
+    // LIBC is what node-gyp-build would detect on Alpine (it looks for /etc/alpine-release).
+    const project = installInto('musl', withPrebuild, { LIBC: 'musl' });
+    const installed = join(project, 'node_modules', 'mman');
+    expect(existsSync(join(installed, 'build', 'Release', 'mman.node'))).toBe(true);
+    const run = spawnSync(process.execPath, ['-e', `${useFromCommonJs}; console.error(require('node-gyp-build').path(${JSON.stringify(installed)}))`],
+      { cwd: project, encoding: 'utf8', timeout: 60_000, env: { ...process.env, LIBC: 'musl' } });
+    expect(JSON.parse(run.stdout)).toEqual({ value: 7, prot: 1 });
+    expect(run.stderr.trim()).toBe(join(installed, 'build', 'Release', 'mman.node'));
+  }, 300_000);
 });
 
 describe('npm install <tarball> with no prebuild for this platform', () => {

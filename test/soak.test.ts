@@ -2,6 +2,11 @@
 // flat, and nothing is left mapped.
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
+import { native } from '../src/native';
+
+// Native memory is measured through a test hook that source builds have and the prebuilds
+// (which CI also tests) do not; the rest of the soak holds for both.
+const measurable = typeof native.mallocInUse === 'function';
 
 test('100,000 map/touch/unmap cycles: native memory flat, no mapping left behind', () => {
   const run = spawnSync(process.execPath, ['--expose-gc', join(__dirname, '..', 'bench', 'soak.js'), '--cycles', '100000', '--samples', '10', '--json'],
@@ -14,7 +19,12 @@ test('100,000 map/touch/unmap cycles: native memory flat, no mapping left behind
   expect(result.fileMappingsLeft).toBe(0);
   // A leaked native record per cycle (32 bytes or more) would add 2.5 MiB over the 80,000
   // cycles measured; Node's own queues settle within a few hundred KiB.
-  expect(result.nativeGrowthKiB).toBeLessThan(2048);
+  if (measurable) {
+    expect(result.rows.every((r: { nativeKiB: number }) => r.nativeKiB > 0)).toBe(true);
+    expect(result.nativeGrowthKiB).toBeLessThan(2048);
+  } else {
+    expect(result.rows.every((r: { nativeKiB: number }) => r.nativeKiB === -1)).toBe(true);
+  }
   // V8 grows its heap in 256 KiB chunks while it sizes itself: bounded, not per cycle.
   expect(result.mapsGrowth).toBeLessThan(100);
 }, 300_000);
