@@ -124,6 +124,36 @@ describe('npm install <tarball> with a prebuild for this platform', () => {
     }
   });
 
+  // CI bootstraps a minimal Debian 11 root and names it, with an official Node binary (built
+  // for glibc 2.28) to run in it: the prebuild must load where the host's compiler would not.
+  const oldRoot = process.env.MMAN_OLD_GLIBC_ROOT;
+  const oldNode = process.env.MMAN_OLD_GLIBC_NODE;
+  (oldRoot && oldNode ? test : test.skip)('loads and maps on Debian 11 (glibc 2.31, the libstdc++ of GCC 10), in a chroot', () => {
+    const inside = join(oldRoot!, 'opt', 'mman-consumer');
+    rmSync(inside, { recursive: true, force: true });
+    cpSync(project, inside, { recursive: true });
+    cpSync(oldNode!, join(inside, 'node'));
+    writeFileSync(join(inside, 'smoke.js'), `
+      const mman = require('mman');
+      const m = mman.mapAnonymous(mman.PAGE_SIZE);
+      m.bytes[3] = 7;
+      const shm = mman.SharedMemory.create(mman.PAGE_SIZE);
+      const view = new Int32Array(shm.map().buffer);
+      console.log(JSON.stringify({
+        glibc: process.report.getReport().header.glibcVersionRuntime,
+        value: m.bytes[3],
+        wait: mman.wait(view, 0, 0, 1),
+        addon: require('node-gyp-build').path(require('path').dirname(require.resolve('mman/package.json'))),
+      }));`);
+    const run = spawnSync('chroot', [oldRoot!, '/opt/mman-consumer/node', '/opt/mman-consumer/smoke.js'],
+      { encoding: 'utf8', timeout: 60_000 });
+    expect(run.stderr).toBe('');
+    expect(JSON.parse(run.stdout)).toEqual({
+      glibc: '2.31', value: 7, wait: 'timed-out',
+      addon: `/opt/mman-consumer/node_modules/mman/${hostPrebuild}/${PREBUILD}`,
+    });
+  });
+
   test('require("mman") maps memory', () => {
     const run = node(project, ['-e', useFromCommonJs]);
     expect(run.stderr).toBe('');
