@@ -141,19 +141,47 @@ void FreeIfDone(BufferRecord* record) {
   delete record;
 }
 
-// The backing store's finalizer: no ArrayBuffer holds the memory any more. Unless we
-// detached it, or it had moved to another ArrayBuffer, its object was collected with it.
+void StoreReleased(BufferRecord* record);
+
+// The backing store's finalizer: no ArrayBuffer holds the memory any more. Node and Bun run
+// it on the JavaScript thread; Deno may run it on a V8 background thread, where nothing of
+// the Lifetime may be touched: the record is queued for the JS thread (TakeStray).
 void OnStoreReleased(napi_env, void*, void* hint) {
   auto* record = static_cast<BufferRecord*>(hint);
   if (record->creating) {  // creation failed and Node finalized at once: LendBuffer cleans up
     record->finalizedWhileCreating = true;
     return;
   }
-  record->storeFinalized = true;
-  if (record->orphaned) {
+  if (record->orphaned) {  // its thread is gone: nothing else refers to it
     delete record;
     return;
   }
+  Lifetime* lifetime = record->owner;
+  if (!pthread_equal(pthread_self(), lifetime->jsThread)) {
+    std::lock_guard<std::mutex> lock(lifetime->strayMutex);
+    lifetime->stray.push_back(record);
+    lifetime->hasStray.store(true, std::memory_order_release);
+    return;
+  }
+  StoreReleased(record);
+}
+
+// On the JS thread: the store finalizers that ran elsewhere.
+void TakeStray(Lifetime* lifetime) {
+  if (!lifetime->hasStray.load(std::memory_order_acquire)) return;
+  std::vector<BufferRecord*> taken;
+  {
+    std::lock_guard<std::mutex> lock(lifetime->strayMutex);
+    taken.swap(lifetime->stray);
+    lifetime->hasStray.store(false, std::memory_order_relaxed);
+  }
+  for (BufferRecord* record : taken) StoreReleased(record);
+}
+
+// Unless we detached it, or it had moved to another ArrayBuffer, its object was collected
+// with its store.
+void StoreReleased(BufferRecord* record) {
+  record->storeFinalized = true;
   record->storeReleased = true;
   if (!record->storeMoved && !record->detachedByUs) {
     record->objectGone = true;
@@ -179,6 +207,7 @@ void BuffersGone(Region* region) {
 // the Mapping and every buffer over the region are gone.
 void OnHandleCollected(napi_env env, void* data, void*) {
   auto* region = static_cast<Region*>(data);
+  TakeStray(region->owner);
   napi_delete_reference(env, region->handle);
   region->handle = nullptr;
   BuffersGone(region);
@@ -239,6 +268,7 @@ void ArmCanary(Lifetime* lifetime) {
 
 // Sweeps at once if a GC has run since the last look.
 void SweepIfCollected(Lifetime* lifetime) {
+  TakeStray(lifetime);
   if (NothingToWatch(lifetime)) return;
   Canary* canary = lifetime->canary;
   if (canary != nullptr) {
@@ -297,6 +327,7 @@ bool AttachHandle(napi_env env, Region* region, napi_value handle) {
 }
 
 napi_value LendBuffer(napi_env env, Region* region, size_t offset, size_t length, bool kept) {
+  TakeStray(region->owner);
   Span* span = region->span;
   auto* record = new BufferRecord();
   record->owner = region->owner;
@@ -433,6 +464,7 @@ void SplitTail(Region* region, size_t newSize) {
 }
 
 void Sweep(Lifetime* lifetime) {
+  TakeStray(lifetime);
   if (NothingToWatch(lifetime)) return;
   napi_env env = lifetime->env;
   napi_handle_scope scope;
@@ -469,6 +501,7 @@ Lifetime::~Lifetime() {
   // The thread's environment is being torn down: its objects are all gone, and Node has run
   // the finalizers it will run (every region's among them). What is left is let go here.
   tearingDown = true;
+  TakeStray(this);
   canary = nullptr;  // its finalizer has run, or never will
   watched.clear();
   closed.clear();

@@ -19,8 +19,12 @@
 
 #include <napi.h>
 
+#include <pthread.h>
+
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <mutex>
 #include <vector>
 
 namespace mman {
@@ -80,11 +84,13 @@ struct BufferRecord {
   BufferRecord* next = nullptr;
 };
 
-// The spans and buffers of one JavaScript thread (the main thread or a worker).
+// The spans and buffers of one JavaScript thread (the main thread or a worker). Only that
+// thread touches it, except for `stray`, below.
 struct Lifetime {
-  explicit Lifetime(napi_env env) : env(env) {}
+  explicit Lifetime(napi_env env) : env(env), jsThread(pthread_self()) {}
   ~Lifetime();  // the thread is going away: releases whatever is left
   napi_env env;
+  pthread_t jsThread;
   Span* spans = nullptr;
   BufferRecord* records = nullptr;
   std::vector<Region*> closed;         // closed regions whose buffers may still be alive
@@ -92,6 +98,11 @@ struct Lifetime {
   Canary* canary = nullptr;            // an object only a weak reference holds: cleared by
                                        // the next GC, and its finalizer sweeps
   bool tearingDown = false;            // the thread's environment is going away
+  // Store finalizers that a runtime ran on another thread (Deno frees backing stores on
+  // V8's background threads and finalizes them there): queued, and settled on this thread.
+  std::mutex strayMutex;
+  std::vector<BufferRecord*> stray;    // guarded by strayMutex
+  std::atomic<bool> hasStray{false};
 };
 
 // ---- transitions (lifetime.cc) ----

@@ -1,7 +1,8 @@
-// memfd_create and file seals (fcntl F_ADD_SEALS / F_GET_SEALS): the two calls behind
-// SharedMemory that node:fs does not offer. Sizing, /dev/shm files and stat go through fs.
+// memfd_create and file seals (fcntl F_ADD_SEALS / F_GET_SEALS), and the descriptor calls
+// SharedMemory makes on the descriptors it owns (open, fstat, ftruncate, fchmod, close).
 #include <errno.h>
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -59,9 +60,66 @@ Napi::Value SetCloexec(const Napi::CallbackInfo& info) {
   return Napi::Number::New(env, 0);
 }
 
+// The descriptors SharedMemory holds are the addon's own, from open to close: some runtimes'
+// fs modules (Deno's) refuse a descriptor they did not open themselves.
+
+// openFile(path, flags, mode) -> fd | -errno. O_CLOEXEC always.
+Napi::Value OpenFile(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!info[0].IsString() || !info[1].IsNumber() || !info[2].IsNumber()) {
+    NAPI_THROW(Napi::TypeError::New(env, "native: openFile(path, flags, mode)"), env.Undefined());
+  }
+  std::string path = info[0].As<Napi::String>().Utf8Value();
+  int flags = info[1].As<Napi::Number>().Int32Value() | O_CLOEXEC;
+  auto mode = static_cast<mode_t>(info[2].As<Napi::Number>().Uint32Value());
+  int fd = open(path.c_str(), flags, mode);
+  if (fd < 0) return Errno(env, errno);
+  return Napi::Number::New(env, fd);
+}
+
+// fdStat(fd) -> [st_mode, st_size] | -errno
+Napi::Value FdStat(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  struct stat st;
+  if (fstat(info[0].As<Napi::Number>().Int32Value(), &st) != 0) return Errno(env, errno);
+  Napi::Array out = Napi::Array::New(env, 2);
+  out.Set(0u, Napi::Number::New(env, static_cast<double>(st.st_mode)));
+  out.Set(1u, Napi::Number::New(env, static_cast<double>(st.st_size)));
+  return out;
+}
+
+// fdTruncate(fd, size) -> 0 | -errno
+Napi::Value FdTruncate(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int fd = info[0].As<Napi::Number>().Int32Value();
+  auto size = static_cast<off_t>(info[1].As<Napi::Number>().Int64Value());
+  if (ftruncate(fd, size) != 0) return Errno(env, errno);
+  return Napi::Number::New(env, 0);
+}
+
+// fdChmod(fd, mode) -> 0 | -errno
+Napi::Value FdChmod(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int fd = info[0].As<Napi::Number>().Int32Value();
+  if (fchmod(fd, static_cast<mode_t>(info[1].As<Napi::Number>().Uint32Value())) != 0) return Errno(env, errno);
+  return Napi::Number::New(env, 0);
+}
+
+// fdClose(fd) -> 0 | -errno
+Napi::Value FdClose(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (close(info[0].As<Napi::Number>().Int32Value()) != 0) return Errno(env, errno);
+  return Napi::Number::New(env, 0);
+}
+
 }  // namespace
 
 void InitShared(Napi::Env env, Napi::Object exports) {
+  exports.Set("openFile", Napi::Function::New(env, OpenFile, "openFile"));
+  exports.Set("fdStat", Napi::Function::New(env, FdStat, "fdStat"));
+  exports.Set("fdTruncate", Napi::Function::New(env, FdTruncate, "fdTruncate"));
+  exports.Set("fdChmod", Napi::Function::New(env, FdChmod, "fdChmod"));
+  exports.Set("fdClose", Napi::Function::New(env, FdClose, "fdClose"));
   exports.Set("memfdCreate", Napi::Function::New(env, MemfdCreate, "memfdCreate"));
   exports.Set("addSeals", Napi::Function::New(env, AddSeals, "addSeals"));
   exports.Set("getSeals", Napi::Function::New(env, GetSeals, "getSeals"));

@@ -1,6 +1,6 @@
 // class Mapping and the functions that create one: mmap(), mapFile(), mapAnonymous().
 // Policy lives here (defaults, validation, page arithmetic); native/ only makes the calls.
-import { closeSync, fstatSync, openSync, type PathLike } from 'node:fs';
+import { closeSync, openSync, type PathLike } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import { constants as bufferConstants } from 'node:buffer';
 import { constants as osConstants } from 'node:os';
@@ -569,6 +569,19 @@ export function mmap(length: number, prot: Prot, flags: MapFlags, fd = -1, offse
 /** How {@link mapFile} maps: `'r'` read-only shared, `'r+'` read-write shared, `'copy'` read-write private (copy-on-write). */
 export type MapFileMode = 'r' | 'r+' | 'copy';
 
+const S_IFMT = 0o170000;
+const S_IFREG = 0o100000;
+
+/**
+ * @internal fstat(2) through the addon, which works on any descriptor; some runtimes' fs
+ * (Deno's) refuse one they did not open themselves.
+ */
+export function statFd(fd: number): { isFile: boolean; size: number } {
+  const result = native.fdStat(fd);
+  if (typeof result === 'number') throw systemError(result, 'fstat');
+  return { isFile: (result[0] & S_IFMT) === S_IFREG, size: result[1] };
+}
+
 /** Options for {@link mapFile}. */
 export interface MapFileOptions {
   /** `'r'` (default): read-only, `MAP_SHARED`. `'r+'`: read-write, `MAP_SHARED`, writes reach the file. `'copy'`: read-write, `MAP_PRIVATE`, writes stay in this process. */
@@ -643,9 +656,9 @@ export function mapFile(file: FileTarget, options?: MapFileOptions): Mapping {
     throw invalidArgType('file', 'a path (string, Buffer, URL), a file descriptor or a FileHandle', file);
   }
   try {
-    const stat = fstatSync(fd);
+    const stat = statFd(fd);
     let length = opts.length;
-    if (stat.isFile()) {
+    if (stat.isFile) {
       if (stat.size === 0) throw mmanError('ERR_MAPPING_EMPTY_FILE', `Cannot map an empty file${path ? ` '${path}'` : ''}: any access would raise SIGBUS`);
       if (offset >= stat.size) throw outOfRange('options.offset', `< the file size (${stat.size})`, offset);
       length ??= stat.size - offset;

@@ -36,6 +36,11 @@ export interface NativeAddon {
   addSeals(fd: number, seals: number): number;
   getSeals(fd: number): number;
   setCloexec(fd: number, on: boolean): number;
+  openFile(path: string, flags: number, mode: number): number;
+  fdStat(fd: number): [mode: number, size: number] | number;
+  fdTruncate(fd: number, size: number): number;
+  fdChmod(fd: number, mode: number): number;
+  fdClose(fd: number): number;
   wait(handle: Handle, buffer: ArrayBuffer, byteOffset: number, expected: number,
        timeoutMs: number, spin: number, waitersOffset: number): number;
   notify(handle: Handle, buffer: ArrayBuffer, byteOffset: number, count: number,

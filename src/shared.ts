@@ -1,11 +1,11 @@
 // SharedMemory (memfd_create or a /dev/shm file) and fork(), which hands SharedMemory fds
 // to a Node child. Node's fork is fork + exec, which drops every mapping: only an fd crosses.
 import { fork as forkProcess, type ChildProcess, type ForkOptions, type StdioOptions } from 'node:child_process';
-import { closeSync, constants as fsConstants, fchmodSync, fstatSync, ftruncateSync, openSync, unlinkSync } from 'node:fs';
+import { constants as fsConstants, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
 
 import { native } from './native';
-import { dispose, mapFile, type Mapping, type MapFileOptions } from './mapping';
+import { dispose, mapFile, statFd, type Mapping, type MapFileOptions } from './mapping';
 import {
   invalidArgType, invalidArgValue, mmanError, systemError, validateBoolean,
   validateInteger, validateOptions,
@@ -69,6 +69,17 @@ const CONSTRUCT = Symbol('SharedMemory.construct');
 
 let inheritedSegments: SharedMemory[] | undefined;
 
+// The descriptors a SharedMemory holds are opened, sized, looked at and closed by the addon,
+// never by node:fs: some runtimes' fs (Deno's) refuse a descriptor they did not open.
+function check(rc: number, syscall: string, path?: string): number {
+  if (rc < 0) throw systemError(rc, syscall, path);
+  return rc;
+}
+
+function openFd(path: string, flags: number, mode: number): number {
+  return check(native.openFile(path, flags, mode), 'open', path);
+}
+
 /**
  * A segment of memory that several processes map: an anonymous `memfd_create(2)` file,
  * or a named file in `/dev/shm`. Every {@link SharedMemory.map} is `MAP_SHARED`, so what
@@ -111,12 +122,12 @@ export class SharedMemory implements Disposable {
       const name = validateName(opts.name);
       if (fixedSize) throw invalidArgValue('options.fixedSize', fixedSize, 'needs a memfd: a /dev/shm file cannot be sealed');
       const path = join(SHM_DIRECTORY, name);
-      const fd = openSync(path, fsConstants.O_RDWR | fsConstants.O_CREAT | fsConstants.O_EXCL | fsConstants.O_NOFOLLOW, 0o600);
+      const fd = openFd(path, fsConstants.O_RDWR | fsConstants.O_CREAT | fsConstants.O_EXCL | fsConstants.O_NOFOLLOW, 0o600);
       try {
-        fchmodSync(fd, 0o600);  // the umask may have taken bits away; never added, but be exact
-        ftruncateSync(fd, size);
+        check(native.fdChmod(fd, 0o600), 'fchmod');  // the umask may have taken bits away; never added, but be exact
+        check(native.fdTruncate(fd, size), 'ftruncate');
       } catch (err) {
-        closeSync(fd);
+        native.fdClose(fd);
         unlinkSync(path);
         throw err;
       }
@@ -125,11 +136,10 @@ export class SharedMemory implements Disposable {
     const fd = native.memfdCreate('mman', MFD_CLOEXEC | MFD_ALLOW_SEALING);
     if (fd < 0) throw systemError(fd, 'memfd_create');
     try {
-      ftruncateSync(fd, size);
-      const rc = native.addSeals(fd, F_SEAL_SHRINK | (fixedSize ? F_SEAL_GROW : 0));
-      if (rc < 0) throw systemError(rc, 'fcntl');
+      check(native.fdTruncate(fd, size), 'ftruncate');
+      check(native.addSeals(fd, F_SEAL_SHRINK | (fixedSize ? F_SEAL_GROW : 0)), 'fcntl');
     } catch (err) {
-      closeSync(fd);
+      native.fdClose(fd);
       throw err;
     }
     return new SharedMemory(CONSTRUCT, fd, undefined);
@@ -138,7 +148,7 @@ export class SharedMemory implements Disposable {
   /** Opens the existing named segment `/dev/shm/<name>` read-write (`ENOENT` if there is none). */
   static open(name: string): SharedMemory {
     const valid = validateName(name);
-    const fd = openSync(join(SHM_DIRECTORY, valid), fsConstants.O_RDWR | fsConstants.O_NOFOLLOW);
+    const fd = openFd(join(SHM_DIRECTORY, valid), fsConstants.O_RDWR | fsConstants.O_NOFOLLOW, 0);
     return new SharedMemory(CONSTRUCT, fd, valid);
   }
 
@@ -151,7 +161,7 @@ export class SharedMemory implements Disposable {
   static fromFd(fd: number, name?: string): SharedMemory {
     validateInteger(fd, 'fd', 0, 2 ** 31 - 1);
     if (name !== undefined) validateName(name);
-    if (!fstatSync(fd).isFile()) throw invalidArgValue('fd', fd, 'must be a memfd or a file in /dev/shm');
+    if (!statFd(fd).isFile) throw invalidArgValue('fd', fd, 'must be a memfd or a file in /dev/shm');
     return new SharedMemory(CONSTRUCT, fd, name);
   }
 
@@ -183,7 +193,7 @@ export class SharedMemory implements Disposable {
 
   /** The size in bytes, as the kernel has it now (another process may have grown it). */
   get size(): number {
-    return fstatSync(this.fd).size;
+    return statFd(this.fd).size;
   }
 
   /** The name in `/dev/shm`, or `undefined` for a memfd. */
@@ -218,7 +228,7 @@ export class SharedMemory implements Disposable {
     const size = this.size;
     validateInteger(newSize, 'newSize', size, MAX_SIZE);
     if (newSize === size) return;
-    ftruncateSync(fd, newSize);
+    check(native.fdTruncate(fd, newSize), 'ftruncate');
   }
 
   /** Closes the fd. Idempotent. Mappings already made stay valid; a named segment keeps its name. */
@@ -226,7 +236,7 @@ export class SharedMemory implements Disposable {
     const fd = this.#fd;
     if (fd < 0) return;
     this.#fd = -1;
-    closeSync(fd);
+    check(native.fdClose(fd), 'close');
   }
 
   /**
