@@ -96,6 +96,22 @@ Napi::Value MallocInUse(const Napi::CallbackInfo& info) {
 
 void DeleteAddonEnv(napi_env, void* data, void*) { delete static_cast<AddonEnv*>(data); }
 
+// 0 if this runtime lets an ArrayBuffer over memory it did not allocate exist, else the
+// Node-API status that refused it (napi_no_external_buffers_allowed: Electron 21 and later,
+// whose V8 runs with its memory cage). Found out once, here.
+int ExternalBuffersStatus(napi_env env) {
+  static uint8_t probe[1];
+  napi_value buffer;
+  napi_status status = napi_create_external_arraybuffer(env, probe, sizeof probe, nullptr, nullptr, &buffer);
+  if (status != napi_ok) {
+    bool pending = false;
+    napi_is_exception_pending(env, &pending);
+    napi_value ignored;
+    if (pending) napi_get_and_clear_last_exception(env, &ignored);
+  }
+  return static_cast<int>(status);
+}
+
 }  // namespace
 
 AddonEnv* AddonEnvOf(napi_env env) {
@@ -115,6 +131,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   }, addon);
   exports.Set("pageSize", Napi::Number::New(env, static_cast<double>(PageSize())));
   exports.Set("constants", Constants(env));
+  exports.Set("externalBuffers", Napi::Number::New(env, ExternalBuffersStatus(env)));
 #if defined(MMAN_TEST_HOOKS)
   exports.Set("mallocInUse", Napi::Function::New(env, MallocInUse, "mallocInUse"));
 #endif

@@ -19,6 +19,7 @@ export interface SystemError extends Error {
 export type MmanErrorCode =
   | 'ERR_MAPPING_CLOSED'
   | 'ERR_MAPPING_EMPTY_FILE'
+  | 'ERR_MAPPING_EXTERNAL_BUFFERS_FORBIDDEN'
   | 'ERR_MAPPING_TRUNCATED'
   | 'ERR_SHARED_MEMORY_CLOSED'
   | 'ERR_INVALID_STATE';

@@ -531,9 +531,19 @@ function validateFileOffset(offset: unknown): void {
   if ((offset as number) % PAGE_SIZE !== 0) throw outOfRange('offset', `a multiple of PAGE_SIZE (${PAGE_SIZE})`, offset);
 }
 
+// napi_no_external_buffers_allowed, as Node-API numbers it.
+const NO_EXTERNAL_BUFFERS_ALLOWED = 22;
+
 // The one place a Mapping is born: mmap, then wrap; on any later failure, unmap.
 function create(length: number, prot: number, flags: number, fd: number, offset: number, delta: number,
                 hint?: bigint, path?: string): Mapping {
+  if (native.externalBuffers !== 0) {
+    const why = native.externalBuffers === NO_EXTERNAL_BUFFERS_ALLOWED
+      ? 'it refuses external ArrayBuffers (napi_no_external_buffers_allowed: Electron 21 and later run V8 with its memory cage)'
+      : `napi_create_external_arraybuffer failed at load with status ${native.externalBuffers}`;
+    throw mmanError('ERR_MAPPING_EXTERNAL_BUFFERS_FORBIDDEN',
+      `This runtime cannot put an ArrayBuffer over mapped memory: ${why}. mman maps nothing here; read the file with fs instead`);
+  }
   const granule = (flags & MapFlags.HugeTLB) !== 0 ? hugePageSize(flags) : PAGE_SIZE;
   const size = roundUp(delta + length, granule);
   const result = native.map(size, prot, flags, fd, offset, hint);

@@ -7,6 +7,8 @@ export type Handle = { readonly __mmanHandle: unique symbol };
 export interface NativeAddon {
   readonly pageSize: number;
   readonly constants: Readonly<Record<string, number>>;
+  /** 0 if the runtime allows ArrayBuffers over external memory, else the refusing napi_status. */
+  readonly externalBuffers: number;
   map(length: number, prot: number, flags: number, fd: number, offset: number,
       hint?: bigint): Handle | number;
   /** Use {@link lend}, which keeps the handle on the buffer as native/lifetime.h requires. */

@@ -4,7 +4,9 @@ import { closeSync, mkdirSync, openSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { join } from 'node:path';
 import { mapAnonymous, mapFile, Mapping, mappingStats, mmap, Advice, MapFlags, PAGE_SIZE, Prot } from '../src';
-import { fileWith, tempDir, thrown } from './helpers';
+import { spawnSync } from 'node:child_process';
+import { native } from '../src/native';
+import { fileWith, LIB, tempDir, thrown } from './helpers';
 
 let dir: string;
 let cleanup: () => void;
@@ -246,5 +248,41 @@ describe('use after unmap', () => {
     expect(m.closed).toBe(false);
     m.unmap({});
     expect(m.closed).toBe(true);
+  });
+});
+
+describe('runtimes that forbid external ArrayBuffers', () => {
+  test('this one allows them: the probe at load answers napi_ok', () => {
+    expect(native.externalBuffers).toBe(0);
+  });
+
+  test('where the probe was refused, every way to map throws ERR_MAPPING_EXTERNAL_BUFFERS_FORBIDDEN and maps nothing', () => {
+    // No such runtime here (Electron's memory cage): the probe's answer is injected into the
+    // addon's exports, which the library reads, before the library loads.
+    const code = `
+      const addon = require('node-gyp-build')(${JSON.stringify(join(__dirname, '..'))});
+      addon.externalBuffers = 22; // napi_no_external_buffers_allowed
+      const mman = require(${JSON.stringify(LIB)});
+      const fs = require('fs');
+      const file = ${JSON.stringify(file)};
+      const tries = {
+        mmap: () => mman.mmap(mman.PAGE_SIZE, mman.Prot.Read, mman.MapFlags.Private | mman.MapFlags.Anonymous),
+        mapAnonymous: () => mman.mapAnonymous(mman.PAGE_SIZE),
+        mapFile: () => mman.mapFile(file),
+        'SharedMemory.map': () => { const shm = mman.SharedMemory.create(mman.PAGE_SIZE); try { return shm.map(); } finally { shm.close(); } },
+      };
+      const out = {};
+      for (const [name, fn] of Object.entries(tries)) {
+        try { fn(); out[name] = 'mapped'; } catch (e) { out[name] = [e.code, e.name, /memory cage/.test(e.message)]; }
+      }
+      out.stats = mman.mappingStats();
+      console.log(JSON.stringify(out));`;
+    const child = spawnSync(process.execPath, ['-e', code], { encoding: 'utf8', timeout: 60_000 });
+    expect(child.stderr).toBe('');
+    const refused = ['ERR_MAPPING_EXTERNAL_BUFFERS_FORBIDDEN', 'Error', true];
+    expect(JSON.parse(child.stdout)).toEqual({
+      mmap: refused, mapAnonymous: refused, mapFile: refused, 'SharedMemory.map': refused,
+      stats: { regions: 0, bytes: 0, retiredRegions: 0, retiredBytes: 0 },
+    });
   });
 });
