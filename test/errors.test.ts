@@ -260,7 +260,9 @@ describe('runtimes that forbid external ArrayBuffers', () => {
     // No such runtime here (Electron's memory cage): the probe's answer is injected into the
     // addon's exports, which the library reads, before the library loads.
     const code = `
-      const addon = require('node-gyp-build')(${JSON.stringify(join(__dirname, '..'))});
+      // The very module object the library will load (src/native.ts: MMAN_ADDON, else node-gyp-build).
+      const addon = process.env.MMAN_ADDON ? require(process.env.MMAN_ADDON)
+        : require('node-gyp-build')(${JSON.stringify(join(__dirname, '..'))});
       addon.externalBuffers = 22; // napi_no_external_buffers_allowed
       const mman = require(${JSON.stringify(LIB)});
       const fs = require('fs');
