@@ -23,6 +23,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "answers.h"
 #include "env.h"
 #include "mapping.h"
 
@@ -45,10 +46,11 @@ namespace mman {
 
 namespace {
 
-constexpr int kOk = 0;
-constexpr int kNotEqual = 1;
-constexpr int kTimedOut = 2;
-constexpr int kCancelled = 3;
+using answers::kMisaligned;
+constexpr int kOk = answers::kWaitOk;
+constexpr int kNotEqual = answers::kWaitNotEqual;
+constexpr int kTimedOut = answers::kWaitTimedOut;
+constexpr int kCancelled = answers::kWaitCancelled;
 constexpr size_t kWaitsPerThread = FUTEX_WAITV_MAX - 1;  // one slot is the control word
 
 inline void CpuRelax() {
@@ -91,7 +93,7 @@ int32_t* Word(Napi::Env env, Region* region, const Napi::Value& abValue,
               const Napi::Value& offsetValue, bool* misaligned) {
   *misaligned = false;
   if (!abValue.IsArrayBuffer() || !offsetValue.IsNumber()) {
-    Napi::TypeError::New(env, "native: (handle, ArrayBuffer, byteOffset) expected")
+    ArgTypeError(env, "native: (handle, ArrayBuffer, byteOffset) expected")
         .ThrowAsJavaScriptException();
     return nullptr;
   }
@@ -100,13 +102,13 @@ int32_t* Word(Napi::Env env, Region* region, const Napi::Value& abValue,
   auto* data = static_cast<uint8_t*>(ab.Data());
   if (!region->open || data == nullptr || !(offset >= 0) ||
       offset + 4 > static_cast<double>(ab.ByteLength())) {
-    Napi::RangeError::New(env, "native: word outside the mapping").ThrowAsJavaScriptException();
+    ArgRangeError(env, "native: word outside the mapping").ThrowAsJavaScriptException();
     return nullptr;
   }
   uint8_t* addr = data + static_cast<size_t>(offset);
   const uint8_t* base = region->span->base;
   if (addr < base || addr + 4 > base + region->span->size) {
-    Napi::RangeError::New(env, "native: buffer is not over this mapping")
+    ArgRangeError(env, "native: buffer is not over this mapping")
         .ThrowAsJavaScriptException();
     return nullptr;
   }
@@ -127,14 +129,14 @@ int32_t* OptionalWord(Napi::Env env, Region* region, const Napi::Value& ab,
   int32_t* word = Word(env, region, ab, offset, &misaligned);
   if (word == nullptr) {
     *ok = false;
-    if (misaligned) Napi::RangeError::New(env, "native: misaligned").ThrowAsJavaScriptException();
+    if (misaligned) ArgRangeError(env, "native: misaligned").ThrowAsJavaScriptException();
   }
   return word;
 }
 
 // The (handle, ab, byteOffset, ..., waitersOffset) every call here starts with. On failure
 // returns false with *early set to what to return: undefined (JS exception pending) or
-// -EINVAL for a misaligned word, which the TypeScript layer reports.
+// answers::kMisaligned for a misaligned word, which the TypeScript layer reports.
 struct WordArgs {
   Region* region = nullptr;
   int32_t* word = nullptr;
@@ -150,7 +152,7 @@ bool ReadWordArgs(const Napi::CallbackInfo& info, size_t waitersArg, WordArgs* o
   bool misaligned = false;
   out->word = Word(env, out->region, info[1], info[2], &misaligned);
   if (out->word == nullptr) {
-    if (misaligned) *early = Napi::Number::New(env, -EINVAL);
+    if (misaligned) *early = Napi::Number::New(env, kMisaligned);
     return false;
   }
   bool ok = true;
@@ -159,7 +161,7 @@ bool ReadWordArgs(const Napi::CallbackInfo& info, size_t waitersArg, WordArgs* o
 }
 
 // wait(handle, ab, byteOffset, expected, timeoutMs (-1: forever), spin, waitersOffset)
-//   -> 0 ok | 1 not-equal | 2 timed-out | -errno ; -EINVAL for a misaligned word
+//   -> kWaitOk | kWaitNotEqual | kWaitTimedOut | -errno | kMisaligned (answers.h)
 Napi::Value Wait(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   WordArgs args;
@@ -408,7 +410,7 @@ FutexEnv* StateOf(Napi::Env env) {
 }
 
 // waitAsyncStart(handle, ab, byteOffset, expected, timeoutMs (-1: forever), waitersOffset,
-//                callback(result)) -> id | -EINVAL (misaligned)
+//                callback(result)) -> id | kMisaligned (answers.h)
 Napi::Value WaitAsyncStart(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   WordArgs args;
@@ -418,7 +420,7 @@ Napi::Value WaitAsyncStart(const Napi::CallbackInfo& info) {
   int32_t* word = args.word;
   int32_t* waiters = args.waiters;
   if (!info[6].IsFunction()) {
-    NAPI_THROW(Napi::TypeError::New(env, "native: callback expected"), env.Undefined());
+    NAPI_THROW(ArgTypeError(env, "native: callback expected"), env.Undefined());
   }
   FutexEnv* state = StateOf(env);
   auto* w = new AsyncWait(region);

@@ -1,3 +1,7 @@
+// The slot table and the handler only: no Node-API here (a signal handler may not call it).
+// The entry points that register a mapping are with the other operations on a live mapping,
+// in memory.cc.
+//
 // SIGBUS: reading a page of a file mapping past the end of the file (truncated by another
 // process, say) raises SIGBUS, and Node installs no handler: the process dies. For mappings
 // that opt in, this handler maps a zero page over the faulting page and returns, so the read
@@ -14,7 +18,6 @@
 #include <atomic>
 #include <mutex>
 
-#include "mapping.h"
 
 namespace mman {
 
@@ -69,39 +72,13 @@ void OnSigbus(int sig, siginfo_t* info, void* context) {
 }
 
 void Install() {
-  pageMask = ~(static_cast<uintptr_t>(PageSize()) - 1);
+  pageMask = ~(static_cast<uintptr_t>(sysconf(_SC_PAGESIZE)) - 1);
   struct sigaction action;
   memset(&action, 0, sizeof action);
   action.sa_sigaction = OnSigbus;
   action.sa_flags = SA_SIGINFO | SA_ONSTACK | SA_NODEFER;
   sigemptyset(&action.sa_mask);
   sigaction(SIGBUS, &action, &previous);
-}
-
-// guard(handle, prot) -> 0 | -errno: registers the mapping's pages
-Napi::Value Guard(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  Region* region = UnwrapRegion(env, info[0]);
-  if (region == nullptr) return env.Undefined();
-  if (!region->open) return Napi::Number::New(env, -EBADF);
-  if (region->guarded) return Napi::Number::New(env, 0);
-  int prot = info[1].As<Napi::Number>().Int32Value();
-  Span* span = region->span;
-  int slot = GuardRegister(reinterpret_cast<uintptr_t>(span->base), span->size, prot, 0);
-  if (slot < 0) return Napi::Number::New(env, -ENOSPC);
-  span->guardSlot = slot;
-  region->guarded = true;  // spans the region moves to later are registered too
-  region->guardProt = prot;
-  return Napi::Number::New(env, 0);
-}
-
-// guardFaults(handle) -> pages replaced by zero pages since guard()
-Napi::Value Faults(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  Region* region = UnwrapRegion(env, info[0]);
-  if (region == nullptr) return env.Undefined();
-  int slot = region->open ? region->span->guardSlot : -1;
-  return Napi::Number::New(env, slot < 0 ? 0 : GuardFaults(slot));
 }
 
 }  // namespace
@@ -133,9 +110,5 @@ void GuardUnregister(int slot) {
 
 uint32_t GuardFaults(int slot) { return slots[slot].faults.load(std::memory_order_relaxed); }
 
-void InitGuard(Napi::Env env, Napi::Object exports) {
-  exports.Set("guard", Napi::Function::New(env, Guard, "guard"));
-  exports.Set("guardFaults", Napi::Function::New(env, Faults, "guardFaults"));
-}
 
 }  // namespace mman

@@ -5,7 +5,6 @@
 #include <cstddef>
 #include <cstdint>
 
-#include <napi.h>
 
 namespace mman {
 
@@ -20,6 +19,5 @@ void GuardUnregister(int slot);
 // Pages replaced in the slot's range since it was registered.
 uint32_t GuardFaults(int slot);
 
-void InitGuard(Napi::Env env, Napi::Object exports);
 
 }  // namespace mman

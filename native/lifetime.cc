@@ -349,7 +349,7 @@ napi_value LendBuffer(napi_env env, Region* region, size_t offset, size_t length
     bool pending = false;
     napi_is_exception_pending(env, &pending);
     if (!pending) {
-      napi_throw_range_error(env, nullptr, created
+      napi_throw_range_error(env, "ERR_OUT_OF_RANGE", created
           ? "native: ArrayBuffer finalized during creation"
           : "native: cannot create an ArrayBuffer of this length");
     }

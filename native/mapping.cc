@@ -1,6 +1,7 @@
 // mmap and mremap, and the ArrayBuffers over the result: the kernel side of a Mapping. What
 // happens to a range afterwards (closing, retiring, releasing) is lifetime.cc's, drawn in
 // docs/ARCHITECTURE.md.
+#include "answers.h"
 #include "mapping.h"
 
 #include <errno.h>
@@ -30,21 +31,19 @@ const napi_type_tag kRegionTag = {0x6d6d616e5f726567ULL, 0x696f6e5f68616e64ULL};
 // A non-negative integer that fits a size_t, as passed by the TypeScript layer.
 bool ReadSize(Napi::Env env, const Napi::Value& value, const char* name, size_t* out) {
   if (!value.IsNumber()) {
-    Napi::TypeError::New(env, std::string("native: ") + name + " must be a number")
+    ArgTypeError(env, std::string("native: ") + name + " must be a number")
         .ThrowAsJavaScriptException();
     return false;
   }
   double d = value.As<Napi::Number>().DoubleValue();
   if (!(d >= 0) || d != std::floor(d) || d > 9007199254740991.0) {
-    Napi::RangeError::New(env, std::string("native: ") + name + " must be a safe integer >= 0")
+    ArgRangeError(env, std::string("native: ") + name + " must be a safe integer >= 0")
         .ThrowAsJavaScriptException();
     return false;
   }
   *out = static_cast<size_t>(d);
   return true;
 }
-
-Napi::Value Errno(Napi::Env env, int err) { return Napi::Number::New(env, -err); }
 
 // The optional ArrayBuffer argument a caller keeps and passes back to unmap()/remap().
 napi_value KeptArg(const Napi::CallbackInfo& info, size_t i) {
@@ -150,7 +149,7 @@ int CopyAnonymous(Region* region, size_t newSize) {
 // contents belong to it alone, and its new pages must come from the file, which only the
 // old mapping knows. So the pages are moved (MREMAP_DONTUNMAP keeps the old range mapped,
 // empty) and copied back where they differ, for whatever pins the old range to read. A
-// write into the old range racing the move may be lost from it. Returns 1 when the region
+// write into the old range racing the move may be lost from it. Returns answers::kMovedNotGrown when the region
 // moved but could not grow (ENOMEM), with its buffers retired all the same.
 int MovePrivate(Region* region, size_t newSize) {
   Span* old = region->span;
@@ -169,7 +168,7 @@ int MovePrivate(Region* region, size_t newSize) {
   GuardSpan(region, span, faults);  // the copy below reads the moved pages: guard them first
   RestoreContents(oldBase, span->base, oldSize, prot);
   // Nothing points into the moved pages yet: they may move again to grow.
-  return RemapAlone(region, newSize, MREMAP_MAYMOVE) == 0 ? 0 : 1;
+  return RemapAlone(region, newSize, MREMAP_MAYMOVE) == 0 ? 0 : answers::kMovedNotGrown;
 }
 
 // map(length, prot, flags, fd, offset, hint?) -> handle | -errno
@@ -187,7 +186,7 @@ Napi::Value Map(const Napi::CallbackInfo& info) {
     hint = reinterpret_cast<void*>(info[5].As<Napi::BigInt>().Uint64Value(&lossless));
   }
   if ((flags & MAP_FIXED) != 0) {  // the TypeScript layer must route MAP_FIXED through Fixed()
-    Napi::TypeError::New(env, "native: MAP_FIXED is not accepted by map()")
+    ArgTypeError(env, "native: MAP_FIXED is not accepted by map()")
         .ThrowAsJavaScriptException();
     return env.Undefined();
   }
@@ -219,7 +218,7 @@ Napi::Value Buffer(const Napi::CallbackInfo& info) {
   if (!ReadSize(env, info[1], "offset", &offset) || !ReadSize(env, info[2], "length", &length))
     return env.Undefined();
   if (!region->open || offset > region->span->size || length > region->span->size - offset) {
-    NAPI_THROW(Napi::RangeError::New(env, "native: buffer outside the mapping"), env.Undefined());
+    NAPI_THROW(ArgRangeError(env, "native: buffer outside the mapping"), env.Undefined());
   }
   bool kept = info.Length() > 3 && info[3].ToBoolean().Value();
   napi_value buffer = LendBuffer(env, region, offset, length, kept);
@@ -243,8 +242,8 @@ Napi::Value NoteTransfer(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
-// remap(handle, newSize, flags, kept?) -> 0 | -errno (nothing changed) | 1 (moved but could
-// not grow: ENOMEM; the old buffers were retired all the same)
+// remap(handle, newSize, flags, kept?) -> 0 | -errno (nothing changed) |
+// answers::kMovedNotGrown (moved, could not grow: ENOMEM; the old buffers retired all the same)
 Napi::Value Remap(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   Region* region = UnwrapRegion(env, info[0]);
@@ -254,7 +253,7 @@ Napi::Value Remap(const Napi::CallbackInfo& info) {
   int flags = info[2].As<Napi::Number>().Int32Value();
   if (!region->open || newSize == 0 || newSize % PageSize() != 0 ||
       (flags & ~MREMAP_MAYMOVE) != 0) {
-    NAPI_THROW(Napi::RangeError::New(env, "native: bad remap"), env.Undefined());
+    NAPI_THROW(ArgRangeError(env, "native: bad remap"), env.Undefined());
   }
   Span* span = region->span;
   int rc;
@@ -305,7 +304,7 @@ Napi::Value Address(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   Region* region = UnwrapRegion(env, info[0]);
   if (region == nullptr) return env.Undefined();
-  if (!region->open) NAPI_THROW(Napi::Error::New(env, "native: mapping is closed"), env.Undefined());
+  if (!region->open) NAPI_THROW(ClosedError(env), env.Undefined());
   return Napi::BigInt::New(env, static_cast<uint64_t>(reinterpret_cast<uintptr_t>(region->span->base)));
 }
 
@@ -336,7 +335,7 @@ Region* UnwrapRegion(Napi::Env env, const Napi::Value& value) {
   bool tagged = false;
   if (value.IsExternal()) napi_check_object_type_tag(env, value, &kRegionTag, &tagged);
   if (!tagged) {
-    Napi::TypeError::New(env, "native: not a mapping handle").ThrowAsJavaScriptException();
+    ArgTypeError(env, "native: not a mapping handle").ThrowAsJavaScriptException();
     return nullptr;
   }
   return value.As<Napi::External<Region>>().Data();
@@ -349,12 +348,12 @@ uint8_t* RegionRange(Napi::Env env, Region* region, const Napi::Value& offsetVal
       !ReadSize(env, lengthValue, "length", &length))
     return nullptr;
   if (!region->open) {
-    Napi::Error::New(env, "native: mapping is closed").ThrowAsJavaScriptException();
+    ClosedError(env).ThrowAsJavaScriptException();
     return nullptr;
   }
   size_t size = region->span->size;
   if (offset % PageSize() != 0 || offset > size || length > size - offset) {
-    Napi::RangeError::New(env, "native: range outside the mapping or unaligned")
+    ArgRangeError(env, "native: range outside the mapping or unaligned")
         .ThrowAsJavaScriptException();
     return nullptr;
   }

@@ -6,13 +6,13 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "answers.h"
+#include "guard.h"
 #include "mapping.h"
 
 namespace mman {
 
 namespace {
-
-Napi::Value Result(Napi::Env env, int rc) { return Napi::Number::New(env, rc == 0 ? 0 : -errno); }
 
 int IntArg(const Napi::CallbackInfo& info, size_t i) {
   return info[i].As<Napi::Number>().Int32Value();
@@ -120,14 +120,40 @@ Napi::Value Residency(const Napi::CallbackInfo& info) {
   if (addr == nullptr) return env.Undefined();
   if (!info[3].IsTypedArray() ||
       info[3].As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array) {
-    NAPI_THROW(Napi::TypeError::New(env, "native: out must be a Uint8Array"), env.Undefined());
+    NAPI_THROW(ArgTypeError(env, "native: out must be a Uint8Array"), env.Undefined());
   }
   auto out = info[3].As<Napi::Uint8Array>();
   size_t pages = (length + PageSize() - 1) / PageSize();
   if (out.ElementLength() < pages) {
-    NAPI_THROW(Napi::RangeError::New(env, "native: out is too short"), env.Undefined());
+    NAPI_THROW(ArgRangeError(env, "native: out is too short"), env.Undefined());
   }
   return Result(env, mincore(addr, length, out.Data()));
+}
+
+// guard(handle, prot) -> 0 | -errno: registers the mapping's pages with the SIGBUS guard
+Napi::Value Guard(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Region* region = UnwrapRegion(env, info[0]);
+  if (region == nullptr) return env.Undefined();
+  if (!region->open) return Napi::Number::New(env, -EBADF);
+  if (region->guarded) return Napi::Number::New(env, 0);
+  int prot = info[1].As<Napi::Number>().Int32Value();
+  Span* span = region->span;
+  int slot = GuardRegister(reinterpret_cast<uintptr_t>(span->base), span->size, prot, 0);
+  if (slot < 0) return Napi::Number::New(env, -ENOSPC);
+  span->guardSlot = slot;
+  region->guarded = true;  // spans the region moves to later are registered too
+  region->guardProt = prot;
+  return Napi::Number::New(env, 0);
+}
+
+// guardFaults(handle) -> pages replaced by zero pages since guard()
+Napi::Value Faults(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Region* region = UnwrapRegion(env, info[0]);
+  if (region == nullptr) return env.Undefined();
+  int slot = region->open ? region->span->guardSlot : -1;
+  return Napi::Number::New(env, slot < 0 ? 0 : GuardFaults(slot));
 }
 
 }  // namespace
@@ -140,6 +166,8 @@ void InitMemory(Napi::Env env, Napi::Object exports) {
   exports.Set("lock", Napi::Function::New(env, Lock, "lock"));
   exports.Set("unlock", Napi::Function::New(env, Unlock, "unlock"));
   exports.Set("residency", Napi::Function::New(env, Residency, "residency"));
+  exports.Set("guard", Napi::Function::New(env, Guard, "guard"));
+  exports.Set("guardFaults", Napi::Function::New(env, Faults, "guardFaults"));
 }
 
 }  // namespace mman

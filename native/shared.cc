@@ -10,17 +10,17 @@
 
 #include <napi.h>
 
+#include "answers.h"
+
 namespace mman {
 
 namespace {
-
-Napi::Value Errno(Napi::Env env, int err) { return Napi::Number::New(env, -err); }
 
 // memfdCreate(name, flags) -> fd | -errno
 Napi::Value MemfdCreate(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (!info[0].IsString() || !info[1].IsNumber()) {
-    NAPI_THROW(Napi::TypeError::New(env, "native: memfdCreate(name: string, flags: number)"),
+    NAPI_THROW(ArgTypeError(env, "native: memfdCreate(name: string, flags: number)"),
                env.Undefined());
   }
   std::string name = info[0].As<Napi::String>().Utf8Value();
@@ -67,7 +67,7 @@ Napi::Value SetCloexec(const Napi::CallbackInfo& info) {
 Napi::Value OpenFile(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (!info[0].IsString() || !info[1].IsNumber() || !info[2].IsNumber()) {
-    NAPI_THROW(Napi::TypeError::New(env, "native: openFile(path, flags, mode)"), env.Undefined());
+    NAPI_THROW(ArgTypeError(env, "native: openFile(path, flags, mode)"), env.Undefined());
   }
   std::string path = info[0].As<Napi::String>().Utf8Value();
   int flags = info[1].As<Napi::Number>().Int32Value() | O_CLOEXEC;
@@ -125,14 +125,12 @@ void InitShared(Napi::Env env, Napi::Object exports) {
   exports.Set("getSeals", Napi::Function::New(env, GetSeals, "getSeals"));
   exports.Set("setCloexec", Napi::Function::New(env, SetCloexec, "setCloexec"));
   Napi::Object c = exports.Get("constants").As<Napi::Object>();
-#define MMAN_CONSTANT(name) c.Set(#name, Napi::Number::New(env, static_cast<double>(name)))
-  MMAN_CONSTANT(MFD_CLOEXEC);
-  MMAN_CONSTANT(MFD_ALLOW_SEALING);
-  MMAN_CONSTANT(F_SEAL_SEAL);
-  MMAN_CONSTANT(F_SEAL_SHRINK);
-  MMAN_CONSTANT(F_SEAL_GROW);
-  MMAN_CONSTANT(F_SEAL_WRITE);
-#undef MMAN_CONSTANT
+  MMAN_EXPORT_CONSTANT(c, MFD_CLOEXEC);
+  MMAN_EXPORT_CONSTANT(c, MFD_ALLOW_SEALING);
+  MMAN_EXPORT_CONSTANT(c, F_SEAL_SEAL);
+  MMAN_EXPORT_CONSTANT(c, F_SEAL_SHRINK);
+  MMAN_EXPORT_CONSTANT(c, F_SEAL_GROW);
+  MMAN_EXPORT_CONSTANT(c, F_SEAL_WRITE);
 }
 
 }  // namespace mman

@@ -11,6 +11,8 @@
 
 #include <napi.h>
 
+#include "answers.h"
+
 namespace mman {
 
 namespace {
@@ -29,14 +31,14 @@ uint64_t NowNs() {
 Napi::Value TouchPages(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (!info[0].IsArrayBuffer() || !info[1].IsNumber()) {
-    NAPI_THROW(Napi::TypeError::New(env, "native: touchPages(ArrayBuffer, stride, write)"),
+    NAPI_THROW(ArgTypeError(env, "native: touchPages(ArrayBuffer, stride, write)"),
                env.Undefined());
   }
   auto buffer = info[0].As<Napi::ArrayBuffer>();
   int64_t stride = info[1].As<Napi::Number>().Int64Value();
   bool write = info[2].ToBoolean().Value();
   if (stride <= 0) {
-    NAPI_THROW(Napi::RangeError::New(env, "native: stride must be > 0"), env.Undefined());
+    NAPI_THROW(ArgRangeError(env, "native: stride must be > 0"), env.Undefined());
   }
   auto* bytes = static_cast<volatile uint8_t*>(buffer.Data());
   size_t length = buffer.ByteLength();
@@ -68,7 +70,7 @@ Napi::Value Fadvise(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   for (size_t i = 0; i < 4; ++i) {
     if (!info[i].IsNumber()) {
-      NAPI_THROW(Napi::TypeError::New(env, "native: fadvise(fd, offset, length, advice)"),
+      NAPI_THROW(ArgTypeError(env, "native: fadvise(fd, offset, length, advice)"),
                  env.Undefined());
     }
   }
@@ -85,11 +87,11 @@ Napi::Value Fadvise(const Napi::CallbackInfo& info) {
 Napi::Value MapUnmapLoop(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (!info[0].IsNumber()) {
-    NAPI_THROW(Napi::TypeError::New(env, "native: mapUnmapLoop(iterations)"), env.Undefined());
+    NAPI_THROW(ArgTypeError(env, "native: mapUnmapLoop(iterations)"), env.Undefined());
   }
   int64_t iterations = info[0].As<Napi::Number>().Int64Value();
   if (iterations <= 0) {
-    NAPI_THROW(Napi::RangeError::New(env, "native: iterations must be > 0"), env.Undefined());
+    NAPI_THROW(ArgRangeError(env, "native: iterations must be > 0"), env.Undefined());
   }
   size_t page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
   uint64_t start = NowNs();

@@ -12,9 +12,9 @@ import {
 /** What a wait ended with, as `Atomics.wait` says it. */
 export type WaitResult = 'ok' | 'not-equal' | 'timed-out';
 
-const RESULTS: readonly WaitResult[] = ['ok', 'not-equal', 'timed-out'];
-const CANCELLED = 3;
-const EINVAL = -22;
+// The addon's answers (native/answers.h), read from it: no number is written twice.
+const { WAIT_OK, WAIT_NOT_EQUAL, WAIT_TIMED_OUT, WAIT_CANCELLED, MISALIGNED } = native.answers;
+const RESULTS = new Map<number, WaitResult>([[WAIT_OK, 'ok'], [WAIT_NOT_EQUAL, 'not-equal'], [WAIT_TIMED_OUT, 'timed-out']]);
 const FOREVER_MS = 1e12;  // ~31 years: longer timeouts are treated as none (no time_t overflow)
 
 /** Options for {@link wait}. */
@@ -116,9 +116,9 @@ export function wait(view: Int32Array, index: number, expected: number, timeoutM
   const timeout = validateTimeout(timeoutMs);
   const spin = options?.spin === undefined ? 0 : validateInteger(options.spin, 'options.spin', 0, 2 ** 31 - 1);
   const rc = native.wait(t.handle, t.buffer, t.byteOffset, value, timeout, spin, t.waitersOffset);
-  if (rc === EINVAL) throw misaligned(index);
+  if (rc === MISALIGNED) throw misaligned(index);
   if (rc < 0) throw systemError(rc, 'futex');
-  return RESULTS[rc];
+  return RESULTS.get(rc)!;
 }
 
 /**
@@ -146,11 +146,11 @@ export function waitAsync(view: Int32Array, index: number, expected: number, tim
     let onAbort: (() => void) | undefined;
     const id = native.waitAsyncStart(t.handle, t.buffer, t.byteOffset, value, timeout, t.waitersOffset, (rc) => {
       if (onAbort !== undefined) unwatchAbort(signal!, onAbort);
-      if (rc === CANCELLED) return;  // already rejected by the abort
+      if (rc === WAIT_CANCELLED) return;  // already rejected by the abort
       if (rc < 0) reject(systemError(rc, 'futex_waitv'));
-      else resolve(RESULTS[rc]);
+      else resolve(RESULTS.get(rc)!);
     });
-    if (id === EINVAL) {
+    if (id === MISALIGNED) {
       reject(misaligned(index));
       return;
     }
@@ -209,7 +209,7 @@ export function notify(view: Int32Array, index: number, count: number = Infinity
   const t = target(view, index, validateOptions<NotifyOptions>(options).waitersIndex);
   if (count !== Infinity) validateInteger(count, 'count', 0, 2 ** 31 - 1);
   const rc = native.notify(t.handle, t.buffer, t.byteOffset, count === Infinity ? 2 ** 31 - 1 : count, t.waitersOffset);
-  if (rc === EINVAL) throw misaligned(index);
+  if (rc === MISALIGNED) throw misaligned(index);
   if (rc < 0) throw systemError(rc, 'futex');
   return rc;
 }

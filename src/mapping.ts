@@ -116,7 +116,7 @@ export interface LockOptions {
 const CONSTRUCT = Symbol('Mapping.construct');
 
 // native.remap(): the region moved to grow, then could not (ENOMEM); its old buffers are retired.
-const MOVED_NOT_GROWN = 1;
+const { MOVED_NOT_GROWN } = native.answers;
 
 /** @internal Node 20 defines Symbol.dispose as Symbol.for('nodejs.dispose'); a vm realm may lack it. */
 export const dispose: typeof Symbol.dispose = Symbol.dispose ?? Symbol.for('nodejs.dispose');

@@ -7,6 +7,11 @@ export type Handle = { readonly __mmanHandle: unique symbol };
 export interface NativeAddon {
   readonly pageSize: number;
   readonly constants: Readonly<Record<string, number>>;
+  /** The answers that are neither a value nor a negative errno (native/answers.h). */
+  readonly answers: Readonly<{
+    WAIT_OK: number; WAIT_NOT_EQUAL: number; WAIT_TIMED_OUT: number; WAIT_CANCELLED: number;
+    MISALIGNED: number; MOVED_NOT_GROWN: number;
+  }>;
   /** 0 if the runtime allows ArrayBuffers over external memory, else the refusing napi_status. */
   readonly externalBuffers: number;
   map(length: number, prot: number, flags: number, fd: number, offset: number,
@@ -17,7 +22,7 @@ export interface NativeAddon {
   unmap(handle: Handle, kept: ArrayBuffer | null, detach: boolean): number;
   /** Called by a buffer's transfer() before its store moves to another ArrayBuffer. */
   noteTransfer(buffer: ArrayBuffer): void;
-  /** 0, -errno (nothing changed), or 1: moved but could not grow (ENOMEM), old buffers retired. */
+  /** 0, -errno (nothing changed), or answers.MOVED_NOT_GROWN (ENOMEM after moving; old buffers retired). */
   remap(handle: Handle, newSize: number, flags: number, kept: ArrayBuffer | null): number;
   fixed(handle: Handle, offset: number, length: number, prot: number, flags: number,
         fd: number, fileOffset: number): number;

@@ -1,7 +1,7 @@
 // A single-producer, single-consumer message queue in shared memory: length-prefixed
 // records in a power-of-two ring, futexes on the head and tail words for "space free" and
 // "data ready", waiter counts so that neither side makes a syscall while the other is awake.
-import { availableParallelism } from 'node:os';
+import { availableParallelism, constants as osConstants } from 'node:os';
 
 import { SharedMemory } from './shared';
 import { dispose, type Mapping } from './mapping';
@@ -74,6 +74,7 @@ export class RingBuffer implements Disposable {
   #writeAt = -1;    // writer: where the reserved record starts (absolute, u32)
   #reserved = 0;    // writer: payload bytes of the reserved record
   #readNext = -1;   // reader: head after the message last returned, not yet released
+  #closed = false;
 
   private constructor(memory: SharedMemory, mapping: Mapping, capacity: number, options: RingBufferOptions | undefined) {
     const opts = validateOptions<RingBufferOptions>(options);
@@ -120,6 +121,7 @@ export class RingBuffer implements Disposable {
    * place; {@link RingBuffer.commit} publishes it. Blocks while the ring is full.
    */
   reserve(length: number, options?: RingWaitOptions): Uint8Array {
+    this.#live();
     const need = this.#need(length);
     for (;;) {
       const at = this.#room(need);
@@ -127,13 +129,14 @@ export class RingBuffer implements Disposable {
       const head = Atomics.load(this.#words, HEAD);
       if (this.#room(need) >= 0) continue;
       if (wait(this.#words, HEAD, head, options?.timeoutMs, { spin: this.#spin, waitersIndex: WRITERS_ASLEEP }) === 'timed-out') {
-        throw systemError(-110, 'futex');  // ETIMEDOUT
+        throw systemError(-osConstants.errno.ETIMEDOUT, 'futex');
       }
     }
   }
 
   /** {@link RingBuffer.reserve} without blocking the event loop while the ring is full. */
   async reserveAsync(length: number, options?: { signal?: AbortSignal }): Promise<Uint8Array> {
+    this.#live();
     const need = this.#need(length);
     for (;;) {
       const at = this.#room(need);
@@ -146,6 +149,7 @@ export class RingBuffer implements Disposable {
 
   /** Publishes the message reserved last, and wakes the reader if it sleeps. */
   commit(): void {
+    this.#live();
     if (this.#writeAt < 0) throw mmanError('ERR_INVALID_STATE', 'No message is reserved: call reserve() before commit()');
     const next = (this.#writeAt + align8(RECORD_HEADER + this.#reserved)) >>> 0;
     this.#writeAt = -1;
@@ -155,6 +159,7 @@ export class RingBuffer implements Disposable {
 
   /** Copies `message` into the ring and publishes it. Blocks while the ring is full. */
   write(message: ArrayBufferView, options?: RingWaitOptions): void {
+    this.#live();
     const bytes = asBytes(message);
     this.reserve(bytes.length, options).set(bytes);
     this.commit();
@@ -162,6 +167,7 @@ export class RingBuffer implements Disposable {
 
   /** {@link RingBuffer.write} without blocking the event loop while the ring is full. */
   async writeAsync(message: ArrayBufferView, options?: { signal?: AbortSignal }): Promise<void> {
+    this.#live();
     const bytes = asBytes(message);
     (await this.reserveAsync(bytes.length, options)).set(bytes);
     this.commit();
@@ -169,6 +175,7 @@ export class RingBuffer implements Disposable {
 
   /** Ends the stream: the reader's {@link RingBuffer.read} returns `null` once it has read every message before. */
   end(options?: RingWaitOptions): void {
+    this.#live();
     this.reserve(0, options);
     this.#lengths[(this.#writeAt & (this.capacity - 1)) >> 2] = END;
     this.commit();
@@ -211,6 +218,7 @@ export class RingBuffer implements Disposable {
    * after `timeoutMs`.
    */
   read(options?: RingWaitOptions): Uint8Array | null | undefined {
+    this.#live();
     this.release();
     for (;;) {
       const message = this.#take();
@@ -225,6 +233,7 @@ export class RingBuffer implements Disposable {
 
   /** {@link RingBuffer.read} without blocking the event loop while the ring is empty. */
   async readAsync(options?: { signal?: AbortSignal }): Promise<Uint8Array | null> {
+    this.#live();
     this.release();
     for (;;) {
       const message = this.#take();
@@ -237,6 +246,7 @@ export class RingBuffer implements Disposable {
 
   /** Gives the space of the message last read back to the writer (the next `read` does it anyway). */
   release(): void {
+    this.#live();
     if (this.#readNext < 0) return;
     Atomics.store(this.#words, HEAD, this.#readNext | 0);
     this.#readNext = -1;
@@ -266,8 +276,21 @@ export class RingBuffer implements Disposable {
 
   /** Unmaps the ring and closes its SharedMemory in this process. Idempotent. */
   close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
     this.mapping.unmap();
     this.memory.close();
+  }
+
+  /** True once {@link RingBuffer.close} has run. */
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  // Every method starts here: after close() the pages may still be mapped for an old view,
+  // but the ring is done with them.
+  #live(): void {
+    if (this.#closed) throw mmanError('ERR_RING_BUFFER_CLOSED', 'The ring buffer has been closed');
   }
 
   /** Same as {@link RingBuffer.close}, for `using`. */

@@ -241,6 +241,20 @@ describe('use after unmap', () => {
     expect(() => m.unmap({ detachViews: true })).not.toThrow();
   });
 
+  test('an argument whose getter unmaps the mapping in the middle of the call: ERR_MAPPING_CLOSED', async () => {
+    const calls: Array<(m: Mapping, sneaky: object) => unknown> = [
+      (m, o) => m.sync(o), (m, o) => m.protect(Prot.Read, (o as { offset: number }).offset),
+      (m, o) => m.lock((o as { offset: number }).offset), (m, o) => m.residency((o as { offset: number }).offset),
+    ];
+    for (const call of calls) {
+      const m = mapAnonymous(PAGE_SIZE);
+      const sneaky = { get offset() { m.unmap(); return 0; } };
+      expect(thrown(() => call(m, sneaky))).toMatchObject({ code: 'ERR_MAPPING_CLOSED' });
+    }
+    const m = mapAnonymous(PAGE_SIZE);
+    await expect(m.flush({ get offset() { m.unmap(); return 0; } } as never)).rejects.toMatchObject({ code: 'ERR_MAPPING_CLOSED' });
+  });
+
   test('unmap() options are checked, before anything is closed', () => {
     const m = mapAnonymous(PAGE_SIZE);
     expectCode(() => m.unmap({ detachViews: 'yes' as unknown as boolean }), 'ERR_INVALID_ARG_TYPE', TypeError);

@@ -47,3 +47,34 @@ test('PAGE_SIZE is sysconf(_SC_PAGESIZE), a power of two >= 4096', () => {
   expect(PAGE_SIZE).toBeGreaterThanOrEqual(4096);
   expect(PAGE_SIZE & (PAGE_SIZE - 1)).toBe(0);
 });
+
+// The addon's answers that are neither a value nor a negative errno (native/answers.h):
+// exported by name, each out of reach of the values its call returns and of the errno range.
+describe('the answers of the addon', () => {
+  const MAX_ERRNO = 4095;
+  const a = native.answers;
+
+  test('are exactly the named ones', () => {
+    expect(Object.keys(a).sort()).toEqual(['MISALIGNED', 'MOVED_NOT_GROWN', 'WAIT_CANCELLED', 'WAIT_NOT_EQUAL', 'WAIT_OK', 'WAIT_TIMED_OUT']);
+    for (const value of Object.values(a)) expect(Number.isInteger(value)).toBe(true);
+  });
+
+  test('wait results are distinct, small and not errnos', () => {
+    const results = [a.WAIT_OK, a.WAIT_NOT_EQUAL, a.WAIT_TIMED_OUT, a.WAIT_CANCELLED];
+    expect(new Set(results).size).toBe(4);
+    for (const r of results) expect(r).toBeGreaterThanOrEqual(0);
+  });
+
+  test('MISALIGNED is below the errno range: no count, id, result or errno can equal it', () => {
+    expect(a.MISALIGNED).toBeLessThan(-MAX_ERRNO);
+  });
+
+  test('MOVED_NOT_GROWN is positive: remap otherwise answers 0 or a negative errno', () => {
+    expect(a.MOVED_NOT_GROWN).toBeGreaterThan(0);
+  });
+
+  test('a misuse of the addon itself throws with a Node code', () => {
+    expect(() => native.unmap({} as never, null, false)).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARG_TYPE', name: 'TypeError' }));
+    expect(() => native.map(-1, 0, 0, -1, 0)).toThrow(expect.objectContaining({ code: 'ERR_OUT_OF_RANGE', name: 'RangeError' }));
+  });
+});

@@ -1,13 +1,11 @@
 // wait / waitAsync / notify between real processes: futex(2) on a shared page, never mocked.
 import { readFile } from 'node:fs/promises';
-import { execFile } from 'node:child_process';
 import { getEventListeners } from 'node:events';
 import { writeFileSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 
-import { PAGE_SIZE, RingBuffer, SharedMemory, mapAnonymous, mapFile, notify, wait, waitAsync } from '../src';
+import { PAGE_SIZE, SharedMemory, mapAnonymous, mapFile, notify, wait, waitAsync } from '../src';
 import { waitAsyncStats } from '../src/futex';
 import { startChild } from './helpers';
 
@@ -272,55 +270,4 @@ describe('refused views and arguments', () => {
   });
 });
 
-describe('RingBuffer between two processes', () => {
-  test('every message of every size arrives once, in order, across many wrap-arounds', async () => {
-    const input = RingBuffer.create(PAGE_SIZE);
-    const output = RingBuffer.create(PAGE_SIZE);
-    const child = startChild('ring', [], [input.memory, output.memory]);
-    let sum = 0;
-    const count = 3000;
-    for (let n = 0; n < count; n++) {
-      const length = (n * 37) % (input.maxMessageLength + 1);
-      const slot = input.reserve(length);
-      for (let i = 0; i < length; i++) {
-        slot[i] = (n + i) & 0xff;
-        sum = (sum + slot[i] * (i + 1)) % 1000000007;
-      }
-      input.commit();
-    }
-    input.end();
-    const reply = JSON.parse(Buffer.from(output.read()!).toString());
-    expect(reply).toEqual({ count, sum });
-    expect(output.read()).toBeNull();
-    expect(await child.exited).toEqual([0, null]);
-  });
 
-  test('read() times out with undefined on an empty ring; a too long message is refused', () => {
-    const ring = RingBuffer.create(PAGE_SIZE);
-    expect(ring.read({ timeoutMs: 10 })).toBeUndefined();
-    expect(() => ring.write(new Uint8Array(ring.maxMessageLength + 1))).toThrow(expect.objectContaining({ code: 'ERR_OUT_OF_RANGE' }));
-    expect(() => RingBuffer.create(5000)).toThrow(expect.objectContaining({ code: 'ERR_OUT_OF_RANGE' }));
-    expect(() => RingBuffer.attach(SharedMemory.create(8192))).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARG_VALUE' }));
-    expect(() => ring.commit()).toThrow(expect.objectContaining({ code: 'ERR_INVALID_STATE' }));
-    ring.reserve(1);
-    expect(() => ring.reserve(1)).toThrow(expect.objectContaining({ code: 'ERR_INVALID_STATE' }));
-  });
-
-  test('readAsync/writeAsync keep the event loop free', async () => {
-    const ring = RingBuffer.create(PAGE_SIZE);
-    const reader = RingBuffer.attach(ring.memory);
-    const got = reader.readAsync();
-    await new Promise((resolve) => setTimeout(resolve, 20));
-    await ring.writeAsync(Buffer.from('hi'));
-    expect(Buffer.from((await got)!).toString()).toBe('hi');
-  });
-});
-
-describe('examples/ring-buffer.js', () => {
-  test('runs, exits 0 and says what it did', async () => {
-    const root = join(__dirname, '..');
-    const { stdout } = await promisify(execFile)(process.execPath, [join(root, 'examples', 'ring-buffer.js')], { cwd: root });
-    expect(stdout).toMatch(/parent sent 20000 messages, (\d+) bytes; the child confirmed \1 bytes/);
-    expect(stdout).toMatch(/child read 20000 messages/);
-  });
-});

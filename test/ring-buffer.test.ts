@@ -1,0 +1,74 @@
+// RingBuffer: one writer, one reader, in shared memory between two processes. The example
+// (examples/ring-buffer.js) runs in examples.test.ts; a hostile peer is in security.test.ts.
+import { PAGE_SIZE, RingBuffer, SharedMemory } from '../src';
+import { startChild } from './helpers';
+
+describe('RingBuffer between two processes', () => {
+  test('every message of every size arrives once, in order, across many wrap-arounds', async () => {
+    const input = RingBuffer.create(PAGE_SIZE);
+    const output = RingBuffer.create(PAGE_SIZE);
+    const child = startChild('ring', [], [input.memory, output.memory]);
+    let sum = 0;
+    const count = 3000;
+    for (let n = 0; n < count; n++) {
+      const length = (n * 37) % (input.maxMessageLength + 1);
+      const slot = input.reserve(length);
+      sum = (sum * 31 + length) % 1000000007;
+      for (let i = 0; i < length; i++) {
+        slot[i] = (n + i) & 0xff;
+        sum = (sum * 31 + slot[i]) % 1000000007;
+      }
+      input.commit();
+    }
+    input.end();
+    const reply = JSON.parse(Buffer.from(output.read()!).toString());
+    expect(reply).toEqual({ count, sum });
+    expect(output.read()).toBeNull();
+    expect(await child.exited).toEqual([0, null]);
+  });
+
+  test('read() times out with undefined on an empty ring; wrong sizes, a ring-less segment and out-of-turn commits are refused', () => {
+    const ring = RingBuffer.create(PAGE_SIZE);
+    expect(ring.read({ timeoutMs: 10 })).toBeUndefined();
+    expect(() => ring.write(new Uint8Array(ring.maxMessageLength + 1))).toThrow(expect.objectContaining({ code: 'ERR_OUT_OF_RANGE' }));
+    expect(() => RingBuffer.create(5000)).toThrow(expect.objectContaining({ code: 'ERR_OUT_OF_RANGE' }));
+    expect(() => RingBuffer.attach(SharedMemory.create(8192))).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARG_VALUE' }));
+    expect(() => ring.commit()).toThrow(expect.objectContaining({ code: 'ERR_INVALID_STATE' }));
+    ring.reserve(1);
+    expect(() => ring.reserve(1)).toThrow(expect.objectContaining({ code: 'ERR_INVALID_STATE' }));
+  });
+
+  test('readAsync/writeAsync keep the event loop free while they wait', async () => {
+    const ring = RingBuffer.create(PAGE_SIZE);
+    const reader = RingBuffer.attach(ring.memory);
+    let ticks = 0;
+    const timer = setInterval(() => { ticks++; }, 2);
+    const got = reader.readAsync();                  // the ring is empty: it waits
+    await new Promise((resolve) => setTimeout(resolve, 30));
+    await ring.writeAsync(Buffer.from('hi'));
+    expect(Buffer.from((await got)!).toString()).toBe('hi');
+    // A full ring: writeAsync waits until the reader makes room.
+    const big = new Uint8Array(ring.maxMessageLength);
+    await ring.writeAsync(big);
+    const blocked = ring.writeAsync(big);
+    await new Promise((resolve) => setTimeout(resolve, 30));
+    expect((await reader.readAsync())!.length).toBe(big.length);
+    reader.release();
+    await blocked;
+    clearInterval(timer);
+    expect(ticks).toBeGreaterThan(5);               // timers ran while both waited
+  });
+
+  test('after close() every method throws ERR_RING_BUFFER_CLOSED', async () => {
+    const ring = RingBuffer.create(PAGE_SIZE);
+    ring.write(Buffer.from('x'));
+    ring.close();
+    expect(ring.closed).toBe(true);
+    for (const call of [() => ring.read(), () => ring.write(Buffer.from('y')), () => ring.reserve(1), () => ring.commit(), () => ring.end(), () => ring.release()]) {
+      expect(call).toThrow(expect.objectContaining({ code: 'ERR_RING_BUFFER_CLOSED' }));
+    }
+    await expect(ring.readAsync()).rejects.toMatchObject({ code: 'ERR_RING_BUFFER_CLOSED' });
+    expect(() => ring.close()).not.toThrow();
+  });
+});
+
