@@ -62,15 +62,18 @@ function describeReceived(value: unknown): string {
   return ` Received type ${typeof value} (${shown})`;
 }
 
-/** `TypeError [ERR_INVALID_ARG_TYPE]: The "name" argument must be of type T. Received ...` */
+// As Node words it: `options.mode` is a property, `length` an argument.
+const kind = (name: string): string => (name.includes('.') ? 'property' : 'argument');
+
+/** `TypeError [ERR_INVALID_ARG_TYPE]: The "name" argument (or "options.x" property) must be of type T. Received ...` */
 export function invalidArgType(name: string, expected: string, actual: unknown): TypeError {
-  return withCode(new TypeError(`The "${name}" argument must be ${expected}.${describeReceived(actual)}`),
+  return withCode(new TypeError(`The "${name}" ${kind(name)} must be ${expected}.${describeReceived(actual)}`),
     'ERR_INVALID_ARG_TYPE');
 }
 
-/** `TypeError [ERR_INVALID_ARG_VALUE]: The argument 'name' is invalid. Received ...` */
+/** `TypeError [ERR_INVALID_ARG_VALUE]: The argument 'name' (or property 'options.x') is invalid. Received ...` */
 export function invalidArgValue(name: string, value: unknown, reason: string): TypeError {
-  return withCode(new TypeError(`The argument '${name}' ${reason}. Received ${inspect(value)}`),
+  return withCode(new TypeError(`The ${kind(name)} '${name}' ${reason}. Received ${inspect(value)}`),
     'ERR_INVALID_ARG_VALUE');
 }
 
@@ -113,9 +116,40 @@ export function validateOptions<T extends object>(value: unknown, name = 'option
   return value as Partial<T>;
 }
 
-/** Validates an optional boolean option. */
-export function validateBoolean(value: unknown, name: string): boolean {
-  if (value === undefined) return false;
+/** The largest signed 32-bit integer: descriptors, counts and spins the kernel takes as `int`. */
+export const INT32_MAX = 2 ** 31 - 1;
+
+/** {@link validateInteger} within the signed 32-bit range (Node's validateInt32). */
+export function validateInt32(value: unknown, name: string, min = -(2 ** 31), max = INT32_MAX): number {
+  return validateInteger(value, name, min, max);
+}
+
+/** {@link validateInteger} within the unsigned 32-bit range (Node's validateUint32). */
+export function validateUint32(value: unknown, name: string, min = 0): number {
+  return validateInteger(value, name, min, 2 ** 32 - 1);
+}
+
+/** An optional boolean option: `undefined` is `defaultValue`. */
+export function validateBoolean(value: unknown, name: string, defaultValue = false): boolean {
+  if (value === undefined) return defaultValue;
   if (typeof value !== 'boolean') throw invalidArgType(name, 'of type boolean', value);
   return value;
+}
+
+/** One of `allowed` (Node's validateOneOf): ERR_INVALID_ARG_VALUE otherwise. */
+export function validateOneOf<T>(value: unknown, name: string, allowed: readonly T[]): T {
+  if (!allowed.includes(value as T)) {
+    const list = allowed.map((v) => (typeof v === 'string' ? `'${v}'` : String(v))).join(', ');
+    throw invalidArgValue(name, value, `must be one of: ${list}`);
+  }
+  return value as T;
+}
+
+/** An optional AbortSignal (Node's validateAbortSignal). */
+export function validateAbortSignal(value: unknown, name: string): AbortSignal | undefined {
+  if (value === undefined) return undefined;
+  if (value === null || typeof value !== 'object' || !('aborted' in value) || typeof (value as AbortSignal).aborted !== 'boolean') {
+    throw invalidArgType(name, 'an instance of AbortSignal', value);
+  }
+  return value as AbortSignal;
 }

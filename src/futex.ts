@@ -5,8 +5,8 @@ import { types } from 'node:util';
 import { native, type Handle } from './native';
 import { handleOf, ownerOf } from './mapping';
 import {
-  invalidArgType, invalidArgValue, mappingClosed, outOfRange, systemError, validateInteger,
-  validateOptions,
+  INT32_MAX, invalidArgType, invalidArgValue, mappingClosed, outOfRange, systemError, validateAbortSignal,
+  validateInt32, validateInteger, validateOptions,
 } from './errors';
 
 /** What a wait ended with, as `Atomics.wait` says it. */
@@ -114,7 +114,7 @@ export function wait(view: Int32Array, index: number, expected: number, timeoutM
   const t = target(view, index, validateOptions<WaitOptions>(options).waitersIndex);
   const value = validateExpected(expected);
   const timeout = validateTimeout(timeoutMs);
-  const spin = options?.spin === undefined ? 0 : validateInteger(options.spin, 'options.spin', 0, 2 ** 31 - 1);
+  const spin = options?.spin === undefined ? 0 : validateInt32(options.spin, 'options.spin', 0);
   const rc = native.wait(t.handle, t.buffer, t.byteOffset, value, timeout, spin, t.waitersOffset);
   if (rc === MISALIGNED) throw misaligned(index);
   if (rc < 0) throw systemError(rc, 'futex');
@@ -135,10 +135,7 @@ export function waitAsync(view: Int32Array, index: number, expected: number, tim
   const t = target(view, index, opts.waitersIndex);
   const value = validateExpected(expected);
   const timeout = validateTimeout(timeoutMs);
-  const signal = opts.signal;
-  if (signal !== undefined && (signal === null || typeof signal !== 'object' || typeof signal.aborted !== 'boolean')) {
-    throw invalidArgType('options.signal', 'an instance of AbortSignal', signal);
-  }
+  const signal = validateAbortSignal(opts.signal, 'options.signal');
   if (signal?.aborted) return Promise.reject(abortError(signal));
   if (Atomics.load(view, index) !== value) return Promise.resolve('not-equal');
   if (timeout === 0) return Promise.resolve('timed-out');
@@ -207,8 +204,8 @@ function abortError(signal: AbortSignal): Error {
  */
 export function notify(view: Int32Array, index: number, count: number = Infinity, options?: NotifyOptions): number {
   const t = target(view, index, validateOptions<NotifyOptions>(options).waitersIndex);
-  if (count !== Infinity) validateInteger(count, 'count', 0, 2 ** 31 - 1);
-  const rc = native.notify(t.handle, t.buffer, t.byteOffset, count === Infinity ? 2 ** 31 - 1 : count, t.waitersOffset);
+  if (count !== Infinity) validateInt32(count, 'count', 0);
+  const rc = native.notify(t.handle, t.buffer, t.byteOffset, count === Infinity ? INT32_MAX : count, t.waitersOffset);
   if (rc === MISALIGNED) throw misaligned(index);
   if (rc < 0) throw systemError(rc, 'futex');
   return rc;

@@ -10,7 +10,7 @@ import { lend, native, type Handle } from './native';
 import { Advice, LockFlags, MapFlags, Prot, RemapFlags, SyncFlags } from './flags';
 import {
   invalidArgType, invalidArgValue, mappingClosed, mmanError, outOfRange, systemError,
-  validateBoolean, validateInteger, validateOptions,
+  validateBoolean, validateInt32, validateInteger, validateOneOf, validateOptions,
 } from './errors';
 
 /** The size of a page on this machine, from `sysconf(_SC_PAGESIZE)`: 4096 on x86-64; 4, 16 or 64 KiB on arm64. */
@@ -430,7 +430,7 @@ export class Mapping implements Disposable {
     const handle = this.#open();
     validateInteger(newLength, 'newLength', 1, MAX_LENGTH);
     const opts = validateOptions<ResizeOptions>(options);
-    const mayMove = opts.mayMove === undefined ? true : validateBoolean(opts.mayMove, 'options.mayMove');
+    const mayMove = validateBoolean(opts.mayMove, 'options.mayMove', true);
     const newSize = roundUp(this.#delta + newLength, this.#granule);
     if (newSize > this.#growable) {
       throw outOfRange('newLength', `<= ${this.#growable - this.#delta}: a shared anonymous mapping's memory is sized at mmap time, and pages past it raise SIGBUS`, newLength);
@@ -503,7 +503,7 @@ export class Mapping implements Disposable {
 }
 
 function validateProt(prot: unknown): asserts prot is Prot {
-  validateInteger(prot, 'prot', 0, 0x7fffffff);
+  validateInt32(prot, 'prot', 0);
   if (((prot as number) & ~PROT_BITS) !== 0) throw invalidArgValue('prot', prot, 'must combine Prot.Read, Prot.Write and Prot.Exec');
 }
 
@@ -523,7 +523,7 @@ function validateFd(fd: unknown, flags: number): void {
     if (fd !== -1 && fd !== undefined) throw invalidArgValue('fd', fd, 'must be -1 for MapFlags.Anonymous');
     return;
   }
-  validateInteger(fd, 'fd', 0, 2 ** 31 - 1);
+  validateInt32(fd, 'fd', 0);
 }
 
 function validateFileOffset(offset: unknown): void {
@@ -641,8 +641,7 @@ const MODES: Record<MapFileMode, { prot: number; flags: number; open: string }> 
 export function mapFile(file: FileTarget, options?: MapFileOptions): Mapping {
   const opts = validateOptions<MapFileOptions>(options);
   const modeName = opts.mode ?? 'r';
-  const mode = MODES[modeName as MapFileMode];
-  if (mode === undefined || !Object.hasOwn(MODES, modeName)) throw invalidArgValue('options.mode', modeName, "must be 'r', 'r+' or 'copy'");
+  const mode = MODES[validateOneOf(modeName, 'options.mode', Object.keys(MODES) as MapFileMode[])];
   const offset = opts.offset === undefined ? 0 : validateInteger(opts.offset, 'options.offset', 0, MAX_LENGTH);
   if (opts.length !== undefined) validateInteger(opts.length, 'options.length', 1, MAX_LENGTH);
   let flags = mode.flags;
@@ -654,7 +653,7 @@ export function mapFile(file: FileTarget, options?: MapFileOptions): Mapping {
   let path: string | undefined;
   let ownFd = false;
   if (typeof file === 'number') {
-    fd = validateInteger(file, 'file', 0, 2 ** 31 - 1);
+    fd = validateInt32(file, 'file', 0);
   } else if (typeof file === 'string' || file instanceof URL || Buffer.isBuffer(file)) {
     path = file.toString();
     fd = openSync(file, mode.open);
@@ -716,10 +715,8 @@ export function mapAnonymous(length: number, options?: MapAnonymousOptions): Map
   let flags = MapFlags.Anonymous | (validateBoolean(opts.shared, 'options.shared') ? MapFlags.Shared : MapFlags.Private);
   if (validateBoolean(opts.populate, 'options.populate')) flags |= MapFlags.Populate;
   if (validateBoolean(opts.noReserve, 'options.noReserve')) flags |= MapFlags.NoReserve;
-  const huge = opts.hugePages;
-  if (huge !== undefined && huge !== 'transparent' && typeof huge !== 'boolean') {
-    throw invalidArgValue('options.hugePages', huge, "must be true, false or 'transparent'");
-  }
+  const huge = opts.hugePages === undefined ? false
+    : validateOneOf(opts.hugePages, 'options.hugePages', [true, false, 'transparent'] as const);
   if (huge === true) flags |= MapFlags.HugeTLB;
   const mapping = create(length, Prot.Read | Prot.Write, flags, -1, 0, 0);
   if (huge === 'transparent') {

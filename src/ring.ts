@@ -6,7 +6,7 @@ import { availableParallelism, constants as osConstants } from 'node:os';
 import { SharedMemory } from './shared';
 import { dispose, type Mapping } from './mapping';
 import { notify, wait, waitAsync, type WaitOptions } from './futex';
-import { invalidArgType, invalidArgValue, mmanError, outOfRange, systemError, validateInteger, validateOptions } from './errors';
+import { invalidArgType, invalidArgValue, mmanError, outOfRange, systemError, validateInt32, validateInteger, validateOptions } from './errors';
 
 // Header words, each on its own cache line so the two sides do not slow each other down.
 const HEAD = 0;            // bytes released by the reader (u32, wraps)
@@ -79,7 +79,7 @@ export class RingBuffer implements Disposable {
   private constructor(memory: SharedMemory, mapping: Mapping, capacity: number, options: RingBufferOptions | undefined) {
     const opts = validateOptions<RingBufferOptions>(options);
     this.#spin = opts.spin === undefined ? (availableParallelism() > 1 ? 20000 : 0)
-      : validateInteger(opts.spin, 'options.spin', 0, 2 ** 31 - 1);
+      : validateInt32(opts.spin, 'options.spin', 0);
     this.memory = memory;
     this.mapping = mapping;
     this.capacity = capacity;

@@ -8,7 +8,7 @@ import { native } from './native';
 import { dispose, mapFile, statFd, type Mapping, type MapFileOptions } from './mapping';
 import {
   invalidArgType, invalidArgValue, mmanError, systemError, validateBoolean,
-  validateInteger, validateOptions,
+  validateInt32, validateInteger, validateOptions,
 } from './errors';
 
 /** Where named segments live: the directory glibc's shm_open(3) uses. */
@@ -159,7 +159,7 @@ export class SharedMemory implements Disposable {
    * so that {@link SharedMemory.unlink} can remove it.
    */
   static fromFd(fd: number, name?: string): SharedMemory {
-    validateInteger(fd, 'fd', 0, 2 ** 31 - 1);
+    validateInt32(fd, 'fd', 0);
     if (name !== undefined) validateName(name);
     if (!statFd(fd).isFile) throw invalidArgValue('fd', fd, 'must be a memfd or a file in /dev/shm');
     return new SharedMemory(CONSTRUCT, fd, name);

@@ -302,3 +302,21 @@ describe('runtimes that forbid external ArrayBuffers', () => {
     });
   });
 });
+
+describe('messages as Node words them', () => {
+  test('an argument is an "argument", an option a "property"; one-of lists the choices', () => {
+    expect(thrown(() => mapAnonymous('1' as unknown as number)).message)
+      .toBe('The "length" argument must be of type number. Received type string (\'1\')');
+    expect(thrown(() => mapAnonymous(PAGE_SIZE, { shared: 1 as unknown as boolean })).message)
+      .toBe('The "options.shared" property must be of type boolean. Received type number (1)');
+    expect(thrown(() => mapFile(file, { mode: 'w' as never })).message)
+      .toBe("The property 'options.mode' must be one of: 'r', 'r+', 'copy'. Received 'w'");
+    expect(thrown(() => mapAnonymous(PAGE_SIZE, { hugePages: 'yes' as never }))).toMatchObject({ code: 'ERR_INVALID_ARG_VALUE' });
+  });
+
+  test('a default-true option keeps its default when left out, and is checked when given', () => {
+    using m = mapAnonymous(PAGE_SIZE);
+    expect(() => m.resize(2 * PAGE_SIZE, {})).not.toThrow();
+    expectCode(() => m.resize(2 * PAGE_SIZE, { mayMove: 'no' as never }), 'ERR_INVALID_ARG_TYPE', TypeError);
+  });
+});
