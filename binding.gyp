@@ -10,7 +10,7 @@
         "native/memory.cc",
         "native/shared.cc",
         "native/futex.cc",
-        "native/touch.cc"
+        "native/tools.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_VERSION=8", "NAPI_CPP_EXCEPTIONS", "_GNU_SOURCE",

@@ -17,7 +17,7 @@ const lib = join(__dirname, '..', 'lib');
 
 // In a child: run one scan and print its timing as JSON.
 if (process.argv[2] === '--child') {
-  const io = require(join(lib, 'bench', 'io.js'));
+  const { io } = require(join(lib, 'cli', 'bench'));
   const [, , , variant, path] = process.argv;
   io.warmUpScan();
   const before = io.rssAnon();
@@ -35,21 +35,11 @@ const { values } = parseArgs({
 });
 const { PAGE_SIZE, mmap, Prot, MapFlags } = require(lib);
 
-const { parseSize } = require(join(lib, 'bench', 'size.js'));
-const { createScratchFile } = require(join(lib, 'bench', 'scratch-file.js'));
-const { touchFile } = require(join(lib, 'bench', 'page-cache.js'));
-const { machineInfo } = require(join(lib, 'bench', 'machine.js'));
-const io = require(join(lib, 'bench', 'io.js'));
-const { runFaultBench } = require(join(lib, 'bench', 'faults.js'));
+const { createScratchFile, io, machineInfo, median, parseSize, runFaultBench, touchFile } = require(join(lib, 'cli', 'bench'));
 
 const size = parseSize(values.size);
 const repeat = Number(values.repeat);
 const MiB = 2 ** 20;
-const median = (xs) => {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
-};
 const log = (text) => process.stderr.write(`${text}\n`);
 const rows = [];
 const row = (measure, library, baseline, ratio, goal, met) => rows.push({ measure, library, baseline, ratio, goal, met });
@@ -96,7 +86,7 @@ function compileCLoop() {
 
 // The one-page map + unmap loops compared, from the bare C loop up to the public API.
 function mapUnmapVariants() {
-  const { native, lend } = require(join(lib, 'native.js'));
+  const { rawAddon: native, lend, tools } = require(join(lib, 'internal.js'));
   const prot = Prot.Read | Prot.Write;
   const flags = MapFlags.Private | MapFlags.Anonymous;
   const OWNER = Symbol('owner'); // what Mapping does with each buffer it makes (ownerOf)
@@ -106,7 +96,7 @@ function mapUnmapVariants() {
     return Number(process.hrtime.bigint() - start) / iterations;
   };
   return {
-    'C loop in this process (native mapUnmapLoop)': (iterations) => native.mapUnmapLoop(iterations),
+    'C loop in this process (native mapUnmapLoop)': (iterations) => tools.mapUnmapLoop(iterations),
     'addon map() + unmap(), no Mapping object': timed((n) => {
       for (let i = 0; i < n; i++) native.unmap(native.map(PAGE_SIZE, prot, flags, -1, 0), null, false);
     }),

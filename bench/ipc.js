@@ -8,6 +8,7 @@
 'use strict';
 const os = require('node:os');
 const { SharedMemory, RingBuffer, fork, wait, notify } = require('../lib');
+const { median } = require('../lib/cli/bench');
 
 const QUICK = process.argv.includes('--quick');
 const MIB = 1 << 20;
@@ -96,7 +97,6 @@ async function main() {
   }
   child.send('bye');
 
-  const median = (xs) => xs.slice().sort((a, b) => a - b)[Math.floor(xs.length / 2)];
   const latency0 = rounds.map((r) => r.sendMean / r.shm[0].mean);
   const latencyDefault = rounds.map((r) => r.sendMean / r.shm[20000].mean);
   const latencyDefaultMedian = rounds.map((r) => r.sendMedian / r.shm[20000].median);
@@ -120,7 +120,7 @@ async function measure(child, v, ring, payload) {
   }
   sendTimes.sort((a, b) => a - b);
   const sendMean = sendTimes.reduce((a, b) => a + b, 0) / sendTimes.length;
-  const sendMedian = percentile(sendTimes, 0.5);
+  const sendMedian = median(sendTimes);
   console.log(`(a) process.send ping-pong: mean ${fmt(sendMean)} us, median ${fmt(sendMedian)} us, p99 ${fmt(percentile(sendTimes, 0.99))} us per round trip (${PINGS_SEND} round trips)`);
 
   // (a) shared-memory ping-pong, for each spin bound
@@ -145,7 +145,7 @@ async function measure(child, v, ring, payload) {
     const { cpuMicros } = await done;
     const sorted = Array.from(times.subarray(Math.min(1000, PINGS_SHM / 10))).sort((a, b) => a - b);
     const mean = sorted.reduce((a, b) => a + b, 0) / sorted.length;
-    shm[spin] = { mean, median: percentile(sorted, 0.5), p99: percentile(sorted, 0.99),
+    shm[spin] = { mean, median: median(sorted), p99: percentile(sorted, 0.99),
       cpuPerRoundTrip: (used.user + used.system + cpuMicros) / PINGS_SHM };
     console.log(`(a) shared memory ping-pong, spin ${spin}: mean ${fmt(mean, 2)} us, median ${fmt(shm[spin].median, 2)} us, p99 ${fmt(shm[spin].p99, 2)} us; ` +
       `CPU (both processes) ${fmt(shm[spin].cpuPerRoundTrip, 2)} us per round trip`);

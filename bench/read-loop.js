@@ -8,10 +8,8 @@
 const os = require('node:os');
 const { parseArgs } = require('node:util');
 const { mapFile, PAGE_SIZE } = require('mman');
-const { native } = require('../lib/native');
-const { createScratchFile } = require('../lib/bench/scratch-file');
-const { parseSize } = require('../lib/bench/size');
-const { readEveryPage } = require('../lib/bench/faults');  // the loop bench faults runs
+const { tools } = require('../lib/internal');
+const { createScratchFile, median, parseSize, readEveryPage } = require('../lib/cli/bench');  // the loop bench faults runs
 
 const { values } = parseArgs({
   options: { size: { type: 'string', default: '256M' }, rounds: { type: 'string', default: '15' } },
@@ -29,16 +27,15 @@ try {
   const pages = mapping.length / PAGE_SIZE;
   const bytes = mapping.bytes;
   let sink = readEveryPage(bytes, PAGE_SIZE);  // the faults, once, untimed
-  native.touchPages(mapping.buffer, PAGE_SIZE, false);
+  tools.touchPages(mapping.buffer, PAGE_SIZE, false);
   const js = [];
   const c = [];
   for (let r = 0; r < rounds; r++) {
     const t0 = process.hrtime.bigint();
     sink += readEveryPage(bytes, PAGE_SIZE);
     js.push(Number(process.hrtime.bigint() - t0) / pages);
-    c.push(native.touchPages(mapping.buffer, PAGE_SIZE, false) / pages);
+    c.push(tools.touchPages(mapping.buffer, PAGE_SIZE, false) / pages);
   }
-  const median = (xs) => xs.slice().sort((a, b) => a - b)[xs.length >> 1];
   const ratios = js.map((x, i) => x / c[i]);
   console.log(`machine: nproc ${os.availableParallelism()}, ${os.cpus()[0].model}, Linux ${os.release()}, Node ${process.version}`);
   console.log(`${pages} pages, ${rounds} rounds, re-reading one mapping (${sink & 1 ? 'odd' : 'even'} sum)`);

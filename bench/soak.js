@@ -9,7 +9,7 @@ const os = require('node:os');
 const path = require('node:path');
 const { parseArgs } = require('node:util');
 const { mapAnonymous, mapFile, mappingStats, PAGE_SIZE } = require('mman');
-const { native } = require('../lib/native');
+const { tools } = require('../lib/internal');
 
 const { values } = parseArgs({
   options: {
@@ -65,7 +65,7 @@ for (let i = 0; i < cycles; i++) {
       v8HeapKiB: Math.round(heap.heapTotal / 1024),
       // Bytes malloc has out (glibc's mallinfo2): native state, ours and Node's.
       // (a source build's test hook; a prebuild has none, and this column is then -1)
-      nativeKiB: native.mallocInUse ? Math.round(native.mallocInUse() / 1024) : -1,
+      nativeKiB: tools.mallocInUse ? Math.round(tools.mallocInUse() / 1024) : -1,
       fileMappings: maps.split('\n').filter((line) => line.endsWith(file)).length,
       cycles: i + 1,
       rssKiB: kb('VmRSS'),

@@ -3,7 +3,7 @@
 // scratch file in the temporary directory that is gone when it ends. 20-35 s.
 'use strict';
 const { join } = require('node:path');
-const { main } = require(join(__dirname, '..', 'lib', 'cli.js'));
+const { main } = require(join(__dirname, '..', 'lib', 'cli', 'index.js'));
 
 main(['bench', 'faults', ...process.argv.slice(2)]).then((status) => {
   if (status === 0) {

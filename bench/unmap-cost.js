@@ -7,7 +7,8 @@
 'use strict';
 const { parseArgs } = require('node:util');
 const { mmap, Prot, MapFlags, PAGE_SIZE } = require('mman');
-const { native } = require('../lib/native');
+const { tools } = require('../lib/internal');
+const { median } = require('../lib/cli/bench');
 
 const { values } = parseArgs({
   options: {
@@ -21,7 +22,6 @@ const rounds = Number(values.rounds);
 const prot = Prot.Read | Prot.Write;
 const flags = MapFlags.Private | MapFlags.Anonymous;
 const turn = () => new Promise((resolve) => setImmediate(resolve));
-const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
 const loops = {
   'mmap() + unmap() (no buffer: munmap at once)': () => mmap(PAGE_SIZE, prot, flags).unmap(),
@@ -51,7 +51,7 @@ async function round(body) {
   const c = [];
   const times = Object.fromEntries(Object.keys(loops).map((name) => [name, { loop: [], total: [] }]));
   for (let r = 0; r < rounds; r++) {
-    c.push(native.mapUnmapLoop(cycles));
+    c.push(tools.mapUnmapLoop(cycles));
     for (const [name, body] of Object.entries(loops)) {
       const [loop, total] = await round(body);
       times[name].loop.push(loop);

@@ -3,9 +3,6 @@
 #include <napi.h>
 #include <sys/mman.h>
 #include <linux/mman.h>
-#if defined(__GLIBC__)
-#include <malloc.h>
-#endif
 
 #include "answers.h"
 #include "env.h"
@@ -16,8 +13,8 @@ namespace mman {
 
 void InitMemory(Napi::Env env, Napi::Object exports);
 void InitShared(Napi::Env env, Napi::Object exports);
-void InitFutex(Napi::Env env, Napi::Object exports);
-void InitTouch(Napi::Env env, Napi::Object exports);
+void InitFutex(Napi::Env env, Napi::Object exports, Napi::Object tools);
+void InitTools(Napi::Env env, Napi::Object tools);
 
 namespace {
 
@@ -79,20 +76,6 @@ Napi::Object Constants(Napi::Env env) {
   return c;
 }
 
-#if defined(MMAN_TEST_HOOKS)
-// mallocInUse() -> bytes malloc has handed out and not had back (glibc), or -1: lets soak
-// runs tell a native leak from V8 sizing its heap. A test hook: source builds have it, the
-// prebuilds (scripts/prebuilds.sh) do not, so they need no mallinfo2 (glibc 2.33).
-Napi::Value MallocInUse(const Napi::CallbackInfo& info) {
-#if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 33))
-  struct mallinfo2 m = mallinfo2();
-  return Napi::Number::New(info.Env(), static_cast<double>(m.uordblks + m.hblkhd));
-#else
-  return Napi::Number::New(info.Env(), -1);
-#endif
-}
-#endif
-
 void DeleteAddonEnv(napi_env, void* data, void*) { delete static_cast<AddonEnv*>(data); }
 
 // 0 if this runtime lets an ArrayBuffer over memory it did not allocate exist, else the
@@ -143,14 +126,13 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("constants", Constants(env));
   InitAnswers(env, exports);
   exports.Set("externalBuffers", Napi::Number::New(env, ExternalBuffersStatus(env)));
-#if defined(MMAN_TEST_HOOKS)
-  exports.Set("mallocInUse", Napi::Function::New(env, MallocInUse, "mallocInUse"));
-#endif
   InitMapping(env, exports);
   InitMemory(env, exports);
   InitShared(env, exports);
-  InitFutex(env, exports);
-  InitTouch(env, exports);
+  Napi::Object tools = Napi::Object::New(env);  // hooks for the tools and the tests
+  exports.Set("tools", tools);
+  InitFutex(env, exports, tools);
+  InitTools(env, tools);
   return exports;
 }
 

@@ -492,12 +492,12 @@ Napi::Value WaitAsyncStats(const Napi::CallbackInfo& info) {
 
 void DestroyFutexEnv(FutexEnv* futex) { delete futex; }
 
-void InitFutex(Napi::Env env, Napi::Object exports) {
+void InitFutex(Napi::Env env, Napi::Object exports, Napi::Object tools) {
   exports.Set("wait", Napi::Function::New(env, Wait, "wait"));
   exports.Set("notify", Napi::Function::New(env, Notify, "notify"));
   exports.Set("waitAsyncStart", Napi::Function::New(env, WaitAsyncStart, "waitAsyncStart"));
   exports.Set("waitAsyncCancel", Napi::Function::New(env, WaitAsyncCancel, "waitAsyncCancel"));
-  exports.Set("waitAsyncStats", Napi::Function::New(env, WaitAsyncStats, "waitAsyncStats"));
+  tools.Set("waitAsyncStats", Napi::Function::New(env, WaitAsyncStats, "waitAsyncStats"));
 }
 
 }  // namespace mman

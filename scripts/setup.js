@@ -27,5 +27,5 @@ if (!built('build/Release/mman.node')) {
 } else if (newest('native') > mtime('build/Release/mman.node')) {
   run('npx node-gyp build');
 }
-if (!built('lib/index.js') || !built('lib/cli.js') || newest('src') > mtime('lib/index.js')) run('npx tsc -p tsconfig.json');
+if (!built('lib/index.js') || !built('lib/cli/index.js') || newest('src') > mtime('lib/index.js')) run('npx tsc -p tsconfig.json');
 if (!built('lib/index.mjs') || mtime('lib/index.js') > mtime('lib/index.mjs')) run('node scripts/esm.js');

@@ -210,8 +210,3 @@ export function notify(view: Int32Array, index: number, count: number = Infinity
   if (rc < 0) throw systemError(rc, 'futex');
   return rc;
 }
-
-/** @internal Pending waitAsync calls and waiter threads, for tests. */
-export function waitAsyncStats(): { pending: number; sleeping: number; threads: number } {
-  return native.waitAsyncStats();
-}

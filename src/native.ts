@@ -4,6 +4,21 @@ import { join } from 'node:path';
 /** An opaque handle to one native Region; only the addon can make or read one. */
 export type Handle = { readonly __mmanHandle: unique symbol };
 
+/** The addon's hooks for the tools (the `mman` command, bench/) and the tests: native/tools.cc. */
+export interface NativeTools {
+  /** One access per `stride` bytes of `buffer` (a write of 1, or a read); returns elapsed ns. */
+  touchPages(buffer: ArrayBuffer, stride: number, write: boolean): number;
+  /** posix_fadvise(2): 0 or -errno. */
+  fadvise(fd: number, offset: number, length: number, advice: number): number;
+  readonly fadviseConstants: Readonly<Record<string, number>>;
+  /** ns per one-page mmap + munmap in a C loop inside this process, or -errno. */
+  mapUnmapLoop(iterations: number): number;
+  /** Pending waitAsync calls and waiter threads of this thread. */
+  waitAsyncStats(): { pending: number; sleeping: number; threads: number };
+  /** Source builds only (not the prebuilds): bytes malloc has out (glibc), or -1. */
+  mallocInUse?(): number;
+}
+
 export interface NativeAddon {
   readonly pageSize: number;
   readonly constants: Readonly<Record<string, number>>;
@@ -12,6 +27,7 @@ export interface NativeAddon {
     WAIT_OK: number; WAIT_NOT_EQUAL: number; WAIT_TIMED_OUT: number; WAIT_CANCELLED: number;
     MISALIGNED: number; MOVED_NOT_GROWN: number;
   }>;
+  readonly tools: NativeTools;
   /** 0 if the runtime allows ArrayBuffers over external memory, else the refusing napi_status. */
   readonly externalBuffers: number;
   map(length: number, prot: number, flags: number, fd: number, offset: number,
@@ -28,8 +44,6 @@ export interface NativeAddon {
         fd: number, fileOffset: number): number;
   address(handle: Handle): bigint;
   stats(): [regions: number, bytes: number, retiredRegions: number, retiredBytes: number];
-  /** Test hook, in source builds only (not in the prebuilds): bytes malloc has out, or -1. */
-  mallocInUse?(): number;
   guard(handle: Handle, prot: number): number;
   guardFaults(handle: Handle): number;
   protect(handle: Handle, offset: number, length: number, prot: number): number;
@@ -55,13 +69,6 @@ export interface NativeAddon {
   waitAsyncStart(handle: Handle, buffer: ArrayBuffer, byteOffset: number, expected: number,
                  timeoutMs: number, waitersOffset: number, callback: (result: number) => void): number;
   waitAsyncCancel(id: number): boolean;
-  waitAsyncStats(): { pending: number; sleeping: number; threads: number };
-  /** One access per `stride` bytes of `buffer` (a write of 1, or a read); returns elapsed ns. */
-  touchPages(buffer: ArrayBuffer, stride: number, write: boolean): number;
-  fadvise(fd: number, offset: number, length: number, advice: number): number;
-  /** ns per one-page mmap + munmap in a C loop inside this process, or -errno. */
-  mapUnmapLoop(iterations: number): number;
-  readonly fadviseConstants: Readonly<Record<string, number>>;
 }
 
 // node-gyp-build loads build/Release (a source build) first, then prebuilds/<platform>-<arch>;

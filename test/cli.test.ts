@@ -1,14 +1,14 @@
-// The `mman` command end to end: the compiled lib/cli.js in a child process, on small sizes.
+// The `mman` command end to end: the compiled lib/cli/index.js in a child process, on small sizes.
 import { execFile, spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 
-import { FAULT_KINDS, type FaultReport } from '../src/bench/faults';
-import { parseSize } from '../src/bench/size';
+import { FAULT_KINDS, type FaultReport } from '../src/cli/bench/faults';
+import { parseSize } from '../src/cli/bench/size';
 
-const CLI = join(__dirname, '..', 'lib', 'cli.js');
+const CLI = join(__dirname, '..', 'lib', 'cli', 'index.js');
 const run = promisify(execFile);
 
 async function mman(...args: string[]): Promise<{ stdout: string; stderr: string; status: number }> {

@@ -6,7 +6,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 import { PAGE_SIZE, SharedMemory, mapAnonymous, mapFile, notify, wait, waitAsync } from '../src';
-import { waitAsyncStats } from '../src/futex';
+import { tools } from '../src/internal';
+
+const { waitAsyncStats } = tools;
 import { startChild } from './helpers';
 
 function sharedWords(bytes = PAGE_SIZE): { shm: SharedMemory; v: Int32Array } {

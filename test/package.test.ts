@@ -204,7 +204,7 @@ test('the tarball holds the library, both prebuilds, types, ESM and CJS entries,
     .map((entry) => entry.replace(/^package\//, ''));
   for (const needed of [
     'package.json', 'README.md', 'binding.gyp', 'CMakeLists.txt', 'scripts/setup.js', 'scripts/esm.js',
-    'lib/index.js', 'lib/index.d.ts', 'lib/index.mjs', 'lib/index.d.mts', 'lib/cli.js', 'native/lifetime.cc',
+    'lib/index.js', 'lib/index.d.ts', 'lib/index.mjs', 'lib/index.d.mts', 'lib/cli/index.js', 'native/lifetime.cc',
     `prebuilds/linux-x64/${PREBUILD}`, `prebuilds/linux-arm64/${PREBUILD}`,
   ]) expect(listing).toContain(needed);
   // No tests, sources of the build's leftovers, benchmarks or CI.

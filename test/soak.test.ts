@@ -2,12 +2,12 @@
 // flat, and nothing is left mapped.
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
-import { native } from '../src/native';
+import { tools } from '../src/internal';
 
 // Native memory is measured through a test hook that source builds have and the prebuilds
 // (which CI also tests) do not, and that reports 0 under the sanitizer's allocator; the rest
 // of the soak holds for all of them.
-const measurable = (native.mallocInUse?.() ?? -1) > 0;
+const measurable = (tools.mallocInUse?.() ?? -1) > 0;
 
 test('100,000 map/touch/unmap cycles: native memory flat, no mapping left behind', () => {
   const run = spawnSync(process.execPath, ['--expose-gc', join(__dirname, '..', 'bench', 'soak.js'), '--cycles', '100000', '--samples', '10', '--json'],

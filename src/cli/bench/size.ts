@@ -1,5 +1,5 @@
 // Byte sizes as people type them on a command line: 4096, 64K, 256M, 1G, 1.5G.
-import { invalidArgValue } from '../errors';
+import { invalidArgValue } from '../../internal';
 
 const UNITS: Record<string, number> = { '': 1, K: 2 ** 10, M: 2 ** 20, G: 2 ** 30, T: 2 ** 40 };
 

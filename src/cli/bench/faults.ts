@@ -1,10 +1,10 @@
 // First-touch cost of each kind of mapping: one access per page from JavaScript, the same
 // loop in C on a twin mapping in the same run, fault counts from getrusage, residency after.
-import { Advice } from '../flags';
-import { mapAnonymous, mapFile, PAGE_SIZE, type Mapping } from '../mapping';
-import { native } from '../native';
+import { Advice, mapAnonymous, mapFile, PAGE_SIZE, type Mapping } from '../..';
+import { tools } from '../../internal';
 import { machineInfo, type MachineInfo } from './machine';
 import { evictFile, fileResidency } from './page-cache';
+import { median } from './stats';
 import { createScratchFile, type ScratchFile } from './scratch-file';
 
 /** Every kind of first touch the benchmark knows, in the order it runs them. */
@@ -234,7 +234,7 @@ function warmUpLoops(): void {
 function warmUpGuestMemory(bytes: number): void {
   const mapping = mapAnonymous(bytes);
   try {
-    native.touchPages(mapping.buffer, PAGE_SIZE, true);
+    tools.touchPages(mapping.buffer, PAGE_SIZE, true);
   } finally {
     mapping.unmap();
   }
@@ -246,12 +246,6 @@ function countResident(mapping: Mapping): number {
   for (let i = 0; i < pages.length; i++) resident += pages[i] & 1;
   return resident;
 }
-
-const median = (values: number[]): number => {
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = sorted.length >> 1;
-  return sorted.length % 2 === 1 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
-};
 
 interface Sample {
   ns: number;
@@ -284,7 +278,7 @@ function touchFromJavaScript(plan: KindPlan, context: Context): Sample {
 function touchFromC(plan: KindPlan, context: Context): number {
   const mapping = plan.prepare(context);
   try {
-    return native.touchPages(mapping.buffer, PAGE_SIZE, plan.write);
+    return tools.touchPages(mapping.buffer, PAGE_SIZE, plan.write);
   } finally {
     mapping.unmap();
   }

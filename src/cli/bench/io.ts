@@ -2,10 +2,10 @@
 // every 32-bit word) and random 4-byte reads, on a file already in the page cache.
 import { closeSync, createReadStream, openSync, readFileSync, readSync } from 'node:fs';
 
-import { Advice } from '../flags';
-import { mapFile, PAGE_SIZE } from '../mapping';
+import { Advice, mapFile, PAGE_SIZE } from '../..';
 import { machineInfo, type MachineInfo } from './machine';
 import { touchFile } from './page-cache';
+import { median } from './stats';
 import { createScratchFile } from './scratch-file';
 
 /** One timed read of a file: elapsed ms, the checksum it computed, anonymous memory held at the end. */
@@ -177,12 +177,6 @@ export interface IoBenchOptions {
   dir?: string;
   onProgress?: (done: number, total: number, label: string) => void;
 }
-
-const median = (values: number[]): number => {
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = sorted.length >> 1;
-  return sorted.length % 2 === 1 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
-};
 
 /**
  * Writes a scratch file of `size` bytes, reads it once so it is in the page cache, and

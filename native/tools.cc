@@ -1,5 +1,7 @@
-// What the benchmarks need from C: the same loops the JavaScript runs (first touches,
-// mmap + munmap), timed here so both are compared in one run; posix_fadvise to evict pages.
+// The addon's hooks for the tools (the `mman` command, bench/) and the tests, exported as
+// `native.tools` and nowhere beside map/unmap: the C loops the benchmarks compare against
+// (first touches, mmap + munmap) timed in this process, posix_fadvise to evict a file's
+// pages, and (source builds only) malloc's count of bytes in use.
 #include <errno.h>
 #include <fcntl.h>
 #include <sys/mman.h>
@@ -7,6 +9,9 @@
 #include <time.h>
 
 #include <cstddef>
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
 #include <cstdint>
 
 #include <napi.h>
@@ -103,12 +108,26 @@ Napi::Value MapUnmapLoop(const Napi::CallbackInfo& info) {
   return Napi::Number::New(env, static_cast<double>(NowNs() - start) / static_cast<double>(iterations));
 }
 
+#if defined(MMAN_TEST_HOOKS)
+// mallocInUse() -> bytes malloc has handed out and not had back (glibc), or -1: lets soak
+// runs tell a native leak from V8 sizing its heap. A test hook: source builds have it, the
+// prebuilds (scripts/prebuilds.sh) do not, so they need no mallinfo2 (glibc 2.33).
+Napi::Value MallocInUse(const Napi::CallbackInfo& info) {
+#if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 33))
+  struct mallinfo2 m = mallinfo2();
+  return Napi::Number::New(info.Env(), static_cast<double>(m.uordblks + m.hblkhd));
+#else
+  return Napi::Number::New(info.Env(), -1);
+#endif
+}
+#endif
+
 }  // namespace
 
-void InitTouch(Napi::Env env, Napi::Object exports) {
-  exports.Set("touchPages", Napi::Function::New(env, TouchPages, "touchPages"));
-  exports.Set("fadvise", Napi::Function::New(env, Fadvise, "fadvise"));
-  exports.Set("mapUnmapLoop", Napi::Function::New(env, MapUnmapLoop, "mapUnmapLoop"));
+void InitTools(Napi::Env env, Napi::Object tools) {
+  tools.Set("touchPages", Napi::Function::New(env, TouchPages, "touchPages"));
+  tools.Set("fadvise", Napi::Function::New(env, Fadvise, "fadvise"));
+  tools.Set("mapUnmapLoop", Napi::Function::New(env, MapUnmapLoop, "mapUnmapLoop"));
   Napi::Object fadv = Napi::Object::New(env);
   fadv.Set("POSIX_FADV_NORMAL", Napi::Number::New(env, POSIX_FADV_NORMAL));
   fadv.Set("POSIX_FADV_SEQUENTIAL", Napi::Number::New(env, POSIX_FADV_SEQUENTIAL));
@@ -116,7 +135,10 @@ void InitTouch(Napi::Env env, Napi::Object exports) {
   fadv.Set("POSIX_FADV_WILLNEED", Napi::Number::New(env, POSIX_FADV_WILLNEED));
   fadv.Set("POSIX_FADV_DONTNEED", Napi::Number::New(env, POSIX_FADV_DONTNEED));
   fadv.Set("POSIX_FADV_NOREUSE", Napi::Number::New(env, POSIX_FADV_NOREUSE));
-  exports.Set("fadviseConstants", fadv);
+  tools.Set("fadviseConstants", fadv);
+#if defined(MMAN_TEST_HOOKS)
+  tools.Set("mallocInUse", Napi::Function::New(env, MallocInUse, "mallocInUse"));
+#endif
 }
 
 }  // namespace mman

@@ -2,9 +2,8 @@
 // (posix_fadvise), pin them (mlock). What vmtouch and fincore do, through this library.
 import { closeSync, fdatasyncSync, fstatSync, openSync } from 'node:fs';
 
-import { mapFile, PAGE_SIZE, type Mapping } from '../mapping';
-import { native } from '../native';
-import { systemError } from '../errors';
+import { mapFile, PAGE_SIZE, type Mapping } from '../..';
+import { systemError, tools } from '../../internal';
 
 /** How much of one file is in the page cache. */
 export interface FileResidency {
@@ -54,7 +53,7 @@ export function fileResidency(path: string): FileResidency {
 /** Reads one byte of every page of `path`, so the whole file is in the page cache. */
 export function touchFile(path: string): void {
   withMapping(path, () => undefined, (mapping) => {
-    native.touchPages(mapping.buffer, PAGE_SIZE, false);
+    tools.touchPages(mapping.buffer, PAGE_SIZE, false);
   });
 }
 
@@ -67,7 +66,7 @@ export function evictFile(path: string): void {
   const fd = openSync(path, 'r');
   try {
     fdatasyncSync(fd);
-    const rc = native.fadvise(fd, 0, 0, native.fadviseConstants.POSIX_FADV_DONTNEED);
+    const rc = tools.fadvise(fd, 0, 0, tools.fadviseConstants.POSIX_FADV_DONTNEED);
     if (rc < 0) throw systemError(rc, 'posix_fadvise', path);
   } finally {
     closeSync(fd);

@@ -3,7 +3,7 @@
 import { writeFileSync } from 'node:fs';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 
-import { PAGE_SIZE, type Mapping } from './mapping';
+import { PAGE_SIZE, type Mapping } from '..';
 import { FAULT_KINDS, isFaultKind, runFaultBench, type FaultKind, type FaultReport } from './bench/faults';
 import { runIoBench, type IoReport } from './bench/io';
 import { evictFile, fileResidency, lockFile, touchFile, type FileResidency } from './bench/page-cache';
