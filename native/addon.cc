@@ -76,7 +76,9 @@ Napi::Object Constants(Napi::Env env) {
   return c;
 }
 
-void DeleteAddonEnv(napi_env, void* data, void*) { delete static_cast<AddonEnv*>(data); }
+void DeleteAddonEnv(napi_env, void* data, void*) {
+  delete static_cast<AddonEnv*>(data);
+}
 
 // 0 if this runtime lets an ArrayBuffer over memory it did not allocate exist, else the
 // Node-API status that refused it (napi_no_external_buffers_allowed: Electron 21 and later,
@@ -84,7 +86,8 @@ void DeleteAddonEnv(napi_env, void* data, void*) { delete static_cast<AddonEnv*>
 int ExternalBuffersStatus(napi_env env) {
   static uint8_t probe[1];
   napi_value buffer;
-  napi_status status = napi_create_external_arraybuffer(env, probe, sizeof probe, nullptr, nullptr, &buffer);
+  napi_status status =
+      napi_create_external_arraybuffer(env, probe, sizeof probe, nullptr, nullptr, &buffer);
   if (status != napi_ok) {
     bool pending = false;
     napi_is_exception_pending(env, &pending);
@@ -119,9 +122,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   napi_set_instance_data(env, addon, DeleteAddonEnv, nullptr);
   // Runs before Node finalizes what this thread still holds (a hook added later runs
   // earlier), so that nothing is re-armed while everything is being let go.
-  napi_add_env_cleanup_hook(env, [](void* data) {
-    static_cast<AddonEnv*>(data)->lifetime.tearingDown = true;
-  }, addon);
+  napi_add_env_cleanup_hook(
+      env, [](void* data) { static_cast<AddonEnv*>(data)->lifetime.tearingDown = true; }, addon);
   exports.Set("pageSize", Napi::Number::New(env, static_cast<double>(PageSize())));
   exports.Set("constants", Constants(env));
   InitAnswers(env, exports);

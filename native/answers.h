@@ -17,10 +17,10 @@ namespace mman {
 
 namespace answers {
 // wait(), and the callback of waitAsyncStart():
-constexpr int kWaitOk = 0;          // woken, or the word had changed: an event
-constexpr int kWaitNotEqual = 1;    // the word was not `expected` when the call looked
+constexpr int kWaitOk = 0;        // woken, or the word had changed: an event
+constexpr int kWaitNotEqual = 1;  // the word was not `expected` when the call looked
 constexpr int kWaitTimedOut = 2;
-constexpr int kWaitCancelled = 3;   // waitAsyncCancel() (waitAsync only)
+constexpr int kWaitCancelled = 3;  // waitAsyncCancel() (waitAsync only)
 // wait(), notify(), waitAsyncStart(): the word is not 4-byte aligned in memory. Below the
 // errno range (-4095..-1, Linux's MAX_ERRNO), so that no count, id or errno is ever taken
 // for it.
@@ -30,10 +30,14 @@ constexpr int kMovedNotGrown = 1;
 }  // namespace answers
 
 // -errno, for an errno the caller has (a positive number).
-inline Napi::Value Errno(Napi::Env env, int err) { return Napi::Number::New(env, -err); }
+inline Napi::Value Errno(Napi::Env env, int err) {
+  return Napi::Number::New(env, -err);
+}
 
 // 0, or -errno after a libc call that returned nonzero.
-inline Napi::Value Result(Napi::Env env, int rc) { return Napi::Number::New(env, rc == 0 ? 0 : -errno); }
+inline Napi::Value Result(Napi::Env env, int rc) {
+  return Napi::Number::New(env, rc == 0 ? 0 : -errno);
+}
 
 inline Napi::Error WithCode(Napi::Error error, const char* code) {
   error.Set("code", Napi::String::New(error.Env(), code));

@@ -108,8 +108,7 @@ int32_t* Word(Napi::Env env, Region* region, const Napi::Value& abValue,
   uint8_t* addr = data + static_cast<size_t>(offset);
   const uint8_t* base = region->span->base;
   if (addr < base || addr + 4 > base + region->span->size) {
-    ArgRangeError(env, "native: buffer is not over this mapping")
-        .ThrowAsJavaScriptException();
+    ArgRangeError(env, "native: buffer is not over this mapping").ThrowAsJavaScriptException();
     return nullptr;
   }
   if (reinterpret_cast<uintptr_t>(addr) % 4 != 0) {
@@ -188,9 +187,15 @@ Napi::Value Wait(const Napi::CallbackInfo& info) {
   for (;;) {
     long rc = Futex(word, FUTEX_WAIT_BITSET, static_cast<uint32_t>(expected),
                     timed ? &deadline : nullptr, FUTEX_BITSET_MATCH_ANY);
-    if (rc == 0) { result = kOk; break; }
+    if (rc == 0) {
+      result = kOk;
+      break;
+    }
     if (errno == EINTR) continue;
-    if (errno == EAGAIN) { result = kOk; break; }  // changed after our first look: an event
+    if (errno == EAGAIN) {
+      result = kOk;
+      break;
+    }  // changed after our first look: an event
     result = errno == ETIMEDOUT ? kTimedOut : -errno;
     break;
   }
@@ -293,7 +298,8 @@ void WaiterThread::Run() {
     vector.clear();
     snapshot.clear();
     uint32_t seen = __atomic_load_n(&control, __ATOMIC_SEQ_CST);
-    vector.push_back({seen, reinterpret_cast<uintptr_t>(&control), FUTEX_32 | FUTEX_PRIVATE_FLAG, 0});
+    vector.push_back(
+        {seen, reinterpret_cast<uintptr_t>(&control), FUTEX_32 | FUTEX_PRIVATE_FLAG, 0});
     bool timed = false;
     bool cancelled = false;
     timespec deadline{};
@@ -301,8 +307,8 @@ void WaiterThread::Run() {
       // Read after `seen`: a cancel whose poke came before `seen` was read is seen here instead.
       cancelled = cancelled || w->cancelled.load();
       snapshot.push_back(w);
-      vector.push_back({static_cast<uint32_t>(w->expected), reinterpret_cast<uintptr_t>(w->word),
-                        FUTEX_32, 0});
+      vector.push_back(
+          {static_cast<uint32_t>(w->expected), reinterpret_cast<uintptr_t>(w->word), FUTEX_32, 0});
       if (w->timed && (!timed || Before(w->deadline, deadline))) {
         deadline = w->deadline;
         timed = true;
@@ -486,11 +492,14 @@ Napi::Value WaitAsyncStats(const Napi::CallbackInfo& info) {
   }
   stats.Set("pending", Napi::Number::New(env, state ? static_cast<double>(state->byId.size()) : 0));
   stats.Set("sleeping", Napi::Number::New(env, static_cast<double>(inThreads)));
-  stats.Set("threads", Napi::Number::New(env, state ? static_cast<double>(state->threads.size()) : 0));
+  stats.Set("threads",
+            Napi::Number::New(env, state ? static_cast<double>(state->threads.size()) : 0));
   return stats;
 }
 
-void DestroyFutexEnv(FutexEnv* futex) { delete futex; }
+void DestroyFutexEnv(FutexEnv* futex) {
+  delete futex;
+}
 
 void InitFutex(Napi::Env env, Napi::Object exports, Napi::Object tools) {
   exports.Set("wait", Napi::Function::New(env, Wait, "wait"));

@@ -18,7 +18,6 @@
 #include <atomic>
 #include <mutex>
 
-
 namespace mman {
 
 namespace {
@@ -108,7 +107,8 @@ void GuardUnregister(int slot) {
   slots[slot].taken.store(false, std::memory_order_release);
 }
 
-uint32_t GuardFaults(int slot) { return slots[slot].faults.load(std::memory_order_relaxed); }
-
+uint32_t GuardFaults(int slot) {
+  return slots[slot].faults.load(std::memory_order_relaxed);
+}
 
 }  // namespace mman

@@ -5,7 +5,6 @@
 #include <cstddef>
 #include <cstdint>
 
-
 namespace mman {
 
 // Registers [start, start + length) as guarded; replacement pages get `prot`; the count of
@@ -18,6 +17,5 @@ void GuardMove(int slot, uintptr_t start, size_t length);
 void GuardUnregister(int slot);
 // Pages replaced in the slot's range since it was registered.
 uint32_t GuardFaults(int slot);
-
 
 }  // namespace mman

@@ -36,8 +36,10 @@ void LinkInto(T*& head, T* item) {
 
 template <typename T>
 void UnlinkFrom(T*& head, T* item) {
-  if (item->prev != nullptr) item->prev->next = item->next;
-  else head = item->next;
+  if (item->prev != nullptr)
+    item->prev->next = item->next;
+  else
+    head = item->next;
   if (item->next != nullptr) item->next->prev = item->prev;
   item->prev = item->next = nullptr;
 }
@@ -258,8 +260,8 @@ void ArmCanary(Lifetime* lifetime) {
   napi_value object;
   if (napi_create_object(lifetime->env, &object) != napi_ok) return;
   auto* canary = new Canary{lifetime};
-  if (napi_add_finalizer(lifetime->env, object, canary, OnCanaryCollected, nullptr,
-                         &canary->ref) != napi_ok) {
+  if (napi_add_finalizer(lifetime->env, object, canary, OnCanaryCollected, nullptr, &canary->ref) !=
+      napi_ok) {
     delete canary;
     return;
   }
@@ -301,7 +303,9 @@ void NoticeMoved(napi_env env, BufferRecord* record, napi_value object) {
 
 }  // namespace
 
-void Pin(Span* span) { ++span->pins; }
+void Pin(Span* span) {
+  ++span->pins;
+}
 
 void Unpin(Span* span) {
   if (--span->pins == 0) ReleaseSpan(span);
@@ -337,8 +341,8 @@ napi_value LendBuffer(napi_env env, Region* region, size_t offset, size_t length
   Pin(span);
   LinkInto(region->owner->records, record);
   napi_value buffer = nullptr;
-  napi_status status = napi_create_external_arraybuffer(env, record->data, length,
-                                                        OnStoreReleased, record, &buffer);
+  napi_status status =
+      napi_create_external_arraybuffer(env, record->data, length, OnStoreReleased, record, &buffer);
   record->creating = false;
   if (status != napi_ok || record->finalizedWhileCreating) {
     // Some Node versions finalize at once when creation fails; either way, only we clean up.
@@ -349,9 +353,9 @@ napi_value LendBuffer(napi_env env, Region* region, size_t offset, size_t length
     bool pending = false;
     napi_is_exception_pending(env, &pending);
     if (!pending) {
-      napi_throw_range_error(env, "ERR_OUT_OF_RANGE", created
-          ? "native: ArrayBuffer finalized during creation"
-          : "native: cannot create an ArrayBuffer of this length");
+      napi_throw_range_error(env, "ERR_OUT_OF_RANGE",
+                             created ? "native: ArrayBuffer finalized during creation"
+                                     : "native: cannot create an ArrayBuffer of this length");
     }
     return nullptr;
   }
@@ -448,7 +452,7 @@ void SplitTail(Region* region, size_t newSize) {
   Span* old = region->span;
   Span* head = NewSpan(region->owner, old->base, newSize);
   AddCounts(0, -static_cast<int64_t>(newSize));  // the head's bytes were counted in old's
-  Pin(head);  // for the region
+  Pin(head);                                     // for the region
   Pin(head);  // for old: whatever pins old may point into the head too
   old->keeps = head;
   old->base += newSize;
@@ -456,8 +460,8 @@ void SplitTail(Region* region, size_t newSize) {
   if (old->guardSlot >= 0) {
     head->guardSlot = old->guardSlot;
     GuardMove(head->guardSlot, reinterpret_cast<uintptr_t>(head->base), head->size);
-    old->guardSlot = GuardRegister(reinterpret_cast<uintptr_t>(old->base), old->size,
-                                   region->guardProt, 0);
+    old->guardSlot =
+        GuardRegister(reinterpret_cast<uintptr_t>(old->base), old->size, region->guardProt, 0);
   }
   region->span = head;
   RetireSpan(old, false);

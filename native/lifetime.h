@@ -2,8 +2,9 @@
 // read that first. In short:
 //
 //   Region (what a Mapping's handle names)    Span (a range of address space we mmap'd)
-//     open ──CloseRegion()──▶ closed            owned ──RetireSpan()──▶ retired ──last Unpin()──▶ released
-//                                               (by an open region)     (pages kept)              (munmap)
+//     open ──CloseRegion()──▶ closed            owned ──RetireSpan()──▶ retired ──last Unpin()──▶
+//     released
+//                                               (by an open region)     (pages kept) (munmap)
 //
 // A span is pinned by the open region that owns it, by every buffer made over it until
 // nothing can reach the memory through that buffer, by every operation that borrows it
@@ -36,23 +37,23 @@ struct Canary;
 // A range of address space this addon mapped: [base, base + size).
 struct Span {
   uint8_t* base = nullptr;
-  size_t size = 0;            // a multiple of the page size
-  uint32_t pins = 0;          // the owning region + buffers + borrows + dependent spans
-  bool retired = false;       // no open region owns it; it lives on for its other pins
-  int guardSlot = -1;         // the SIGBUS guard's slot while guarded
-  Span* keeps = nullptr;      // a span this one pins (a shrunk region's head, see SplitTail)
-  int64_t weight = 0;         // bytes reported to V8 while retired
+  size_t size = 0;        // a multiple of the page size
+  uint32_t pins = 0;      // the owning region + buffers + borrows + dependent spans
+  bool retired = false;   // no open region owns it; it lives on for its other pins
+  int guardSlot = -1;     // the SIGBUS guard's slot while guarded
+  Span* keeps = nullptr;  // a span this one pins (a shrunk region's head, see SplitTail)
+  int64_t weight = 0;     // bytes reported to V8 while retired
   Lifetime* owner = nullptr;
-  Span* prev = nullptr;       // owner's list of live spans
+  Span* prev = nullptr;  // owner's list of live spans
   Span* next = nullptr;
 };
 
 // The native side of one Mapping, named by its JS handle (an External).
 struct Region {
-  Span* span = nullptr;       // its pages, pinned while open
-  bool open = true;           // false once closed: the Mapping's methods are done with it
-  int flags = 0;              // the mmap flags it was made with (resize() may need them)
-  bool guarded = false;       // registered with the SIGBUS guard; new spans are too
+  Span* span = nullptr;  // its pages, pinned while open
+  bool open = true;      // false once closed: the Mapping's methods are done with it
+  int flags = 0;         // the mmap flags it was made with (resize() may need them)
+  bool guarded = false;  // registered with the SIGBUS guard; new spans are too
   int guardProt = 0;
   napi_ref handle = nullptr;  // weak, to the JS handle; its finalizer is OnHandleCollected
   // Buffers lent over the region whose object is known gone only when the handle is.
@@ -65,22 +66,22 @@ struct Region {
 // through it: its object collected, and its backing store with it; or, if the store was
 // moved to another ArrayBuffer (transfer()), until Node finalizes the store.
 struct BufferRecord {
-  Region* region = nullptr;     // set while listed in region->buffers
-  Span* span = nullptr;         // pinned until settled
-  void* data = nullptr;         // where the buffer starts
-  napi_ref observer = nullptr;  // weak, for buffers retired by resize() and for windows
-  size_t watchIndex = SIZE_MAX; // place in Lifetime::watched
-  bool kept = false;            // the caller keeps it and passes it back (Mapping#buffer)
-  bool detachedByUs = false;    // unmap({ detachViews }): its store went with the detach
-  bool storeMoved = false;      // detached by someone else: the store lives on elsewhere
+  Region* region = nullptr;      // set while listed in region->buffers
+  Span* span = nullptr;          // pinned until settled
+  void* data = nullptr;          // where the buffer starts
+  napi_ref observer = nullptr;   // weak, for buffers retired by resize() and for windows
+  size_t watchIndex = SIZE_MAX;  // place in Lifetime::watched
+  bool kept = false;             // the caller keeps it and passes it back (Mapping#buffer)
+  bool detachedByUs = false;     // unmap({ detachViews }): its store went with the detach
+  bool storeMoved = false;       // detached by someone else: the store lives on elsewhere
   bool storeReleased = false;
   bool objectGone = false;
   bool storeFinalized = false;  // Node ran the store's finalizer: it holds no hint now
   bool creating = true;         // napi_create_external_arraybuffer has not returned
   bool finalizedWhileCreating = false;
-  bool orphaned = false;        // its thread went away first: the finalizer only frees it
+  bool orphaned = false;  // its thread went away first: the finalizer only frees it
   Lifetime* owner = nullptr;
-  BufferRecord* prev = nullptr; // owner's list of records
+  BufferRecord* prev = nullptr;  // owner's list of records
   BufferRecord* next = nullptr;
 };
 
@@ -101,7 +102,7 @@ struct Lifetime {
   // Store finalizers that a runtime ran on another thread (Deno frees backing stores on
   // V8's background threads and finalizes them there): queued, and settled on this thread.
   std::mutex strayMutex;
-  std::vector<BufferRecord*> stray;    // guarded by strayMutex
+  std::vector<BufferRecord*> stray;  // guarded by strayMutex
   std::atomic<bool> hasStray{false};
 };
 

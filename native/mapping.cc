@@ -72,11 +72,13 @@ int VmaProt(const void* addr) {
 
 void GuardSpan(Region* region, Span* span, uint32_t faults) {
   if (!region->guarded) return;
-  span->guardSlot = GuardRegister(reinterpret_cast<uintptr_t>(span->base), span->size,
-                                  region->guardProt, faults);
+  span->guardSlot =
+      GuardRegister(reinterpret_cast<uintptr_t>(span->base), span->size, region->guardProt, faults);
 }
 
-uint32_t FaultsOf(const Span* span) { return span->guardSlot < 0 ? 0 : GuardFaults(span->guardSlot); }
+uint32_t FaultsOf(const Span* span) {
+  return span->guardSlot < 0 ? 0 : GuardFaults(span->guardSlot);
+}
 
 // Resizing where the kernel may move or cut the pages: nothing but the region pins them.
 int RemapAlone(Region* region, size_t newSize, int flags) {
@@ -149,8 +151,8 @@ int CopyAnonymous(Region* region, size_t newSize) {
 // contents belong to it alone, and its new pages must come from the file, which only the
 // old mapping knows. So the pages are moved (MREMAP_DONTUNMAP keeps the old range mapped,
 // empty) and copied back where they differ, for whatever pins the old range to read. A
-// write into the old range racing the move may be lost from it. Returns answers::kMovedNotGrown when the region
-// moved but could not grow (ENOMEM), with its buffers retired all the same.
+// write into the old range racing the move may be lost from it. Returns answers::kMovedNotGrown
+// when the region moved but could not grow (ENOMEM), with its buffers retired all the same.
 int MovePrivate(Region* region, size_t newSize) {
   Span* old = region->span;
   uint8_t* oldBase = old->base;
@@ -159,8 +161,8 @@ int MovePrivate(Region* region, size_t newSize) {
   if (prot < 0) return -EFAULT;
   // The raw syscall: glibc's wrapper passes no new address without MREMAP_FIXED, and the
   // kernel refuses MREMAP_DONTUNMAP with a stray one.
-  void* moved = reinterpret_cast<void*>(syscall(SYS_mremap, oldBase, oldSize, oldSize,
-                                                MREMAP_MAYMOVE | MREMAP_DONTUNMAP, nullptr));
+  void* moved = reinterpret_cast<void*>(
+      syscall(SYS_mremap, oldBase, oldSize, oldSize, MREMAP_MAYMOVE | MREMAP_DONTUNMAP, nullptr));
   if (moved == MAP_FAILED) return -errno;
   uint32_t faults = FaultsOf(old);
   RetireSpan(old, true);  // pinned by more than the region: it stays
@@ -186,8 +188,7 @@ Napi::Value Map(const Napi::CallbackInfo& info) {
     hint = reinterpret_cast<void*>(info[5].As<Napi::BigInt>().Uint64Value(&lossless));
   }
   if ((flags & MAP_FIXED) != 0) {  // the TypeScript layer must route MAP_FIXED through Fixed()
-    ArgTypeError(env, "native: MAP_FIXED is not accepted by map()")
-        .ThrowAsJavaScriptException();
+    ArgTypeError(env, "native: MAP_FIXED is not accepted by map()").ThrowAsJavaScriptException();
     return env.Undefined();
   }
   void* addr = mmap(hint, length, prot, flags, fd, static_cast<off_t>(offset));
@@ -267,14 +268,18 @@ Napi::Value Remap(const Napi::CallbackInfo& info) {
     rc = 0;
   } else if (mremap(span->base, span->size, newSize, 0) != MAP_FAILED) {
     ResizeSpan(span, span->base, newSize);  // grown in place: every address stays valid
-    if (span->guardSlot >= 0) GuardMove(span->guardSlot, reinterpret_cast<uintptr_t>(span->base), newSize);
+    if (span->guardSlot >= 0)
+      GuardMove(span->guardSlot, reinterpret_cast<uintptr_t>(span->base), newSize);
     rc = 0;
   } else if (errno != ENOMEM || (flags & MREMAP_MAYMOVE) == 0) {
     rc = -errno;
   } else {
-    if ((region->flags & MAP_TYPE) != MAP_PRIVATE) rc = MoveShared(region, newSize);
-    else if ((region->flags & MAP_ANONYMOUS) != 0) rc = CopyAnonymous(region, newSize);
-    else rc = MovePrivate(region, newSize);
+    if ((region->flags & MAP_TYPE) != MAP_PRIVATE)
+      rc = MoveShared(region, newSize);
+    else if ((region->flags & MAP_ANONYMOUS) != 0)
+      rc = CopyAnonymous(region, newSize);
+    else
+      rc = MovePrivate(region, newSize);
   }
   // The old buffers keep the old extent, which stays mapped while they can reach it.
   if (rc >= 0) RetireBuffers(env, region, KeptArg(info, 3));
@@ -289,8 +294,7 @@ Napi::Value Fixed(const Napi::CallbackInfo& info) {
   if (region == nullptr) return env.Undefined();
   size_t length, fileOffset;
   uint8_t* addr = RegionRange(env, region, info[1], info[2], &length);
-  if (addr == nullptr || !ReadSize(env, info[6], "fileOffset", &fileOffset))
-    return env.Undefined();
+  if (addr == nullptr || !ReadSize(env, info[6], "fileOffset", &fileOffset)) return env.Undefined();
   int prot = info[3].As<Napi::Number>().Int32Value();
   int flags = info[4].As<Napi::Number>().Int32Value();
   int fd = info[5].As<Napi::Number>().Int32Value();
@@ -305,7 +309,8 @@ Napi::Value Address(const Napi::CallbackInfo& info) {
   Region* region = UnwrapRegion(env, info[0]);
   if (region == nullptr) return env.Undefined();
   if (!region->open) NAPI_THROW(ClosedError(env), env.Undefined());
-  return Napi::BigInt::New(env, static_cast<uint64_t>(reinterpret_cast<uintptr_t>(region->span->base)));
+  return Napi::BigInt::New(env,
+                           static_cast<uint64_t>(reinterpret_cast<uintptr_t>(region->span->base)));
 }
 
 // stats() -> [ranges held, bytes held, of which retired: ranges, bytes], after releasing what
@@ -329,7 +334,9 @@ size_t PageSize() {
   return size;
 }
 
-Lifetime* LifetimeOf(napi_env env) { return &AddonEnvOf(env)->lifetime; }
+Lifetime* LifetimeOf(napi_env env) {
+  return &AddonEnvOf(env)->lifetime;
+}
 
 Region* UnwrapRegion(Napi::Env env, const Napi::Value& value) {
   bool tagged = false;

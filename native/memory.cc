@@ -61,7 +61,10 @@ class FlushWorker : public Napi::AsyncWorker {
   FlushWorker(Napi::Env env, Region* region, uint8_t* addr, size_t length, int flags)
       : Napi::AsyncWorker(env, "mman.flush"),
         deferred_(Napi::Promise::Deferred::New(env)),
-        borrow_(region), addr_(addr), length_(length), flags_(flags) {}
+        borrow_(region),
+        addr_(addr),
+        length_(length),
+        flags_(flags) {}
   Napi::Promise Promise() { return deferred_.Promise(); }
 
  protected:

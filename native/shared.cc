@@ -101,7 +101,8 @@ Napi::Value FdTruncate(const Napi::CallbackInfo& info) {
 Napi::Value FdChmod(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   int fd = info[0].As<Napi::Number>().Int32Value();
-  if (fchmod(fd, static_cast<mode_t>(info[1].As<Napi::Number>().Uint32Value())) != 0) return Errno(env, errno);
+  if (fchmod(fd, static_cast<mode_t>(info[1].As<Napi::Number>().Uint32Value())) != 0)
+    return Errno(env, errno);
   return Napi::Number::New(env, 0);
 }
 

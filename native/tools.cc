@@ -75,8 +75,7 @@ Napi::Value Fadvise(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   for (size_t i = 0; i < 4; ++i) {
     if (!info[i].IsNumber()) {
-      NAPI_THROW(ArgTypeError(env, "native: fadvise(fd, offset, length, advice)"),
-                 env.Undefined());
+      NAPI_THROW(ArgTypeError(env, "native: fadvise(fd, offset, length, advice)"), env.Undefined());
     }
   }
   int fd = info[0].As<Napi::Number>().Int32Value();
@@ -105,7 +104,8 @@ Napi::Value MapUnmapLoop(const Napi::CallbackInfo& info) {
     if (p == MAP_FAILED) return Napi::Number::New(env, -errno);
     munmap(p, page);
   }
-  return Napi::Number::New(env, static_cast<double>(NowNs() - start) / static_cast<double>(iterations));
+  return Napi::Number::New(env,
+                           static_cast<double>(NowNs() - start) / static_cast<double>(iterations));
 }
 
 #if defined(MMAN_TEST_HOOKS)

@@ -67,27 +67,38 @@ const kind = (name: string): string => (name.includes('.') ? 'property' : 'argum
 
 /** `TypeError [ERR_INVALID_ARG_TYPE]: The "name" argument (or "options.x" property) must be of type T. Received ...` */
 export function invalidArgType(name: string, expected: string, actual: unknown): TypeError {
-  return withCode(new TypeError(`The "${name}" ${kind(name)} must be ${expected}.${describeReceived(actual)}`),
-    'ERR_INVALID_ARG_TYPE');
+  return withCode(
+    new TypeError(`The "${name}" ${kind(name)} must be ${expected}.${describeReceived(actual)}`),
+    'ERR_INVALID_ARG_TYPE',
+  );
 }
 
 /** `TypeError [ERR_INVALID_ARG_VALUE]: The argument 'name' (or property 'options.x') is invalid. Received ...` */
 export function invalidArgValue(name: string, value: unknown, reason: string): TypeError {
-  return withCode(new TypeError(`The ${kind(name)} '${name}' ${reason}. Received ${inspect(value)}`),
-    'ERR_INVALID_ARG_VALUE');
+  return withCode(
+    new TypeError(`The ${kind(name)} '${name}' ${reason}. Received ${inspect(value)}`),
+    'ERR_INVALID_ARG_VALUE',
+  );
 }
 
 /** `RangeError [ERR_OUT_OF_RANGE]: The value of "name" is out of range. It must be R. Received V` */
 export function outOfRange(name: string, range: string, received: unknown): RangeError {
-  const shown = typeof received === 'number' && Number.isInteger(received) && Math.abs(received) > 2 ** 32
-    ? received.toString().replace(/(\d)(?=(\d{3})+$)/g, '$1_')
-    : inspect(received);
-  return withCode(new RangeError(`The value of "${name}" is out of range. It must be ${range}. Received ${shown}`),
-    'ERR_OUT_OF_RANGE');
+  const shown =
+    typeof received === 'number' && Number.isInteger(received) && Math.abs(received) > 2 ** 32
+      ? received.toString().replace(/(\d)(?=(\d{3})+$)/g, '$1_')
+      : inspect(received);
+  return withCode(
+    new RangeError(`The value of "${name}" is out of range. It must be ${range}. Received ${shown}`),
+    'ERR_OUT_OF_RANGE',
+  );
 }
 
 /** An error with one of mman's own codes. */
-export function mmanError(code: MmanErrorCode, message: string, Ctor: ErrorConstructor = Error): Error & { code: string } {
+export function mmanError(
+  code: MmanErrorCode,
+  message: string,
+  Ctor: ErrorConstructor = Error,
+): Error & { code: string } {
   return withCode(new Ctor(message), code);
 }
 
@@ -148,7 +159,12 @@ export function validateOneOf<T>(value: unknown, name: string, allowed: readonly
 /** An optional AbortSignal (Node's validateAbortSignal). */
 export function validateAbortSignal(value: unknown, name: string): AbortSignal | undefined {
   if (value === undefined) return undefined;
-  if (value === null || typeof value !== 'object' || !('aborted' in value) || typeof (value as AbortSignal).aborted !== 'boolean') {
+  if (
+    value === null ||
+    typeof value !== 'object' ||
+    !('aborted' in value) ||
+    typeof (value as AbortSignal).aborted !== 'boolean'
+  ) {
     throw invalidArgType(name, 'an instance of AbortSignal', value);
   }
   return value as AbortSignal;

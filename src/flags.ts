@@ -15,37 +15,80 @@ export enum Prot {
   Exec = 0x4,
 }
 
-/** Flags for {@link mmap} (`MAP_*`). Exactly one of `Shared`, `Private`, `SharedValidate`; combine the rest with `|`. */
+/**
+ * Flags for {@link mmap} (`MAP_*`). Exactly one of `Shared`, `Private`, `SharedValidate`; combine
+ * the rest with `|`.
+ */
 export enum MapFlags {
-  /** `MAP_SHARED`: share this mapping. Updates are visible to other processes mapping the same region and, for file mappings, are carried through to the file. */
+  /**
+   * `MAP_SHARED`: share this mapping. Updates are visible to other processes mapping the same
+   * region and, for file mappings, are carried through to the file.
+   */
   Shared = 0x01,
-  /** `MAP_PRIVATE`: create a private copy-on-write mapping. Updates are not visible to other processes mapping the same file, and are not carried through to the file. */
+  /**
+   * `MAP_PRIVATE`: create a private copy-on-write mapping. Updates are not visible to other
+   * processes mapping the same file, and are not carried through to the file.
+   */
   Private = 0x02,
-  /** `MAP_SHARED_VALIDATE` (Linux 4.15): like `Shared`, but the kernel verifies all passed flags are known and fails with `EOPNOTSUPP` for unknown ones. Required for `Sync`. */
+  /**
+   * `MAP_SHARED_VALIDATE` (Linux 4.15): like `Shared`, but the kernel verifies all passed flags are
+   * known and fails with `EOPNOTSUPP` for unknown ones. Required for `Sync`.
+   */
   SharedValidate = 0x03,
-  /** `MAP_FIXED`: place the mapping at exactly the given address, replacing whatever was there. Refused by {@link mmap}; use {@link Mapping.mapFixed} inside a mapping you own. */
+  /**
+   * `MAP_FIXED`: place the mapping at exactly the given address, replacing whatever was there.
+   * Refused by {@link mmap}; use {@link Mapping.mapFixed} inside a mapping you own.
+   */
   Fixed = 0x10,
-  /** `MAP_ANONYMOUS`: the mapping is not backed by any file; its contents are initialized to zero. `fd` must be -1 and `offset` 0. */
+  /**
+   * `MAP_ANONYMOUS`: the mapping is not backed by any file; its contents are initialized to zero.
+   * `fd` must be -1 and `offset` 0.
+   */
   Anonymous = 0x20,
-  /** `MAP_NORESERVE`: do not reserve swap space for this mapping. When swap space is not reserved one might get SIGSEGV upon a write if no physical memory is available. */
+  /**
+   * `MAP_NORESERVE`: do not reserve swap space for this mapping. When swap space is not reserved
+   * one might get SIGSEGV upon a write if no physical memory is available.
+   */
   NoReserve = 0x4000,
-  /** `MAP_POPULATE` (Linux 2.5.46): populate (prefault) page tables for the mapping. For a file mapping, this causes read-ahead on the file; later accesses will not be blocked by page faults. */
+  /**
+   * `MAP_POPULATE` (Linux 2.5.46): populate (prefault) page tables for the mapping. For a file
+   * mapping, this causes read-ahead on the file; later accesses will not be blocked by page faults.
+   */
   Populate = 0x8000,
-  /** `MAP_NONBLOCK` (Linux 2.5.46): meaningful only with `Populate`; don't perform read-ahead, create page tables only for pages already in RAM. Since Linux 2.6.23 it makes `Populate` do nothing. */
+  /**
+   * `MAP_NONBLOCK` (Linux 2.5.46): meaningful only with `Populate`; don't perform read-ahead,
+   * create page tables only for pages already in RAM. Since Linux 2.6.23 it makes `Populate` do
+   * nothing.
+   */
   NonBlock = 0x10000,
-  /** `MAP_LOCKED` (Linux 2.5.37): mark the mapped region to be locked in the same way as mlock(2); failures to populate do not make mmap fail. */
+  /**
+   * `MAP_LOCKED` (Linux 2.5.37): mark the mapped region to be locked in the same way as mlock(2);
+   * failures to populate do not make mmap fail.
+   */
   Locked = 0x2000,
-  /** `MAP_STACK` (Linux 2.6.27): allocate the mapping at an address suitable for a process or thread stack; no effect today beyond that hint. */
+  /**
+   * `MAP_STACK` (Linux 2.6.27): allocate the mapping at an address suitable for a process or thread
+   * stack; no effect today beyond that hint.
+   */
   Stack = 0x20000,
-  /** `MAP_HUGETLB` (Linux 2.6.32): allocate the mapping using huge pages (needs pages reserved in /proc/sys/vm/nr_hugepages). */
+  /**
+   * `MAP_HUGETLB` (Linux 2.6.32): allocate the mapping using huge pages (needs pages reserved in
+   * /proc/sys/vm/nr_hugepages).
+   */
   HugeTLB = 0x40000,
   /** `MAP_HUGE_2MB` (Linux 3.8): with `HugeTLB`, use 2 MiB huge pages (`21 << MAP_HUGE_SHIFT`). */
   Huge2MB = 21 << 26,
   /** `MAP_HUGE_1GB` (Linux 3.8): with `HugeTLB`, use 1 GiB huge pages (`30 << MAP_HUGE_SHIFT`). */
   Huge1GB = 30 << 26,
-  /** `MAP_SYNC` (Linux 4.15): with `SharedValidate` on a DAX file, the file's metadata is durable once a write through the mapping is; `EOPNOTSUPP` elsewhere. */
+  /**
+   * `MAP_SYNC` (Linux 4.15): with `SharedValidate` on a DAX file, the file's metadata is durable
+   * once a write through the mapping is; `EOPNOTSUPP` elsewhere.
+   */
   Sync = 0x80000,
-  /** `MAP_FIXED_NOREPLACE` (Linux 4.17): like `Fixed` with respect to the address, but never clobbers a preexisting mapped range: fails with `EEXIST` instead. */
+  /**
+   * `MAP_FIXED_NOREPLACE` (Linux 4.17): like `Fixed` with respect to the address, but never
+   * clobbers a preexisting mapped range: fails with `EEXIST` instead.
+   */
   FixedNoReplace = 0x100000,
 }
 
@@ -55,15 +98,27 @@ export enum Advice {
   Normal = 0,
   /** `MADV_RANDOM`: expect page references in random order (hence, read ahead may be less useful than normally). */
   Random = 1,
-  /** `MADV_SEQUENTIAL`: expect page references in sequential order (hence, pages can be aggressively read ahead, and may be freed soon after they are accessed). */
+  /**
+   * `MADV_SEQUENTIAL`: expect page references in sequential order (hence, pages can be aggressively
+   * read ahead, and may be freed soon after they are accessed).
+   */
   Sequential = 2,
   /** `MADV_WILLNEED`: expect access in the near future (hence, it might be a good idea to read some pages ahead). */
   WillNeed = 3,
-  /** `MADV_DONTNEED`: do not expect access in the near future. Private anonymous pages read back as zero-fill-on-demand afterwards; shared and file pages are refilled from their backing store. */
+  /**
+   * `MADV_DONTNEED`: do not expect access in the near future. Private anonymous pages read back as
+   * zero-fill-on-demand afterwards; shared and file pages are refilled from their backing store.
+   */
   DontNeed = 4,
-  /** `MADV_FREE` (Linux 4.5): the application no longer requires the pages; the kernel can free them lazily when memory is needed. Private anonymous only. */
+  /**
+   * `MADV_FREE` (Linux 4.5): the application no longer requires the pages; the kernel can free them
+   * lazily when memory is needed. Private anonymous only.
+   */
   Free = 8,
-  /** `MADV_REMOVE` (Linux 2.6.16): free up the range and its backing store, punching a hole in the file (shmem, tmpfs and filesystems that support it). */
+  /**
+   * `MADV_REMOVE` (Linux 2.6.16): free up the range and its backing store, punching a hole in the
+   * file (shmem, tmpfs and filesystems that support it).
+   */
   Remove = 9,
   /** `MADV_DONTFORK` (Linux 2.6.16): do not make the pages available to the child after a fork(2). */
   DontFork = 10,
@@ -81,29 +136,53 @@ export enum Advice {
   DontDump = 16,
   /** `MADV_DODUMP` (Linux 3.4): undo the effect of `DontDump`. */
   DoDump = 17,
-  /** `MADV_WIPEONFORK` (Linux 4.14): present the child with zero-filled memory in this range after a fork(2). Private anonymous only. */
+  /**
+   * `MADV_WIPEONFORK` (Linux 4.14): present the child with zero-filled memory in this range after a
+   * fork(2). Private anonymous only.
+   */
   WipeOnFork = 18,
   /** `MADV_KEEPONFORK` (Linux 4.14): undo the effect of `WipeOnFork`. */
   KeepOnFork = 19,
-  /** `MADV_COLD` (Linux 5.4): deactivate the pages; they become a more probable reclaim target should there be memory pressure. Nondestructive. */
+  /**
+   * `MADV_COLD` (Linux 5.4): deactivate the pages; they become a more probable reclaim target
+   * should there be memory pressure. Nondestructive.
+   */
   Cold = 20,
-  /** `MADV_PAGEOUT` (Linux 5.4): reclaim the pages now. Nondestructive: the contents are read back on the next access. */
+  /**
+   * `MADV_PAGEOUT` (Linux 5.4): reclaim the pages now. Nondestructive: the contents are read back
+   * on the next access.
+   */
   PageOut = 21,
-  /** `MADV_POPULATE_READ` (Linux 5.14): populate (prefault) page tables readable, faulting in all pages as if by reading, without actually reading. */
+  /**
+   * `MADV_POPULATE_READ` (Linux 5.14): populate (prefault) page tables readable, faulting in all
+   * pages as if by reading, without actually reading.
+   */
   PopulateRead = 22,
-  /** `MADV_POPULATE_WRITE` (Linux 5.14): populate (prefault) page tables writable, faulting in all pages as if by writing, without actually writing. */
+  /**
+   * `MADV_POPULATE_WRITE` (Linux 5.14): populate (prefault) page tables writable, faulting in all
+   * pages as if by writing, without actually writing.
+   */
   PopulateWrite = 23,
   /** `MADV_DONTNEED_LOCKED` (Linux 5.18): like `DontNeed`, but also for locked pages. */
   DontNeedLocked = 24,
-  /** `MADV_COLLAPSE` (Linux 6.1): perform a best-effort synchronous collapse of the native pages into transparent huge pages. */
+  /**
+   * `MADV_COLLAPSE` (Linux 6.1): perform a best-effort synchronous collapse of the native pages
+   * into transparent huge pages.
+   */
   Collapse = 25,
 }
 
 /** Flags for {@link Mapping.sync} (`MS_*`). */
 export enum SyncFlags {
-  /** `MS_ASYNC`: schedule the update, return at once (since Linux 2.6.19 a no-op: the kernel tracks dirty pages already). */
+  /**
+   * `MS_ASYNC`: schedule the update, return at once (since Linux 2.6.19 a no-op: the kernel tracks
+   * dirty pages already).
+   */
   Async = 1,
-  /** `MS_INVALIDATE`: ask to invalidate other mappings of the same file, so that they can be updated with the fresh values just written. */
+  /**
+   * `MS_INVALIDATE`: ask to invalidate other mappings of the same file, so that they can be updated
+   * with the fresh values just written.
+   */
   Invalidate = 2,
   /** `MS_SYNC`: request an update and wait for it to complete. */
   Sync = 4,
@@ -111,16 +190,26 @@ export enum SyncFlags {
 
 /** Flags for mremap(2) (`MREMAP_*`); {@link Mapping.resize} uses `MayMove`. */
 export enum RemapFlags {
-  /** `MREMAP_MAYMOVE`: by default, if there is not sufficient space to expand a mapping at its current location, mremap() fails. With this flag the kernel may relocate the mapping to a new virtual address. */
+  /**
+   * `MREMAP_MAYMOVE`: by default, if there is not sufficient space to expand a mapping at its
+   * current location, mremap() fails. With this flag the kernel may relocate the mapping to a new
+   * virtual address.
+   */
   MayMove = 1,
   /** `MREMAP_FIXED`: move the mapping to a given address (implies `MayMove`). Not used by this library. */
   Fixed = 2,
-  /** `MREMAP_DONTUNMAP` (Linux 5.7): with `MayMove`, remap to a new address but leave the old range mapped. Not used by this library. */
+  /**
+   * `MREMAP_DONTUNMAP` (Linux 5.7): with `MayMove`, remap to a new address but leave the old range
+   * mapped. Not used by this library.
+   */
   DontUnmap = 4,
 }
 
 /** Flags for {@link Mapping.lock} (`MLOCK_*`, mlock2(2)). */
 export enum LockFlags {
-  /** `MLOCK_ONFAULT` (Linux 4.4): lock pages that are currently resident, and mark the range so pages are locked when they are faulted in, instead of populating them all now. */
+  /**
+   * `MLOCK_ONFAULT` (Linux 4.4): lock pages that are currently resident, and mark the range so
+   * pages are locked when they are faulted in, instead of populating them all now.
+   */
   OnFault = 1,
 }

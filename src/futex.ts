@@ -5,8 +5,16 @@ import { types } from 'node:util';
 import { native, type Handle } from './native';
 import { handleOf, ownerOf } from './mapping';
 import {
-  INT32_MAX, invalidArgType, invalidArgValue, mappingClosed, outOfRange, systemError, validateAbortSignal,
-  validateInt32, validateInteger, validateOptions,
+  INT32_MAX,
+  invalidArgType,
+  invalidArgValue,
+  mappingClosed,
+  outOfRange,
+  systemError,
+  validateAbortSignal,
+  validateInt32,
+  validateInteger,
+  validateOptions,
 } from './errors';
 
 /** What a wait ended with, as `Atomics.wait` says it. */
@@ -14,8 +22,12 @@ export type WaitResult = 'ok' | 'not-equal' | 'timed-out';
 
 // The addon's answers (native/answers.h), read from it: no number is written twice.
 const { WAIT_OK, WAIT_NOT_EQUAL, WAIT_TIMED_OUT, WAIT_CANCELLED, MISALIGNED } = native.answers;
-const RESULTS = new Map<number, WaitResult>([[WAIT_OK, 'ok'], [WAIT_NOT_EQUAL, 'not-equal'], [WAIT_TIMED_OUT, 'timed-out']]);
-const FOREVER_MS = 1e12;  // ~31 years: longer timeouts are treated as none (no time_t overflow)
+const RESULTS = new Map<number, WaitResult>([
+  [WAIT_OK, 'ok'],
+  [WAIT_NOT_EQUAL, 'not-equal'],
+  [WAIT_TIMED_OUT, 'timed-out'],
+]);
+const FOREVER_MS = 1e12; // ~31 years: longer timeouts are treated as none (no time_t overflow)
 
 /** Options for {@link wait}. */
 export interface WaitOptions {
@@ -44,7 +56,10 @@ export interface WaitAsyncOptions {
 
 /** Options for {@link notify}. */
 export interface NotifyOptions {
-  /** Index of the waiter-count word the waiters pass as {@link WaitOptions.waitersIndex}: no syscall when nobody sleeps. */
+  /**
+   * Index of the waiter-count word the waiters pass as {@link WaitOptions.waitersIndex}: no syscall
+   * when nobody sleeps.
+   */
   waitersIndex?: number;
 }
 
@@ -63,7 +78,12 @@ function target(view: unknown, index: unknown, waitersIndex: unknown): Target {
     throw invalidArgValue('view', view, 'must be over memory mapped by mman (SharedMemory.map() or a shared mapping)');
   }
   if (mapping.closed) throw mappingClosed();
-  if (!mapping.shared) throw invalidArgValue('view', view, 'must be over a MAP_SHARED mapping: a private one is seen by this process only');
+  if (!mapping.shared)
+    throw invalidArgValue(
+      'view',
+      view,
+      'must be over a MAP_SHARED mapping: a private one is seen by this process only',
+    );
   if (view.length === 0) throw outOfRange('view.length', '> 0', 0);
   validateInteger(index, 'index', 0, view.length - 1);
   let waitersOffset = -1;
@@ -110,7 +130,13 @@ function misaligned(index: unknown): RangeError {
  * @example
  * while (Atomics.load(flags, 0) === 0) wait(flags, 0, 0);
  */
-export function wait(view: Int32Array, index: number, expected: number, timeoutMs?: number, options?: WaitOptions): WaitResult {
+export function wait(
+  view: Int32Array,
+  index: number,
+  expected: number,
+  timeoutMs?: number,
+  options?: WaitOptions,
+): WaitResult {
   const t = target(view, index, validateOptions<WaitOptions>(options).waitersIndex);
   const value = validateExpected(expected);
   const timeout = validateTimeout(timeoutMs);
@@ -129,8 +155,13 @@ export function wait(view: Int32Array, index: number, expected: number, timeoutM
  * frees the slot at once. The mapping stays mapped (its pages held) until the wait ends.
  * Needs Linux 5.16+ (futex_waitv); on older kernels the promise rejects with `ENOSYS`.
  */
-export function waitAsync(view: Int32Array, index: number, expected: number, timeoutMs?: number,
-                          options?: WaitAsyncOptions): Promise<WaitResult> {
+export function waitAsync(
+  view: Int32Array,
+  index: number,
+  expected: number,
+  timeoutMs?: number,
+  options?: WaitAsyncOptions,
+): Promise<WaitResult> {
   const opts = validateOptions<WaitAsyncOptions>(options);
   const t = target(view, index, opts.waitersIndex);
   const value = validateExpected(expected);
@@ -143,7 +174,7 @@ export function waitAsync(view: Int32Array, index: number, expected: number, tim
     let onAbort: (() => void) | undefined;
     const id = native.waitAsyncStart(t.handle, t.buffer, t.byteOffset, value, timeout, t.waitersOffset, (rc) => {
       if (onAbort !== undefined) unwatchAbort(signal!, onAbort);
-      if (rc === WAIT_CANCELLED) return;  // already rejected by the abort
+      if (rc === WAIT_CANCELLED) return; // already rejected by the abort
       if (rc < 0) reject(systemError(rc, 'futex_waitv'));
       else resolve(RESULTS.get(rc)!);
     });
@@ -164,7 +195,10 @@ export function waitAsync(view: Int32Array, index: number, expected: number, tim
 // One 'abort' listener per signal however many waits share it (a service-lifetime signal
 // over hundreds of pending waits would otherwise add a listener per wait, and Node warns
 // past ten). The listener is removed when the last wait on the signal settles.
-interface AbortWatch { readonly cancels: Set<() => void>; readonly listener: () => void }
+interface AbortWatch {
+  readonly cancels: Set<() => void>;
+  readonly listener: () => void;
+}
 const abortWatches = new WeakMap<AbortSignal, AbortWatch>();
 
 function watchAbort(signal: AbortSignal, cancel: () => void): void {

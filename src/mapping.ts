@@ -9,14 +9,26 @@ import { readFileSync } from 'node:fs';
 import { lend, native, type Handle } from './native';
 import { Advice, LockFlags, MapFlags, Prot, RemapFlags, SyncFlags } from './flags';
 import {
-  invalidArgType, invalidArgValue, mappingClosed, mmanError, outOfRange, systemError,
-  validateBoolean, validateInt32, validateInteger, validateOneOf, validateOptions,
+  invalidArgType,
+  invalidArgValue,
+  mappingClosed,
+  mmanError,
+  outOfRange,
+  systemError,
+  validateBoolean,
+  validateInt32,
+  validateInteger,
+  validateOneOf,
+  validateOptions,
 } from './errors';
 
 /** The size of a page on this machine, from `sysconf(_SC_PAGESIZE)`: 4096 on x86-64; 4, 16 or 64 KiB on arm64. */
 export const PAGE_SIZE: number = native.pageSize;
 
-/** The largest ArrayBuffer this Node can make: 4 GiB on Node 20, 2^53 - 1 on Node 22+. Longer mappings are read through {@link Mapping.view}. */
+/**
+ * The largest ArrayBuffer this Node can make: 4 GiB on Node 20, 2^53 - 1 on Node 22+. Longer
+ * mappings are read through {@link Mapping.view}.
+ */
 export const MAX_BUFFER_LENGTH: number = bufferConstants.MAX_LENGTH;
 
 // The largest length we accept anywhere: page-rounding it must stay a safe integer.
@@ -25,12 +37,22 @@ const MAX_LENGTH = Number.MAX_SAFE_INTEGER - 2 ** 30;
 const PROT_BITS = Prot.Read | Prot.Write | Prot.Exec;
 const MAP_TYPE_BITS = 0x03;
 const MAP_HUGE_BITS = 0x3f << 26;
-const MAP_KNOWN_BITS = MAP_TYPE_BITS | MapFlags.Anonymous | MapFlags.NoReserve |
-  MapFlags.Populate | MapFlags.NonBlock | MapFlags.Locked | MapFlags.Stack | MapFlags.HugeTLB |
-  MapFlags.Sync | MapFlags.FixedNoReplace | MAP_HUGE_BITS |
+const MAP_KNOWN_BITS =
+  MAP_TYPE_BITS |
+  MapFlags.Anonymous |
+  MapFlags.NoReserve |
+  MapFlags.Populate |
+  MapFlags.NonBlock |
+  MapFlags.Locked |
+  MapFlags.Stack |
+  MapFlags.HugeTLB |
+  MapFlags.Sync |
+  MapFlags.FixedNoReplace |
+  MAP_HUGE_BITS |
   (native.constants.MAP_32BIT ?? 0);
 const ADVICE_VALUES: ReadonlySet<number> = new Set(
-  Object.values(Advice).filter((v): v is number => typeof v === 'number'));
+  Object.values(Advice).filter((v): v is number => typeof v === 'number'),
+);
 
 const roundUp = (n: number, to: number): number => Math.ceil(n / to) * to;
 const roundDown = (n: number, to: number): number => Math.floor(n / to) * to;
@@ -118,7 +140,11 @@ const CONSTRUCT = Symbol('Mapping.construct');
 // native.remap(): the region moved to grow, then could not (ENOMEM); its old buffers are retired.
 const { MOVED_NOT_GROWN } = native.answers;
 
-/** @internal Node 20 defines Symbol.dispose as Symbol.for('nodejs.dispose'); a vm realm may lack it. */
+/**
+ * The symbol `using` disposes through: `Symbol.dispose`, which Node 20 defines as
+ * `Symbol.for('nodejs.dispose')` (and a vm realm may lack). Public: the declarations of
+ * the public classes name it.
+ */
 export const dispose: typeof Symbol.dispose = Symbol.dispose ?? Symbol.for('nodejs.dispose');
 
 // Every ArrayBuffer this library makes names its Mapping (for futex and friends) under a
@@ -134,10 +160,15 @@ const TRANSFERS: Array<[TransferName, (this: ArrayBuffer, length?: number) => Ar
 for (const name of ['transfer', 'transferToFixedLength'] as const) {
   const method = (ArrayBuffer.prototype as Partial<Record<TransferName, (length?: number) => ArrayBuffer>>)[name];
   if (typeof method !== 'function') continue;
-  TRANSFERS.push([name, { [name](this: ArrayBuffer, length?: number): ArrayBuffer {
-    native.noteTransfer(this);
-    return arguments.length === 0 ? method.call(this) : method.call(this, length);
-  } }[name]]);
+  TRANSFERS.push([
+    name,
+    {
+      [name](this: ArrayBuffer, length?: number): ArrayBuffer {
+        native.noteTransfer(this);
+        return arguments.length === 0 ? method.call(this) : method.call(this, length);
+      },
+    }[name],
+  ]);
 }
 
 // Marks a buffer the addon just made as this mapping's.
@@ -166,12 +197,6 @@ export function handleOf(mapping: Mapping): Handle {
   return handle;
 }
 
-/** @internal The live Mapping that made `buffer`, if any. */
-export function mappingOf(buffer: ArrayBufferLike): Mapping | undefined {
-  const mapping = ownerOf(buffer);
-  return mapping !== undefined && !mapping.closed ? mapping : undefined;
-}
-
 /**
  * One region of memory mapped with mmap(2), and the one `ArrayBuffer` over it.
  *
@@ -187,13 +212,12 @@ export function mappingOf(buffer: ArrayBufferLike): Mapping | undefined {
  */
 export class Mapping implements Disposable {
   #handle: Handle | null;
-  #delta: number;         // where the exposed window starts inside the mapped pages
-  #length: number;        // bytes exposed
-  #size: number;          // bytes mapped, a multiple of the page (or huge page) size
-  #granule: number;       // PAGE_SIZE, or the huge page size for MAP_HUGETLB
+  #delta: number; // where the exposed window starts inside the mapped pages
+  #length: number; // bytes exposed
+  #granule: number; // PAGE_SIZE, or the huge page size for MAP_HUGETLB
   #flags: number;
   #guarded = false;
-  #growable: number;      // how far resize() may grow: a shared anonymous mapping's original size
+  #growable: number; // how far resize() may grow: a shared anonymous mapping's original size
   #buffer: ArrayBuffer | null = null;
   #bytes: Uint8Array | null = null;
 
@@ -202,15 +226,23 @@ export class Mapping implements Disposable {
   }
 
   /** @internal Mappings are made by {@link mmap}, {@link mapFile} and {@link mapAnonymous}. */
-  constructor(token: typeof CONSTRUCT, handle: Handle, delta: number, length: number, size: number, granule: number, flags: number) {
+  constructor(
+    token: typeof CONSTRUCT,
+    handle: Handle,
+    delta: number,
+    length: number,
+    size: number,
+    granule: number,
+    flags: number,
+  ) {
     if (token !== CONSTRUCT) {
-      throw Object.assign(new TypeError('Illegal constructor: use mmap(), mapFile() or mapAnonymous()'),
-        { code: 'ERR_ILLEGAL_CONSTRUCTOR' });
+      throw Object.assign(new TypeError('Illegal constructor: use mmap(), mapFile() or mapAnonymous()'), {
+        code: 'ERR_ILLEGAL_CONSTRUCTOR',
+      });
     }
     this.#handle = handle;
     this.#delta = delta;
     this.#length = length;
-    this.#size = size;
     this.#granule = granule;
     this.#flags = flags;
     const sharedAnonymous = (flags & MapFlags.Anonymous) !== 0 && (flags & MAP_TYPE_BITS) !== MapFlags.Private;
@@ -221,8 +253,10 @@ export class Mapping implements Disposable {
     const handle = this.#handle;
     if (handle === null) throw mappingClosed();
     if (this.#guarded && native.guardFaults(handle) !== 0) {
-      throw mmanError('ERR_MAPPING_TRUNCATED',
-        `The file under this mapping was truncated: ${native.guardFaults(handle)} page(s) past its end were read as zeros; writes to them are lost`);
+      throw mmanError(
+        'ERR_MAPPING_TRUNCATED',
+        `The file under this mapping was truncated: ${native.guardFaults(handle)} page(s) past its end were read as zeros; writes to them are lost`,
+      );
     }
     return handle;
   }
@@ -272,7 +306,11 @@ export class Mapping implements Disposable {
     const handle = this.#open();
     if (this.#buffer === null) {
       if (this.#length > MAX_BUFFER_LENGTH) {
-        throw outOfRange('length', `<= ${MAX_BUFFER_LENGTH} for one ArrayBuffer on this Node; use mapping.view(offset, length) windows`, this.#length);
+        throw outOfRange(
+          'length',
+          `<= ${MAX_BUFFER_LENGTH} for one ArrayBuffer on this Node; use mapping.view(offset, length) windows`,
+          this.#length,
+        );
       }
       // Kept: held here until unmap()/resize() hand it back to the addon.
       this.#buffer = adopt(lend(handle, this.#delta, this.#length, true), this);
@@ -283,7 +321,7 @@ export class Mapping implements Disposable {
   /** A `Uint8Array` over {@link Mapping.buffer}, made once. */
   get bytes(): Uint8Array {
     if (this.#guarded) this.#open(); // a truncated guarded mapping reports it here too
-    return this.#bytes ??= new Uint8Array(this.buffer);
+    return (this.#bytes ??= new Uint8Array(this.buffer));
   }
 
   /** Bytes exposed: what was asked for (the kernel maps whole pages around it). 0 once unmapped. */
@@ -356,7 +394,8 @@ export class Mapping implements Disposable {
   sync(options?: SyncOptions): void {
     const handle = this.#open();
     const opts = validateOptions<SyncOptions>(options);
-    const flags = (validateBoolean(opts.async, 'options.async') ? SyncFlags.Async : SyncFlags.Sync) |
+    const flags =
+      (validateBoolean(opts.async, 'options.async') ? SyncFlags.Async : SyncFlags.Sync) |
       (validateBoolean(opts.invalidate, 'options.invalidate') ? SyncFlags.Invalidate : 0);
     const [start, len] = this.#pages(opts.offset, opts.length);
     if (len === 0) return;
@@ -433,7 +472,11 @@ export class Mapping implements Disposable {
     const mayMove = validateBoolean(opts.mayMove, 'options.mayMove', true);
     const newSize = roundUp(this.#delta + newLength, this.#granule);
     if (newSize > this.#growable) {
-      throw outOfRange('newLength', `<= ${this.#growable - this.#delta}: a shared anonymous mapping's memory is sized at mmap time, and pages past it raise SIGBUS`, newLength);
+      throw outOfRange(
+        'newLength',
+        `<= ${this.#growable - this.#delta}: a shared anonymous mapping's memory is sized at mmap time, and pages past it raise SIGBUS`,
+        newLength,
+      );
     }
     const rc = native.remap(handle, newSize, mayMove ? RemapFlags.MayMove : 0, this.#buffer);
     if (rc < 0) throw systemError(rc, 'mremap');
@@ -441,7 +484,6 @@ export class Mapping implements Disposable {
     this.#bytes = null;
     if (rc === MOVED_NOT_GROWN) throw systemError(-osConstants.errno.ENOMEM, 'mremap');
     this.#length = newLength;
-    this.#size = newSize;
   }
 
   /**
@@ -458,7 +500,8 @@ export class Mapping implements Disposable {
     if (len === 0) throw outOfRange('length', '> 0', length);
     validateProt(prot);
     validateMapFlags(flags);
-    if ((flags & MapFlags.FixedNoReplace) !== 0) throw invalidArgValue('flags', flags, 'must not include MapFlags.FixedNoReplace here');
+    if ((flags & MapFlags.FixedNoReplace) !== 0)
+      throw invalidArgValue('flags', flags, 'must not include MapFlags.FixedNoReplace here');
     validateFd(fd, flags);
     validateFileOffset(fileOffset);
     const rc = native.fixed(handle, start, roundUp(len, PAGE_SIZE), prot, flags, fd, fileOffset);
@@ -480,8 +523,10 @@ export class Mapping implements Disposable {
    * every view at once; read its warning first.
    */
   unmap(options?: UnmapOptions): void {
-    const detach = options === undefined ? false
-      : validateBoolean(validateOptions<UnmapOptions>(options).detachViews, 'options.detachViews');
+    const detach =
+      options === undefined
+        ? false
+        : validateBoolean(validateOptions<UnmapOptions>(options).detachViews, 'options.detachViews');
     const handle = this.#handle;
     if (handle === null) return;
     const kept = this.#buffer;
@@ -495,27 +540,33 @@ export class Mapping implements Disposable {
   [dispose](): void {
     this.unmap();
   }
-
-  /** @internal the mapped size, for tests and benchmarks. */
-  get mappedSize(): number {
-    return this.#handle === null ? 0 : this.#size;
-  }
 }
 
 function validateProt(prot: unknown): asserts prot is Prot {
   validateInt32(prot, 'prot', 0);
-  if (((prot as number) & ~PROT_BITS) !== 0) throw invalidArgValue('prot', prot, 'must combine Prot.Read, Prot.Write and Prot.Exec');
+  if (((prot as number) & ~PROT_BITS) !== 0)
+    throw invalidArgValue('prot', prot, 'must combine Prot.Read, Prot.Write and Prot.Exec');
 }
 
 function validateMapFlags(flags: unknown): asserts flags is MapFlags {
   if (typeof flags !== 'number') throw invalidArgType('flags', 'of type number (MapFlags)', flags);
-  if (!Number.isInteger(flags) || flags < -(2 ** 31) || flags > 2 ** 32 - 1) throw outOfRange('flags', 'a 32-bit integer', flags);
+  if (!Number.isInteger(flags) || flags < -(2 ** 31) || flags > 2 ** 32 - 1)
+    throw outOfRange('flags', 'a 32-bit integer', flags);
   const bits = flags | 0;
   if ((bits & MapFlags.Fixed) !== 0) {
-    throw invalidArgValue('flags', flags, 'must not include MapFlags.Fixed, which can replace memory this process uses; use MapFlags.FixedNoReplace with an address, or mapping.mapFixed() inside a mapping you own');
+    throw invalidArgValue(
+      'flags',
+      flags,
+      'must not include MapFlags.Fixed, which can replace memory this process uses; use MapFlags.FixedNoReplace with an address, or mapping.mapFixed() inside a mapping you own',
+    );
   }
   if ((bits & ~MAP_KNOWN_BITS) !== 0) throw invalidArgValue('flags', flags, 'has bits that are not MapFlags');
-  if ((bits & MAP_TYPE_BITS) === 0) throw invalidArgValue('flags', flags, 'must include one of MapFlags.Shared, MapFlags.Private, MapFlags.SharedValidate');
+  if ((bits & MAP_TYPE_BITS) === 0)
+    throw invalidArgValue(
+      'flags',
+      flags,
+      'must include one of MapFlags.Shared, MapFlags.Private, MapFlags.SharedValidate',
+    );
 }
 
 function validateFd(fd: unknown, flags: number): void {
@@ -528,21 +579,33 @@ function validateFd(fd: unknown, flags: number): void {
 
 function validateFileOffset(offset: unknown): void {
   validateInteger(offset, 'offset', 0, MAX_LENGTH);
-  if ((offset as number) % PAGE_SIZE !== 0) throw outOfRange('offset', `a multiple of PAGE_SIZE (${PAGE_SIZE})`, offset);
+  if ((offset as number) % PAGE_SIZE !== 0)
+    throw outOfRange('offset', `a multiple of PAGE_SIZE (${PAGE_SIZE})`, offset);
 }
 
 // napi_no_external_buffers_allowed, as Node-API numbers it.
 const NO_EXTERNAL_BUFFERS_ALLOWED = 22;
 
 // The one place a Mapping is born: mmap, then wrap; on any later failure, unmap.
-function create(length: number, prot: number, flags: number, fd: number, offset: number, delta: number,
-                hint?: bigint, path?: string): Mapping {
+function create(
+  length: number,
+  prot: number,
+  flags: number,
+  fd: number,
+  offset: number,
+  delta: number,
+  hint?: bigint,
+  path?: string,
+): Mapping {
   if (native.externalBuffers !== 0) {
-    const why = native.externalBuffers === NO_EXTERNAL_BUFFERS_ALLOWED
-      ? 'it refuses external ArrayBuffers (napi_no_external_buffers_allowed: Electron 21 and later run V8 with its memory cage)'
-      : `napi_create_external_arraybuffer failed at load with status ${native.externalBuffers}`;
-    throw mmanError('ERR_MAPPING_EXTERNAL_BUFFERS_FORBIDDEN',
-      `This runtime cannot put an ArrayBuffer over mapped memory: ${why}. mman maps nothing here; read the file with fs instead`);
+    const why =
+      native.externalBuffers === NO_EXTERNAL_BUFFERS_ALLOWED
+        ? 'it refuses external ArrayBuffers (napi_no_external_buffers_allowed: Electron 21 and later run V8 with its memory cage)'
+        : `napi_create_external_arraybuffer failed at load with status ${native.externalBuffers}`;
+    throw mmanError(
+      'ERR_MAPPING_EXTERNAL_BUFFERS_FORBIDDEN',
+      `This runtime cannot put an ArrayBuffer over mapped memory: ${why}. mman maps nothing here; read the file with fs instead`,
+    );
   }
   const granule = (flags & MapFlags.HugeTLB) !== 0 ? hugePageSize(flags) : PAGE_SIZE;
   const size = roundUp(delta + length, granule);
@@ -566,17 +629,23 @@ export function mmap(length: number, prot: Prot, flags: MapFlags, fd = -1, offse
   validateMapFlags(flags);
   validateFd(fd, flags);
   validateFileOffset(offset);
-  if ((flags & MapFlags.Anonymous) !== 0 && offset !== 0) throw outOfRange('offset', '0 for MapFlags.Anonymous', offset);
+  if ((flags & MapFlags.Anonymous) !== 0 && offset !== 0)
+    throw outOfRange('offset', '0 for MapFlags.Anonymous', offset);
   if ((flags & MapFlags.FixedNoReplace) !== 0) {
-    if (typeof address !== 'bigint') throw invalidArgType('address', 'of type bigint with MapFlags.FixedNoReplace', address);
-    if (address <= 0n || address % BigInt(PAGE_SIZE) !== 0n) throw outOfRange('address', `a non-zero multiple of PAGE_SIZE (${PAGE_SIZE})`, address);
+    if (typeof address !== 'bigint')
+      throw invalidArgType('address', 'of type bigint with MapFlags.FixedNoReplace', address);
+    if (address <= 0n || address % BigInt(PAGE_SIZE) !== 0n)
+      throw outOfRange('address', `a non-zero multiple of PAGE_SIZE (${PAGE_SIZE})`, address);
   } else if (address !== undefined) {
     throw invalidArgValue('address', address, 'is only used with MapFlags.FixedNoReplace');
   }
   return create(length, prot, flags, fd, offset, 0, address);
 }
 
-/** How {@link mapFile} maps: `'r'` read-only shared, `'r+'` read-write shared, `'copy'` read-write private (copy-on-write). */
+/**
+ * How {@link mapFile} maps: `'r'` read-only shared, `'r+'` read-write shared, `'copy'` read-write
+ * private (copy-on-write).
+ */
 export type MapFileMode = 'r' | 'r+' | 'copy';
 
 const S_IFMT = 0o170000;
@@ -594,7 +663,10 @@ export function statFd(fd: number): { isFile: boolean; size: number } {
 
 /** Options for {@link mapFile}. */
 export interface MapFileOptions {
-  /** `'r'` (default): read-only, `MAP_SHARED`. `'r+'`: read-write, `MAP_SHARED`, writes reach the file. `'copy'`: read-write, `MAP_PRIVATE`, writes stay in this process. */
+  /**
+   * `'r'` (default): read-only, `MAP_SHARED`. `'r+'`: read-write, `MAP_SHARED`, writes reach the
+   * file. `'copy'`: read-write, `MAP_PRIVATE`, writes stay in this process.
+   */
   mode?: MapFileMode;
   /** First byte of the file to map; any value (the mapping starts at the page below). Default 0. */
   offset?: number;
@@ -620,9 +692,9 @@ export interface MapFileOptions {
 type FileTarget = PathLike | number | FileHandle;
 
 const MODES: Record<MapFileMode, { prot: number; flags: number; open: string }> = {
-  'r': { prot: Prot.Read, flags: MapFlags.Shared, open: 'r' },
+  r: { prot: Prot.Read, flags: MapFlags.Shared, open: 'r' },
   'r+': { prot: Prot.Read | Prot.Write, flags: MapFlags.Shared, open: 'r+' },
-  'copy': { prot: Prot.Read | Prot.Write, flags: MapFlags.Private, open: 'r' },
+  copy: { prot: Prot.Read | Prot.Write, flags: MapFlags.Private, open: 'r' },
 };
 
 /**
@@ -647,7 +719,8 @@ export function mapFile(file: FileTarget, options?: MapFileOptions): Mapping {
   let flags = mode.flags;
   if (validateBoolean(opts.populate, 'options.populate')) flags |= MapFlags.Populate;
   const guard = validateBoolean(opts.guard, 'options.guard');
-  if (opts.advice !== undefined && !ADVICE_VALUES.has(opts.advice)) throw invalidArgValue('options.advice', opts.advice, 'must be a member of Advice');
+  if (opts.advice !== undefined && !ADVICE_VALUES.has(opts.advice))
+    throw invalidArgValue('options.advice', opts.advice, 'must be a member of Advice');
 
   let fd: number;
   let path: string | undefined;
@@ -668,10 +741,19 @@ export function mapFile(file: FileTarget, options?: MapFileOptions): Mapping {
     const stat = statFd(fd);
     let length = opts.length;
     if (stat.isFile) {
-      if (stat.size === 0) throw mmanError('ERR_MAPPING_EMPTY_FILE', `Cannot map an empty file${path ? ` '${path}'` : ''}: any access would raise SIGBUS`);
+      if (stat.size === 0)
+        throw mmanError(
+          'ERR_MAPPING_EMPTY_FILE',
+          `Cannot map an empty file${path ? ` '${path}'` : ''}: any access would raise SIGBUS`,
+        );
       if (offset >= stat.size) throw outOfRange('options.offset', `< the file size (${stat.size})`, offset);
       length ??= stat.size - offset;
-      if (length > stat.size - offset) throw outOfRange('options.length', `<= the file size minus offset (${stat.size - offset}); pages past the end of the file raise SIGBUS`, length);
+      if (length > stat.size - offset)
+        throw outOfRange(
+          'options.length',
+          `<= the file size minus offset (${stat.size - offset}); pages past the end of the file raise SIGBUS`,
+          length,
+        );
     } else if (length === undefined) {
       throw invalidArgValue('options.length', length, 'is required for a file that is not a regular file');
     }
@@ -692,13 +774,19 @@ export function mapFile(file: FileTarget, options?: MapFileOptions): Mapping {
 
 /** Options for {@link mapAnonymous}. */
 export interface MapAnonymousOptions {
-  /** `MAP_SHARED` instead of `MAP_PRIVATE`: shared with children made by fork(2) (not by Node's fork + exec: use SharedMemory). */
+  /**
+   * `MAP_SHARED` instead of `MAP_PRIVATE`: shared with children made by fork(2) (not by Node's fork
+   * + exec: use SharedMemory).
+   */
   shared?: boolean;
   /** Prefault the pages now (`MAP_POPULATE`) instead of on first touch. */
   populate?: boolean;
   /** Do not reserve swap space (`MAP_NORESERVE`). */
   noReserve?: boolean;
-  /** `true`: hugetlbfs pages (`MAP_HUGETLB`, needs reserved huge pages, else `ENOMEM`); `'transparent'`: `madvise(MADV_HUGEPAGE)`. */
+  /**
+   * `true`: hugetlbfs pages (`MAP_HUGETLB`, needs reserved huge pages, else `ENOMEM`);
+   * `'transparent'`: `madvise(MADV_HUGEPAGE)`.
+   */
   hugePages?: boolean | 'transparent';
 }
 
@@ -712,11 +800,14 @@ export interface MapAnonymousOptions {
 export function mapAnonymous(length: number, options?: MapAnonymousOptions): Mapping {
   validateInteger(length, 'length', 1, MAX_LENGTH);
   const opts = validateOptions<MapAnonymousOptions>(options);
-  let flags = MapFlags.Anonymous | (validateBoolean(opts.shared, 'options.shared') ? MapFlags.Shared : MapFlags.Private);
+  let flags =
+    MapFlags.Anonymous | (validateBoolean(opts.shared, 'options.shared') ? MapFlags.Shared : MapFlags.Private);
   if (validateBoolean(opts.populate, 'options.populate')) flags |= MapFlags.Populate;
   if (validateBoolean(opts.noReserve, 'options.noReserve')) flags |= MapFlags.NoReserve;
-  const huge = opts.hugePages === undefined ? false
-    : validateOneOf(opts.hugePages, 'options.hugePages', [true, false, 'transparent'] as const);
+  const huge =
+    opts.hugePages === undefined
+      ? false
+      : validateOneOf(opts.hugePages, 'options.hugePages', [true, false, 'transparent'] as const);
   if (huge === true) flags |= MapFlags.HugeTLB;
   const mapping = create(length, Prot.Read | Prot.Write, flags, -1, 0, 0);
   if (huge === 'transparent') {

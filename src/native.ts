@@ -24,14 +24,17 @@ export interface NativeAddon {
   readonly constants: Readonly<Record<string, number>>;
   /** The answers that are neither a value nor a negative errno (native/answers.h). */
   readonly answers: Readonly<{
-    WAIT_OK: number; WAIT_NOT_EQUAL: number; WAIT_TIMED_OUT: number; WAIT_CANCELLED: number;
-    MISALIGNED: number; MOVED_NOT_GROWN: number;
+    WAIT_OK: number;
+    WAIT_NOT_EQUAL: number;
+    WAIT_TIMED_OUT: number;
+    WAIT_CANCELLED: number;
+    MISALIGNED: number;
+    MOVED_NOT_GROWN: number;
   }>;
   readonly tools: NativeTools;
   /** 0 if the runtime allows ArrayBuffers over external memory, else the refusing napi_status. */
   readonly externalBuffers: number;
-  map(length: number, prot: number, flags: number, fd: number, offset: number,
-      hint?: bigint): Handle | number;
+  map(length: number, prot: number, flags: number, fd: number, offset: number, hint?: bigint): Handle | number;
   /** Use {@link lend}, which keeps the handle on the buffer as native/lifetime.h requires. */
   buffer(handle: Handle, offset: number, length: number, kept: boolean): ArrayBuffer;
   /** Always 0: the range goes back to the kernel once nothing can reach it. */
@@ -40,8 +43,15 @@ export interface NativeAddon {
   noteTransfer(buffer: ArrayBuffer): void;
   /** 0, -errno (nothing changed), or answers.MOVED_NOT_GROWN (ENOMEM after moving; old buffers retired). */
   remap(handle: Handle, newSize: number, flags: number, kept: ArrayBuffer | null): number;
-  fixed(handle: Handle, offset: number, length: number, prot: number, flags: number,
-        fd: number, fileOffset: number): number;
+  fixed(
+    handle: Handle,
+    offset: number,
+    length: number,
+    prot: number,
+    flags: number,
+    fd: number,
+    fileOffset: number,
+  ): number;
   address(handle: Handle): bigint;
   stats(): [regions: number, bytes: number, retiredRegions: number, retiredBytes: number];
   guard(handle: Handle, prot: number): number;
@@ -62,12 +72,25 @@ export interface NativeAddon {
   fdTruncate(fd: number, size: number): number;
   fdChmod(fd: number, mode: number): number;
   fdClose(fd: number): number;
-  wait(handle: Handle, buffer: ArrayBuffer, byteOffset: number, expected: number,
-       timeoutMs: number, spin: number, waitersOffset: number): number;
-  notify(handle: Handle, buffer: ArrayBuffer, byteOffset: number, count: number,
-         waitersOffset: number): number;
-  waitAsyncStart(handle: Handle, buffer: ArrayBuffer, byteOffset: number, expected: number,
-                 timeoutMs: number, waitersOffset: number, callback: (result: number) => void): number;
+  wait(
+    handle: Handle,
+    buffer: ArrayBuffer,
+    byteOffset: number,
+    expected: number,
+    timeoutMs: number,
+    spin: number,
+    waitersOffset: number,
+  ): number;
+  notify(handle: Handle, buffer: ArrayBuffer, byteOffset: number, count: number, waitersOffset: number): number;
+  waitAsyncStart(
+    handle: Handle,
+    buffer: ArrayBuffer,
+    byteOffset: number,
+    expected: number,
+    timeoutMs: number,
+    waitersOffset: number,
+    callback: (result: number) => void,
+  ): number;
   waitAsyncCancel(id: number): boolean;
 }
 
@@ -75,9 +98,11 @@ export interface NativeAddon {
 // MMAN_ADDON points at another build of the same sources (the sanitizer build, say).
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const loadAddon: (packageRoot: string) => unknown = require('node-gyp-build');
-export const native = (process.env.MMAN_ADDON
-  ? require(process.env.MMAN_ADDON) // eslint-disable-line @typescript-eslint/no-require-imports
-  : loadAddon(join(__dirname, '..'))) as NativeAddon;
+export const native = (
+  process.env.MMAN_ADDON
+    ? require(process.env.MMAN_ADDON) // eslint-disable-line @typescript-eslint/no-require-imports
+    : loadAddon(join(__dirname, '..'))
+) as NativeAddon;
 
 // Every ArrayBuffer over a region holds the region's handle, so that the handle is collected
 // only once every such buffer is: the addon learns from that one weak reference that nothing

@@ -5,20 +5,30 @@ import { availableParallelism, constants as osConstants } from 'node:os';
 
 import { SharedMemory } from './shared';
 import { dispose, type Mapping } from './mapping';
+// eslint-disable-next-line @typescript-eslint/no-unused-vars -- named by {@link} in the doc comments
 import { notify, wait, waitAsync, type WaitOptions } from './futex';
-import { invalidArgType, invalidArgValue, mmanError, outOfRange, systemError, validateInt32, validateInteger, validateOptions } from './errors';
+import {
+  invalidArgType,
+  invalidArgValue,
+  mmanError,
+  outOfRange,
+  systemError,
+  validateInt32,
+  validateInteger,
+  validateOptions,
+} from './errors';
 
 // Header words, each on its own cache line so the two sides do not slow each other down.
-const HEAD = 0;            // bytes released by the reader (u32, wraps)
-const TAIL = 16;           // bytes published by the writer (u32, wraps)
+const HEAD = 0; // bytes released by the reader (u32, wraps)
+const TAIL = 16; // bytes published by the writer (u32, wraps)
 const READERS_ASLEEP = 32; // the reader sleeping on TAIL
 const WRITERS_ASLEEP = 48; // the writer sleeping on HEAD
 const MAGIC = 64;
 const CAPACITY = 65;
 const HEADER_BYTES = 4096; // one page: the data starts page-aligned
 const MAGIC_VALUE = 0x6d6d7262; // 'mmrb'
-const SKIP = -1;           // record: the rest of the ring is padding, go to offset 0
-const END = -2;            // record: the writer has ended the stream
+const SKIP = -1; // record: the rest of the ring is padding, go to offset 0
+const END = -2; // record: the writer has ended the stream
 const RECORD_HEADER = 4;
 
 const align8 = (n: number): number => (n + 7) & ~7;
@@ -27,14 +37,19 @@ const align8 = (n: number): number => (n + 7) & ~7;
 export interface RingBufferOptions {
   /**
    * Iterations to spin on the word before sleeping in the kernel (see
-   * {@link WaitOptions.spin}). Default 20000 (10–40 µs of one CPU when nothing comes; a peer that is running answers within 1 µs and is caught, see bench/RESULTS.md) when this machine has more than one CPU, else 0.
+   * {@link WaitOptions.spin}). Default 20000 (10–40 µs of one CPU when nothing comes; a peer that
+   * is running answers within 1 µs and is caught, see bench/RESULTS.md) when this machine has more
+   * than one CPU, else 0.
    */
   spin?: number;
 }
 
 /** Options for the blocking calls of {@link RingBuffer}. */
 export interface RingWaitOptions {
-  /** Give up after this many milliseconds: `read` returns `undefined`, `write`/`reserve` throw `ETIMEDOUT`. Default: forever. */
+  /**
+   * Give up after this many milliseconds: `read` returns `undefined`, `write`/`reserve` throw
+   * `ETIMEDOUT`. Default: forever.
+   */
   timeoutMs?: number;
 }
 
@@ -71,15 +86,20 @@ export class RingBuffer implements Disposable {
   #data: Uint8Array;
   #lengths: Int32Array;
   #spin: number;
-  #writeAt = -1;    // writer: where the reserved record starts (absolute, u32)
-  #reserved = 0;    // writer: payload bytes of the reserved record
-  #readNext = -1;   // reader: head after the message last returned, not yet released
+  #writeAt = -1; // writer: where the reserved record starts (absolute, u32)
+  #reserved = 0; // writer: payload bytes of the reserved record
+  #readNext = -1; // reader: head after the message last returned, not yet released
   #closed = false;
 
-  private constructor(memory: SharedMemory, mapping: Mapping, capacity: number, options: RingBufferOptions | undefined) {
+  private constructor(
+    memory: SharedMemory,
+    mapping: Mapping,
+    capacity: number,
+    options: RingBufferOptions | undefined,
+  ) {
     const opts = validateOptions<RingBufferOptions>(options);
-    this.#spin = opts.spin === undefined ? (availableParallelism() > 1 ? 20000 : 0)
-      : validateInt32(opts.spin, 'options.spin', 0);
+    this.#spin =
+      opts.spin === undefined ? (availableParallelism() > 1 ? 20000 : 0) : validateInt32(opts.spin, 'options.spin', 0);
     this.memory = memory;
     this.mapping = mapping;
     this.capacity = capacity;
@@ -128,7 +148,10 @@ export class RingBuffer implements Disposable {
       if (at >= 0) return this.#place(at, length);
       const head = Atomics.load(this.#words, HEAD);
       if (this.#room(need) >= 0) continue;
-      if (wait(this.#words, HEAD, head, options?.timeoutMs, { spin: this.#spin, waitersIndex: WRITERS_ASLEEP }) === 'timed-out') {
+      if (
+        wait(this.#words, HEAD, head, options?.timeoutMs, { spin: this.#spin, waitersIndex: WRITERS_ASLEEP }) ===
+        'timed-out'
+      ) {
         throw systemError(-osConstants.errno.ETIMEDOUT, 'futex');
       }
     }
@@ -150,7 +173,8 @@ export class RingBuffer implements Disposable {
   /** Publishes the message reserved last, and wakes the reader if it sleeps. */
   commit(): void {
     this.#live();
-    if (this.#writeAt < 0) throw mmanError('ERR_INVALID_STATE', 'No message is reserved: call reserve() before commit()');
+    if (this.#writeAt < 0)
+      throw mmanError('ERR_INVALID_STATE', 'No message is reserved: call reserve() before commit()');
     const next = (this.#writeAt + align8(RECORD_HEADER + this.#reserved)) >>> 0;
     this.#writeAt = -1;
     Atomics.store(this.#words, TAIL, next | 0);
@@ -183,7 +207,8 @@ export class RingBuffer implements Disposable {
 
   #need(length: number): number {
     validateInteger(length, 'length', 0, this.maxMessageLength);
-    if (this.#writeAt >= 0) throw mmanError('ERR_INVALID_STATE', 'A reserved message is not committed yet: call commit() first');
+    if (this.#writeAt >= 0)
+      throw mmanError('ERR_INVALID_STATE', 'A reserved message is not committed yet: call commit() first');
     return align8(RECORD_HEADER + length);
   }
 
@@ -199,7 +224,7 @@ export class RingBuffer implements Disposable {
   #place(at: number, length: number): Uint8Array {
     let offset = at & (this.capacity - 1);
     if (align8(RECORD_HEADER + length) > this.capacity - offset) {
-      this.#lengths[offset >> 2] = SKIP;  // published with the record by commit()
+      this.#lengths[offset >> 2] = SKIP; // published with the record by commit()
       at = (at + this.capacity - offset) >>> 0;
       offset = 0;
     }
@@ -224,8 +249,11 @@ export class RingBuffer implements Disposable {
       const message = this.#take();
       if (message !== undefined) return message;
       const tail = Atomics.load(this.#words, TAIL);
-      if ((tail >>> 0) !== (Atomics.load(this.#words, HEAD) >>> 0)) continue;
-      if (wait(this.#words, TAIL, tail, options?.timeoutMs, { spin: this.#spin, waitersIndex: READERS_ASLEEP }) === 'timed-out') {
+      if (tail >>> 0 !== Atomics.load(this.#words, HEAD) >>> 0) continue;
+      if (
+        wait(this.#words, TAIL, tail, options?.timeoutMs, { spin: this.#spin, waitersIndex: READERS_ASLEEP }) ===
+        'timed-out'
+      ) {
         return undefined;
       }
     }
@@ -239,7 +267,7 @@ export class RingBuffer implements Disposable {
       const message = this.#take();
       if (message !== undefined) return message;
       const tail = Atomics.load(this.#words, TAIL);
-      if ((tail >>> 0) !== (Atomics.load(this.#words, HEAD) >>> 0)) continue;
+      if (tail >>> 0 !== Atomics.load(this.#words, HEAD) >>> 0) continue;
       await waitAsync(this.#words, TAIL, tail, undefined, { signal: options?.signal, waitersIndex: READERS_ASLEEP });
     }
   }
@@ -300,6 +328,7 @@ export class RingBuffer implements Disposable {
 }
 
 function asBytes(message: unknown): Uint8Array {
-  if (!ArrayBuffer.isView(message)) throw invalidArgType('message', 'an instance of Buffer, TypedArray or DataView', message);
+  if (!ArrayBuffer.isView(message))
+    throw invalidArgType('message', 'an instance of Buffer, TypedArray or DataView', message);
   return new Uint8Array(message.buffer, message.byteOffset, message.byteLength);
 }

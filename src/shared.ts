@@ -5,10 +5,17 @@ import { constants as fsConstants, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
 
 import { native } from './native';
+// eslint-disable-next-line @typescript-eslint/no-unused-vars -- named by {@link} in the doc comments
 import { dispose, mapFile, statFd, type Mapping, type MapFileOptions } from './mapping';
 import {
-  invalidArgType, invalidArgValue, mmanError, systemError, validateBoolean,
-  validateInt32, validateInteger, validateOptions,
+  invalidArgType,
+  invalidArgValue,
+  mmanError,
+  systemError,
+  validateBoolean,
+  validateInt32,
+  validateInteger,
+  validateOptions,
 } from './errors';
 
 /** Where named segments live: the directory glibc's shm_open(3) uses. */
@@ -53,10 +60,19 @@ export interface SharedMapOptions {
 
 function validateName(name: unknown): string {
   if (typeof name !== 'string') throw invalidArgType('options.name', 'of type string', name);
-  if (name === '' || name === '.' || name === '..' || name.includes('/') || name.includes('\0') ||
-      Buffer.byteLength(name) > NAME_MAX) {
-    throw invalidArgValue('name', name,
-      `must be one path component: not empty, not '.' or '..', no '/', no NUL, at most ${NAME_MAX} bytes`);
+  if (
+    name === '' ||
+    name === '.' ||
+    name === '..' ||
+    name.includes('/') ||
+    name.includes('\0') ||
+    Buffer.byteLength(name) > NAME_MAX
+  ) {
+    throw invalidArgValue(
+      'name',
+      name,
+      `must be one path component: not empty, not '.' or '..', no '/', no NUL, at most ${NAME_MAX} bytes`,
+    );
   }
   return name;
 }
@@ -102,8 +118,9 @@ export class SharedMemory implements Disposable {
   /** @internal Use {@link SharedMemory.create}, {@link SharedMemory.open} or {@link SharedMemory.fromFd}. */
   constructor(token: typeof CONSTRUCT, fd: number, name: string | undefined) {
     if (token !== CONSTRUCT) {
-      throw Object.assign(new TypeError('Illegal constructor: use SharedMemory.create(), open() or fromFd()'),
-        { code: 'ERR_ILLEGAL_CONSTRUCTOR' });
+      throw Object.assign(new TypeError('Illegal constructor: use SharedMemory.create(), open() or fromFd()'), {
+        code: 'ERR_ILLEGAL_CONSTRUCTOR',
+      });
     }
     this.#fd = fd;
     this.#name = name;
@@ -120,11 +137,16 @@ export class SharedMemory implements Disposable {
     const fixedSize = validateBoolean(opts.fixedSize, 'options.fixedSize');
     if (opts.name !== undefined) {
       const name = validateName(opts.name);
-      if (fixedSize) throw invalidArgValue('options.fixedSize', fixedSize, 'needs a memfd: a /dev/shm file cannot be sealed');
+      if (fixedSize)
+        throw invalidArgValue('options.fixedSize', fixedSize, 'needs a memfd: a /dev/shm file cannot be sealed');
       const path = join(SHM_DIRECTORY, name);
-      const fd = openFd(path, fsConstants.O_RDWR | fsConstants.O_CREAT | fsConstants.O_EXCL | fsConstants.O_NOFOLLOW, 0o600);
+      const fd = openFd(
+        path,
+        fsConstants.O_RDWR | fsConstants.O_CREAT | fsConstants.O_EXCL | fsConstants.O_NOFOLLOW,
+        0o600,
+      );
       try {
-        check(native.fdChmod(fd, 0o600), 'fchmod');  // the umask may have taken bits away; never added, but be exact
+        check(native.fdChmod(fd, 0o600), 'fchmod'); // the umask may have taken bits away; never added, but be exact
         check(native.fdTruncate(fd, size), 'ftruncate');
       } catch (err) {
         native.fdClose(fd);
@@ -173,7 +195,7 @@ export class SharedMemory implements Disposable {
   static inherited(): SharedMemory[] {
     if (inheritedSegments !== undefined) return inheritedSegments;
     const described = process.env[SHARED_ENV];
-    delete process.env[SHARED_ENV];  // a grandchild must not take our fd numbers for its own
+    delete process.env[SHARED_ENV]; // a grandchild must not take our fd numbers for its own
     inheritedSegments = [];
     if (described === undefined) return inheritedSegments;
     const list = JSON.parse(described) as Array<{ fd: number; name?: string }>;
@@ -270,8 +292,11 @@ export interface SharedForkOptions extends ForkOptions {
  * the child fd 4) and call `SharedMemory.fromFd(4)` in the child. An unrelated process
  * with the right to ptrace this one can `open('/proc/<pid>/fd/<n>')` and map that.
  */
-export function fork(modulePath: string | URL, args?: readonly string[] | SharedForkOptions,
-                     options?: SharedForkOptions): ChildProcess {
+export function fork(
+  modulePath: string | URL,
+  args?: readonly string[] | SharedForkOptions,
+  options?: SharedForkOptions,
+): ChildProcess {
   if (args !== undefined && !Array.isArray(args)) {
     if (options !== undefined) throw invalidArgType('args', 'an instance of Array', args);
     options = args as SharedForkOptions;
@@ -284,9 +309,13 @@ export function fork(modulePath: string | URL, args?: readonly string[] | Shared
     if (!(shm instanceof SharedMemory)) throw invalidArgType(`options.share[${i}]`, 'an instance of SharedMemory', shm);
   });
   const given = opts.stdio;
-  const stdio: StdioOptions = Array.isArray(given) ? [...given]
-    : typeof given === 'string' ? [given, given, given, 'ipc']
-    : opts.silent ? ['pipe', 'pipe', 'pipe', 'ipc'] : ['inherit', 'inherit', 'inherit', 'ipc'];
+  const stdio: StdioOptions = Array.isArray(given)
+    ? [...given]
+    : typeof given === 'string'
+      ? [given, given, given, 'ipc']
+      : opts.silent
+        ? ['pipe', 'pipe', 'pipe', 'ipc']
+        : ['inherit', 'inherit', 'inherit', 'ipc'];
   if (!stdio.includes('ipc')) {
     throw invalidArgValue('options.stdio', opts.stdio, "must be an array that includes 'ipc'");
   }
@@ -297,7 +326,7 @@ export function fork(modulePath: string | URL, args?: readonly string[] | Shared
   }));
   for (const shm of share) (stdio as unknown[]).push(shm.fd);
   const forkOptions: SharedForkOptions = { ...opts };
-  delete forkOptions.share;  // not a child_process option
+  delete forkOptions.share; // not a child_process option
   return forkProcess(modulePath, (args ?? []) as string[], {
     ...forkOptions,
     stdio,

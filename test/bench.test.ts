@@ -7,7 +7,9 @@ const root = join(__dirname, '..');
 
 function bench(script: string, args: string[], nodeArgs: string[] = []): string {
   const run = spawnSync(process.execPath, [...nodeArgs, join('bench', script), ...args], {
-    cwd: root, encoding: 'utf8', timeout: 180_000,
+    cwd: root,
+    encoding: 'utf8',
+    timeout: 180_000,
   });
   if (run.status !== 0) throw new Error(`bench/${script} exited ${run.status ?? run.signal}:\n${run.stderr}`);
   return run.stdout;
@@ -48,14 +50,26 @@ test('bench/read-loop.js: the JavaScript and C read loops, timed', () => {
 
 test('bench/unmap-loop.js: both loops, every column measured', () => {
   const out = bench('unmap-loop.js', ['--cycles', '2000', '--json']);
-  const rows = JSON.parse(out) as Array<{ name: string; usPerCycle: number; maxMapsLinesGrowth: number; checksum: number }>;
-  expect(rows.map((r) => r.name)).toEqual(['mapFile(one page) + .bytes[0] + unmap()', 'mapAnonymous(1 MiB) + fill + unmap()']);
+  const rows = JSON.parse(out) as Array<{
+    name: string;
+    usPerCycle: number;
+    maxMapsLinesGrowth: number;
+    checksum: number;
+  }>;
+  expect(rows.map((r) => r.name)).toEqual([
+    'mapFile(one page) + .bytes[0] + unmap()',
+    'mapAnonymous(1 MiB) + fill + unmap()',
+  ]);
   for (const r of rows) expect(r.usPerCycle).toBeGreaterThan(0);
   expect(rows[0].checksum).toBe(2000); // every cycle read the file's byte
 }, 180_000);
 
 test('bench/unmap-cost.js: the C loop and the three unmap() loops, timed', () => {
-  const rows = JSON.parse(bench('unmap-cost.js', ['--cycles', '2000', '--rounds', '1', '--json'])) as Array<{ name: string; loop: number; total: number }>;
+  const rows = JSON.parse(bench('unmap-cost.js', ['--cycles', '2000', '--rounds', '1', '--json'])) as Array<{
+    name: string;
+    loop: number;
+    total: number;
+  }>;
   expect(rows).toHaveLength(4);
   for (const r of rows) expect(r.loop).toBeGreaterThan(0);
   for (const r of rows) expect(r.total).toBeGreaterThanOrEqual(r.loop);

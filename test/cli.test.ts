@@ -35,7 +35,17 @@ describe('mman bench faults', () => {
 
   beforeAll(async () => {
     const svgPath = join(dir, 'faults.svg');
-    const { stdout, status, stderr } = await mman('bench', 'faults', '--size', '8M', '--repeat', '3', '--json', '--svg', svgPath);
+    const { stdout, status, stderr } = await mman(
+      'bench',
+      'faults',
+      '--size',
+      '8M',
+      '--repeat',
+      '3',
+      '--json',
+      '--svg',
+      svgPath,
+    );
     expect({ status, stderr }).toEqual({ status: 0, stderr: '' });
     report = JSON.parse(stdout);
     svg = readFileSync(svgPath, 'utf8');
@@ -47,7 +57,9 @@ describe('mman bench faults', () => {
     expect([...measured, ...skipped].sort()).toEqual([...FAULT_KINDS].sort());
     for (const s of report.skipped) expect(s.reason).toMatch(/\w{4,}/);
     // This machine has THP in madvise mode and a disk-backed tmpdir: these always run.
-    expect(measured).toEqual(expect.arrayContaining(['anon-private-write', 'anon-populate', 'anon-populate-write', 'file-shared-read']));
+    expect(measured).toEqual(
+      expect.arrayContaining(['anon-private-write', 'anon-populate', 'anon-populate-write', 'file-shared-read']),
+    );
   });
 
   test('the JSON has positive numbers for every measured kind', () => {
@@ -98,7 +110,16 @@ describe('mman bench faults', () => {
   });
 
   test('without --json it prints an aligned table, one row per kind', async () => {
-    const { stdout, status } = await mman('bench', 'faults', '--size', '4M', '--repeat', '1', '--kinds', 'anon-private-write,hugetlb');
+    const { stdout, status } = await mman(
+      'bench',
+      'faults',
+      '--size',
+      '4M',
+      '--repeat',
+      '1',
+      '--kinds',
+      'anon-private-write,hugetlb',
+    );
     expect(status).toBe(0);
     const lines = stdout.split('\n');
     const header = lines.findIndex((l) => l.startsWith('kind'));
@@ -119,12 +140,28 @@ describe('mman bench faults', () => {
 
 describe('mman bench io', () => {
   test('times every method for both operations, all with the same checksum', async () => {
-    const { stdout, status, stderr } = await mman('bench', 'io', '--size', '8M', '--reads', '10000', '--repeat', '1', '--json');
+    const { stdout, status, stderr } = await mman(
+      'bench',
+      'io',
+      '--size',
+      '8M',
+      '--reads',
+      '10000',
+      '--repeat',
+      '1',
+      '--json',
+    );
     expect({ status, stderr }).toEqual({ status: 0, stderr: '' });
-    const { results } = JSON.parse(stdout) as { results: Array<{ operation: string; method: string; ms: number; ratio: number; checksum: number }> };
+    const { results } = JSON.parse(stdout) as {
+      results: Array<{ operation: string; method: string; ms: number; ratio: number; checksum: number }>;
+    };
     expect(results.map((r) => `${r.operation}: ${r.method}`)).toEqual([
-      'sequential scan: mmap', 'sequential scan: fs.readFileSync', 'sequential scan: fs.readSync',
-      'sequential scan: fs.createReadStream', 'random reads: mmap', 'random reads: fs.readFileSync',
+      'sequential scan: mmap',
+      'sequential scan: fs.readFileSync',
+      'sequential scan: fs.readSync',
+      'sequential scan: fs.createReadStream',
+      'random reads: mmap',
+      'random reads: fs.readFileSync',
       'random reads: fs.readSync',
     ]);
     for (const r of results) {
@@ -196,10 +233,16 @@ describe('mman residency', () => {
 });
 
 describe('parseSize', () => {
-  test.each([['4096', 4096], ['64K', 65536], ['256M', 256 * 2 ** 20], ['1G', 2 ** 30], ['1.5k', 1536], ['2MiB', 2 * 2 ** 20]])(
-    '%s is %d bytes', (text, bytes) => {
-      expect(parseSize(text)).toBe(bytes);
-    });
+  test.each([
+    ['4096', 4096],
+    ['64K', 65536],
+    ['256M', 256 * 2 ** 20],
+    ['1G', 2 ** 30],
+    ['1.5k', 1536],
+    ['2MiB', 2 * 2 ** 20],
+  ])('%s is %d bytes', (text, bytes) => {
+    expect(parseSize(text)).toBe(bytes);
+  });
 
   test.each(['', '-1', '0', '12Q', 'M'])('refuses %j', (text) => {
     expect(() => parseSize(text)).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARG_VALUE' }));

@@ -71,7 +71,11 @@ describe('mmap arguments', () => {
   test('MAP_FIXED is refused; MAP_FIXED_NOREPLACE needs an aligned address and never clobbers', () => {
     expectCode(() => mmap(PAGE_SIZE, RW, ANON | MapFlags.Fixed), 'ERR_INVALID_ARG_VALUE', TypeError);
     expectCode(() => mmap(PAGE_SIZE, RW, ANON | MapFlags.FixedNoReplace), 'ERR_INVALID_ARG_TYPE', TypeError);
-    expectCode(() => mmap(PAGE_SIZE, RW, ANON | MapFlags.FixedNoReplace, -1, 0, 12345n), 'ERR_OUT_OF_RANGE', RangeError);
+    expectCode(
+      () => mmap(PAGE_SIZE, RW, ANON | MapFlags.FixedNoReplace, -1, 0, 12345n),
+      'ERR_OUT_OF_RANGE',
+      RangeError,
+    );
     using taken = mapAnonymous(PAGE_SIZE);
     taken.bytes[0] = 9;
     const err = expectCode(() => mmap(PAGE_SIZE, RW, ANON | MapFlags.FixedNoReplace, -1, 0, taken.address), 'EEXIST');
@@ -92,7 +96,10 @@ describe('mmap arguments', () => {
   test('a closed fd is EBADF from mmap', () => {
     const fd = openSync(file, 'r');
     closeSync(fd);
-    expect(expectCode(() => mmap(PAGE_SIZE, Prot.Read, MapFlags.Shared, fd), 'EBADF')).toMatchObject({ errno: -9, syscall: 'mmap' });
+    expect(expectCode(() => mmap(PAGE_SIZE, Prot.Read, MapFlags.Shared, fd), 'EBADF')).toMatchObject({
+      errno: -9,
+      syscall: 'mmap',
+    });
   });
   test('a read-only fd mapped shared for writing is EACCES', () => {
     const fd = openSync(file, 'r');
@@ -141,7 +148,9 @@ describe('mapFile arguments', () => {
   });
   test('advice the kernel refuses unmaps what was mapped before throwing', () => {
     // MADV_REMOVE punches a hole in the file: the kernel wants a shared writable mapping.
-    expect(expectCode(() => mapFile(file, { mode: 'copy', advice: Advice.Remove }), 'EACCES')).toMatchObject({ syscall: 'madvise' });
+    expect(expectCode(() => mapFile(file, { mode: 'copy', advice: Advice.Remove }), 'EACCES')).toMatchObject({
+      syscall: 'madvise',
+    });
   });
 });
 
@@ -150,9 +159,13 @@ describe('Mapping methods', () => {
     using m = mapAnonymous(4 * PAGE_SIZE);
     const len = 4 * PAGE_SIZE;
     const calls: Array<(o: number, l?: number) => unknown> = [
-      (o, l) => m.protect(RW, o, l), (o, l) => m.advise(Advice.Normal, o, l),
-      (o, l) => m.sync({ offset: o, length: l }), (o, l) => m.lock(o, l), (o, l) => m.unlock(o, l),
-      (o, l) => m.residency(o, l), (o, l) => m.view(o, l),
+      (o, l) => m.protect(RW, o, l),
+      (o, l) => m.advise(Advice.Normal, o, l),
+      (o, l) => m.sync({ offset: o, length: l }),
+      (o, l) => m.lock(o, l),
+      (o, l) => m.unlock(o, l),
+      (o, l) => m.residency(o, l),
+      (o, l) => m.view(o, l),
     ];
     for (const call of calls) {
       expectCode(() => call(len + 1), 'ERR_OUT_OF_RANGE', RangeError);
@@ -198,12 +211,21 @@ describe('Mapping methods', () => {
 
 describe('use after unmap', () => {
   const calls = (m: Mapping): Array<() => unknown> => [
-    () => m.buffer, () => m.bytes, () => m.address, () => m.view(0, 1), () => m.protect(Prot.Read),
-    () => m.advise(Advice.Normal), () => m.sync(), () => m.lock(), () => m.unlock(), () => m.residency(),
-    () => m.resize(PAGE_SIZE), () => m.mapFixed(0, PAGE_SIZE, RW, ANON),
+    () => m.buffer,
+    () => m.bytes,
+    () => m.address,
+    () => m.view(0, 1),
+    () => m.protect(Prot.Read),
+    () => m.advise(Advice.Normal),
+    () => m.sync(),
+    () => m.lock(),
+    () => m.unlock(),
+    () => m.residency(),
+    () => m.resize(PAGE_SIZE),
+    () => m.mapFixed(0, PAGE_SIZE, RW, ANON),
   ];
 
-  test('every call throws ERR_MAPPING_CLOSED; a view kept past unmap() still reads the mapping\'s own pages', async () => {
+  test("every call throws ERR_MAPPING_CLOSED; a view kept past unmap() still reads the mapping's own pages", async () => {
     const path = fileWith(dir, 'closed.bin', new Uint8Array(2 * PAGE_SIZE).fill(3));
     const m = mapFile(path, { mode: 'r+' });
     const bytes = m.bytes;
@@ -243,16 +265,30 @@ describe('use after unmap', () => {
 
   test('an argument whose getter unmaps the mapping in the middle of the call: ERR_MAPPING_CLOSED', async () => {
     const calls: Array<(m: Mapping, sneaky: object) => unknown> = [
-      (m, o) => m.sync(o), (m, o) => m.protect(Prot.Read, (o as { offset: number }).offset),
-      (m, o) => m.lock((o as { offset: number }).offset), (m, o) => m.residency((o as { offset: number }).offset),
+      (m, o) => m.sync(o),
+      (m, o) => m.protect(Prot.Read, (o as { offset: number }).offset),
+      (m, o) => m.lock((o as { offset: number }).offset),
+      (m, o) => m.residency((o as { offset: number }).offset),
     ];
     for (const call of calls) {
       const m = mapAnonymous(PAGE_SIZE);
-      const sneaky = { get offset() { m.unmap(); return 0; } };
+      const sneaky = {
+        get offset() {
+          m.unmap();
+          return 0;
+        },
+      };
       expect(thrown(() => call(m, sneaky))).toMatchObject({ code: 'ERR_MAPPING_CLOSED' });
     }
     const m = mapAnonymous(PAGE_SIZE);
-    await expect(m.flush({ get offset() { m.unmap(); return 0; } } as never)).rejects.toMatchObject({ code: 'ERR_MAPPING_CLOSED' });
+    await expect(
+      m.flush({
+        get offset() {
+          m.unmap();
+          return 0;
+        },
+      } as never),
+    ).rejects.toMatchObject({ code: 'ERR_MAPPING_CLOSED' });
   });
 
   test('unmap() options are checked, before anything is closed', () => {
@@ -297,7 +333,10 @@ describe('runtimes that forbid external ArrayBuffers', () => {
     expect(child.stderr).toBe('');
     const refused = ['ERR_MAPPING_EXTERNAL_BUFFERS_FORBIDDEN', 'Error', true];
     expect(JSON.parse(child.stdout)).toEqual({
-      mmap: refused, mapAnonymous: refused, mapFile: refused, 'SharedMemory.map': refused,
+      mmap: refused,
+      mapAnonymous: refused,
+      mapFile: refused,
+      'SharedMemory.map': refused,
       stats: { regions: 0, bytes: 0, retiredRegions: 0, retiredBytes: 0 },
     });
   });
@@ -305,13 +344,18 @@ describe('runtimes that forbid external ArrayBuffers', () => {
 
 describe('messages as Node words them', () => {
   test('an argument is an "argument", an option a "property"; one-of lists the choices', () => {
-    expect(thrown(() => mapAnonymous('1' as unknown as number)).message)
-      .toBe('The "length" argument must be of type number. Received type string (\'1\')');
-    expect(thrown(() => mapAnonymous(PAGE_SIZE, { shared: 1 as unknown as boolean })).message)
-      .toBe('The "options.shared" property must be of type boolean. Received type number (1)');
-    expect(thrown(() => mapFile(file, { mode: 'w' as never })).message)
-      .toBe("The property 'options.mode' must be one of: 'r', 'r+', 'copy'. Received 'w'");
-    expect(thrown(() => mapAnonymous(PAGE_SIZE, { hugePages: 'yes' as never }))).toMatchObject({ code: 'ERR_INVALID_ARG_VALUE' });
+    expect(thrown(() => mapAnonymous('1' as unknown as number)).message).toBe(
+      'The "length" argument must be of type number. Received type string (\'1\')',
+    );
+    expect(thrown(() => mapAnonymous(PAGE_SIZE, { shared: 1 as unknown as boolean })).message).toBe(
+      'The "options.shared" property must be of type boolean. Received type number (1)',
+    );
+    expect(thrown(() => mapFile(file, { mode: 'w' as never })).message).toBe(
+      "The property 'options.mode' must be one of: 'r', 'r+', 'copy'. Received 'w'",
+    );
+    expect(thrown(() => mapAnonymous(PAGE_SIZE, { hugePages: 'yes' as never }))).toMatchObject({
+      code: 'ERR_INVALID_ARG_VALUE',
+    });
   });
 
   test('a default-true option keeps its default when left out, and is checked when given', () => {

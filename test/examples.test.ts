@@ -4,7 +4,9 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 const root = join(__dirname, '..');
-const examples = readdirSync(join(root, 'examples')).filter((f) => f.endsWith('.js')).sort();
+const examples = readdirSync(join(root, 'examples'))
+  .filter((f) => f.endsWith('.js'))
+  .sort();
 
 test('the README quotes every example, verbatim', () => {
   const readme = readFileSync(join(root, 'README.md'), 'utf8');

@@ -4,21 +4,56 @@ import { native } from '../src/native';
 
 const expected: Array<[string, Record<string, string | number>, Record<string, string>]> = [
   ['Prot', Prot, { None: 'PROT_NONE', Read: 'PROT_READ', Write: 'PROT_WRITE', Exec: 'PROT_EXEC' }],
-  ['MapFlags', MapFlags, {
-    Shared: 'MAP_SHARED', Private: 'MAP_PRIVATE', SharedValidate: 'MAP_SHARED_VALIDATE', Fixed: 'MAP_FIXED',
-    Anonymous: 'MAP_ANONYMOUS', NoReserve: 'MAP_NORESERVE', Populate: 'MAP_POPULATE', NonBlock: 'MAP_NONBLOCK',
-    Locked: 'MAP_LOCKED', Stack: 'MAP_STACK', HugeTLB: 'MAP_HUGETLB', Huge2MB: 'MAP_HUGE_2MB',
-    Huge1GB: 'MAP_HUGE_1GB', Sync: 'MAP_SYNC', FixedNoReplace: 'MAP_FIXED_NOREPLACE',
-  }],
-  ['Advice', Advice, {
-    Normal: 'MADV_NORMAL', Random: 'MADV_RANDOM', Sequential: 'MADV_SEQUENTIAL', WillNeed: 'MADV_WILLNEED',
-    DontNeed: 'MADV_DONTNEED', Free: 'MADV_FREE', Remove: 'MADV_REMOVE', DontFork: 'MADV_DONTFORK',
-    DoFork: 'MADV_DOFORK', Mergeable: 'MADV_MERGEABLE', Unmergeable: 'MADV_UNMERGEABLE',
-    HugePage: 'MADV_HUGEPAGE', NoHugePage: 'MADV_NOHUGEPAGE', DontDump: 'MADV_DONTDUMP', DoDump: 'MADV_DODUMP',
-    WipeOnFork: 'MADV_WIPEONFORK', KeepOnFork: 'MADV_KEEPONFORK', Cold: 'MADV_COLD', PageOut: 'MADV_PAGEOUT',
-    PopulateRead: 'MADV_POPULATE_READ', PopulateWrite: 'MADV_POPULATE_WRITE',
-    DontNeedLocked: 'MADV_DONTNEED_LOCKED', Collapse: 'MADV_COLLAPSE',
-  }],
+  [
+    'MapFlags',
+    MapFlags,
+    {
+      Shared: 'MAP_SHARED',
+      Private: 'MAP_PRIVATE',
+      SharedValidate: 'MAP_SHARED_VALIDATE',
+      Fixed: 'MAP_FIXED',
+      Anonymous: 'MAP_ANONYMOUS',
+      NoReserve: 'MAP_NORESERVE',
+      Populate: 'MAP_POPULATE',
+      NonBlock: 'MAP_NONBLOCK',
+      Locked: 'MAP_LOCKED',
+      Stack: 'MAP_STACK',
+      HugeTLB: 'MAP_HUGETLB',
+      Huge2MB: 'MAP_HUGE_2MB',
+      Huge1GB: 'MAP_HUGE_1GB',
+      Sync: 'MAP_SYNC',
+      FixedNoReplace: 'MAP_FIXED_NOREPLACE',
+    },
+  ],
+  [
+    'Advice',
+    Advice,
+    {
+      Normal: 'MADV_NORMAL',
+      Random: 'MADV_RANDOM',
+      Sequential: 'MADV_SEQUENTIAL',
+      WillNeed: 'MADV_WILLNEED',
+      DontNeed: 'MADV_DONTNEED',
+      Free: 'MADV_FREE',
+      Remove: 'MADV_REMOVE',
+      DontFork: 'MADV_DONTFORK',
+      DoFork: 'MADV_DOFORK',
+      Mergeable: 'MADV_MERGEABLE',
+      Unmergeable: 'MADV_UNMERGEABLE',
+      HugePage: 'MADV_HUGEPAGE',
+      NoHugePage: 'MADV_NOHUGEPAGE',
+      DontDump: 'MADV_DONTDUMP',
+      DoDump: 'MADV_DODUMP',
+      WipeOnFork: 'MADV_WIPEONFORK',
+      KeepOnFork: 'MADV_KEEPONFORK',
+      Cold: 'MADV_COLD',
+      PageOut: 'MADV_PAGEOUT',
+      PopulateRead: 'MADV_POPULATE_READ',
+      PopulateWrite: 'MADV_POPULATE_WRITE',
+      DontNeedLocked: 'MADV_DONTNEED_LOCKED',
+      Collapse: 'MADV_COLLAPSE',
+    },
+  ],
   ['SyncFlags', SyncFlags, { Async: 'MS_ASYNC', Invalidate: 'MS_INVALIDATE', Sync: 'MS_SYNC' }],
   ['RemapFlags', RemapFlags, { MayMove: 'MREMAP_MAYMOVE', Fixed: 'MREMAP_FIXED', DontUnmap: 'MREMAP_DONTUNMAP' }],
   ['LockFlags', LockFlags, { OnFault: 'MLOCK_ONFAULT' }],
@@ -55,7 +90,14 @@ describe('the answers of the addon', () => {
   const a = native.answers;
 
   test('are exactly the named ones', () => {
-    expect(Object.keys(a).sort()).toEqual(['MISALIGNED', 'MOVED_NOT_GROWN', 'WAIT_CANCELLED', 'WAIT_NOT_EQUAL', 'WAIT_OK', 'WAIT_TIMED_OUT']);
+    expect(Object.keys(a).sort()).toEqual([
+      'MISALIGNED',
+      'MOVED_NOT_GROWN',
+      'WAIT_CANCELLED',
+      'WAIT_NOT_EQUAL',
+      'WAIT_OK',
+      'WAIT_TIMED_OUT',
+    ]);
     for (const value of Object.values(a)) expect(Number.isInteger(value)).toBe(true);
   });
 
@@ -74,7 +116,11 @@ describe('the answers of the addon', () => {
   });
 
   test('a misuse of the addon itself throws with a Node code', () => {
-    expect(() => native.unmap({} as never, null, false)).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARG_TYPE', name: 'TypeError' }));
-    expect(() => native.map(-1, 0, 0, -1, 0)).toThrow(expect.objectContaining({ code: 'ERR_OUT_OF_RANGE', name: 'RangeError' }));
+    expect(() => native.unmap({} as never, null, false)).toThrow(
+      expect.objectContaining({ code: 'ERR_INVALID_ARG_TYPE', name: 'TypeError' }),
+    );
+    expect(() => native.map(-1, 0, 0, -1, 0)).toThrow(
+      expect.objectContaining({ code: 'ERR_OUT_OF_RANGE', name: 'RangeError' }),
+    );
   });
 });

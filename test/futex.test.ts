@@ -88,7 +88,7 @@ describe('wait', () => {
     notify(v, 2);
     for (let i = 0; i < rounds; i++) {
       lock(v, 0);
-      const before = v[1];   // not atomic: only the lock keeps this exact
+      const before = v[1]; // not atomic: only the lock keeps this exact
       for (let k = 0; k < 20; k++) Math.sqrt(k);
       v[1] = before + 1;
       unlock(v, 0);
@@ -105,7 +105,9 @@ describe('waitAsync', () => {
     const child = startChild('notifyLater', ['300'], [shm]);
     expect(await child.next()).toBe('ready');
     let ticks = 0;
-    const timer = setInterval(() => { ticks += 1; }, 10);
+    const timer = setInterval(() => {
+      ticks += 1;
+    }, 10);
     const result = await waitAsync(v, 0, 0, 10000);
     clearInterval(timer);
     expect(result).toBe('ok');
@@ -126,7 +128,9 @@ describe('waitAsync', () => {
   test('takes no libuv threadpool thread: fs works while many waits are pending', async () => {
     const { v } = sharedWords();
     const controller = new AbortController();
-    const pending = Array.from({ length: 16 }, (_, i) => waitAsync(v, i, 0, undefined, { signal: controller.signal }).catch((e) => e));
+    const pending = Array.from({ length: 16 }, (_, i) =>
+      waitAsync(v, i, 0, undefined, { signal: controller.signal }).catch((e) => e),
+    );
     await expect(readFile(__filename, 'utf8')).resolves.toContain('threadpool');
     controller.abort();
     await Promise.all(pending);
@@ -136,7 +140,9 @@ describe('waitAsync', () => {
     const { v } = sharedWords();
     const controller = new AbortController();
     // More than one waiter thread holds (127 words each).
-    const pending = Array.from({ length: 300 }, (_, i) => waitAsync(v, i % 1024, 0, undefined, { signal: controller.signal }));
+    const pending = Array.from({ length: 300 }, (_, i) =>
+      waitAsync(v, i % 1024, 0, undefined, { signal: controller.signal }),
+    );
     await until(() => waitAsyncStats().sleeping === 300);
     expect(waitAsyncStats().threads).toBeGreaterThanOrEqual(3);
     controller.abort();
@@ -190,7 +196,9 @@ describe('waitAsync', () => {
     const { v } = sharedWords();
     for (let round = 0; round < 50; round++) {
       const controller = new AbortController();
-      const pending = Array.from({ length: 200 }, (_, i) => waitAsync(v, i, 0, undefined, { signal: controller.signal }));
+      const pending = Array.from({ length: 200 }, (_, i) =>
+        waitAsync(v, i, 0, undefined, { signal: controller.signal }),
+      );
       await until(() => waitAsyncStats().sleeping === 200);
       controller.abort();
       await Promise.allSettled(pending);
@@ -200,7 +208,9 @@ describe('waitAsync', () => {
 
   test('an already aborted signal rejects at once', async () => {
     const { v } = sharedWords();
-    await expect(waitAsync(v, 0, 0, undefined, { signal: AbortSignal.abort() })).rejects.toMatchObject({ name: 'AbortError' });
+    await expect(waitAsync(v, 0, 0, undefined, { signal: AbortSignal.abort() })).rejects.toMatchObject({
+      name: 'AbortError',
+    });
   });
 
   test('keeps the mapping held while it waits: unmap() meanwhile, then a timeout, is harmless', async () => {
@@ -224,7 +234,11 @@ describe('refused views and arguments', () => {
     ['a BigInt64Array', () => notify(new BigInt64Array(v.buffer) as never, 0), 'ERR_INVALID_ARG_TYPE'],
     ['a plain array', () => notify([0] as never, 0), 'ERR_INVALID_ARG_TYPE'],
     ['an Int32Array not made by mman', () => wait(new Int32Array(4), 0, 0, 0), 'ERR_INVALID_ARG_VALUE'],
-    ['an Int32Array over a SharedArrayBuffer', () => notify(new Int32Array(new SharedArrayBuffer(16)), 0), 'ERR_INVALID_ARG_VALUE'],
+    [
+      'an Int32Array over a SharedArrayBuffer',
+      () => notify(new Int32Array(new SharedArrayBuffer(16)), 0),
+      'ERR_INVALID_ARG_VALUE',
+    ],
     ['a private mapping', () => wait(new Int32Array(mapAnonymous(PAGE_SIZE).buffer), 0, 0, 0), 'ERR_INVALID_ARG_VALUE'],
     ['index -1', () => wait(v, -1, 0, 0), 'ERR_OUT_OF_RANGE'],
     ['index 1.5', () => wait(v, 1.5, 0, 0), 'ERR_OUT_OF_RANGE'],
@@ -243,24 +257,36 @@ describe('refused views and arguments', () => {
     ['count 1.5', () => notify(v, 0, 1.5), 'ERR_OUT_OF_RANGE'],
     ['waitAsync signal "x"', () => waitAsync(v, 0, 0, 0, { signal: 'x' as never }), 'ERR_INVALID_ARG_TYPE'],
     ['waitAsync on a Float64Array', () => waitAsync(new Float64Array(4) as never, 0, 0), 'ERR_INVALID_ARG_TYPE'],
-    ['an unaligned word (a mapping that starts 2 bytes into a page)', () => {
-      const path = join(dir, 'unaligned');
-      writeFileSync(path, Buffer.alloc(8192));
-      const m = mapFile(path, { mode: 'r+', offset: 2 });
-      return wait(new Int32Array(m.buffer, 0, 4), 0, 0, 0);
-    }, 'ERR_OUT_OF_RANGE'],
-    ['an unmapped mapping', () => {
-      const m = SharedMemory.create(PAGE_SIZE).map();
-      const view = new Int32Array(m.buffer);
-      m.unmap();
-      return wait(view, 0, 0, 0);
-    }, 'ERR_MAPPING_CLOSED'],
-    ['notify on an unmapped mapping', () => {
-      const m = SharedMemory.create(PAGE_SIZE).map();
-      const view = new Int32Array(m.buffer);
-      m.unmap();
-      return notify(view, 0);
-    }, 'ERR_MAPPING_CLOSED'],
+    [
+      'an unaligned word (a mapping that starts 2 bytes into a page)',
+      () => {
+        const path = join(dir, 'unaligned');
+        writeFileSync(path, Buffer.alloc(8192));
+        const m = mapFile(path, { mode: 'r+', offset: 2 });
+        return wait(new Int32Array(m.buffer, 0, 4), 0, 0, 0);
+      },
+      'ERR_OUT_OF_RANGE',
+    ],
+    [
+      'an unmapped mapping',
+      () => {
+        const m = SharedMemory.create(PAGE_SIZE).map();
+        const view = new Int32Array(m.buffer);
+        m.unmap();
+        return wait(view, 0, 0, 0);
+      },
+      'ERR_MAPPING_CLOSED',
+    ],
+    [
+      'notify on an unmapped mapping',
+      () => {
+        const m = SharedMemory.create(PAGE_SIZE).map();
+        const view = new Int32Array(m.buffer);
+        m.unmap();
+        return notify(view, 0);
+      },
+      'ERR_MAPPING_CLOSED',
+    ],
   ];
   test.each(cases)('%s → %s', (_what, call, code) => {
     expect(call).toThrow(expect.objectContaining({ code }));
@@ -271,5 +297,3 @@ describe('refused views and arguments', () => {
     expect(() => wait(v, -1, 0)).toThrow(RangeError);
   });
 });
-
-

@@ -10,7 +10,8 @@ afterEach(() => cleanup());
 
 test('without the guard, reading a page past the end of a truncated file kills the process with SIGBUS', () => {
   const path = fileWith(dir, 'unguarded.bin', new Uint8Array(4 * PAGE_SIZE).fill(7));
-  const child = runChild(`
+  const child = runChild(
+    `
     const m = mman.mapFile(args[0]);
     const v = m.bytes;
     process.stdout.write('before ' + v[3 * mman.PAGE_SIZE] + '\\n');
@@ -18,14 +19,19 @@ test('without the guard, reading a page past the end of a truncated file kills t
     process.stdout.write('still mapped ' + v[0] + '\\n');
     void v[3 * mman.PAGE_SIZE];
     process.stdout.write('survived\\n');
-  `, [path]);
+  `,
+    [path],
+  );
   expect(child.stdout).toBe('before 7\nstill mapped 7\n');
   expect(child.signal).toBe('SIGBUS');
 });
 
-test.each(['r', 'r+', 'copy'])('with guard: true (mode %s), the process lives, reads give zeros, the next call throws', (mode) => {
-  const path = fileWith(dir, 'guarded.bin', new Uint8Array(4 * PAGE_SIZE).fill(7));
-  const child = runChild(`
+test.each(['r', 'r+', 'copy'])(
+  'with guard: true (mode %s), the process lives, reads give zeros, the next call throws',
+  (mode) => {
+    const path = fileWith(dir, 'guarded.bin', new Uint8Array(4 * PAGE_SIZE).fill(7));
+    const child = runChild(
+      `
     const m = mman.mapFile(args[0], { guard: true, mode: args[1] });
     const v = m.bytes;
     const before = { value: v[3 * mman.PAGE_SIZE], truncated: m.truncated };
@@ -38,23 +44,27 @@ test.each(['r', 'r+', 'copy'])('with guard: true (mode %s), the process lives, r
     try { m.bytes; } catch (e) { bytesError = e.code; }
     m.unmap();
     console.log(JSON.stringify({ before, kept, lost, truncated: m.truncated, pages: m.truncatedPages, error, bytesError }));
-  `, [path, mode]);
-  expect(child.stderr).toBe('');
-  expect(child.status).toBe(0);
-  const out = JSON.parse(child.stdout);
-  expect(out.before).toEqual({ value: 7, truncated: false });
-  expect(out.kept).toBe(7);
-  expect(out.lost).toEqual([0, 0, 0]);
-  expect(out.error.code).toBe('ERR_MAPPING_TRUNCATED');
-  expect(out.error.message).toMatch(/truncated: 2 page\(s\)/);
-  expect(out.bytesError).toBe('ERR_MAPPING_TRUNCATED');
-  expect(out.truncated).toBe(false); // unmapped: nothing to report
-});
+  `,
+      [path, mode],
+    );
+    expect(child.stderr).toBe('');
+    expect(child.status).toBe(0);
+    const out = JSON.parse(child.stdout);
+    expect(out.before).toEqual({ value: 7, truncated: false });
+    expect(out.kept).toBe(7);
+    expect(out.lost).toEqual([0, 0, 0]);
+    expect(out.error.code).toBe('ERR_MAPPING_TRUNCATED');
+    expect(out.error.message).toMatch(/truncated: 2 page\(s\)/);
+    expect(out.bytesError).toBe('ERR_MAPPING_TRUNCATED');
+    expect(out.truncated).toBe(false); // unmapped: nothing to report
+  },
+);
 
 test('the guard covers only guarded mappings: an unguarded one beside it still dies with SIGBUS', () => {
   const a = fileWith(dir, 'a.bin', new Uint8Array(2 * PAGE_SIZE).fill(1));
   const b = fileWith(dir, 'b.bin', new Uint8Array(2 * PAGE_SIZE).fill(2));
-  const child = runChild(`
+  const child = runChild(
+    `
     const fs = require('fs');
     const guarded = mman.mapFile(args[0], { guard: true });
     const plain = mman.mapFile(args[1]);
@@ -64,14 +74,17 @@ test('the guard covers only guarded mappings: an unguarded one beside it still d
     process.stdout.write('plain\\n');
     void plain.bytes[mman.PAGE_SIZE];
     process.stdout.write('survived\\n');
-  `, [a, b]);
+  `,
+    [a, b],
+  );
   expect(child.stdout).toBe('guarded 0 true\nplain\n');
   expect(child.signal).toBe('SIGBUS');
 });
 
 test('the guard follows resize() and is released by unmap()', () => {
   const path = fileWith(dir, 'moving.bin', new Uint8Array(8 * PAGE_SIZE).fill(3));
-  const child = runChild(`
+  const child = runChild(
+    `
     const fs = require('fs');
     const m = mman.mapFile(args[0], { guard: true, length: mman.PAGE_SIZE });
     m.resize(8 * mman.PAGE_SIZE);
@@ -85,14 +98,17 @@ test('the guard follows resize() and is released by unmap()', () => {
     again.resize(8 * mman.PAGE_SIZE);
     void again.bytes[7 * mman.PAGE_SIZE];
     process.stdout.write('survived\\n');
-  `, [path]);
+  `,
+    [path],
+  );
   expect(JSON.parse(child.stdout.split('\n')[0])).toEqual({ zero: 0, pages: 1 });
   expect(child.signal).toBe('SIGBUS');
 });
 
 test('the guard is process-wide: a worker thread reading a truncated guarded mapping lives on', () => {
   const path = fileWith(dir, 'worker.bin', new Uint8Array(2 * PAGE_SIZE).fill(5));
-  const child = runChild(`
+  const child = runChild(
+    `
     const { Worker } = require('worker_threads');
     const w = new Worker(\`
       const { parentPort, workerData } = require('worker_threads');
@@ -109,7 +125,9 @@ test('the guard is process-wide: a worker thread reading a truncated guarded map
       console.log(JSON.stringify(msg));
       w.terminate();
     });
-  `, [path]);
+  `,
+    [path],
+  );
   expect(child.stderr).toBe('');
   expect(JSON.parse(child.stdout)).toEqual({ value: 0, truncated: true });
 });

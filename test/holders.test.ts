@@ -24,9 +24,11 @@ interface Report {
 function run(consumer: string, retire: string, kind: string): Report {
   const { dir, cleanup } = tempDir();
   try {
-    const child = spawnSync(process.execPath,
+    const child = spawnSync(
+      process.execPath,
       ['--expose-gc', join(__dirname, 'fixtures', 'holder-child.js'), consumer, retire, kind, dir],
-      { encoding: 'utf8', timeout: 120_000 });
+      { encoding: 'utf8', timeout: 120_000 },
+    );
     if (child.status !== 0) {
       throw new Error(`child exited with ${child.status ?? child.signal}: ${child.stderr.slice(-2000)}`);
     }
@@ -53,8 +55,16 @@ function expectCompleted(report: Report, retire: string): void {
 
 // Every kind of consumer, on a shared file mapping, unmapped while it runs.
 const consumers = [
-  'socket', 'socket-queued', 'write-stream', 'fs-write', 'fs-read',
-  'gzip', 'deflate-stream', 'brotli', 'random-fill', 'pbkdf2',
+  'socket',
+  'socket-queued',
+  'write-stream',
+  'fs-write',
+  'fs-read',
+  'gzip',
+  'deflate-stream',
+  'brotli',
+  'random-fill',
+  'pbkdf2',
 ];
 describe('unmap() while an operation holds a view: shared file mapping', () => {
   test.each(consumers)('%s', (consumer) => {
@@ -66,7 +76,8 @@ describe('unmap() while an operation holds a view: shared file mapping', () => {
 // a socket queue (which hands the view to the kernel a turn later).
 describe('unmap() while an operation holds a view: every kind of mapping', () => {
   const cases = ['anon', 'shared-anon', 'copy', 'guarded', 'shm'].flatMap((kind) =>
-    ['gzip', 'socket-queued'].map((consumer) => [kind, consumer]));
+    ['gzip', 'socket-queued'].map((consumer) => [kind, consumer]),
+  );
   test.each(cases)('%s under %s', (kind, consumer) => {
     expectCompleted(run(consumer, 'unmap', kind), 'unmap');
   });
@@ -77,8 +88,10 @@ describe('unmap() while an operation holds a view: every kind of mapping', () =>
 // that may be lost from the old range (docs/ARCHITECTURE.md): only readers there.
 describe('resize() that moves while an operation holds a view', () => {
   const cases = ['anon', 'copy', 'file', 'guarded', 'shm'].flatMap((kind) =>
-    ['gzip', 'socket-queued', 'random-fill'].filter((c) => kind !== 'copy' || c !== 'random-fill')
-      .map((consumer) => [kind, consumer]));
+    ['gzip', 'socket-queued', 'random-fill']
+      .filter((c) => kind !== 'copy' || c !== 'random-fill')
+      .map((consumer) => [kind, consumer]),
+  );
   test.each(cases)('%s under %s', (kind, consumer) => {
     expectCompleted(run(consumer, 'move', kind), 'move');
   });

@@ -17,25 +17,35 @@ describe('shared file mapping (memory-mapped I/O)', () => {
     const path = fileWith(dir, 'shared.bin', new Uint8Array(3 * PAGE_SIZE));
     using m = mapFile(path, { mode: 'r+' });
     m.bytes.set(Buffer.from('hello from the parent'), PAGE_SIZE + 5);
-    expect(readFileSync(path).subarray(PAGE_SIZE + 5, PAGE_SIZE + 26).toString()).toBe('hello from the parent');
+    expect(
+      readFileSync(path)
+        .subarray(PAGE_SIZE + 5, PAGE_SIZE + 26)
+        .toString(),
+    ).toBe('hello from the parent');
 
-    const child = runChild(`
+    const child = runChild(
+      `
       const m = mman.mapFile(args[0]);
       process.stdout.write(Buffer.from(m.view(${PAGE_SIZE + 5}, 21)).toString());
       m.unmap();
-    `, [path]);
+    `,
+      [path],
+    );
     expect(child.stderr).toBe('');
     expect(child.stdout).toBe('hello from the parent');
   });
 
-  test('a child writing through its own shared mapping is seen by the parent\'s mapping', () => {
+  test("a child writing through its own shared mapping is seen by the parent's mapping", () => {
     const path = fileWith(dir, 'shared.bin', new Uint8Array(PAGE_SIZE));
     using m = mapFile(path, { mode: 'r+' });
-    const child = runChild(`
+    const child = runChild(
+      `
       const m = mman.mapFile(args[0], { mode: 'r+' });
       m.bytes.set([1, 2, 3, 4], 100);
       m.unmap();
-    `, [path]);
+    `,
+      [path],
+    );
     expect(child.status).toBe(0);
     expect(Array.from(m.bytes.subarray(100, 104))).toEqual([1, 2, 3, 4]);
   });
@@ -45,7 +55,7 @@ describe('shared file mapping (memory-mapped I/O)', () => {
     using m = mapFile(path, { mode: 'r+' });
     m.bytes.fill(0xab);
     const dirty = (s = smapsOf(m.address)!) => s.Private_Dirty + s.Shared_Dirty;
-    expect(dirty()).toBeGreaterThanOrEqual(16 * PAGE_SIZE / 1024);
+    expect(dirty()).toBeGreaterThanOrEqual((16 * PAGE_SIZE) / 1024);
     m.sync();
     expect(dirty()).toBe(0);
     expect(readFileSync(path).every((b) => b === 0xab)).toBe(true);
@@ -109,14 +119,17 @@ describe('private file mapping (copy-on-write)', () => {
     expect(copy.bytes[PAGE_SIZE]).toBe(0xee);
     expect(Buffer.from(other.bytes).equals(Buffer.from(bytes))).toBe(true);
     expect(readFileSync(path).equals(Buffer.from(bytes))).toBe(true);
-    const child = runChild(`
+    const child = runChild(
+      `
       const m = mman.mapFile(args[0]);
       process.stdout.write(String(m.bytes[0]) + ',' + String(m.bytes[${PAGE_SIZE}]));
-    `, [path]);
+    `,
+      [path],
+    );
     expect(child.stdout).toBe(`${bytes[0]},${bytes[PAGE_SIZE]}`);
   });
 
-  test('starts as the file\'s contents', () => {
+  test("starts as the file's contents", () => {
     const bytes = pattern(5000);
     using m = mapFile(fileWith(dir, 'init.bin', bytes), { mode: 'copy' });
     expect(Buffer.from(m.bytes).equals(Buffer.from(bytes))).toBe(true);
@@ -146,7 +159,7 @@ describe('shared anonymous mapping', () => {
     expect(m.shared).toBe(true);
     expect(m.bytes.every((b) => b === 0)).toBe(true);
     m.bytes.fill(1);
-    expect(smapsOf(m.address)!.Rss).toBe(8 * PAGE_SIZE / 1024);
+    expect(smapsOf(m.address)!.Rss).toBe((8 * PAGE_SIZE) / 1024);
     const word = new Int32Array(m.buffer);
     expect(Atomics.add(word, 0, 5)).toBe(0x01010101);
   });

@@ -27,7 +27,9 @@ test('a 6 GiB sparse file maps; windows read and write anywhere; buffer says to 
 
     if (MAX_BUFFER_LENGTH < 6 * GiB) {
       // Node 20: no ArrayBuffer can cover it all.
-      expect(() => m.buffer).toThrow(expect.objectContaining({ code: 'ERR_OUT_OF_RANGE', message: expect.stringMatching(/view\(offset, length\)/) }));
+      expect(() => m.buffer).toThrow(
+        expect.objectContaining({ code: 'ERR_OUT_OF_RANGE', message: expect.stringMatching(/view\(offset, length\)/) }),
+      );
       expect(() => m.view(0, MAX_BUFFER_LENGTH + 1)).toThrow(expect.objectContaining({ code: 'ERR_OUT_OF_RANGE' }));
       const window = m.view(GiB, MAX_BUFFER_LENGTH); // the largest window there is
       expect(window.length).toBe(MAX_BUFFER_LENGTH);

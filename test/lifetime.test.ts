@@ -14,7 +14,8 @@ test('20,000 map/unmap cycles leave /proc/self/maps flat once collected', () => 
   const { dir, cleanup } = tempDir();
   try {
     const path = fileWith(dir, 'cycles.bin', new Uint8Array(2 * PAGE_SIZE).fill(1));
-    const child = runChild(`
+    const child = runChild(
+      `
       const lines = () => require('fs').readFileSync('/proc/self/maps', 'latin1').split('\\n');
       // Lines that can only be ours: the test file, and read-only anonymous 3-page regions.
       const ours = () => lines().filter((l) => {
@@ -33,7 +34,10 @@ test('20,000 map/unmap cycles leave /proc/self/maps flat once collected', () => 
       gc();
       const stats = mman.mappingStats();
       console.log(JSON.stringify({ before, after: { all: lines().length, ours: ours() }, stats }));
-    `, [path], ['--expose-gc']);
+    `,
+      [path],
+      ['--expose-gc'],
+    );
     expect(child.stderr).toBe('');
     const { before, after, stats } = JSON.parse(child.stdout);
     expect(stats).toEqual(NONE);
@@ -46,7 +50,8 @@ test('20,000 map/unmap cycles leave /proc/self/maps flat once collected', () => 
 });
 
 test('100,000 one-page mappings dropped without unmap() are collected and the process lives', () => {
-  const child = runChild(`
+  const child = runChild(
+    `
     const count = () => require('fs').readFileSync('/proc/self/maps', 'latin1').split('\\n').length;
     const before = count();
     let sum = 0;
@@ -60,7 +65,10 @@ test('100,000 one-page mappings dropped without unmap() are collected and the pr
       for (let i = 0; i < 4; i++) { gc(); await new Promise((r) => setImmediate(r)); }
       console.log(JSON.stringify({ sum, peak, after: mman.mappingStats(), grew: count() - before }));
     })();
-  `, [], ['--expose-gc']);
+  `,
+    [],
+    ['--expose-gc'],
+  );
   expect(child.status).toBe(0);
   const out = JSON.parse(child.stdout);
   expect(out.sum).toBe(Array.from({ length: 100000 }, (_, i) => i & 0xff).reduce((a, b) => a + b, 0));
@@ -70,7 +78,8 @@ test('100,000 one-page mappings dropped without unmap() are collected and the pr
 });
 
 test('a view keeps its memory mapped after the Mapping object is collected', () => {
-  const child = runChild(`
+  const child = runChild(
+    `
     let view = (() => { const m = mman.mapAnonymous(mman.PAGE_SIZE); m.bytes[7] = 42; return m.bytes; })();
     (async () => {
       for (let i = 0; i < 3; i++) { gc(); await new Promise((r) => setImmediate(r)); }
@@ -80,13 +89,17 @@ test('a view keeps its memory mapped after the Mapping object is collected', () 
       for (let i = 0; i < 3; i++) { gc(); await new Promise((r) => setImmediate(r)); }
       console.log(JSON.stringify({ value, kept, after: mman.mappingStats().regions }));
     })();
-  `, [], ['--expose-gc']);
+  `,
+    [],
+    ['--expose-gc'],
+  );
   expect(child.stderr).toBe('');
   expect(JSON.parse(child.stdout)).toEqual({ value: 42, kept: 1, after: 0 });
 });
 
 test('a view kept past unmap() reads the pages until it is dropped; then a collection releases them', () => {
-  const child = runChild(`
+  const child = runChild(
+    `
     let view = (() => { const m = mman.mapAnonymous(mman.PAGE_SIZE); m.bytes[7] = 42; m.unmap(); return m.bytes; });
     let kept;
     try { view(); } catch (e) { kept = e.code; }   // m.bytes after unmap() is closed
@@ -97,7 +110,10 @@ test('a view kept past unmap() reads the pages until it is dropped; then a colle
     view = null;
     gc();
     console.log(JSON.stringify({ kept, value, during, after: mman.mappingStats() }));
-  `, [], ['--expose-gc']);
+  `,
+    [],
+    ['--expose-gc'],
+  );
   expect(child.stderr).toBe('');
   expect(JSON.parse(child.stdout)).toEqual({
     kept: 'ERR_MAPPING_CLOSED',
@@ -168,7 +184,8 @@ test('100,000 mapFile + .bytes[0] + unmap() in a loop that never yields stay bou
   const { dir, cleanup } = tempDir();
   try {
     const path = fileWith(dir, 'one-page.bin', new Uint8Array(PAGE_SIZE).fill(1));
-    const child = runChild(`
+    const child = runChild(
+      `
       const fs = require('fs');
       const lines = () => fs.readFileSync('/proc/self/maps', 'latin1').split('\\n').length;
       const rss = () => Number(/VmRSS:\\s+(\\d+)/.exec(fs.readFileSync('/proc/self/status', 'latin1'))[1]) * 1024;
@@ -182,7 +199,10 @@ test('100,000 mapFile + .bytes[0] + unmap() in a loop that never yields stay bou
       }
       gc();
       console.log(JSON.stringify({ sum, maxLines, maxRss, after: mman.mappingStats() }));
-    `, [path], ['--expose-gc']);
+    `,
+      [path],
+      ['--expose-gc'],
+    );
     expect(child.stderr).toBe('');
     const out = JSON.parse(child.stdout);
     expect(out.sum).toBe(100000);
@@ -197,7 +217,8 @@ test('100,000 mapFile + .bytes[0] + unmap() in a loop that never yields stay bou
 
 test('1 MiB anonymous mappings written and unmapped in a loop that never yields give their memory back', () => {
   // 2,000 MiB written in all: RSS would grow by that much if nothing came back before the end.
-  const child = runChild(`
+  const child = runChild(
+    `
     const fs = require('fs');
     const rss = () => Number(/VmRSS:\\s+(\\d+)/.exec(fs.readFileSync('/proc/self/status', 'latin1'))[1]) * 1024;
     const rss0 = rss();
@@ -210,7 +231,10 @@ test('1 MiB anonymous mappings written and unmapped in a loop that never yields 
     }
     gc();
     console.log(JSON.stringify({ maxRss, after: mman.mappingStats() }));
-  `, [], ['--expose-gc']);
+  `,
+    [],
+    ['--expose-gc'],
+  );
   expect(child.stderr).toBe('');
   const out = JSON.parse(child.stdout);
   expect(out.maxRss).toBeLessThan(256 * 2 ** 20);
@@ -218,8 +242,11 @@ test('1 MiB anonymous mappings written and unmapped in a loop that never yields 
 }, 120_000);
 
 const hasTransfer = typeof (ArrayBuffer.prototype as { transfer?: unknown }).transfer === 'function';
-(hasTransfer ? test : test.skip)('Node 22+: a buffer moved with transfer(), before or after unmap(), keeps the pages until it is collected', () => {
-  const child = runChild(`
+(hasTransfer ? test : test.skip)(
+  'Node 22+: a buffer moved with transfer(), before or after unmap(), keeps the pages until it is collected',
+  () => {
+    const child = runChild(
+      `
     const fill = () => { const keep = []; for (let i = 0; i < 16; i++) { const n = mman.mapAnonymous(mman.PAGE_SIZE); n.bytes.fill(0x53); keep.push(n); } return keep; };
     const moved = [];
     (() => {
@@ -249,19 +276,33 @@ const hasTransfer = typeof (ArrayBuffer.prototype as { transfer?: unknown }).tra
       }
       console.log(JSON.stringify({ during, values, after: mman.mappingStats() }));
     })();
-  `, [], ['--expose-gc']);
-  expect(child.stderr).toBe('');
-  expect(JSON.parse(child.stdout)).toEqual({ during: 2, values: [[PAGE_SIZE, 9], [PAGE_SIZE, 7]], after: NONE });
-});
+  `,
+      [],
+      ['--expose-gc'],
+    );
+    expect(child.stderr).toBe('');
+    expect(JSON.parse(child.stdout)).toEqual({
+      during: 2,
+      values: [
+        [PAGE_SIZE, 9],
+        [PAGE_SIZE, 7],
+      ],
+      after: NONE,
+    });
+  },
+);
 
-(hasTransfer ? test : test.skip)('Node 22+: resize() after buffer.transfer() works, and the moved buffer keeps the old pages', () => {
-  const child = runChild(`
+(hasTransfer ? test : test.skip)(
+  'Node 22+: resize() after buffer.transfer() works, and the moved buffer keeps the old pages',
+  () => {
+    const child = runChild(`
     const m = mman.mapAnonymous(mman.PAGE_SIZE);
     m.bytes[0] = 3;
     const moved = new Uint8Array(m.buffer.transfer());
     m.resize(64 * mman.PAGE_SIZE);
     console.log(JSON.stringify({ moved: [moved.length, moved[0]], now: m.bytes[0], length: m.length }));
   `);
-  expect(child.stderr).toBe('');
-  expect(JSON.parse(child.stdout)).toEqual({ moved: [PAGE_SIZE, 3], now: 3, length: 64 * PAGE_SIZE });
-});
+    expect(child.stderr).toBe('');
+    expect(JSON.parse(child.stdout)).toEqual({ moved: [PAGE_SIZE, 3], now: 3, length: 64 * PAGE_SIZE });
+  },
+);

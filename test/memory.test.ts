@@ -73,7 +73,11 @@ describe('resize (mremap)', () => {
     // Grow in place, doubling, until the pages after it belong to another mapping.
     let err: NodeJS.ErrnoException | undefined;
     for (let pages = 2; pages < 1 << 16 && err === undefined; pages *= 2) {
-      try { first.resize(pages * PAGE_SIZE, { mayMove: false }); } catch (e) { err = e as NodeJS.ErrnoException; }
+      try {
+        first.resize(pages * PAGE_SIZE, { mayMove: false });
+      } catch (e) {
+        err = e as NodeJS.ErrnoException;
+      }
     }
     expect(err).toMatchObject({ code: 'ENOMEM', syscall: 'mremap', errno: -12 });
     expect(first.address).toBe(before);
@@ -136,8 +140,10 @@ describe('lock (mlock)', () => {
       try { big.lock(); } catch (e) { err = e; }
       console.log(JSON.stringify({ resident, locked: Number(locked), code: err && err.code, syscall: err && err.syscall, message: err && err.message }));
     `;
-    const child = spawnSync(process.execPath, ['-e', `const mman = require(${JSON.stringify(LIB)});${code}`],
-      { encoding: 'utf8', ...asNobody });
+    const child = spawnSync(process.execPath, ['-e', `const mman = require(${JSON.stringify(LIB)});${code}`], {
+      encoding: 'utf8',
+      ...asNobody,
+    });
     expect(child.stderr).toBe('');
     const out = JSON.parse(child.stdout);
     expect(out.resident).toBe(true);

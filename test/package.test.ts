@@ -12,8 +12,7 @@ const npmCli = process.env.npm_execpath?.endsWith('.js')
   ? process.env.npm_execpath
   : realpathSync(execFileSync('sh', ['-c', 'command -v npm'], { encoding: 'utf8' }).trim());
 // Headers for a source build, never a download (the machine's Node, as .ci/run sets it).
-const nodedir = process.env.npm_config_nodedir
-  ?? (existsSync('/usr/include/node/node_api.h') ? '/usr' : undefined);
+const nodedir = process.env.npm_config_nodedir ?? (existsSync('/usr/include/node/node_api.h') ? '/usr' : undefined);
 
 let scratch: { dir: string; cleanup: () => void };
 let noCompilerPath: string;
@@ -21,9 +20,17 @@ let noCompilerPath: string;
 /** Runs npm with the Node that runs this test; `env` replaces the variables it names. */
 function npm(args: string[], cwd: string, env: NodeJS.ProcessEnv = {}): SpawnSyncReturns<string> {
   return spawnSync(process.execPath, [npmCli, ...args], {
-    cwd, encoding: 'utf8', timeout: 300_000,
-    env: { ...process.env, ...(nodedir && { npm_config_nodedir: nodedir }), npm_config_audit: 'false',
-      npm_config_fund: 'false', npm_config_update_notifier: 'false', ...env },
+    cwd,
+    encoding: 'utf8',
+    timeout: 300_000,
+    env: {
+      ...process.env,
+      ...(nodedir && { npm_config_nodedir: nodedir }),
+      npm_config_audit: 'false',
+      npm_config_fund: 'false',
+      npm_config_update_notifier: 'false',
+      ...env,
+    },
   });
 }
 
@@ -80,7 +87,8 @@ beforeAll(() => {
     // (the Zig toolchain, glibc 2.28), so that what is tested is what would ship.
     symlinkSync(join(root, 'node_modules'), join(staged, 'node_modules'));
     execFileSync('bash', [join(root, 'scripts', 'prebuilds.sh')], {
-      stdio: 'ignore', env: { ...process.env, MMAN_PACKAGE_DIR: staged, ...(nodedir && { npm_config_nodedir: nodedir }) },
+      stdio: 'ignore',
+      env: { ...process.env, MMAN_PACKAGE_DIR: staged, ...(nodedir && { npm_config_nodedir: nodedir }) },
     });
     rmSync(join(staged, 'node_modules'));
     rmSync(join(staged, 'build'), { recursive: true, force: true });
@@ -115,7 +123,9 @@ describe('npm install <tarball> with a prebuild for this platform', () => {
   test('the prebuilds it installed need nothing above glibc 2.28 and no libstdc++', () => {
     const installed = join(project, 'node_modules', 'mman');
     const files = ['linux-x64', 'linux-arm64'].map((dir) => join(installed, 'prebuilds', dir, PREBUILD));
-    const check = spawnSync(process.execPath, [join(root, 'scripts', 'check-glibc.js'), '--json', ...files], { encoding: 'utf8' });
+    const check = spawnSync(process.execPath, [join(root, 'scripts', 'check-glibc.js'), '--json', ...files], {
+      encoding: 'utf8',
+    });
     expect(check.status).toBe(0);
     const results = JSON.parse(check.stdout) as Array<{ highestGlibc: string; needed: string[]; problems: string[] }>;
     for (const r of results) {
@@ -128,12 +138,16 @@ describe('npm install <tarball> with a prebuild for this platform', () => {
   // for glibc 2.28) to run in it: the prebuild must load where the host's compiler would not.
   const oldRoot = process.env.MMAN_OLD_GLIBC_ROOT;
   const oldNode = process.env.MMAN_OLD_GLIBC_NODE;
-  (oldRoot && oldNode ? test : test.skip)('loads and maps on Debian 11 (glibc 2.31, the libstdc++ of GCC 10), in a chroot', () => {
-    const inside = join(oldRoot!, 'opt', 'mman-consumer');
-    rmSync(inside, { recursive: true, force: true });
-    cpSync(project, inside, { recursive: true });
-    cpSync(oldNode!, join(inside, 'node'));
-    writeFileSync(join(inside, 'smoke.js'), `
+  (oldRoot && oldNode ? test : test.skip)(
+    'loads and maps on Debian 11 (glibc 2.31, the libstdc++ of GCC 10), in a chroot',
+    () => {
+      const inside = join(oldRoot!, 'opt', 'mman-consumer');
+      rmSync(inside, { recursive: true, force: true });
+      cpSync(project, inside, { recursive: true });
+      cpSync(oldNode!, join(inside, 'node'));
+      writeFileSync(
+        join(inside, 'smoke.js'),
+        `
       const mman = require('mman');
       const m = mman.mapAnonymous(mman.PAGE_SIZE);
       m.bytes[3] = 7;
@@ -144,15 +158,21 @@ describe('npm install <tarball> with a prebuild for this platform', () => {
         value: m.bytes[3],
         wait: mman.wait(view, 0, 0, 1),
         addon: require('node-gyp-build').path(require('path').dirname(require.resolve('mman/package.json'))),
-      }));`);
-    const run = spawnSync('chroot', [oldRoot!, '/opt/mman-consumer/node', '/opt/mman-consumer/smoke.js'],
-      { encoding: 'utf8', timeout: 60_000 });
-    expect(run.stderr).toBe('');
-    expect(JSON.parse(run.stdout)).toEqual({
-      glibc: '2.31', value: 7, wait: 'timed-out',
-      addon: `/opt/mman-consumer/node_modules/mman/${hostPrebuild}/${PREBUILD}`,
-    });
-  });
+      }));`,
+      );
+      const run = spawnSync('chroot', [oldRoot!, '/opt/mman-consumer/node', '/opt/mman-consumer/smoke.js'], {
+        encoding: 'utf8',
+        timeout: 60_000,
+      });
+      expect(run.stderr).toBe('');
+      expect(JSON.parse(run.stdout)).toEqual({
+        glibc: '2.31',
+        value: 7,
+        wait: 'timed-out',
+        addon: `/opt/mman-consumer/node_modules/mman/${hostPrebuild}/${PREBUILD}`,
+      });
+    },
+  );
 
   test('require("mman") maps memory', () => {
     const run = node(project, ['-e', useFromCommonJs]);
@@ -166,54 +186,94 @@ describe('npm install <tarball> with a prebuild for this platform', () => {
     expect(JSON.parse(run.stdout)).toEqual({ value: 7, prot: 1, same: true });
   });
 
-  test.each(['node16', 'nodenext'])('tsc type-checks ESM and CommonJS consumers under module %s', (resolution) => {
-    const consumer = join(project, `types-${resolution}`);
-    mkdirSync(consumer);
-    writeFileSync(join(consumer, 'esm.mts'), [
-      "import { mapFile, mapAnonymous, Prot, type Mapping } from 'mman';",
-      "import mman from 'mman';",
-      'const m: Mapping = mapAnonymous(mman.PAGE_SIZE);',
-      'const prot: Prot = Prot.Read | Prot.Write;',
-      'export const used = [m.bytes.length, prot, mapFile];',
-      '// @ts-expect-error: no such export',
-      "export { notAnExport } from 'mman';",
-    ].join('\n'));
-    writeFileSync(join(consumer, 'cjs.cts'), [
-      "import mman = require('mman');",
-      'const m: mman.Mapping = mman.mapAnonymous(mman.PAGE_SIZE, { shared: true });',
-      'export const used = [m.length satisfies number, mman.MapFlags.Shared];',
-      '// @ts-expect-error: mapAnonymous takes a number',
-      "mman.mapAnonymous('4096');",
-    ].join('\n'));
-    writeFileSync(join(consumer, 'tsconfig.json'), JSON.stringify({
-      compilerOptions: {
-        module: resolution, moduleResolution: resolution, target: 'ES2022', strict: true, noEmit: true,
-        types: ['node'], typeRoots: [join(root, 'node_modules', '@types')],
-      },
-      files: ['esm.mts', 'cjs.cts'],
-    }));
-    const tsc = spawnSync(process.execPath, [join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', consumer],
-      { encoding: 'utf8', timeout: 120_000 });
-    expect(tsc.stdout + tsc.stderr).toBe('');
-    expect(tsc.status).toBe(0);
-  }, 120_000);
+  test.each(['node16', 'nodenext'])(
+    'tsc type-checks ESM and CommonJS consumers under module %s',
+    (resolution) => {
+      const consumer = join(project, `types-${resolution}`);
+      mkdirSync(consumer);
+      writeFileSync(
+        join(consumer, 'esm.mts'),
+        [
+          "import { mapFile, mapAnonymous, Prot, type Mapping } from 'mman';",
+          "import mman from 'mman';",
+          'const m: Mapping = mapAnonymous(mman.PAGE_SIZE);',
+          'const prot: Prot = Prot.Read | Prot.Write;',
+          'export const used = [m.bytes.length, prot, mapFile];',
+          '// @ts-expect-error: no such export',
+          "export { notAnExport } from 'mman';",
+        ].join('\n'),
+      );
+      writeFileSync(
+        join(consumer, 'cjs.cts'),
+        [
+          "import mman = require('mman');",
+          'const m: mman.Mapping = mman.mapAnonymous(mman.PAGE_SIZE, { shared: true });',
+          'export const used = [m.length satisfies number, mman.MapFlags.Shared];',
+          '// @ts-expect-error: mapAnonymous takes a number',
+          "mman.mapAnonymous('4096');",
+        ].join('\n'),
+      );
+      writeFileSync(
+        join(consumer, 'tsconfig.json'),
+        JSON.stringify({
+          compilerOptions: {
+            module: resolution,
+            moduleResolution: resolution,
+            target: 'ES2022',
+            strict: true,
+            noEmit: true,
+            types: ['node'],
+            typeRoots: [join(root, 'node_modules', '@types')],
+          },
+          files: ['esm.mts', 'cjs.cts'],
+        }),
+      );
+      const tsc = spawnSync(
+        process.execPath,
+        [join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', consumer],
+        { encoding: 'utf8', timeout: 120_000 },
+      );
+      expect(tsc.stdout + tsc.stderr).toBe('');
+      expect(tsc.status).toBe(0);
+    },
+    120_000,
+  );
 });
 
 test('the tarball holds the library, both prebuilds, types, ESM and CJS entries, and nothing else', () => {
-  const listing = execFileSync('tar', ['tzf', withPrebuild], { encoding: 'utf8' }).trim().split('\n')
+  const listing = execFileSync('tar', ['tzf', withPrebuild], { encoding: 'utf8' })
+    .trim()
+    .split('\n')
     .map((entry) => entry.replace(/^package\//, ''));
   for (const needed of [
-    'package.json', 'README.md', 'binding.gyp', 'CMakeLists.txt', 'scripts/setup.js', 'scripts/esm.js',
-    'lib/index.js', 'lib/index.d.ts', 'lib/index.mjs', 'lib/index.d.mts', 'lib/cli/index.js', 'native/lifetime.cc',
-    `prebuilds/linux-x64/${PREBUILD}`, `prebuilds/linux-arm64/${PREBUILD}`,
-  ]) expect(listing).toContain(needed);
+    'package.json',
+    'README.md',
+    'binding.gyp',
+    'CMakeLists.txt',
+    'scripts/setup.js',
+    'scripts/esm.js',
+    'lib/index.js',
+    'lib/index.d.ts',
+    'lib/index.mjs',
+    'lib/index.d.mts',
+    'lib/cli/index.js',
+    'native/lifetime.cc',
+    `prebuilds/linux-x64/${PREBUILD}`,
+    `prebuilds/linux-arm64/${PREBUILD}`,
+  ])
+    expect(listing).toContain(needed);
   // No tests, sources of the build's leftovers, benchmarks or CI.
-  const stray = listing.filter((entry) => /^(test|bench|src|build|build-cmake|build-asan|docs|\.ci|node_modules|examples)\//.test(entry) ||
-    /\.test\.|\.log$|\.o$/.test(entry));
+  const stray = listing.filter(
+    (entry) =>
+      /^(test|bench|src|build|build-cmake|build-asan|docs|\.ci|node_modules|examples)\//.test(entry) ||
+      /\.test\.|\.log$|\.o$/.test(entry),
+  );
   expect(stray).toEqual([]);
   // Every prebuild is libc-tagged, and only glibc ones ship: musl builds from source.
-  expect(listing.filter((entry) => entry.startsWith('prebuilds/')).sort())
-    .toEqual([`prebuilds/linux-arm64/${PREBUILD}`, `prebuilds/linux-x64/${PREBUILD}`]);
+  expect(listing.filter((entry) => entry.startsWith('prebuilds/')).sort()).toEqual([
+    `prebuilds/linux-arm64/${PREBUILD}`,
+    `prebuilds/linux-x64/${PREBUILD}`,
+  ]);
 });
 
 describe('npm install <tarball> where the libc is musl (Alpine)', () => {
@@ -222,8 +282,11 @@ describe('npm install <tarball> where the libc is musl (Alpine)', () => {
     const project = installInto('musl', withPrebuild, { LIBC: 'musl' });
     const installed = join(project, 'node_modules', 'mman');
     expect(existsSync(join(installed, 'build', 'Release', 'mman.node'))).toBe(true);
-    const run = spawnSync(process.execPath, ['-e', `${useFromCommonJs}; console.error(require('node-gyp-build').path(${JSON.stringify(installed)}))`],
-      { cwd: project, encoding: 'utf8', timeout: 60_000, env: { ...process.env, LIBC: 'musl' } });
+    const run = spawnSync(
+      process.execPath,
+      ['-e', `${useFromCommonJs}; console.error(require('node-gyp-build').path(${JSON.stringify(installed)}))`],
+      { cwd: project, encoding: 'utf8', timeout: 60_000, env: { ...process.env, LIBC: 'musl' } },
+    );
     expect(JSON.parse(run.stdout)).toEqual({ value: 7, prot: 1 });
     expect(run.stderr.trim()).toBe(join(installed, 'build', 'Release', 'mman.node'));
   }, 300_000);
@@ -245,8 +308,11 @@ describe('npm install <tarball> with no prebuild for this platform', () => {
     const project = join(scratch.dir, 'no-compiler');
     mkdirSync(project);
     writeFileSync(join(project, 'package.json'), '{"name":"consumer-no-compiler","private":true}');
-    const run = npm(['install', '--prefer-offline', '--no-package-lock', withoutHostPrebuild], project,
-      { PATH: noCompilerPath, CC: 'false', CXX: 'false' });
+    const run = npm(['install', '--prefer-offline', '--no-package-lock', withoutHostPrebuild], project, {
+      PATH: noCompilerPath,
+      CC: 'false',
+      CXX: 'false',
+    });
     expect(run.status).not.toBe(0);
   }, 300_000);
 });

@@ -30,9 +30,13 @@ describe('RingBuffer between two processes', () => {
   test('read() times out with undefined on an empty ring; wrong sizes, a ring-less segment and out-of-turn commits are refused', () => {
     const ring = RingBuffer.create(PAGE_SIZE);
     expect(ring.read({ timeoutMs: 10 })).toBeUndefined();
-    expect(() => ring.write(new Uint8Array(ring.maxMessageLength + 1))).toThrow(expect.objectContaining({ code: 'ERR_OUT_OF_RANGE' }));
+    expect(() => ring.write(new Uint8Array(ring.maxMessageLength + 1))).toThrow(
+      expect.objectContaining({ code: 'ERR_OUT_OF_RANGE' }),
+    );
     expect(() => RingBuffer.create(5000)).toThrow(expect.objectContaining({ code: 'ERR_OUT_OF_RANGE' }));
-    expect(() => RingBuffer.attach(SharedMemory.create(8192))).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARG_VALUE' }));
+    expect(() => RingBuffer.attach(SharedMemory.create(8192))).toThrow(
+      expect.objectContaining({ code: 'ERR_INVALID_ARG_VALUE' }),
+    );
     expect(() => ring.commit()).toThrow(expect.objectContaining({ code: 'ERR_INVALID_STATE' }));
     ring.reserve(1);
     expect(() => ring.reserve(1)).toThrow(expect.objectContaining({ code: 'ERR_INVALID_STATE' }));
@@ -42,8 +46,10 @@ describe('RingBuffer between two processes', () => {
     const ring = RingBuffer.create(PAGE_SIZE);
     const reader = RingBuffer.attach(ring.memory);
     let ticks = 0;
-    const timer = setInterval(() => { ticks++; }, 2);
-    const got = reader.readAsync();                  // the ring is empty: it waits
+    const timer = setInterval(() => {
+      ticks++;
+    }, 2);
+    const got = reader.readAsync(); // the ring is empty: it waits
     await new Promise((resolve) => setTimeout(resolve, 30));
     await ring.writeAsync(Buffer.from('hi'));
     expect(Buffer.from((await got)!).toString()).toBe('hi');
@@ -56,7 +62,7 @@ describe('RingBuffer between two processes', () => {
     reader.release();
     await blocked;
     clearInterval(timer);
-    expect(ticks).toBeGreaterThan(5);               // timers ran while both waited
+    expect(ticks).toBeGreaterThan(5); // timers ran while both waited
   });
 
   test('after close() every method throws ERR_RING_BUFFER_CLOSED', async () => {
@@ -64,11 +70,17 @@ describe('RingBuffer between two processes', () => {
     ring.write(Buffer.from('x'));
     ring.close();
     expect(ring.closed).toBe(true);
-    for (const call of [() => ring.read(), () => ring.write(Buffer.from('y')), () => ring.reserve(1), () => ring.commit(), () => ring.end(), () => ring.release()]) {
+    for (const call of [
+      () => ring.read(),
+      () => ring.write(Buffer.from('y')),
+      () => ring.reserve(1),
+      () => ring.commit(),
+      () => ring.end(),
+      () => ring.release(),
+    ]) {
       expect(call).toThrow(expect.objectContaining({ code: 'ERR_RING_BUFFER_CLOSED' }));
     }
     await expect(ring.readAsync()).rejects.toMatchObject({ code: 'ERR_RING_BUFFER_CLOSED' });
     expect(() => ring.close()).not.toThrow();
   });
 });
-

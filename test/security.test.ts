@@ -3,7 +3,18 @@
 import { spawn } from 'node:child_process';
 import { closeSync, openSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { mapAnonymous, mapFile, Mapping, mmap, MapFlags, PAGE_SIZE, Prot, RingBuffer, SharedMemory, SHM_DIRECTORY } from '../src';
+import {
+  mapAnonymous,
+  mapFile,
+  Mapping,
+  mmap,
+  MapFlags,
+  PAGE_SIZE,
+  Prot,
+  RingBuffer,
+  SharedMemory,
+  SHM_DIRECTORY,
+} from '../src';
 import { fileWith, LIB, permsAt, tempDir, uniqueName } from './helpers';
 
 describe('no executable memory unless asked for', () => {
@@ -13,9 +24,14 @@ describe('no executable memory unless asked for', () => {
     try {
       const path = fileWith(dir, 'x.bin', new Uint8Array(PAGE_SIZE));
       const made = [
-        mapFile(path), mapFile(path, { mode: 'r+' }), mapFile(path, { mode: 'copy' }),
-        mapAnonymous(PAGE_SIZE), mapAnonymous(PAGE_SIZE, { shared: true }), mapAnonymous(PAGE_SIZE, { populate: true }),
-        shm.map(), shm.map({ readOnly: true }),
+        mapFile(path),
+        mapFile(path, { mode: 'r+' }),
+        mapFile(path, { mode: 'copy' }),
+        mapAnonymous(PAGE_SIZE),
+        mapAnonymous(PAGE_SIZE, { shared: true }),
+        mapAnonymous(PAGE_SIZE, { populate: true }),
+        shm.map(),
+        shm.map({ readOnly: true }),
       ];
       for (const m of made) {
         expect(permsAt(m.address)).toMatch(/^r[w-]-[ps]$/);
@@ -55,13 +71,21 @@ describe('MAP_FIXED is confined to pages the mapping owns', () => {
       const after = region.address + BigInt(4 * PAGE_SIZE);
       let neighbour: Mapping | undefined;
       try {
-        neighbour = mmap(PAGE_SIZE, Prot.Read | Prot.Write, MapFlags.Private | MapFlags.Anonymous | MapFlags.FixedNoReplace, -1, 0, after);
+        neighbour = mmap(
+          PAGE_SIZE,
+          Prot.Read | Prot.Write,
+          MapFlags.Private | MapFlags.Anonymous | MapFlags.FixedNoReplace,
+          -1,
+          0,
+          after,
+        );
         neighbour.bytes.fill(0x99);
       } catch (err) {
         if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err; // taken already: still not ours to touch
       }
-      expect(() => region.mapFixed(3 * PAGE_SIZE, 2 * PAGE_SIZE, Prot.Read, MapFlags.Private | MapFlags.Anonymous))
-        .toThrow(expect.objectContaining({ code: 'ERR_OUT_OF_RANGE' }));
+      expect(() =>
+        region.mapFixed(3 * PAGE_SIZE, 2 * PAGE_SIZE, Prot.Read, MapFlags.Private | MapFlags.Anonymous),
+      ).toThrow(expect.objectContaining({ code: 'ERR_OUT_OF_RANGE' }));
       if (neighbour) {
         expect(neighbour.bytes.every((b) => b === 0x99)).toBe(true);
         expect(permsAt(after)).toBe('rw-p');
@@ -94,14 +118,17 @@ describe('a hostile peer sharing the memory', () => {
   test('scribbling over a ring buffer cannot make the reader touch memory outside the ring', async () => {
     const ring = RingBuffer.create(1 << 16, { spin: 0 });
     const data = ring.mapping.bytes;
-    const started = runChildAsync(`
+    const started = runChildAsync(
+      `
       const shm = mman.SharedMemory.fromFd(require('fs').openSync(args[0], 'r+'));
       const bytes = shm.map().bytes;
       const end = Date.now() + 1500;
       let seed = 1;
       while (Date.now() < end) { seed = (seed * 1103515245 + 12345) >>> 0; bytes[seed % bytes.length] = seed >>> 24; }
       console.log('scribbled');
-    `, [`/proc/${process.pid}/fd/${ring.memory.fd}`]);
+    `,
+      [`/proc/${process.pid}/fd/${ring.memory.fd}`],
+    );
     let reads = 0;
     let typedErrors = 0;
     const deadline = Date.now() + 1500;
@@ -131,7 +158,9 @@ describe('a hostile peer sharing the memory', () => {
     try {
       const m = shm.map({ guard: true });
       m.bytes.fill(9);
-      const child = await runChildAsync(`require('fs').truncateSync(args[0], 0); console.log('truncated');`, [join(SHM_DIRECTORY, name)]);
+      const child = await runChildAsync(`require('fs').truncateSync(args[0], 0); console.log('truncated');`, [
+        join(SHM_DIRECTORY, name),
+      ]);
       expect(child.stdout).toBe('truncated\n');
       const view = new Uint8Array(m.buffer);
       expect(view[3 * PAGE_SIZE]).toBe(0);
@@ -146,9 +175,17 @@ describe('a hostile peer sharing the memory', () => {
 });
 
 // A child process that runs while this one keeps going (the peer acts concurrently).
-function runChildAsync(code: string, args: string[]): Promise<{ status: number | null; stdout: string; stderr: string }> {
+function runChildAsync(
+  code: string,
+  args: string[],
+): Promise<{ status: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, ['-e', `const mman = require(${JSON.stringify(LIB)}); const args = process.argv.slice(1);\n${code}`, '--', ...args]);
+    const child = spawn(process.execPath, [
+      '-e',
+      `const mman = require(${JSON.stringify(LIB)}); const args = process.argv.slice(1);\n${code}`,
+      '--',
+      ...args,
+    ]);
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d) => (stdout += d));

@@ -28,8 +28,12 @@ describe('memfd segment (SharedMemory.create(size))', () => {
     const m = shm.map();
     m.bytes.set([1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16]);
     const child = startChild('echo', [], [shm]);
-    const report = await child.next() as { seen: number[]; size: number; name: null };
-    expect(report).toEqual({ seen: [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16], size: PAGE_SIZE, name: null });
+    const report = (await child.next()) as { seen: number[]; size: number; name: null };
+    expect(report).toEqual({
+      seen: [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16],
+      size: PAGE_SIZE,
+      name: null,
+    });
     expect(Array.from(m.bytes.subarray(16, 32))).toEqual([16, 15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1]);
     expect(await child.exited).toEqual([0, null]);
   });
@@ -59,7 +63,10 @@ describe('memfd segment (SharedMemory.create(size))', () => {
   test("fork() with stdio 'pipe' still appends the fds after 'ipc'", async () => {
     const shm = SharedMemory.create(PAGE_SIZE);
     shm.map().bytes[0] = 5;
-    const child = fork(join(__dirname, 'fixtures', 'shared-child.js'), ['echo', '', '1'], { share: [shm], stdio: 'pipe' });
+    const child = fork(join(__dirname, 'fixtures', 'shared-child.js'), ['echo', '', '1'], {
+      share: [shm],
+      stdio: 'pipe',
+    });
     const [report] = await once(child, 'message');
     expect(report).toEqual({ seen: [5], size: PAGE_SIZE, name: null });
     await once(child, 'exit');
@@ -89,7 +96,7 @@ describe('memfd segment (SharedMemory.create(size))', () => {
     child.process.kill('SIGKILL');
     expect(await child.exited).toEqual([null, 'SIGKILL']);
     for (let i = 0; i < m.length; i += 997) expect(m.bytes[i]).toBe(i % 251);
-    m.bytes[0] = 42;  // still ours, still writable
+    m.bytes[0] = 42; // still ours, still writable
     expect(m.bytes[0]).toBe(42);
   });
 
@@ -132,7 +139,9 @@ describe('sharing by hand (docs/shared-memory.md)', () => {
     const shm = SharedMemory.create(PAGE_SIZE);
     const m = shm.map();
     m.bytes[0] = 41;
-    const child = spawn(process.execPath, [fixture, 'byHand', '4'], { stdio: ['inherit', 'inherit', 'inherit', 'ipc', shm.fd] });
+    const child = spawn(process.execPath, [fixture, 'byHand', '4'], {
+      stdio: ['inherit', 'inherit', 'inherit', 'ipc', shm.fd],
+    });
     const [report] = await once(child, 'message');
     expect(report).toEqual({ first: 41, size: PAGE_SIZE });
     expect(m.bytes[1]).toBe(42);
@@ -143,7 +152,9 @@ describe('sharing by hand (docs/shared-memory.md)', () => {
     const shm = SharedMemory.create(8192);
     const m = shm.map();
     m.bytes[0] = 7;
-    const child = spawn(process.execPath, [fixture, 'byHand', `/proc/${process.pid}/fd/${shm.fd}`], { stdio: ['inherit', 'inherit', 'inherit', 'ipc'] });
+    const child = spawn(process.execPath, [fixture, 'byHand', `/proc/${process.pid}/fd/${shm.fd}`], {
+      stdio: ['inherit', 'inherit', 'inherit', 'ipc'],
+    });
     const [report] = await once(child, 'message');
     expect(report).toEqual({ first: 7, size: 8192 });
     expect(m.bytes[1]).toBe(8);
@@ -193,7 +204,9 @@ describe('named segment (SharedMemory.create(size, { name }))', () => {
     const b = opened.map();
     a.bytes[100] = 123;
     expect(b.bytes[100]).toBe(123);
-    expect(() => SharedMemory.create(PAGE_SIZE, { name: shm.name })).toThrow(expect.objectContaining({ code: 'EEXIST' }));
+    expect(() => SharedMemory.create(PAGE_SIZE, { name: shm.name })).toThrow(
+      expect.objectContaining({ code: 'EEXIST' }),
+    );
   });
 
   test('unlink() removes the file; it is idempotent; mappings stay valid', () => {
@@ -223,10 +236,15 @@ describe('named segment (SharedMemory.create(size, { name }))', () => {
   ];
   // Other test files, in other jest workers, create and remove segments of their own
   // (mman-test-<pid>-...) meanwhile: only the rest of /dev/shm is compared.
-  const notTests = () => readdirSync('/dev/shm').filter((entry) => !entry.startsWith('mman-test-')).sort();
+  const notTests = () =>
+    readdirSync('/dev/shm')
+      .filter((entry) => !entry.startsWith('mman-test-'))
+      .sort();
   test.each(refused)('a name with %s is refused with ERR_INVALID_ARG_VALUE before touching /dev/shm', (_what, name) => {
     const before = notTests();
-    expect(() => SharedMemory.create(PAGE_SIZE, { name })).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARG_VALUE', name: 'TypeError' }));
+    expect(() => SharedMemory.create(PAGE_SIZE, { name })).toThrow(
+      expect.objectContaining({ code: 'ERR_INVALID_ARG_VALUE', name: 'TypeError' }),
+    );
     expect(() => SharedMemory.open(name)).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARG_VALUE' }));
     expect(notTests()).toEqual(before);
   });
@@ -248,21 +266,53 @@ describe('bad arguments', () => {
     ['create(NaN)', () => SharedMemory.create(NaN), 'ERR_OUT_OF_RANGE'],
     ['create(size, null)', () => SharedMemory.create(PAGE_SIZE, null as never), 'ERR_INVALID_ARG_TYPE'],
     ['create(size, { name: 1 })', () => SharedMemory.create(PAGE_SIZE, { name: 1 as never }), 'ERR_INVALID_ARG_TYPE'],
-    ['create(size, { fixedSize: 1 })', () => SharedMemory.create(PAGE_SIZE, { fixedSize: 1 as never }), 'ERR_INVALID_ARG_TYPE'],
-    ['create(size, { name, fixedSize })', () => SharedMemory.create(PAGE_SIZE, { name: 'x', fixedSize: true }), 'ERR_INVALID_ARG_VALUE'],
+    [
+      'create(size, { fixedSize: 1 })',
+      () => SharedMemory.create(PAGE_SIZE, { fixedSize: 1 as never }),
+      'ERR_INVALID_ARG_TYPE',
+    ],
+    [
+      'create(size, { name, fixedSize })',
+      () => SharedMemory.create(PAGE_SIZE, { name: 'x', fixedSize: true }),
+      'ERR_INVALID_ARG_VALUE',
+    ],
     ['open(1)', () => SharedMemory.open(1 as never), 'ERR_INVALID_ARG_TYPE'],
     ['open(missing)', () => SharedMemory.open(uniqueName('missing')), 'ENOENT'],
     ['fromFd(-1)', () => SharedMemory.fromFd(-1), 'ERR_OUT_OF_RANGE'],
     ['fromFd("3")', () => SharedMemory.fromFd('3' as never), 'ERR_INVALID_ARG_TYPE'],
     ['fromFd(a closed fd)', () => SharedMemory.fromFd(2 ** 20), 'EBADF'],
     ['map({ offset: -1 })', () => SharedMemory.create(PAGE_SIZE).map({ offset: -1 }), 'ERR_OUT_OF_RANGE'],
-    ['map({ length: past the end })', () => SharedMemory.create(PAGE_SIZE).map({ length: 2 * PAGE_SIZE }), 'ERR_OUT_OF_RANGE'],
-    ['map({ readOnly: "yes" })', () => SharedMemory.create(PAGE_SIZE).map({ readOnly: 'yes' as never }), 'ERR_INVALID_ARG_TYPE'],
+    [
+      'map({ length: past the end })',
+      () => SharedMemory.create(PAGE_SIZE).map({ length: 2 * PAGE_SIZE }),
+      'ERR_OUT_OF_RANGE',
+    ],
+    [
+      'map({ readOnly: "yes" })',
+      () => SharedMemory.create(PAGE_SIZE).map({ readOnly: 'yes' as never }),
+      'ERR_INVALID_ARG_TYPE',
+    ],
     ['grow("x")', () => SharedMemory.create(PAGE_SIZE).grow('x' as never), 'ERR_INVALID_ARG_TYPE'],
-    ['fork share: [1]', () => fork(join(__dirname, 'fixtures', 'shared-child.js'), [], { share: [1 as never] }), 'ERR_INVALID_ARG_TYPE'],
-    ['fork share: not an array', () => fork(join(__dirname, 'fixtures', 'shared-child.js'), [], { share: 1 as never }), 'ERR_INVALID_ARG_TYPE'],
-    ['fork stdio without ipc', () => fork(join(__dirname, 'fixtures', 'shared-child.js'), [], { stdio: ['pipe', 'pipe', 'pipe'] }), 'ERR_INVALID_ARG_VALUE'],
-    ['new SharedMemory()', () => new (SharedMemory as never as new (...a: unknown[]) => unknown)(1, 2), 'ERR_ILLEGAL_CONSTRUCTOR'],
+    [
+      'fork share: [1]',
+      () => fork(join(__dirname, 'fixtures', 'shared-child.js'), [], { share: [1 as never] }),
+      'ERR_INVALID_ARG_TYPE',
+    ],
+    [
+      'fork share: not an array',
+      () => fork(join(__dirname, 'fixtures', 'shared-child.js'), [], { share: 1 as never }),
+      'ERR_INVALID_ARG_TYPE',
+    ],
+    [
+      'fork stdio without ipc',
+      () => fork(join(__dirname, 'fixtures', 'shared-child.js'), [], { stdio: ['pipe', 'pipe', 'pipe'] }),
+      'ERR_INVALID_ARG_VALUE',
+    ],
+    [
+      'new SharedMemory()',
+      () => new (SharedMemory as never as new (...a: unknown[]) => unknown)(1, 2),
+      'ERR_ILLEGAL_CONSTRUCTOR',
+    ],
   ];
   test.each(cases)('%s → %s', (_what, call, code) => {
     expect(call).toThrow(expect.objectContaining({ code }));

@@ -10,8 +10,11 @@ import { tools } from '../src/internal';
 const measurable = (tools.mallocInUse?.() ?? -1) > 0;
 
 test('100,000 map/touch/unmap cycles: native memory flat, no mapping left behind', () => {
-  const run = spawnSync(process.execPath, ['--expose-gc', join(__dirname, '..', 'bench', 'soak.js'), '--cycles', '100000', '--samples', '10', '--json'],
-    { encoding: 'utf8', timeout: 300_000 });
+  const run = spawnSync(
+    process.execPath,
+    ['--expose-gc', join(__dirname, '..', 'bench', 'soak.js'), '--cycles', '100000', '--samples', '10', '--json'],
+    { encoding: 'utf8', timeout: 300_000 },
+  );
   expect(run.stderr).toBe('');
   expect(run.status).toBe(0);
   const result = JSON.parse(run.stdout);

@@ -1,9 +1,11 @@
 // Worker threads: the addon loads in each, maps and unmaps concurrently, runs finalizers
 // on the worker's own thread, and a worker terminated with live mappings leaks nothing.
+import { resolve } from 'node:path';
 import { runChild } from './helpers';
 
 test('four workers mapping at once; two terminated while holding live mappings; nothing leaked', () => {
-  const child = runChild(`
+  const child = runChild(
+    `
     const { Worker } = require('worker_threads');
     const workerCode = \`
       const { parentPort, workerData } = require('worker_threads');
@@ -26,7 +28,7 @@ test('four workers mapping at once; two terminated while holding live mappings; 
       })();
     \`;
     const base = mman.mappingStats().regions;
-    const start = (linger) => new Worker(workerCode, { eval: true, workerData: { lib: ${JSON.stringify(require('path').resolve(__dirname, '..', 'lib'))}, linger } });
+    const start = (linger) => new Worker(workerCode, { eval: true, workerData: { lib: ${JSON.stringify(resolve(__dirname, '..', 'lib'))}, linger } });
     (async () => {
       const workers = [start(true), start(true), start(false), start(false)];
       const exited = workers.map((w) => new Promise((ok) => w.once('exit', ok)));
@@ -37,7 +39,10 @@ test('four workers mapping at once; two terminated while holding live mappings; 
       for (let i = 0; i < 3; i++) await new Promise((r) => setImmediate(r));
       console.log(JSON.stringify({ reports, whileHeld, after: mman.mappingStats().regions - base }));
     })();
-  `, [], ['--expose-gc']); // V8 flags are process-wide: workers get gc() too
+  `,
+    [],
+    ['--expose-gc'],
+  ); // V8 flags are process-wide: workers get gc() too
   expect(child.stderr).toBe('');
   expect(child.status).toBe(0);
   const out = JSON.parse(child.stdout);
@@ -48,7 +53,8 @@ test('four workers mapping at once; two terminated while holding live mappings; 
 });
 
 test('in workers: unmap() under a pending compression completes on the pages; a worker terminated with retired ranges leaves none', () => {
-  const child = runChild(`
+  const child = runChild(
+    `
     const { Worker } = require('worker_threads');
     const workerCode = \`
       const { parentPort, workerData } = require('worker_threads');
@@ -73,7 +79,7 @@ test('in workers: unmap() under a pending compression completes on the pages; a 
       m.unmap();
       for (let i = 0; i < 4; i++) { const f = mman.mapAnonymous(4 << 20); f.bytes.fill(0x53); fresh.push(f); }
     \`;
-    const lib = ${JSON.stringify(require('path').resolve(__dirname, '..', 'lib'))};
+    const lib = ${JSON.stringify(resolve(__dirname, '..', 'lib'))};
     const start = (linger) => new Worker(workerCode, { eval: true, workerData: { lib, linger } });
     (async () => {
       const workers = [start(false), start(true)];
@@ -86,7 +92,10 @@ test('in workers: unmap() under a pending compression completes on the pages; a 
       for (let i = 0; i < 3; i++) { gc(); await new Promise((r) => setImmediate(r)); }
       console.log(JSON.stringify({ reports, whileLingering, after: mman.mappingStats() }));
     })();
-  `, [], ['--expose-gc']);
+  `,
+    [],
+    ['--expose-gc'],
+  );
   expect(child.stderr).toBe('');
   expect(child.status).toBe(0);
   const out = JSON.parse(child.stdout);

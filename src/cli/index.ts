@@ -48,34 +48,39 @@ function sizeOption(text: string | undefined, fallback: number, name: string): n
 function countOption(text: string | undefined, fallback: number, name: string): number {
   if (text === undefined) return fallback;
   const value = Number(text);
-  if (!Number.isSafeInteger(value) || value < 1) throw new UsageError(`--${name} must be a positive integer, not '${text}'`);
+  if (!Number.isSafeInteger(value) || value < 1)
+    throw new UsageError(`--${name} must be a positive integer, not '${text}'`);
   return value;
 }
 
 /** The fault report as an aligned table, measured kinds first, then why the others were skipped. */
 export function faultTable(report: FaultReport): string {
-  const table = formatTable([
-    { heading: 'kind' },
-    { heading: 'ns/page', numeric: true },
-    { heading: 'min', numeric: true },
-    { heading: 'max', numeric: true },
-    { heading: 'C ns/page', numeric: true },
-    { heading: 'JS/C', numeric: true },
-    { heading: 'minor/page', numeric: true },
-    { heading: 'major/page', numeric: true },
-    { heading: 'resident', numeric: true },
-  ], report.kinds.map((k) => [
-    k.kind,
-    formatNumber(k.nsPerPage),
-    formatNumber(k.nsMin),
-    formatNumber(k.nsMax),
-    formatNumber(k.nativeNsPerPage),
-    k.ratio.toFixed(2),
-    k.minorFaultsPerPage.toFixed(4),
-    k.majorFaultsPerPage.toFixed(4),
-    `${k.residentPages}/${k.pages}`,
-  ]));
-  const head = `First touch of a ${formatSize(report.size)} mapping (${report.size / report.pageSize} pages of ${report.pageSize} B), median of ${report.repeat}; ` +
+  const table = formatTable(
+    [
+      { heading: 'kind' },
+      { heading: 'ns/page', numeric: true },
+      { heading: 'min', numeric: true },
+      { heading: 'max', numeric: true },
+      { heading: 'C ns/page', numeric: true },
+      { heading: 'JS/C', numeric: true },
+      { heading: 'minor/page', numeric: true },
+      { heading: 'major/page', numeric: true },
+      { heading: 'resident', numeric: true },
+    ],
+    report.kinds.map((k) => [
+      k.kind,
+      formatNumber(k.nsPerPage),
+      formatNumber(k.nsMin),
+      formatNumber(k.nsMax),
+      formatNumber(k.nativeNsPerPage),
+      k.ratio.toFixed(2),
+      k.minorFaultsPerPage.toFixed(4),
+      k.majorFaultsPerPage.toFixed(4),
+      `${k.residentPages}/${k.pages}`,
+    ]),
+  );
+  const head =
+    `First touch of a ${formatSize(report.size)} mapping (${report.size / report.pageSize} pages of ${report.pageSize} B), median of ${report.repeat}; ` +
     `${report.machine.cpus} CPUs, ${report.machine.cpuModel}, Linux ${report.machine.kernel}, Node ${report.machine.node}, THP ${report.machine.thp}, load ${report.machine.loadAverage.toFixed(2)}`;
   const skipped = report.skipped.map((s) => `${s.kind}: skipped, ${s.reason}`);
   return [head, '', table, ...(skipped.length > 0 ? ['', ...skipped] : [])].join('\n');
@@ -83,31 +88,52 @@ export function faultTable(report: FaultReport): string {
 
 /** The I/O report as an aligned table: ms per variant and how many times slower than the mapping. */
 export function ioTable(report: IoReport): string {
-  const table = formatTable([
-    { heading: 'operation' },
-    { heading: 'method' },
-    { heading: 'ms', numeric: true },
-    { heading: '× mmap', numeric: true },
-  ], report.results.map((r) => [r.operation, r.method, formatNumber(r.ms), r.ratio.toFixed(2)]));
-  return [`${formatSize(report.size)} file in the page cache, ${report.randomReads} random 4-byte reads, median of ${report.repeat}`, '', table].join('\n');
+  const table = formatTable(
+    [
+      { heading: 'operation' },
+      { heading: 'method' },
+      { heading: 'ms', numeric: true },
+      { heading: '× mmap', numeric: true },
+    ],
+    report.results.map((r) => [r.operation, r.method, formatNumber(r.ms), r.ratio.toFixed(2)]),
+  );
+  return [
+    `${formatSize(report.size)} file in the page cache, ${report.randomReads} random 4-byte reads, median of ${report.repeat}`,
+    '',
+    table,
+  ].join('\n');
 }
 
 /** Residency of files as an aligned table, with a total line for more than one file. */
 export function residencyTable(files: readonly FileResidency[]): string {
-  const rows = files.map((f) => [f.path, formatSize(f.size), String(f.pages), String(f.residentPages), `${f.percent.toFixed(1)}%`]);
+  const rows = files.map((f) => [
+    f.path,
+    formatSize(f.size),
+    String(f.pages),
+    String(f.residentPages),
+    `${f.percent.toFixed(1)}%`,
+  ]);
   if (files.length > 1) {
     const pages = files.reduce((n, f) => n + f.pages, 0);
     const resident = files.reduce((n, f) => n + f.residentPages, 0);
-    rows.push(['total', formatSize(files.reduce((n, f) => n + f.size, 0)), String(pages), String(resident),
-      `${(pages === 0 ? 100 : (resident / pages) * 100).toFixed(1)}%`]);
+    rows.push([
+      'total',
+      formatSize(files.reduce((n, f) => n + f.size, 0)),
+      String(pages),
+      String(resident),
+      `${(pages === 0 ? 100 : (resident / pages) * 100).toFixed(1)}%`,
+    ]);
   }
-  return formatTable([
-    { heading: 'file' },
-    { heading: 'size', numeric: true },
-    { heading: 'pages', numeric: true },
-    { heading: 'resident', numeric: true },
-    { heading: 'percent', numeric: true },
-  ], rows);
+  return formatTable(
+    [
+      { heading: 'file' },
+      { heading: 'size', numeric: true },
+      { heading: 'pages', numeric: true },
+      { heading: 'resident', numeric: true },
+      { heading: 'percent', numeric: true },
+    ],
+    rows,
+  );
 }
 
 async function benchFaults(args: string[], out: NodeJS.WritableStream): Promise<number> {
@@ -115,16 +141,25 @@ async function benchFaults(args: string[], out: NodeJS.WritableStream): Promise<
     args,
     strict: true,
     options: {
-      size: { type: 'string' }, kinds: { type: 'string' }, repeat: { type: 'string' },
-      json: { type: 'boolean' }, svg: { type: 'string' }, dir: { type: 'string' }, help: { type: 'boolean', short: 'h' },
+      size: { type: 'string' },
+      kinds: { type: 'string' },
+      repeat: { type: 'string' },
+      json: { type: 'boolean' },
+      svg: { type: 'string' },
+      dir: { type: 'string' },
+      help: { type: 'boolean', short: 'h' },
     },
   });
   if (values.help) return help(out);
   let kinds: FaultKind[] | undefined;
   if (values.kinds !== undefined) {
-    kinds = values.kinds.split(',').map((k) => k.trim()).filter((k) => k !== '') as FaultKind[];
+    kinds = values.kinds
+      .split(',')
+      .map((k) => k.trim())
+      .filter((k) => k !== '') as FaultKind[];
     const unknown = kinds.filter((k) => !isFaultKind(k));
-    if (unknown.length > 0) throw new UsageError(`unknown kind ${unknown.join(', ')}; kinds are ${FAULT_KINDS.join(', ')}`);
+    if (unknown.length > 0)
+      throw new UsageError(`unknown kind ${unknown.join(', ')}; kinds are ${FAULT_KINDS.join(', ')}`);
   }
   const bar = progressBar();
   let report: FaultReport;
@@ -149,8 +184,12 @@ async function benchIo(args: string[], out: NodeJS.WritableStream): Promise<numb
     args,
     strict: true,
     options: {
-      size: { type: 'string' }, reads: { type: 'string' }, repeat: { type: 'string' },
-      json: { type: 'boolean' }, dir: { type: 'string' }, help: { type: 'boolean', short: 'h' },
+      size: { type: 'string' },
+      reads: { type: 'string' },
+      repeat: { type: 'string' },
+      json: { type: 'boolean' },
+      dir: { type: 'string' },
+      help: { type: 'boolean', short: 'h' },
     },
   });
   if (values.help) return help(out);
@@ -197,8 +236,11 @@ async function residency(args: string[], out: NodeJS.WritableStream): Promise<nu
     strict: true,
     allowPositionals: true,
     options: {
-      touch: { type: 'boolean' }, evict: { type: 'boolean' }, lock: { type: 'boolean' },
-      json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
+      touch: { type: 'boolean' },
+      evict: { type: 'boolean' },
+      lock: { type: 'boolean' },
+      json: { type: 'boolean' },
+      help: { type: 'boolean', short: 'h' },
     },
   });
   if (values.help) return help(out);
@@ -234,8 +276,11 @@ function help(out: NodeJS.WritableStream): number {
  * Runs the `mman` command with `args` (without `node` and the script) and resolves with
  * the exit status: 0 on success, 1 on a failure, 2 on a usage error.
  */
-export async function main(args: string[], out: NodeJS.WritableStream = process.stdout,
-                           err: NodeJS.WritableStream = process.stderr): Promise<number> {
+export async function main(
+  args: string[],
+  out: NodeJS.WritableStream = process.stdout,
+  err: NodeJS.WritableStream = process.stderr,
+): Promise<number> {
   const [command, sub, ...rest] = args;
   try {
     if (command === undefined || command === '--help' || command === '-h' || command === 'help') return help(out);

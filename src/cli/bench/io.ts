@@ -96,9 +96,11 @@ export function randomWordIndexes(count: number, words: number, seed = 0x9e3779b
   const out = new Uint32Array(count);
   let x = seed >>> 0 || 1;
   for (let i = 0; i < count; i++) {
-    x ^= x << 13; x >>>= 0;
+    x ^= x << 13;
+    x >>>= 0;
     x ^= x >>> 17;
-    x ^= x << 5; x >>>= 0;
+    x ^= x << 5;
+    x >>>= 0;
     out[i] = x % words;
   }
   return out;
@@ -217,7 +219,9 @@ export async function runIoBench(options: IoBenchOptions = {}): Promise<IoReport
       }
       const baseline = results.find((r) => r.operation === operation && r.method === 'mmap');
       if (baseline !== undefined && baseline.checksum !== checksum) {
-        throw new Error(`${operation} through ${method} computed checksum ${checksum}, the mapping ${baseline.checksum}`);
+        throw new Error(
+          `${operation} through ${method} computed checksum ${checksum}, the mapping ${baseline.checksum}`,
+        );
       }
       const ms = median(times);
       results.push({ operation, method, ms, ratio: baseline === undefined ? 1 : ms / baseline.ms, checksum });

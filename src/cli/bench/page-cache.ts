@@ -41,20 +41,26 @@ function withMapping<T>(path: string, empty: () => T, use: (mapping: Mapping, si
 
 /** Counts the pages of `path` that are in the page cache (mmap + mincore; nothing is read). */
 export function fileResidency(path: string): FileResidency {
-  return withMapping(path,
+  return withMapping(
+    path,
     () => ({ path, size: 0, pages: 0, residentPages: 0, percent: 100 }),
     (mapping, size) => {
       const pages = Math.ceil(size / PAGE_SIZE);
       const residentPages = countResident(mapping);
       return { path, size, pages, residentPages, percent: (residentPages / pages) * 100 };
-    });
+    },
+  );
 }
 
 /** Reads one byte of every page of `path`, so the whole file is in the page cache. */
 export function touchFile(path: string): void {
-  withMapping(path, () => undefined, (mapping) => {
-    tools.touchPages(mapping.buffer, PAGE_SIZE, false);
-  });
+  withMapping(
+    path,
+    () => undefined,
+    (mapping) => {
+      tools.touchPages(mapping.buffer, PAGE_SIZE, false);
+    },
+  );
 }
 
 /**

@@ -15,40 +15,67 @@ export function faultChart(report: FaultReport): string {
   const rowHeight = 2 * barHeight + 12;
   const top = 60;
   const width = labelWidth + plotWidth + 90;
-  const height = top + Math.max(1, kinds.length) * rowHeight + 50 + (report.skipped.length > 0 ? 16 * (report.skipped.length + 1) : 0);
+  const height =
+    top +
+    Math.max(1, kinds.length) * rowHeight +
+    50 +
+    (report.skipped.length > 0 ? 16 * (report.skipped.length + 1) : 0);
   const values = kinds.flatMap((k) => [k.nsPerPage, k.nativeNsPerPage]).filter((v) => v > 0);
   const lowDecade = Math.floor(Math.log10(Math.min(1, ...values)));
   const highDecade = Math.max(lowDecade + 1, Math.ceil(Math.log10(Math.max(10, ...values))));
-  const x = (ns: number): number => labelWidth + ((Math.log10(Math.max(ns, 10 ** lowDecade)) - lowDecade) / (highDecade - lowDecade)) * plotWidth;
+  const x = (ns: number): number =>
+    labelWidth + ((Math.log10(Math.max(ns, 10 ** lowDecade)) - lowDecade) / (highDecade - lowDecade)) * plotWidth;
   const out: string[] = [];
   out.push(`<?xml version="1.0" encoding="UTF-8"?>`);
-  out.push(`<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" font-family="sans-serif" font-size="12">`);
+  out.push(
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" font-family="sans-serif" font-size="12">`,
+  );
   out.push(`<rect x="0" y="0" width="${width}" height="${height}" fill="#ffffff"/>`);
-  out.push(`<text x="${width / 2}" y="20" text-anchor="middle" font-size="15" font-weight="bold">First-touch cost per page, ${escapeXml(formatSize(report.size))} mapping (log scale)</text>`);
-  out.push(`<text x="${width / 2}" y="38" text-anchor="middle" fill="#555">${escapeXml(`median of ${report.repeat}; ${report.machine.cpuModel}, Linux ${report.machine.kernel}, Node ${report.machine.node}`)}</text>`);
+  out.push(
+    `<text x="${width / 2}" y="20" text-anchor="middle" font-size="15" font-weight="bold">First-touch cost per page, ${escapeXml(formatSize(report.size))} mapping (log scale)</text>`,
+  );
+  out.push(
+    `<text x="${width / 2}" y="38" text-anchor="middle" fill="#555">${escapeXml(`median of ${report.repeat}; ${report.machine.cpuModel}, Linux ${report.machine.kernel}, Node ${report.machine.node}`)}</text>`,
+  );
   const axisBottom = top + kinds.length * rowHeight;
   for (let decade = lowDecade; decade <= highDecade; decade++) {
     const gx = x(10 ** decade);
     out.push(`<line x1="${gx}" y1="${top - 6}" x2="${gx}" y2="${axisBottom}" stroke="#ddd"/>`);
-    out.push(`<text x="${gx}" y="${axisBottom + 16}" text-anchor="middle" fill="#333">${decade >= 0 ? (10 ** decade).toLocaleString('en-US') : (10 ** decade).toFixed(-decade)} ns</text>`);
+    out.push(
+      `<text x="${gx}" y="${axisBottom + 16}" text-anchor="middle" fill="#333">${decade >= 0 ? (10 ** decade).toLocaleString('en-US') : (10 ** decade).toFixed(-decade)} ns</text>`,
+    );
   }
   kinds.forEach((k, i) => {
     const y = top + i * rowHeight;
     out.push(`<g class="kind" data-kind="${escapeXml(k.kind)}">`);
     out.push(`<text x="${labelWidth - 8}" y="${y + barHeight + 4}" text-anchor="end">${escapeXml(k.kind)}</text>`);
-    out.push(`<rect class="js" x="${labelWidth}" y="${y}" width="${(x(k.nsPerPage) - labelWidth).toFixed(1)}" height="${barHeight}" fill="#3b6fb6"><title>JavaScript ${formatNumber(k.nsPerPage)} ns/page</title></rect>`);
-    out.push(`<text x="${(x(k.nsPerPage) + 4).toFixed(1)}" y="${y + barHeight - 2}" fill="#3b6fb6">${formatNumber(k.nsPerPage)}</text>`);
-    out.push(`<rect class="native" x="${labelWidth}" y="${y + barHeight}" width="${(x(k.nativeNsPerPage) - labelWidth).toFixed(1)}" height="${barHeight}" fill="#e08a2c"><title>C ${formatNumber(k.nativeNsPerPage)} ns/page</title></rect>`);
-    out.push(`<text x="${(x(k.nativeNsPerPage) + 4).toFixed(1)}" y="${y + 2 * barHeight - 2}" fill="#b06010">${formatNumber(k.nativeNsPerPage)} (×${k.ratio.toFixed(2)})</text>`);
+    out.push(
+      `<rect class="js" x="${labelWidth}" y="${y}" width="${(x(k.nsPerPage) - labelWidth).toFixed(1)}" height="${barHeight}" fill="#3b6fb6"><title>JavaScript ${formatNumber(k.nsPerPage)} ns/page</title></rect>`,
+    );
+    out.push(
+      `<text x="${(x(k.nsPerPage) + 4).toFixed(1)}" y="${y + barHeight - 2}" fill="#3b6fb6">${formatNumber(k.nsPerPage)}</text>`,
+    );
+    out.push(
+      `<rect class="native" x="${labelWidth}" y="${y + barHeight}" width="${(x(k.nativeNsPerPage) - labelWidth).toFixed(1)}" height="${barHeight}" fill="#e08a2c"><title>C ${formatNumber(k.nativeNsPerPage)} ns/page</title></rect>`,
+    );
+    out.push(
+      `<text x="${(x(k.nativeNsPerPage) + 4).toFixed(1)}" y="${y + 2 * barHeight - 2}" fill="#b06010">${formatNumber(k.nativeNsPerPage)} (×${k.ratio.toFixed(2)})</text>`,
+    );
     out.push(`</g>`);
   });
   const legendY = axisBottom + 34;
-  out.push(`<rect x="${labelWidth}" y="${legendY - 10}" width="12" height="12" fill="#3b6fb6"/><text x="${labelWidth + 18}" y="${legendY}">JavaScript loop (ns/page)</text>`);
-  out.push(`<rect x="${labelWidth + 200}" y="${legendY - 10}" width="12" height="12" fill="#e08a2c"/><text x="${labelWidth + 218}" y="${legendY}">same loop in C (ns/page, ×JS/C)</text>`);
+  out.push(
+    `<rect x="${labelWidth}" y="${legendY - 10}" width="12" height="12" fill="#3b6fb6"/><text x="${labelWidth + 18}" y="${legendY}">JavaScript loop (ns/page)</text>`,
+  );
+  out.push(
+    `<rect x="${labelWidth + 200}" y="${legendY - 10}" width="12" height="12" fill="#e08a2c"/><text x="${labelWidth + 218}" y="${legendY}">same loop in C (ns/page, ×JS/C)</text>`,
+  );
   if (report.skipped.length > 0) {
     out.push(`<text x="10" y="${legendY + 22}" fill="#555">Skipped:</text>`);
     report.skipped.forEach((s, i) => {
-      out.push(`<text class="skipped" x="10" y="${legendY + 22 + 16 * (i + 1)}" fill="#555">${escapeXml(`${s.kind}: ${s.reason}`)}</text>`);
+      out.push(
+        `<text class="skipped" x="10" y="${legendY + 22 + 16 * (i + 1)}" fill="#555">${escapeXml(`${s.kind}: ${s.reason}`)}</text>`,
+      );
     });
   }
   out.push(`</svg>`);

@@ -8,12 +8,17 @@ export interface Column {
 
 /** Lays out `rows` under `columns`, two spaces between columns, a rule under the headings. */
 export function formatTable(columns: readonly Column[], rows: readonly (readonly string[])[]): string {
-  const widths = columns.map((column, i) => Math.max(column.heading.length, ...rows.map((row) => (row[i] ?? '').length)));
-  const line = (cells: readonly string[]): string => columns
-    .map((column, i) => (column.numeric ? (cells[i] ?? '').padStart(widths[i]) : (cells[i] ?? '').padEnd(widths[i])))
-    .join('  ')
-    .trimEnd();
-  return [line(columns.map((c) => c.heading)), widths.map((w) => '-'.repeat(w)).join('  '), ...rows.map(line)].join('\n');
+  const widths = columns.map((column, i) =>
+    Math.max(column.heading.length, ...rows.map((row) => (row[i] ?? '').length)),
+  );
+  const line = (cells: readonly string[]): string =>
+    columns
+      .map((column, i) => (column.numeric ? (cells[i] ?? '').padStart(widths[i]) : (cells[i] ?? '').padEnd(widths[i])))
+      .join('  ')
+      .trimEnd();
+  return [line(columns.map((c) => c.heading)), widths.map((w) => '-'.repeat(w)).join('  '), ...rows.map(line)].join(
+    '\n',
+  );
 }
 
 /** A number with `digits` significant digits, no exponent, for a table cell. */
