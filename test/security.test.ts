@@ -1,4 +1,4 @@
-// The claims of the README's "Security" section, each shown with real processes and the
+// The claims of the Security section (README.md, in full in docs/safety.md), each shown with real processes and the
 // kernel's own view of this process (/proc/self/maps).
 import { spawn } from 'node:child_process';
 import { closeSync, openSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';

@@ -132,7 +132,7 @@ describe('memfd segment (SharedMemory.create(size))', () => {
   });
 });
 
-describe('sharing by hand (docs/shared-memory.md)', () => {
+describe('sharing by hand (docs/shared-memory.md, "Doing it by hand")', () => {
   const fixture = join(__dirname, 'fixtures', 'shared-child.js');
 
   test('spawn with the fd in stdio after ipc: the child maps fd 4 with fromFd()', async () => {
