@@ -155,7 +155,7 @@ describe('mapFile arguments', () => {
 });
 
 describe('Mapping methods', () => {
-  test('ranges are checked once, overflow-safe, for every method', () => {
+  test('ranges are checked, overflow-safe, by every method that takes one', () => {
     using m = mapAnonymous(4 * PAGE_SIZE);
     const len = 4 * PAGE_SIZE;
     const calls: Array<(o: number, l?: number) => unknown> = [
@@ -166,6 +166,7 @@ describe('Mapping methods', () => {
       (o, l) => m.unlock(o, l),
       (o, l) => m.residency(o, l),
       (o, l) => m.view(o, l),
+      (o, l) => m.mapFixed(o, l ?? PAGE_SIZE, RW, ANON),
     ];
     for (const call of calls) {
       expectCode(() => call(len + 1), 'ERR_OUT_OF_RANGE', RangeError);
@@ -194,9 +195,14 @@ describe('Mapping methods', () => {
     expectCode(() => m.mapFixed(1, PAGE_SIZE - 1, RW, ANON), 'ERR_OUT_OF_RANGE', RangeError);
     expectCode(() => m.mapFixed(0, PAGE_SIZE, RW, ANON | MapFlags.FixedNoReplace), 'ERR_INVALID_ARG_VALUE', TypeError);
   });
-  test('msync on an anonymous private mapping is fine; on an invalid range the kernel says why', () => {
+  test('msync on an anonymous private mapping is fine; where the kernel refuses, it says why', () => {
     using m = mapAnonymous(PAGE_SIZE);
     expect(() => m.sync()).not.toThrow();
+    // MS_INVALIDATE over locked pages: the kernel answers EBUSY (msync(2)).
+    using locked = mapAnonymous(PAGE_SIZE, { shared: true });
+    locked.lock();
+    const err = expectCode(() => locked.sync({ invalidate: true }), 'EBUSY');
+    expect(err).toMatchObject({ syscall: 'msync', errno: -16 });
   });
   test('Mapping cannot be constructed directly', () => {
     const Ctor = Mapping as unknown as new () => Mapping;

@@ -81,7 +81,7 @@ test('the guard covers only guarded mappings: an unguarded one beside it still d
   expect(child.signal).toBe('SIGBUS');
 });
 
-test('the guard follows resize() and is released by unmap()', () => {
+test('the guard follows resize(); a mapping made after unmap() is unguarded and dies of SIGBUS', () => {
   const path = fileWith(dir, 'moving.bin', new Uint8Array(8 * PAGE_SIZE).fill(3));
   const child = runChild(
     `

@@ -1,6 +1,6 @@
 // Shared by the tests: temporary files and real child processes that use the built lib/.
 import { spawnSync, type SpawnSyncReturns } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { once } from 'node:events';
@@ -127,3 +127,22 @@ export function startChild(mode: string, args: string[], share: SharedMemory[]):
 export function uniqueName(tag: string): string {
   return `mman-test-${process.pid}-${tag}-${Math.random().toString(36).slice(2, 8)}`;
 }
+
+/** The filesystem type (`ext4`, `tmpfs`, ...) that `path` is on, from /proc/self/mounts. */
+export function filesystemOf(path: string): string {
+  const real = realpathSync(path);
+  let best = { mountPoint: '', type: 'unknown' };
+  for (const line of readFileSync('/proc/self/mounts', 'latin1').split('\n')) {
+    const [, mountPoint, type] = line.split(' ');
+    if (mountPoint === undefined || type === undefined) continue;
+    const inside = real === mountPoint || real.startsWith(mountPoint.endsWith('/') ? mountPoint : `${mountPoint}/`);
+    if (inside && mountPoint.length >= best.mountPoint.length) best = { mountPoint, type };
+  }
+  return best.type;
+}
+
+/**
+ * True when the temporary directory keeps file pages in memory only (tmpfs): msync leaves them
+ * dirty and fadvise cannot evict them, so tests of write-back and eviction say so and skip.
+ */
+export const TMP_IN_MEMORY = filesystemOf(tmpdir()) === 'tmpfs';

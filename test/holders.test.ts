@@ -51,6 +51,7 @@ function expectCompleted(report: Report, retire: string): void {
   expect(report.freshUntouched).toBe(true);
   expect(report.addressMoved).toBe(retire === 'move');
   expect(report.after).toEqual({ regions: 0, bytes: 0, retiredRegions: 0, retiredBytes: 0 });
+  expect(report.backToBaseline).toBe(true);
 }
 
 // Every kind of consumer, on a shared file mapping, unmapped while it runs.

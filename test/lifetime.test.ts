@@ -161,7 +161,7 @@ test('one ArrayBuffer per mapping: buffer, bytes and views share it', () => {
   expect(mappingStats().regions).toBeGreaterThanOrEqual(1);
 });
 
-test('structuredClone cannot steal the memory: Node refuses to transfer external buffers, so it copies', () => {
+test('structuredClone cannot steal the memory: Node copies external buffers (20) or refuses them (22+)', () => {
   using m = mapAnonymous(PAGE_SIZE);
   m.bytes[0] = 5;
   let copy: ArrayBuffer | undefined;

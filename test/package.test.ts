@@ -263,11 +263,14 @@ test('the tarball holds the library, both prebuilds, types, ESM and CJS entries,
   ])
     expect(listing).toContain(needed);
   // No tests, sources of the build's leftovers, benchmarks or CI.
-  const stray = listing.filter(
-    (entry) =>
-      /^(test|bench|src|build|build-cmake|build-asan|docs|\.ci|node_modules|examples)\//.test(entry) ||
-      /\.test\.|\.log$|\.o$/.test(entry),
-  );
+  // An allow-list: anything else (tests, sources, benchmarks, build leftovers) is stray.
+  const allowed = [
+    /^(package\.json|README\.md|CHANGELOG\.md|binding\.gyp|CMakeLists\.txt|scripts\/setup\.js|scripts\/esm\.js)$/,
+    /^lib\/[\w/.-]+\.(js|mjs|d\.ts|d\.mts|js\.map)$/,
+    /^native\/\w+\.(cc|h)$/,
+    /^prebuilds\/linux-(x64|arm64)\/mman\.glibc\.node$/,
+  ];
+  const stray = listing.filter((entry) => !allowed.some((rule) => rule.test(entry)));
   expect(stray).toEqual([]);
   // Every prebuild is libc-tagged, and only glibc ones ship: musl builds from source.
   expect(listing.filter((entry) => entry.startsWith('prebuilds/')).sort()).toEqual([

@@ -6,7 +6,7 @@ import { existsSync, ftruncateSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 
 import { PAGE_SIZE, SharedMemory, fork, notify } from '../src';
-import { startChild, uniqueName } from './helpers';
+import { permsAt, startChild, uniqueName } from './helpers';
 
 const created: SharedMemory[] = [];
 afterAll(() => {
@@ -100,7 +100,7 @@ describe('memfd segment (SharedMemory.create(size))', () => {
     expect(m.bytes[0]).toBe(42);
   });
 
-  test('close() is idempotent, mappings made before stay valid, and the fd is gone', () => {
+  test('close() is idempotent, mappings made before stay valid, and the SharedMemory refuses its fd', () => {
     const shm = SharedMemory.create(PAGE_SIZE);
     const m = shm.map();
     shm.close();
@@ -121,6 +121,8 @@ describe('memfd segment (SharedMemory.create(size))', () => {
     expect(window.length).toBe(100);
     expect(window.bytes[5]).toBe(9);
     expect(window.shared).toBe(true);
+    expect(permsAt(window.address)).toBe('r--s');
+    expect(permsAt(all.address)).toBe('rw-s');
   });
 
   test('fromFd() wraps an fd; inherited() is empty in a process not started by fork()', () => {
