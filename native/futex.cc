@@ -257,7 +257,6 @@ struct WaiterThread {
   void Run();
 };
 
-struct FutexEnv;
 void DeliverOnJsThread(Napi::Env env, Napi::Function, FutexEnv* state, void*);
 using DeliveryFunction = Napi::TypedThreadSafeFunction<FutexEnv, void, DeliverOnJsThread>;
 

@@ -7,6 +7,7 @@ import { lend, native, type NativeTools } from './native';
 export const tools: NativeTools = native.tools;
 
 export { invalidArgValue, outOfRange, systemError } from './errors';
+export { defaultHugePage } from './mapping';
 
 /**
  * The addon itself, below the library: for the benchmark that breaks the cost of a mapping

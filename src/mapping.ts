@@ -32,7 +32,8 @@ export const PAGE_SIZE: number = native.pageSize;
 export const MAX_BUFFER_LENGTH: number = bufferConstants.MAX_LENGTH;
 
 // The largest length we accept anywhere: page-rounding it must stay a safe integer.
-const MAX_LENGTH = Number.MAX_SAFE_INTEGER - 2 ** 30;
+/** @internal */
+export const MAX_LENGTH = Number.MAX_SAFE_INTEGER - 2 ** 30;
 
 const PROT_BITS = Prot.Read | Prot.Write | Prot.Exec;
 const MAP_TYPE_BITS = 0x03;
@@ -58,14 +59,20 @@ const roundUp = (n: number, to: number): number => Math.ceil(n / to) * to;
 const roundDown = (n: number, to: number): number => Math.floor(n / to) * to;
 
 let defaultHugePageSize: number | undefined;
-function hugePageSize(flags: number): number {
-  const shift = (flags >>> 26) & 0x3f;
-  if (shift !== 0) return 2 ** shift;
+
+/** The kernel's default huge page size (`Hugepagesize` in /proc/meminfo), read once. */
+export function defaultHugePage(): number {
   if (defaultHugePageSize === undefined) {
     const match = /^Hugepagesize:\s+(\d+) kB/m.exec(readFileSync('/proc/meminfo', 'latin1'));
     defaultHugePageSize = match ? Number(match[1]) * 1024 : 2 * 1024 * 1024;
   }
   return defaultHugePageSize;
+}
+
+// The huge page size of MAP_HUGETLB with `flags`: the one MAP_HUGE_* names, or the default.
+function hugePageSize(flags: number): number {
+  const shift = (flags >>> 26) & 0x3f;
+  return shift !== 0 ? 2 ** shift : defaultHugePage();
 }
 
 /** What this process holds mapped through mman right now, in every thread. */

@@ -25,7 +25,9 @@ const READERS_ASLEEP = 32; // the reader sleeping on TAIL
 const WRITERS_ASLEEP = 48; // the writer sleeping on HEAD
 const MAGIC = 64;
 const CAPACITY = 65;
-const HEADER_BYTES = 4096; // one page: the data starts page-aligned
+// The header takes the first 4096 bytes, whatever the page size: a layout both sides share, so
+// it is fixed (the data starts page-aligned on 4 KiB pages, 4096 bytes in on larger ones).
+const HEADER_BYTES = 4096;
 const MAGIC_VALUE = 0x6d6d7262; // 'mmrb'
 const SKIP = -1; // record: the rest of the ring is padding, go to offset 0
 const END = -2; // record: the writer has ended the stream
@@ -76,7 +78,7 @@ export interface RingWaitOptions {
 export class RingBuffer implements Disposable {
   /** The shared memory the ring lives in: pass it to {@link fork} in `share`. */
   readonly memory: SharedMemory;
-  /** The ring's mapping (header page, then the data). */
+  /** The ring's mapping (the 4096-byte header, then the data). */
   readonly mapping: Mapping;
   /** Bytes of message data the ring holds (a power of two). */
   readonly capacity: number;

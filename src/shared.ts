@@ -6,7 +6,7 @@ import { join } from 'node:path';
 
 import { native } from './native';
 // eslint-disable-next-line @typescript-eslint/no-unused-vars -- named by {@link} in the doc comments
-import { dispose, mapFile, statFd, type Mapping, type MapFileOptions } from './mapping';
+import { dispose, mapFile, MAX_LENGTH, statFd, type Mapping, type MapFileOptions } from './mapping';
 import {
   invalidArgType,
   invalidArgValue,
@@ -25,7 +25,7 @@ export const SHM_DIRECTORY = '/dev/shm';
 export const SHARED_ENV = 'MMAN_SHARED';
 
 const { MFD_CLOEXEC, MFD_ALLOW_SEALING, F_SEAL_SHRINK, F_SEAL_GROW } = native.constants;
-const MAX_SIZE = Number.MAX_SAFE_INTEGER - 2 ** 30;
+const MAX_SIZE = MAX_LENGTH;
 const NAME_MAX = 255;
 
 /** Options for {@link SharedMemory.create}. */

@@ -3,7 +3,7 @@
 import { Advice, mapAnonymous, mapFile, PAGE_SIZE, type Mapping } from '../..';
 import { tools } from '../../internal';
 import { machineInfo, type MachineInfo } from './machine';
-import { evictFile, fileResidency } from './page-cache';
+import { countResident, evictFile, fileResidency } from './page-cache';
 import { median } from './stats';
 import { createScratchFile, type ScratchFile } from './scratch-file';
 
@@ -241,13 +241,6 @@ function warmUpGuestMemory(bytes: number): void {
   } finally {
     mapping.unmap();
   }
-}
-
-function countResident(mapping: Mapping): number {
-  const pages = mapping.residency();
-  let resident = 0;
-  for (let i = 0; i < pages.length; i++) resident += pages[i] & 1;
-  return resident;
 }
 
 interface Sample {

@@ -2,6 +2,8 @@
 import { readFileSync } from 'node:fs';
 import { availableParallelism, loadavg, release } from 'node:os';
 
+import { defaultHugePage } from '../../internal';
+
 /** The facts a benchmark result is meaningless without. */
 export interface MachineInfo {
   cpus: number;
@@ -38,7 +40,7 @@ export function machineInfo(): MachineInfo {
     node: process.version,
     thp: /\[(\w+)\]/.exec(thpLine)?.[1] ?? 'unknown',
     hugePagesFree: meminfoNumber('HugePages_Free'),
-    hugePageSize: meminfoNumber('Hugepagesize') * 1024,
+    hugePageSize: defaultHugePage(),
     loadAverage: loadavg()[0],
   };
 }

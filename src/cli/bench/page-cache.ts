@@ -15,7 +15,8 @@ export interface FileResidency {
   percent: number;
 }
 
-function countResident(mapping: Mapping): number {
+/** Pages of `mapping` resident in RAM now (mincore): the one count of them. */
+export function countResident(mapping: Mapping): number {
   const pages = mapping.residency();
   let resident = 0;
   for (let i = 0; i < pages.length; i++) resident += pages[i] & 1;
