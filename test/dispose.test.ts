@@ -2,7 +2,7 @@
 // Symbol.for('nodejs.dispose') in the main realm only; Node 24's V8 has its own Symbol.dispose
 // in every realm and runs `using` natively.
 import { mapAnonymous, PAGE_SIZE, SharedMemory } from '../src';
-import { runChild } from './helpers';
+import { runFixture } from './helpers';
 
 const nativeUsing = (() => {
   try {
@@ -28,17 +28,7 @@ test('`using` (compiled by TypeScript) unmaps a Mapping and closes a SharedMemor
 });
 
 test('in a plain Node process, Symbol.dispose unmaps; Node 24+ runs `using` natively', () => {
-  const child = runChild(`
-    const m = mman.mapAnonymous(mman.PAGE_SIZE);
-    m[Symbol.dispose]();
-    let native = null;
-    if (${nativeUsing}) {
-      let kept;
-      eval('{ using n = mman.mapAnonymous(mman.PAGE_SIZE); kept = n; }');
-      native = kept.closed;
-    }
-    console.log(JSON.stringify({ closed: m.closed, native, registered: Symbol.dispose === Symbol.for('nodejs.dispose') }));
-  `);
+  const child = runFixture('dispose-child.js', 'dispose', [String(nativeUsing)]);
   expect(child.stderr).toBe('');
   const report = JSON.parse(child.stdout);
   expect(report.closed).toBe(true);

@@ -4,9 +4,8 @@ import { closeSync, mkdirSync, openSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { join } from 'node:path';
 import { mapAnonymous, mapFile, Mapping, mappingStats, mmap, Advice, MapFlags, PAGE_SIZE, Prot } from '../src';
-import { spawnSync } from 'node:child_process';
 import { native } from '../src/native';
-import { fileWith, LIB, tempDir, thrown } from './helpers';
+import { fileWith, runFixture, tempDir, thrown } from './helpers';
 
 let dir: string;
 let cleanup: () => void;
@@ -315,27 +314,7 @@ describe('runtimes that forbid external ArrayBuffers', () => {
   test('where the probe was refused, every way to map throws ERR_MAPPING_EXTERNAL_BUFFERS_FORBIDDEN and maps nothing', () => {
     // No such runtime here (Electron's memory cage): the probe's answer is injected into the
     // addon's exports, which the library reads, before the library loads.
-    const code = `
-      // The very module object the library will load (src/native.ts: MMAN_ADDON, else node-gyp-build).
-      const addon = process.env.MMAN_ADDON ? require(process.env.MMAN_ADDON)
-        : require('node-gyp-build')(${JSON.stringify(join(__dirname, '..'))});
-      addon.externalBuffers = 22; // napi_no_external_buffers_allowed
-      const mman = require(${JSON.stringify(LIB)});
-      const fs = require('fs');
-      const file = ${JSON.stringify(file)};
-      const tries = {
-        mmap: () => mman.mmap(mman.PAGE_SIZE, mman.Prot.Read, mman.MapFlags.Private | mman.MapFlags.Anonymous),
-        mapAnonymous: () => mman.mapAnonymous(mman.PAGE_SIZE),
-        mapFile: () => mman.mapFile(file),
-        'SharedMemory.map': () => { const shm = mman.SharedMemory.create(mman.PAGE_SIZE); try { return shm.map(); } finally { shm.close(); } },
-      };
-      const out = {};
-      for (const [name, fn] of Object.entries(tries)) {
-        try { fn(); out[name] = 'mapped'; } catch (e) { out[name] = [e.code, e.name, /memory cage/.test(e.message)]; }
-      }
-      out.stats = mman.mappingStats();
-      console.log(JSON.stringify(out));`;
-    const child = spawnSync(process.execPath, ['-e', code], { encoding: 'utf8', timeout: 60_000 });
+    const child = runFixture('errors-child.js', 'externalBuffers', [file], [], { timeout: 60_000 });
     expect(child.stderr).toBe('');
     const refused = ['ERR_MAPPING_EXTERNAL_BUFFERS_FORBIDDEN', 'Error', true];
     expect(JSON.parse(child.stdout)).toEqual({

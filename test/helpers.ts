@@ -1,8 +1,8 @@
 // Shared by the tests: temporary files and real child processes that use the built lib/.
-import { spawnSync, type SpawnSyncReturns } from 'node:child_process';
+import { spawnSync, type SpawnSyncOptionsWithStringEncoding, type SpawnSyncReturns } from 'node:child_process';
 import { mkdtempSync, readFileSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { once } from 'node:events';
 import type { ChildProcess } from 'node:child_process';
 
@@ -24,9 +24,6 @@ export function collectedStats(): MappingStats {
   return mappingStats();
 }
 
-/** The compiled library, as a child process or a user's program loads it. */
-export const LIB = resolve(__dirname, '..', 'lib');
-
 /** A fresh directory under the system temp dir, removed by the returned cleanup. */
 export function tempDir(): { dir: string; cleanup: () => void } {
   const dir = mkdtempSync(join(tmpdir(), 'mman-test-'));
@@ -40,15 +37,27 @@ export function fileWith(dir: string, name: string, bytes: Uint8Array): string {
   return path;
 }
 
+/** The path of a child program in test/fixtures/. */
+export function fixture(file: string): string {
+  return join(__dirname, 'fixtures', file);
+}
+
 /**
- * Runs `code` in a new Node process with `mman` bound to the built library and `args`
- * as the global `args`. Returns the finished process: status, signal, stdout, stderr.
+ * Runs test/fixtures/`file` in a new Node process as `node ...nodeArgs file mode ...args` (the
+ * fixture loads the built lib/). `options` are spawnSync's (uid, gid, timeout, ...). Returns
+ * the finished process: status, signal, stdout, stderr.
  */
-export function runChild(code: string, args: string[] = [], nodeArgs: string[] = []): SpawnSyncReturns<string> {
-  const prelude = `const mman = require(${JSON.stringify(LIB)});\nconst args = process.argv.slice(1);\n`;
-  return spawnSync(process.execPath, [...nodeArgs, '-e', prelude + code, '--', ...args], {
-    encoding: 'utf8',
+export function runFixture(
+  file: string,
+  mode: string,
+  args: string[] = [],
+  nodeArgs: string[] = [],
+  options: Omit<SpawnSyncOptionsWithStringEncoding, 'encoding'> = {},
+): SpawnSyncReturns<string> {
+  return spawnSync(process.execPath, [...nodeArgs, fixture(file), mode, ...args], {
     timeout: 120_000,
+    ...options,
+    encoding: 'utf8',
   });
 }
 

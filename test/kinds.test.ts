@@ -3,7 +3,7 @@
 import { openSync, closeSync, readdirSync, readFileSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { mapAnonymous, mapFile, mmap, MapFlags, PAGE_SIZE, Prot } from '../src';
-import { fileWith, permsAt, runChild, smapsOf, tempDir, TMP_IN_MEMORY } from './helpers';
+import { fileWith, permsAt, runFixture, smapsOf, tempDir, TMP_IN_MEMORY } from './helpers';
 
 let dir: string;
 let cleanup: () => void;
@@ -23,14 +23,7 @@ describe('shared file mapping (memory-mapped I/O)', () => {
         .toString(),
     ).toBe('hello from the parent');
 
-    const child = runChild(
-      `
-      const m = mman.mapFile(args[0]);
-      process.stdout.write(Buffer.from(m.view(${PAGE_SIZE + 5}, 21)).toString());
-      m.unmap();
-    `,
-      [path],
-    );
+    const child = runFixture('kinds-child.js', 'read', [path, String(PAGE_SIZE + 5), '21']);
     expect(child.stderr).toBe('');
     expect(child.stdout).toBe('hello from the parent');
   });
@@ -38,14 +31,7 @@ describe('shared file mapping (memory-mapped I/O)', () => {
   test("a child writing through its own shared mapping is seen by the parent's mapping", () => {
     const path = fileWith(dir, 'shared.bin', new Uint8Array(PAGE_SIZE));
     using m = mapFile(path, { mode: 'r+' });
-    const child = runChild(
-      `
-      const m = mman.mapFile(args[0], { mode: 'r+' });
-      m.bytes.set([1, 2, 3, 4], 100);
-      m.unmap();
-    `,
-      [path],
-    );
+    const child = runFixture('kinds-child.js', 'write', [path]);
     expect(child.status).toBe(0);
     expect(Array.from(m.bytes.subarray(100, 104))).toEqual([1, 2, 3, 4]);
   });
@@ -131,13 +117,7 @@ describe('private file mapping (copy-on-write)', () => {
     expect(copy.bytes[PAGE_SIZE]).toBe(0xee);
     expect(Buffer.from(other.bytes).equals(Buffer.from(bytes))).toBe(true);
     expect(readFileSync(path).equals(Buffer.from(bytes))).toBe(true);
-    const child = runChild(
-      `
-      const m = mman.mapFile(args[0]);
-      process.stdout.write(String(m.bytes[0]) + ',' + String(m.bytes[${PAGE_SIZE}]));
-    `,
-      [path],
-    );
+    const child = runFixture('kinds-child.js', 'bytesAt', [path, String(PAGE_SIZE)]);
     expect(child.stdout).toBe(`${bytes[0]},${bytes[PAGE_SIZE]}`);
   });
 

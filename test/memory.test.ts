@@ -1,31 +1,17 @@
 // protect, resize, advise, residency, lock: what the kernel and another process see.
 import { mapAnonymous, mapFile, Advice, PAGE_SIZE, Prot } from '../src';
 import { spawnSync } from 'node:child_process';
-import { fileWith, LIB, permsAt, runChild, smapsOf, tempDir } from './helpers';
+import { fileWith, permsAt, runFixture, smapsOf, tempDir } from './helpers';
 
 describe('protect (mprotect)', () => {
   test('a child writing to a read-only page dies with SIGSEGV; the parent lives on', () => {
-    const child = runChild(`
-      const m = mman.mapAnonymous(2 * mman.PAGE_SIZE);
-      m.bytes[0] = 42;
-      m.protect(mman.Prot.Read);
-      process.stdout.write('read ' + m.bytes[0] + '\\n');
-      m.bytes[1] = 1;
-      process.stdout.write('survived\\n');
-    `);
+    const child = runFixture('memory-child.js', 'readOnly');
     expect(child.stdout).toBe('read 42\n');
     expect(child.signal).toBe('SIGSEGV');
   });
 
   test('a PROT_NONE guard page: the pages beside it work, touching it is SIGSEGV', () => {
-    const child = runChild(`
-      const m = mman.mapAnonymous(3 * mman.PAGE_SIZE);
-      m.protect(mman.Prot.None, mman.PAGE_SIZE, mman.PAGE_SIZE);
-      m.bytes[0] = 1; m.bytes[2 * mman.PAGE_SIZE] = 2;
-      process.stdout.write('edges ok\\n');
-      void m.bytes[mman.PAGE_SIZE];
-      process.stdout.write('survived\\n');
-    `);
+    const child = runFixture('memory-child.js', 'guardPage');
     expect(child.stdout).toBe('edges ok\n');
     expect(child.signal).toBe('SIGSEGV');
   });
@@ -136,21 +122,7 @@ describe('lock (mlock)', () => {
   (usable ? test : test.skip)(
     `locks pages into RAM within RLIMIT_MEMLOCK, and past it fails clearly${usable ? '' : ` (skipped: RLIMIT_MEMLOCK is ${limit} here)`}`,
     () => {
-      const code = `
-      const m = mman.mapAnonymous(256 * 1024);
-      m.lock();
-      const resident = m.residency().every((r) => r === 1);
-      const locked = /VmLck:\\s+(\\d+)/.exec(require('fs').readFileSync('/proc/self/status', 'utf8'))[1];
-      m.unlock();
-      const big = mman.mapAnonymous(1024 * 1024 * 1024, { noReserve: true });
-      let err;
-      try { big.lock(); } catch (e) { err = e; }
-      console.log(JSON.stringify({ resident, locked: Number(locked), code: err && err.code, syscall: err && err.syscall, message: err && err.message }));
-    `;
-      const child = spawnSync(process.execPath, ['-e', `const mman = require(${JSON.stringify(LIB)});${code}`], {
-        encoding: 'utf8',
-        ...asNobody,
-      });
+      const child = runFixture('memory-child.js', 'lock', [], [], asNobody);
       expect(child.stderr).toBe('');
       const out = JSON.parse(child.stdout);
       expect(out.resident).toBe(true);

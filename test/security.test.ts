@@ -15,7 +15,7 @@ import {
   SharedMemory,
   SHM_DIRECTORY,
 } from '../src';
-import { fileWith, LIB, permsAt, tempDir, uniqueName } from './helpers';
+import { fileWith, fixture, permsAt, tempDir, uniqueName } from './helpers';
 
 describe('no executable memory unless asked for', () => {
   test('every mapping mman makes on its own is mapped without PROT_EXEC', () => {
@@ -118,17 +118,7 @@ describe('a hostile peer sharing the memory', () => {
   test('scribbling over a ring buffer cannot make the reader touch memory outside the ring', async () => {
     const ring = RingBuffer.create(1 << 16, { spin: 0 });
     const data = ring.mapping.bytes;
-    const started = runChildAsync(
-      `
-      const shm = mman.SharedMemory.fromFd(require('fs').openSync(args[0], 'r+'));
-      const bytes = shm.map().bytes;
-      const end = Date.now() + 1500;
-      let seed = 1;
-      while (Date.now() < end) { seed = (seed * 1103515245 + 12345) >>> 0; bytes[seed % bytes.length] = seed >>> 24; }
-      console.log('scribbled');
-    `,
-      [`/proc/${process.pid}/fd/${ring.memory.fd}`],
-    );
+    const started = runFixtureAsync('security-child.js', 'scribble', [`/proc/${process.pid}/fd/${ring.memory.fd}`]);
     let reads = 0;
     let typedErrors = 0;
     const deadline = Date.now() + 1500;
@@ -158,9 +148,7 @@ describe('a hostile peer sharing the memory', () => {
     try {
       const m = shm.map({ guard: true });
       m.bytes.fill(9);
-      const child = await runChildAsync(`require('fs').truncateSync(args[0], 0); console.log('truncated');`, [
-        join(SHM_DIRECTORY, name),
-      ]);
+      const child = await runFixtureAsync('security-child.js', 'truncate', [join(SHM_DIRECTORY, name)]);
       expect(child.stdout).toBe('truncated\n');
       const view = new Uint8Array(m.buffer);
       expect(view[3 * PAGE_SIZE]).toBe(0);
@@ -174,18 +162,15 @@ describe('a hostile peer sharing the memory', () => {
   });
 });
 
-// A child process that runs while this one keeps going (the peer acts concurrently).
-function runChildAsync(
-  code: string,
+// A child process (test/fixtures/`file`, started with `mode`) that runs while this one keeps
+// going (the peer acts concurrently).
+function runFixtureAsync(
+  file: string,
+  mode: string,
   args: string[],
 ): Promise<{ status: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, [
-      '-e',
-      `const mman = require(${JSON.stringify(LIB)}); const args = process.argv.slice(1);\n${code}`,
-      '--',
-      ...args,
-    ]);
+    const child = spawn(process.execPath, [fixture(file), mode, ...args]);
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d) => (stdout += d));
