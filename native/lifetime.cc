@@ -4,6 +4,7 @@
 #include "lifetime.h"
 
 #include <sys/mman.h>
+#include <unistd.h>
 
 #include <atomic>
 
@@ -213,6 +214,7 @@ void OnHandleCollected(napi_env env, void* data, void*) {
   napi_delete_reference(env, region->handle);
   region->handle = nullptr;
   BuffersGone(region);
+  ForgetFile(region);
   if (region->open) {  // dropped without unmap(): collected, not closed
     region->open = false;
     Span* span = region->span;
@@ -325,9 +327,16 @@ bool AttachHandle(napi_env env, Region* region, napi_value handle) {
       napi_ok)
     return true;
   region->open = false;
+  ForgetFile(region);
   RetireSpan(region->span, false);  // the only pin: released
   delete region;
   return false;
+}
+
+void ForgetFile(Region* region) {
+  if (region->fileFd < 0) return;
+  close(region->fileFd);
+  region->fileFd = -1;
 }
 
 napi_value LendBuffer(napi_env env, Region* region, size_t offset, size_t length, bool kept) {
@@ -392,6 +401,7 @@ void RetireBuffers(napi_env env, Region* region, napi_value kept) {
 void CloseRegion(napi_env env, Region* region, napi_value kept, bool detach) {
   if (!region->open) return;
   region->open = false;
+  ForgetFile(region);
   bool hidden = false;
   for (BufferRecord* record : region->buffers) {
     napi_value object = ObjectOf(env, record, kept);

@@ -53,6 +53,10 @@ struct Region {
   Span* span = nullptr;  // its pages, pinned while open
   bool open = true;      // false once closed: the Mapping's methods are done with it
   int flags = 0;         // the mmap flags it was made with (resize() may need them)
+  // A private file mapping keeps a duplicate of the file's descriptor (O_CLOEXEC) while open,
+  // so that a resize() that must move can map the file again beside the old pages.
+  int fileFd = -1;
+  uint64_t fileOffset = 0;
   bool guarded = false;  // registered with the SIGBUS guard; new spans are too
   int guardProt = 0;
   napi_ref handle = nullptr;  // weak, to the JS handle; its finalizer is OnHandleCollected
@@ -125,6 +129,9 @@ napi_value LendBuffer(napi_env env, Region* region, size_t offset, size_t length
 // resize(): the buffers made so far keep the old extent and stop being the region's: each
 // is observed on its own until collected.
 void RetireBuffers(napi_env env, Region* region, napi_value kept);
+
+// Closes the region's duplicate file descriptor, if it has one (no resize() will need it).
+void ForgetFile(Region* region);
 
 // unmap(): the region closes and its span retires. With `detach`, every buffer it can
 // reach (`kept` is the caller's own) is detached first. Idempotent.

@@ -5,6 +5,7 @@
 #include "mapping.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -147,12 +148,39 @@ int CopyAnonymous(Region* region, size_t newSize) {
   return 0;
 }
 
-// Growing a private file region ('copy') that must move while its pages are pinned: its
-// contents belong to it alone, and its new pages must come from the file, which only the
-// old mapping knows. So the pages are moved (MREMAP_DONTUNMAP keeps the old range mapped,
-// empty) and copied back where they differ, for whatever pins the old range to read. A
-// write into the old range racing the move may be lost from it. Returns answers::kMovedNotGrown
-// when the region moved but could not grow (ENOMEM), with its buffers retired all the same.
+// Growing a private file region ('copy') that must move while its pages are pinned: the file
+// is mapped again at the new size (from the descriptor the region keeps), and the pages this
+// mapping wrote (those that differ from the file) are copied in. The old range is not
+// touched, so whatever reads or writes it meanwhile sees the mapping's own pages.
+int RemapPrivateFile(Region* region, size_t newSize) {
+  Span* old = region->span;
+  uint8_t* oldBase = old->base;
+  size_t oldSize = old->size;
+  int prot = VmaProt(oldBase);
+  if (prot < 0) return -EFAULT;
+  int keep = MAP_NORESERVE | MAP_LOCKED;
+  void* addr = mmap(nullptr, newSize, PROT_READ | PROT_WRITE, MAP_PRIVATE | (region->flags & keep),
+                    region->fileFd, static_cast<off_t>(region->fileOffset));
+  if (addr == MAP_FAILED) return -errno;
+  uint32_t faults = FaultsOf(old);
+  RetireSpan(old, true);  // pinned by more than the region: it stays
+  Span* span = AdoptSpan(region, addr, newSize);
+  GuardSpan(region, span, faults);  // the compare below reads the file's pages: guard them first
+  if ((prot & PROT_READ) == 0) mprotect(oldBase, oldSize, prot | PROT_READ);
+  size_t page = PageSize();
+  for (size_t off = 0; off < oldSize; off += page)
+    if (memcmp(oldBase + off, span->base + off, page) != 0)
+      memcpy(span->base + off, oldBase + off, page);
+  if ((prot & PROT_READ) == 0) mprotect(oldBase, oldSize, prot);
+  if (prot != (PROT_READ | PROT_WRITE)) mprotect(span->base, newSize, prot);
+  return 0;
+}
+
+// The same without the file's descriptor (the process had none to spare when it mapped): the
+// pages are moved (MREMAP_DONTUNMAP keeps the old range mapped, empty) and copied back where
+// they differ. Between the two, something reading the old range on another thread sees the
+// file's bytes: the fallback only. Returns answers::kMovedNotGrown when the region moved but
+// could not grow (ENOMEM), with its buffers retired all the same.
 int MovePrivate(Region* region, size_t newSize) {
   Span* old = region->span;
   uint8_t* oldBase = old->base;
@@ -195,6 +223,12 @@ Napi::Value Map(const Napi::CallbackInfo& info) {
   if (addr == MAP_FAILED) return Errno(env, errno);
   size_t size = (length + PageSize() - 1) / PageSize() * PageSize();
   Region* region = OpenRegion(LifetimeOf(env), addr, size, flags);
+  if ((flags & MAP_TYPE) == MAP_PRIVATE && (flags & MAP_ANONYMOUS) == 0 && fd >= 0) {
+    // Kept for resize() (RemapPrivateFile); if the process is out of descriptors, resize falls
+    // back to moving the pages.
+    region->fileFd = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+    region->fileOffset = offset;
+  }
   napi_value handle;
   if (napi_create_external(env, region, nullptr, nullptr, &handle) != napi_ok) {
     RetireSpan(region->span, false);  // its only pin: released
@@ -279,7 +313,7 @@ Napi::Value Remap(const Napi::CallbackInfo& info) {
     else if ((region->flags & MAP_ANONYMOUS) != 0)
       rc = CopyAnonymous(region, newSize);
     else
-      rc = MovePrivate(region, newSize);
+      rc = region->fileFd >= 0 ? RemapPrivateFile(region, newSize) : MovePrivate(region, newSize);
   }
   // The old buffers keep the old extent, which stays mapped while they can reach it.
   if (rc >= 0) RetireBuffers(env, region, KeptArg(info, 3));

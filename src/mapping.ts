@@ -467,10 +467,11 @@ export class Mapping implements Disposable {
    * The old pages are never pulled from under an operation that may still use them (a
    * socket write of an old view, say): while a buffer over them may be alive, shrinking
    * leaves the cut-off tail mapped until it is collected, and a mapping that must move to
-   * grow is mapped a second time at the new address (shared), or moved with its contents
-   * copied back into the old range, page by page where they differ (private). So a private
-   * mapping that cannot grow in place costs a pass over its pages unless no buffer over it
-   * was ever made. See docs/ARCHITECTURE.md.
+   * grow is mapped a second time at the new address (shared), or made anew with a copy of
+   * the pages it wrote (private; a private file mapping keeps a duplicate of the file's
+   * descriptor until it is unmapped, to map the file again). So a private mapping that
+   * cannot grow in place costs a pass over its pages unless no buffer over it was ever
+   * made. See docs/ARCHITECTURE.md.
    */
   resize(newLength: number, options?: ResizeOptions): void {
     const handle = this.#open();

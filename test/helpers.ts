@@ -71,6 +71,34 @@ export async function turns(n = 3): Promise<void> {
   for (let i = 0; i < n; i++) await new Promise((r) => setImmediate(r));
 }
 
+/**
+ * A baseline for "back to where it was": collects and lets finalizers run until two readings
+ * of mappingStats() a turn apart agree, so mappings earlier tests dropped are not counted.
+ */
+export async function quietStats(): Promise<MappingStats> {
+  let last = collectedStats();
+  for (let i = 0; i < 20; i++) {
+    await turns(1);
+    const now = collectedStats();
+    if (JSON.stringify(now) === JSON.stringify(last)) return now;
+    last = now;
+  }
+  return last;
+}
+
+/**
+ * Collects and lets finalizers run until mappingStats() equals `expected` (up to 20 rounds),
+ * then returns what it last saw: a finalizer V8 defers to a later turn has run by then.
+ */
+export async function settledStats(expected: MappingStats): Promise<MappingStats> {
+  let stats = collectedStats();
+  for (let i = 0; i < 20 && JSON.stringify(stats) !== JSON.stringify(expected); i++) {
+    await turns(1);
+    stats = collectedStats();
+  }
+  return stats;
+}
+
 /** The error `fn` throws (fails the test if it returns). */
 export function thrown(fn: () => unknown): Error & { code?: string; errno?: number; syscall?: string } {
   try {

@@ -1,7 +1,7 @@
-// protect, resize, advise, residency, lock: what the kernel and another process see.
-import { mapAnonymous, mapFile, Advice, PAGE_SIZE, Prot } from '../src';
+// protect, advise, residency, lock: what the kernel and another process see.
+import { mapAnonymous, Advice, PAGE_SIZE, Prot } from '../src';
 import { spawnSync } from 'node:child_process';
-import { fileWith, permsAt, runFixture, smapsOf, tempDir } from './helpers';
+import { permsAt, runFixture, smapsOf } from './helpers';
 
 describe('protect (mprotect)', () => {
   test('a child writing to a read-only page dies with SIGSEGV; the parent lives on', () => {
@@ -32,54 +32,6 @@ describe('protect (mprotect)', () => {
     expect(permsAt(m.address)).not.toContain('x');
     m.protect(Prot.Read | Prot.Exec);
     expect(permsAt(m.address)).toBe('r-xp');
-  });
-});
-
-describe('resize (mremap)', () => {
-  test('grows and shrinks a private anonymous mapping keeping the data', () => {
-    using m = mapAnonymous(PAGE_SIZE);
-    m.bytes.fill(0x11);
-    const old = m.bytes;
-    m.resize(256 * PAGE_SIZE);
-    expect(m.bytes).not.toBe(old); // a new buffer; the old one keeps the old extent
-    expect([old.length, old[PAGE_SIZE - 1]]).toEqual([PAGE_SIZE, 0x11]);
-    expect(m.length).toBe(256 * PAGE_SIZE);
-    expect(m.bytes[PAGE_SIZE - 1]).toBe(0x11);
-    expect(m.bytes[PAGE_SIZE]).toBe(0);
-    m.bytes[200 * PAGE_SIZE] = 5;
-    m.resize(10);
-    expect(m.bytes.length).toBe(10);
-    expect(m.bytes[9]).toBe(0x11);
-  });
-
-  test('with mayMove false, fails with ENOMEM rather than move when the next pages are taken', () => {
-    using first = mapAnonymous(PAGE_SIZE);
-    const before = first.address;
-    first.bytes[0] = 3;
-    // Grow in place, doubling, until the pages after it belong to another mapping.
-    let err: NodeJS.ErrnoException | undefined;
-    for (let pages = 2; pages < 1 << 16 && err === undefined; pages *= 2) {
-      try {
-        first.resize(pages * PAGE_SIZE, { mayMove: false });
-      } catch (e) {
-        err = e as NodeJS.ErrnoException;
-      }
-    }
-    expect(err).toMatchObject({ code: 'ENOMEM', syscall: 'mremap', errno: -12 });
-    expect(first.address).toBe(before);
-    expect(first.bytes[0]).toBe(3);
-  });
-
-  test('resizes a file mapping within the file', () => {
-    const { dir, cleanup } = tempDir();
-    try {
-      const path = fileWith(dir, 'grow.bin', new Uint8Array(8 * PAGE_SIZE).fill(4));
-      using m = mapFile(path, { length: PAGE_SIZE });
-      m.resize(8 * PAGE_SIZE);
-      expect(m.bytes[8 * PAGE_SIZE - 1]).toBe(4);
-    } finally {
-      cleanup();
-    }
   });
 });
 

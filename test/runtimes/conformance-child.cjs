@@ -25,10 +25,9 @@ async function main() {
       shm.close();
       break;
     }
-    case 'waiter': {  // say it is about to wait (words[1]), then sleep on words[0] while 0
+    case 'waiter': {  // sleep on words[0] while it is 0, until notified
       const shm = mman.SharedMemory.open(args[0]);
       const words = new Int32Array(shm.map().buffer);
-      Atomics.store(words, 1, 1);
       console.log(JSON.stringify({ result: mman.wait(words, 0, 0, 30_000) }));
       break;
     }

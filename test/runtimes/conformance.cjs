@@ -239,14 +239,16 @@ test('wait() times out or sees a changed word; notify() wakes a waiter in anothe
     const words = new Int32Array(m.buffer);
     assert.equal(mman.wait(words, 0, 1, 0), 'not-equal');
     assert.equal(mman.wait(words, 0, 0, 5), 'timed-out');
-    const { done } = child('waiter', [name]);   // waits on words[0] while it is 0
-    while (Atomics.load(words, 1) === 0) await new Promise((r) => setTimeout(r, 5)); // it is about to sleep
-    Atomics.store(words, 0, 1);
+    const { done } = child('waiter', [name]);   // sleeps on words[0] while it is 0
+    // The word stays 0, so the child cannot return before it sleeps: only a wake ends
+    // its wait, and notify() says how many it woke. (Changing the word first would race
+    // the child's first look and give 'not-equal'.)
     let woken = 0;
-    for (let i = 0; i < 200 && woken === 0; i++) {
+    for (let i = 0; i < 2000 && woken === 0; i++) {
       woken = mman.notify(words, 0);
       if (woken === 0) await new Promise((r) => setTimeout(r, 5));
     }
+    assert.equal(woken, 1);
     const r = await done;
     assert.equal(r.code, 0, r.stderr);
     assert.deepEqual(JSON.parse(r.stdout), { result: 'ok' });

@@ -1,9 +1,9 @@
-// Lifetime (docs/ARCHITECTURE.md): a range goes back to the kernel once nothing can reach it,
-// never before, and without waiting for process exit. Release is asserted through
-// mappingStats() or a file path only that mapping has: another mapping may take a released
-// address at once, so no test looks at what is at an address afterwards.
+// unmap(), collection and `using` (docs/ARCHITECTURE.md): a range goes back to the kernel once
+// nothing can reach it, never before, and without waiting for process exit. Release is
+// asserted through mappingStats() or a file path only that mapping has: another mapping may
+// take a released address at once, so no test looks at what is at an address afterwards.
 import { readFileSync } from 'node:fs';
-import { mapAnonymous, mapFile, mappingStats, PAGE_SIZE } from '../src';
+import { mapAnonymous, mapFile, mappingStats, PAGE_SIZE, SharedMemory } from '../src';
 import { collectedStats, fileWith, runFixture, tempDir } from './helpers';
 
 const NONE = { regions: 0, bytes: 0, retiredRegions: 0, retiredBytes: 0 };
@@ -14,7 +14,7 @@ test('20,000 map/unmap cycles leave /proc/self/maps flat once collected', () => 
   const { dir, cleanup } = tempDir();
   try {
     const path = fileWith(dir, 'cycles.bin', new Uint8Array(2 * PAGE_SIZE).fill(1));
-    const child = runFixture('lifetime-child.js', 'cycles', [path], ['--expose-gc']);
+    const child = runFixture('unmap-child.js', 'cycles', [path], ['--expose-gc']);
     expect(child.stderr).toBe('');
     const { before, after, stats } = JSON.parse(child.stdout);
     expect(stats).toEqual(NONE);
@@ -27,7 +27,7 @@ test('20,000 map/unmap cycles leave /proc/self/maps flat once collected', () => 
 });
 
 test('100,000 one-page mappings dropped without unmap() are collected and the process lives', () => {
-  const child = runFixture('lifetime-child.js', 'dropped', [], ['--expose-gc']);
+  const child = runFixture('unmap-child.js', 'dropped', [], ['--expose-gc']);
   expect(child.status).toBe(0);
   const out = JSON.parse(child.stdout);
   expect(out.sum).toBe(Array.from({ length: 100000 }, (_, i) => i & 0xff).reduce((a, b) => a + b, 0));
@@ -37,13 +37,13 @@ test('100,000 one-page mappings dropped without unmap() are collected and the pr
 });
 
 test('a view keeps its memory mapped after the Mapping object is collected', () => {
-  const child = runFixture('lifetime-child.js', 'viewOutlivesMapping', [], ['--expose-gc']);
+  const child = runFixture('unmap-child.js', 'viewOutlivesMapping', [], ['--expose-gc']);
   expect(child.stderr).toBe('');
   expect(JSON.parse(child.stdout)).toEqual({ value: 42, kept: 1, after: 0 });
 });
 
 test('a view kept past unmap() reads the pages until it is dropped; then a collection releases them', () => {
-  const child = runFixture('lifetime-child.js', 'viewPastUnmap', [], ['--expose-gc']);
+  const child = runFixture('unmap-child.js', 'viewPastUnmap', [], ['--expose-gc']);
   expect(child.stderr).toBe('');
   expect(JSON.parse(child.stdout)).toEqual({
     kept: 'ERR_MAPPING_CLOSED',
@@ -114,7 +114,7 @@ test('100,000 mapFile + .bytes[0] + unmap() in a loop that never yields stay bou
   const { dir, cleanup } = tempDir();
   try {
     const path = fileWith(dir, 'one-page.bin', new Uint8Array(PAGE_SIZE).fill(1));
-    const child = runFixture('lifetime-child.js', 'fileLoop', [path], ['--expose-gc']);
+    const child = runFixture('unmap-child.js', 'fileLoop', [path], ['--expose-gc']);
     expect(child.stderr).toBe('');
     const out = JSON.parse(child.stdout);
     expect(out.sum).toBe(100000);
@@ -129,7 +129,7 @@ test('100,000 mapFile + .bytes[0] + unmap() in a loop that never yields stay bou
 
 test('1 MiB anonymous mappings written and unmapped in a loop that never yields give their memory back', () => {
   // 2,000 MiB written in all: RSS would grow by that much if nothing came back before the end.
-  const child = runFixture('lifetime-child.js', 'anonymousLoop', [], ['--expose-gc']);
+  const child = runFixture('unmap-child.js', 'anonymousLoop', [], ['--expose-gc']);
   expect(child.stderr).toBe('');
   const out = JSON.parse(child.stdout);
   expect(out.maxRss).toBeLessThan(256 * 2 ** 20);
@@ -140,7 +140,7 @@ const hasTransfer = typeof (ArrayBuffer.prototype as { transfer?: unknown }).tra
 (hasTransfer ? test : test.skip)(
   'Node 22+: a buffer moved with transfer(), before or after unmap(), keeps the pages until it is collected',
   () => {
-    const child = runFixture('lifetime-child.js', 'transfer', [], ['--expose-gc']);
+    const child = runFixture('unmap-child.js', 'transfer', [], ['--expose-gc']);
     expect(child.stderr).toBe('');
     expect(JSON.parse(child.stdout)).toEqual({
       during: 2,
@@ -156,8 +156,44 @@ const hasTransfer = typeof (ArrayBuffer.prototype as { transfer?: unknown }).tra
 (hasTransfer ? test : test.skip)(
   'Node 22+: resize() after buffer.transfer() works, and the moved buffer keeps the old pages',
   () => {
-    const child = runFixture('lifetime-child.js', 'resizeAfterTransfer');
+    const child = runFixture('unmap-child.js', 'resizeAfterTransfer');
     expect(child.stderr).toBe('');
     expect(JSON.parse(child.stdout)).toEqual({ moved: [PAGE_SIZE, 3], now: 3, length: 64 * PAGE_SIZE });
   },
 );
+
+// `using` on each supported Node: Node 20 and 22 define Symbol.dispose as
+// Symbol.for('nodejs.dispose') in the main realm only; Node 24's V8 has its own Symbol.dispose
+// in every realm and runs `using` natively.
+const nativeUsing = (() => {
+  try {
+    new Function('{ using resource = null; }');
+    return true;
+  } catch {
+    return false;
+  }
+})();
+
+test('`using` (compiled by TypeScript) unmaps a Mapping and closes a SharedMemory in this realm', () => {
+  let mapping: { closed: boolean } | undefined;
+  let shared: { closed: boolean } | undefined;
+  {
+    using m = mapAnonymous(PAGE_SIZE);
+    using shm = SharedMemory.create(PAGE_SIZE);
+    mapping = m;
+    shared = shm;
+    expect(m.closed).toBe(false);
+  }
+  expect(mapping?.closed).toBe(true);
+  expect(shared?.closed).toBe(true);
+});
+
+test('in a plain Node process, Symbol.dispose unmaps; Node 24+ runs `using` natively', () => {
+  const child = runFixture('dispose-child.js', 'dispose', [String(nativeUsing)]);
+  expect(child.stderr).toBe('');
+  const report = JSON.parse(child.stdout);
+  expect(report.closed).toBe(true);
+  expect(report.native).toBe(nativeUsing ? true : null);
+  // Node 20 and 22 polyfill the symbol; Node 24's is V8's own.
+  expect(report.registered).toBe(!nativeUsing);
+});

@@ -1,7 +1,9 @@
 // The benchmarks under bench/ run, at their smallest sizes, so that none of them rots.
 // Their speed is not judged here (bench/RESULTS.md holds the figures); what they print is.
+// The soak benchmark runs longer: what it asserts is that memory stays flat.
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
+import { tools } from '../src/internal';
 
 const root = join(__dirname, '..');
 
@@ -36,12 +38,6 @@ test('bench/ipc.js --quick: both ratios, each measured', () => {
   expect(number(out, /\(b\) throughput RingBuffer \/ process\.send.*?median ([\d.]+)x/)).toBeGreaterThan(0);
 }, 180_000);
 
-test('bench/soak.js: no mapping and no mman region is left after the cycles', () => {
-  const out = bench('soak.js', ['--cycles', '2000', '--samples', '4'], ['--expose-gc']);
-  expect(number(out, /(\d+) mappings of the file/)).toBe(0);
-  expect(number(out, /(\d+) mman regions left/)).toBe(0);
-}, 180_000);
-
 test('bench/read-loop.js: the JavaScript and C read loops, timed', () => {
   const out = bench('read-loop.js', ['--size', '8M', '--rounds', '3']);
   expect(number(out, /JS loop: median ([\d.]+)/)).toBeGreaterThan(0);
@@ -74,3 +70,32 @@ test('bench/unmap-cost.js: the C loop and the three unmap() loops, timed', () =>
   for (const r of rows) expect(r.loop).toBeGreaterThan(0);
   for (const r of rows) expect(r.total).toBeGreaterThanOrEqual(r.loop);
 }, 180_000);
+
+// Native memory is measured through a test hook that source builds have and the prebuilds
+// (which CI also tests) do not, and that reports 0 under the sanitizer's allocator; the rest
+// of the soak holds for all of them.
+const measurable = (tools.mallocInUse?.() ?? -1) > 0;
+
+test('bench/soak.js, 100,000 map/touch/unmap cycles: native memory flat, no mapping left behind', () => {
+  const run = spawnSync(
+    process.execPath,
+    ['--expose-gc', join(root, 'bench', 'soak.js'), '--cycles', '100000', '--samples', '10', '--json'],
+    { encoding: 'utf8', timeout: 300_000 },
+  );
+  expect(run.stderr).toBe('');
+  expect(run.status).toBe(0);
+  const result = JSON.parse(run.stdout);
+  expect(result.rows).toHaveLength(10);
+  expect(result.mmanRegionsAtEnd).toBe(0);
+  expect(result.fileMappingsLeft).toBe(0);
+  // A leaked native record per cycle (32 bytes or more) would add 2.5 MiB over the 80,000
+  // cycles measured; Node's own queues settle within a few hundred KiB.
+  if (measurable) {
+    expect(result.rows.every((r: { nativeKiB: number }) => r.nativeKiB > 0)).toBe(true);
+    expect(result.nativeGrowthKiB).toBeLessThan(2048);
+  } else {
+    expect(result.rows.every((r: { nativeKiB: number }) => r.nativeKiB <= 0)).toBe(true);
+  }
+  // V8 grows its heap in 256 KiB chunks while it sizes itself: bounded, not per cycle.
+  expect(result.mapsGrowth).toBeLessThan(100);
+}, 300_000);

@@ -1,8 +1,9 @@
-// The four kinds of mapping (file/anonymous × shared/private), each asserted by what the
-// file on disk or another process sees.
-import { openSync, closeSync, readdirSync, readFileSync } from 'node:fs';
+// Mappings of every kind (file/anonymous × shared/private), each asserted by what the file on
+// disk or another process sees; and mappings larger than one ArrayBuffer can be.
+import { closeSync, ftruncateSync, openSync, readdirSync, readFileSync, readSync, writeSync } from 'node:fs';
 import { open } from 'node:fs/promises';
-import { mapAnonymous, mapFile, mmap, MapFlags, PAGE_SIZE, Prot } from '../src';
+import { join } from 'node:path';
+import { mapAnonymous, mapFile, mappingStats, MAX_BUFFER_LENGTH, mmap, MapFlags, PAGE_SIZE, Prot } from '../src';
 import { fileWith, permsAt, runFixture, smapsOf, tempDir, TMP_IN_MEMORY } from './helpers';
 
 let dir: string;
@@ -23,7 +24,7 @@ describe('shared file mapping (memory-mapped I/O)', () => {
         .toString(),
     ).toBe('hello from the parent');
 
-    const child = runFixture('kinds-child.js', 'read', [path, String(PAGE_SIZE + 5), '21']);
+    const child = runFixture('mapping-child.js', 'read', [path, String(PAGE_SIZE + 5), '21']);
     expect(child.stderr).toBe('');
     expect(child.stdout).toBe('hello from the parent');
   });
@@ -31,7 +32,7 @@ describe('shared file mapping (memory-mapped I/O)', () => {
   test("a child writing through its own shared mapping is seen by the parent's mapping", () => {
     const path = fileWith(dir, 'shared.bin', new Uint8Array(PAGE_SIZE));
     using m = mapFile(path, { mode: 'r+' });
-    const child = runFixture('kinds-child.js', 'write', [path]);
+    const child = runFixture('mapping-child.js', 'write', [path]);
     expect(child.status).toBe(0);
     expect(Array.from(m.bytes.subarray(100, 104))).toEqual([1, 2, 3, 4]);
   });
@@ -117,7 +118,7 @@ describe('private file mapping (copy-on-write)', () => {
     expect(copy.bytes[PAGE_SIZE]).toBe(0xee);
     expect(Buffer.from(other.bytes).equals(Buffer.from(bytes))).toBe(true);
     expect(readFileSync(path).equals(Buffer.from(bytes))).toBe(true);
-    const child = runFixture('kinds-child.js', 'bytesAt', [path, String(PAGE_SIZE)]);
+    const child = runFixture('mapping-child.js', 'bytesAt', [path, String(PAGE_SIZE)]);
     expect(child.stdout).toBe(`${bytes[0]},${bytes[PAGE_SIZE]}`);
   });
 
@@ -159,16 +160,54 @@ describe('shared anonymous mapping', () => {
     const word = new Int32Array(m.buffer);
     expect(Atomics.add(word, 0, 5)).toBe(0x01010101);
   });
+});
 
-  test('resize() shrinks and grows back keeping the data, but never past its original size', () => {
-    using m = mapAnonymous(16 * PAGE_SIZE, { shared: true });
-    m.bytes.fill(7);
-    m.resize(PAGE_SIZE);
-    expect(m.bytes.length).toBe(PAGE_SIZE);
-    m.resize(16 * PAGE_SIZE);
-    expect(m.bytes[16 * PAGE_SIZE - 1]).toBe(7);
-    // The kernel sized the shared memory object at mmap time: pages past it would SIGBUS.
-    expect(() => m.resize(17 * PAGE_SIZE)).toThrow(expect.objectContaining({ code: 'ERR_OUT_OF_RANGE' }));
-    expect(m.length).toBe(16 * PAGE_SIZE);
+// Larger than one ArrayBuffer can be (4 GiB on Node 20): windows reach every byte.
+describe('a mapping larger than one ArrayBuffer', () => {
+  const GiB = 1024 ** 3;
+
+  test('a 6 GiB sparse file maps; windows read and write anywhere; buffer covers it (Node 22+) or says to use windows (Node 20)', async () => {
+    const { dir, cleanup } = tempDir();
+    const path = join(dir, 'sparse.bin');
+    const fd = openSync(path, 'w+');
+    try {
+      ftruncateSync(fd, 6 * GiB);
+      writeSync(fd, Buffer.from('far away'), 0, 8, 5 * GiB + 123);
+      using m = mapFile(path, { mode: 'r+' });
+      expect(m.length).toBe(6 * GiB);
+
+      // Read what the file holds at 5 GiB, write near the very end, and see it in the file.
+      expect(Buffer.from(m.view(5 * GiB + 123, 8)).toString()).toBe('far away');
+      m.view(6 * GiB - 4, 4).set([1, 2, 3, 4]);
+      m.view(0, 1)[0] = 9;
+      await m.flush({ offset: 6 * GiB - PAGE_SIZE });
+      const tail = Buffer.alloc(4);
+      readSync(fd, tail, 0, 4, 6 * GiB - 4);
+      expect(Array.from(tail)).toEqual([1, 2, 3, 4]);
+
+      if (MAX_BUFFER_LENGTH < 6 * GiB) {
+        // Node 20: no ArrayBuffer can cover it all.
+        expect(() => m.buffer).toThrow(
+          expect.objectContaining({
+            code: 'ERR_OUT_OF_RANGE',
+            message: expect.stringMatching(/view\(offset, length\)/),
+          }),
+        );
+        expect(() => m.view(0, MAX_BUFFER_LENGTH + 1)).toThrow(expect.objectContaining({ code: 'ERR_OUT_OF_RANGE' }));
+        const window = m.view(GiB, MAX_BUFFER_LENGTH); // the largest window there is
+        expect(window.length).toBe(MAX_BUFFER_LENGTH);
+      } else {
+        // Node 22+: one ArrayBuffer covers the whole mapping.
+        expect(m.buffer.byteLength).toBe(6 * GiB);
+        expect(m.bytes[6 * GiB - 1]).toBe(4);
+      }
+      const windows = [m.view(GiB, 16), m.view(5 * GiB, 16)];
+      m.unmap({ detachViews: true });
+      expect(windows.map((w) => w.length)).toEqual([0, 0]);
+      expect(mappingStats().bytes % PAGE_SIZE).toBe(0);
+    } finally {
+      closeSync(fd);
+      cleanup();
+    }
   });
 });
