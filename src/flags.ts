@@ -106,18 +106,21 @@ export enum Advice {
   /** `MADV_WILLNEED`: expect access in the near future (hence, it might be a good idea to read some pages ahead). */
   WillNeed = 3,
   /**
-   * `MADV_DONTNEED`: do not expect access in the near future. Private anonymous pages read back as
-   * zero-fill-on-demand afterwards; shared and file pages are refilled from their backing store.
+   * `MADV_DONTNEED`: do not expect access in the near future. **Destroys data**: private pages
+   * (anonymous, and what a `'copy'` file mapping wrote) read back as zeros or as the file's bytes
+   * afterwards; shared and file pages are refilled from their backing store.
    */
   DontNeed = 4,
   /**
    * `MADV_FREE` (Linux 4.5): the application no longer requires the pages; the kernel can free them
-   * lazily when memory is needed. Private anonymous only.
+   * lazily when memory is needed. **Destroys data**: a page freed before it is written again reads
+   * as zeros. Private anonymous only.
    */
   Free = 8,
   /**
    * `MADV_REMOVE` (Linux 2.6.16): free up the range and its backing store, punching a hole in the
-   * file (shmem, tmpfs and filesystems that support it).
+   * file (shmem, tmpfs and filesystems that support it). **Destroys data**, in the file itself:
+   * every process mapping it reads zeros there afterwards.
    */
   Remove = 9,
   /** `MADV_DONTFORK` (Linux 2.6.16): do not make the pages available to the child after a fork(2). */
@@ -138,7 +141,7 @@ export enum Advice {
   DoDump = 17,
   /**
    * `MADV_WIPEONFORK` (Linux 4.14): present the child with zero-filled memory in this range after a
-   * fork(2). Private anonymous only.
+   * fork(2). **Destroys data** in the child. Private anonymous only.
    */
   WipeOnFork = 18,
   /** `MADV_KEEPONFORK` (Linux 4.14): undo the effect of `WipeOnFork`. */
@@ -163,13 +166,25 @@ export enum Advice {
    * pages as if by writing, without actually writing.
    */
   PopulateWrite = 23,
-  /** `MADV_DONTNEED_LOCKED` (Linux 5.18): like `DontNeed`, but also for locked pages. */
+  /** `MADV_DONTNEED_LOCKED` (Linux 5.18): like `DontNeed`, but also for locked pages. **Destroys data** as `DontNeed` does. */
   DontNeedLocked = 24,
   /**
    * `MADV_COLLAPSE` (Linux 6.1): perform a best-effort synchronous collapse of the native pages
    * into transparent huge pages.
    */
   Collapse = 25,
+  /**
+   * `MADV_GUARD_INSTALL` (Linux 6.13): make the pages guard pages, without a new VMA: any access
+   * raises SIGSEGV, **which kills the process** (no JavaScript handler can catch it), as with
+   * `Prot.None`. **Destroys data**: pages already there are dropped. Cheaper than
+   * {@link Mapping.protect} for many small guards; `EINVAL` before 6.13.
+   */
+  GuardInstall = 102,
+  /**
+   * `MADV_GUARD_REMOVE` (Linux 6.13): remove guard pages; the range reads as it would after
+   * `DontNeed` (zeros for anonymous memory, the file's bytes for a file).
+   */
+  GuardRemove = 103,
 }
 
 /** Flags for {@link Mapping.sync} (`MS_*`). */

@@ -1,6 +1,7 @@
 // protect, advise, residency, lock: what the kernel and another process see.
 import { mapAnonymous, Advice, PAGE_SIZE, Prot } from '../src';
 import { spawnSync } from 'node:child_process';
+import { release } from 'node:os';
 import { permsAt, runFixture, smapsOf } from './helpers';
 
 describe('protect (mprotect)', () => {
@@ -61,6 +62,21 @@ describe('advise (madvise) and residency (mincore)', () => {
     expect(m.residency(PAGE_SIZE - 1, 2).length).toBe(2);
     expect(m.residency(0, 0).length).toBe(0);
   });
+});
+
+// MADV_GUARD_INSTALL and MADV_GUARD_REMOVE came with Linux 6.13.
+const [major, minor] = release().split('.').map(Number);
+const guardAdvice = major > 6 || (major === 6 && minor >= 13);
+
+describe('guard pages by madvise (Linux 6.13)', () => {
+  (guardAdvice ? test : test.skip)(
+    'GuardInstall: neighbours keep their bytes in one VMA; GuardRemove reads zeros; a touch of a guard is SIGSEGV',
+    () => {
+      const child = runFixture('memory-child.js', 'guardAdvice');
+      expect(child.stdout).toBe('edges 7 7, vmas +0\nremoved 0\n');
+      expect(child.signal).toBe('SIGSEGV');
+    },
+  );
 });
 
 describe('lock (mlock)', () => {
