@@ -166,7 +166,10 @@ export enum Advice {
    * pages as if by writing, without actually writing.
    */
   PopulateWrite = 23,
-  /** `MADV_DONTNEED_LOCKED` (Linux 5.18): like `DontNeed`, but also for locked pages. **Destroys data** as `DontNeed` does. */
+  /**
+   * `MADV_DONTNEED_LOCKED` (Linux 5.18): like `DontNeed`, but also for locked pages. **Destroys
+   * data** as `DontNeed` does.
+   */
   DontNeedLocked = 24,
   /**
    * `MADV_COLLAPSE` (Linux 6.1): perform a best-effort synchronous collapse of the native pages
