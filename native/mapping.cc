@@ -10,6 +10,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -223,9 +224,12 @@ Napi::Value Map(const Napi::CallbackInfo& info) {
   if (addr == MAP_FAILED) return Errno(env, errno);
   size_t size = (length + PageSize() - 1) / PageSize() * PageSize();
   Region* region = OpenRegion(LifetimeOf(env), addr, size, flags);
-  if ((flags & MAP_TYPE) == MAP_PRIVATE && (flags & MAP_ANONYMOUS) == 0 && fd >= 0) {
-    // Kept for resize() (RemapPrivateFile); if the process is out of descriptors, resize falls
-    // back to moving the pages.
+  bool privateFile = (flags & MAP_TYPE) == MAP_PRIVATE;
+  bool writableShared = !privateFile && (prot & PROT_WRITE) != 0;
+  if ((flags & MAP_ANONYMOUS) == 0 && fd >= 0 && (privateFile || writableShared)) {
+    // Kept for resize(): a private file mapping that must move maps the file again
+    // (RemapPrivateFile; without it, if the process is out of descriptors, the pages are moved
+    // instead), and a writable shared one may grow the file first (GrowFile).
     region->fileFd = fcntl(fd, F_DUPFD_CLOEXEC, 3);
     region->fileOffset = offset;
   }
@@ -320,6 +324,24 @@ Napi::Value Remap(const Napi::CallbackInfo& info) {
   return Napi::Number::New(env, rc);
 }
 
+// growFile(handle, bytes) -> 0 | -errno: extends the file under a writable shared mapping
+// (ftruncate on the descriptor the region keeps) so that it holds at least `bytes` past the
+// mapping's start; never shrinks it. EBADF when the region keeps no descriptor.
+Napi::Value GrowFile(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Region* region = UnwrapRegion(env, info[0]);
+  if (region == nullptr) return env.Undefined();
+  size_t bytes;
+  if (!ReadSize(env, info[1], "bytes", &bytes)) return env.Undefined();
+  if (!region->open) NAPI_THROW(ClosedError(env), env.Undefined());
+  if (region->fileFd < 0) return Napi::Number::New(env, -EBADF);
+  struct stat st;
+  if (fstat(region->fileFd, &st) != 0) return Errno(env, errno);
+  off_t wanted = static_cast<off_t>(region->fileOffset + bytes);
+  if (!S_ISREG(st.st_mode) || st.st_size >= wanted) return Napi::Number::New(env, 0);
+  return Result(env, ftruncate(region->fileFd, wanted));
+}
+
 // fixed(handle, offset, length, prot, flags, fd, fileOffset) -> 0 | -errno
 // MAP_FIXED, confined to pages this mapping already owns.
 Napi::Value Fixed(const Napi::CallbackInfo& info) {
@@ -407,6 +429,7 @@ void InitMapping(Napi::Env env, Napi::Object exports) {
   exports.Set("buffer", Napi::Function::New(env, Buffer, "buffer"));
   exports.Set("unmap", Napi::Function::New(env, Unmap, "unmap"));
   exports.Set("remap", Napi::Function::New(env, Remap, "remap"));
+  exports.Set("growFile", Napi::Function::New(env, GrowFile, "growFile"));
   exports.Set("noteTransfer", Napi::Function::New(env, NoteTransfer, "noteTransfer"));
   exports.Set("fixed", Napi::Function::New(env, Fixed, "fixed"));
   exports.Set("address", Napi::Function::New(env, Address, "address"));

@@ -24,6 +24,11 @@ Lifetime* LifetimeOf(napi_env env);
 
 size_t PageSize();
 
+// Faults in every page of [addr, addr + length) through process_vm_readv (memory.cc): what
+// populate() does where the kernel lacks MADV_POPULATE_*. 0, or -EFAULT at a page that cannot
+// be read (past the end of a truncated file).
+int PopulateByTouch(uint8_t* addr, size_t length);
+
 void InitMapping(Napi::Env env, Napi::Object exports);
 
 }  // namespace mman

@@ -1,10 +1,15 @@
 // The calls that act on pages of a live mapping: mprotect, madvise, msync (inline and on
-// the threadpool), mlock/mlock2/munlock and mincore. Each checks its range with
+// the threadpool), populate (on the threadpool), mlock/mlock2/munlock, mincore and the
+// anonymous-memory name (prctl). Each checks its range with
 // RegionRange, calls the kernel once, and returns 0 or -errno.
 #include <errno.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/syscall.h>
+#include <sys/uio.h>
 #include <unistd.h>
+
+#include <string>
 
 #include "answers.h"
 #include "guard.h"
@@ -94,6 +99,99 @@ Napi::Value Flush(const Napi::CallbackInfo& info) {
   return promise;
 }
 
+#ifndef MADV_POPULATE_READ  // Linux 5.14
+#define MADV_POPULATE_READ 22
+#define MADV_POPULATE_WRITE 23
+#endif
+
+// Faults in one byte of every page of [addr, addr + length) without touching it from this
+// thread: process_vm_readv(2) on this very process reads through the kernel's fault path, so
+// a page past the end of a truncated file gives EFAULT, where a load would raise SIGBUS.
+// The fallback for kernels before MADV_POPULATE_READ; it makes the pages resident (the disk
+// read is done) but leaves them mapped read-only, so a first write still takes a minor fault.
+}  // namespace
+
+int PopulateByTouch(uint8_t* addr, size_t length) {
+  constexpr size_t kBatch = 512;  // below IOV_MAX (1024)
+  size_t page = PageSize();
+  char scratch[kBatch];
+  iovec remote[kBatch];
+  for (size_t off = 0; off < length;) {
+    size_t n = 0;
+    for (; n < kBatch && off < length; ++n, off += page) remote[n] = {addr + off, 1};
+    iovec local = {scratch, n};
+    ssize_t got = process_vm_readv(getpid(), &local, 1, remote, n, 0);
+    if (got < 0) return -errno;
+    if (static_cast<size_t>(got) < n) return -EFAULT;  // stopped at a page it could not read
+  }
+  return 0;
+}
+
+namespace {
+
+// populate on the threadpool: MADV_POPULATE_READ/WRITE over one bounded chunk, or the page
+// touch above where the kernel has neither (EINVAL). Borrows the region's pages, as flush does.
+class PopulateWorker : public Napi::AsyncWorker {
+ public:
+  PopulateWorker(Napi::Env env, Region* region, uint8_t* addr, size_t length, bool write)
+      : Napi::AsyncWorker(env, "mman.populate"),
+        deferred_(Napi::Promise::Deferred::New(env)),
+        borrow_(region),
+        addr_(addr),
+        length_(length),
+        write_(write) {}
+  Napi::Promise Promise() { return deferred_.Promise(); }
+
+ protected:
+  void Execute() override {
+    if (madvise(addr_, length_, write_ ? MADV_POPULATE_WRITE : MADV_POPULATE_READ) == 0) return;
+    result_ = -errno;
+    if (result_ == -EINVAL) result_ = PopulateByTouch(addr_, length_);
+  }
+  void OnOK() override { deferred_.Resolve(Napi::Number::New(Env(), result_)); }
+  void OnError(const Napi::Error& error) override { deferred_.Reject(error.Value()); }
+
+ private:
+  Napi::Promise::Deferred deferred_;
+  Borrow borrow_;
+  uint8_t* addr_;
+  size_t length_;
+  bool write_;
+  int result_ = 0;
+};
+
+// populate(handle, offset, length, write) -> Promise<0 | -errno>
+Napi::Value Populate(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  size_t length;
+  Region* region = nullptr;
+  uint8_t* addr = RangeArgs(info, &length, &region);
+  if (addr == nullptr) return env.Undefined();
+  auto* worker = new PopulateWorker(env, region, addr, length, info[3].ToBoolean().Value());
+  Napi::Promise promise = worker->Promise();
+  worker->Queue();
+  return promise;
+}
+
+#ifndef PR_SET_VMA  // Linux 5.17
+#define PR_SET_VMA 0x53564d41
+#define PR_SET_VMA_ANON_NAME 0
+#endif
+
+// name(handle, offset, length, name | null) -> 0 | -errno: names the anonymous memory of the
+// range, shown as [anon:name] in /proc/<pid>/maps (prctl PR_SET_VMA_ANON_NAME); null removes it.
+Napi::Value Name(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  size_t length;
+  uint8_t* addr = RangeArgs(info, &length);
+  if (addr == nullptr) return env.Undefined();
+  std::string name;
+  bool named = info[3].IsString();
+  if (named) name = info[3].As<Napi::String>().Utf8Value();
+  return Result(
+      env, prctl(PR_SET_VMA, PR_SET_VMA_ANON_NAME, addr, length, named ? name.c_str() : nullptr));
+}
+
 // lock(handle, offset, length, flags): mlock, or mlock2 when flags (MLOCK_ONFAULT) are given
 Napi::Value Lock(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -166,6 +264,8 @@ void InitMemory(Napi::Env env, Napi::Object exports) {
   exports.Set("advise", Napi::Function::New(env, Advise, "advise"));
   exports.Set("sync", Napi::Function::New(env, Sync, "sync"));
   exports.Set("flush", Napi::Function::New(env, Flush, "flush"));
+  exports.Set("populate", Napi::Function::New(env, Populate, "populate"));
+  exports.Set("name", Napi::Function::New(env, Name, "name"));
   exports.Set("lock", Napi::Function::New(env, Lock, "lock"));
   exports.Set("unlock", Napi::Function::New(env, Unlock, "unlock"));
   exports.Set("residency", Napi::Function::New(env, Residency, "residency"));

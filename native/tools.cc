@@ -1,7 +1,7 @@
 // The addon's hooks for the tools (the `mman` command, bench/) and the tests, exported as
 // `native.tools` and nowhere beside map/unmap: the C loops the benchmarks compare against
 // (first touches, mmap + munmap) timed in this process, posix_fadvise to evict a file's
-// pages, and (source builds only) malloc's count of bytes in use.
+// pages, populate()'s fallback on its own, and (source builds only) malloc's count of bytes in use.
 #include <errno.h>
 #include <fcntl.h>
 #include <sys/mman.h>
@@ -17,6 +17,7 @@
 #include <napi.h>
 
 #include "answers.h"
+#include "mapping.h"
 
 namespace mman {
 
@@ -122,11 +123,24 @@ Napi::Value MallocInUse(const Napi::CallbackInfo& info) {
 }
 #endif
 
+// populateByTouch(handle, offset, length) -> 0 | -errno: populate()'s fallback for kernels
+// without MADV_POPULATE_READ, run here on this thread so the tests reach it on any kernel.
+Napi::Value PopulateByTouchHook(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Region* region = UnwrapRegion(env, info[0]);
+  if (region == nullptr) return env.Undefined();
+  size_t length;
+  uint8_t* addr = RegionRange(env, region, info[1], info[2], &length);
+  if (addr == nullptr) return env.Undefined();
+  return Napi::Number::New(env, PopulateByTouch(addr, length));
+}
+
 }  // namespace
 
 void InitTools(Napi::Env env, Napi::Object tools) {
   tools.Set("touchPages", Napi::Function::New(env, TouchPages, "touchPages"));
   tools.Set("fadvise", Napi::Function::New(env, Fadvise, "fadvise"));
+  tools.Set("populateByTouch", Napi::Function::New(env, PopulateByTouchHook, "populateByTouch"));
   tools.Set("mapUnmapLoop", Napi::Function::New(env, MapUnmapLoop, "mapUnmapLoop"));
   Napi::Object fadv = Napi::Object::New(env);
   fadv.Set("POSIX_FADV_NORMAL", Napi::Number::New(env, POSIX_FADV_NORMAL));

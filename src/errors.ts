@@ -169,3 +169,11 @@ export function validateAbortSignal(value: unknown, name: string): AbortSignal |
   }
   return value as AbortSignal;
 }
+
+/** What Node's promise APIs reject with once their `signal` aborts: an `AbortError`, code `ABORT_ERR`. */
+export function abortError(signal: AbortSignal): Error {
+  const err = new Error('The operation was aborted', { cause: signal.reason }) as Error & { code: string };
+  err.name = 'AbortError';
+  err.code = 'ABORT_ERR';
+  return err;
+}

@@ -5,6 +5,7 @@ import { types } from 'node:util';
 import { native, type Handle } from './native';
 import { handleOf, ownerOf } from './mapping';
 import {
+  abortError,
   INT32_MAX,
   invalidArgType,
   invalidArgValue,
@@ -222,13 +223,6 @@ function unwatchAbort(signal: AbortSignal, cancel: () => void): void {
   if (watch === undefined || !watch.cancels.delete(cancel) || watch.cancels.size > 0) return;
   abortWatches.delete(signal);
   signal.removeEventListener('abort', watch.listener);
-}
-
-function abortError(signal: AbortSignal): Error {
-  const err = new Error('The operation was aborted', { cause: signal.reason }) as Error & { code: string };
-  err.name = 'AbortError';
-  err.code = 'ABORT_ERR';
-  return err;
 }
 
 /**

@@ -1,9 +1,20 @@
 // The public surface of mman. Re-exports only.
-export { PAGE_SIZE, MAX_BUFFER_LENGTH, Mapping, mmap, mapFile, mapAnonymous, mappingStats } from './mapping';
+export {
+  PAGE_SIZE,
+  MAX_BUFFER_LENGTH,
+  Mapping,
+  mmap,
+  mapFile,
+  mapFileAsync,
+  mapAnonymous,
+  mappingStats,
+} from './mapping';
 export type {
   MappingStats,
   MapFileMode,
   MapFileOptions,
+  MapFileAsyncOptions,
+  PopulateOptions,
   MapAnonymousOptions,
   SyncOptions,
   FlushOptions,
@@ -11,6 +22,7 @@ export type {
   LockOptions,
   UnmapOptions,
 } from './mapping';
+export type { MappingMemory } from './smaps';
 export { Prot, MapFlags, Advice, SyncFlags, RemapFlags, LockFlags } from './flags';
 export type { SystemError, MmanErrorCode } from './errors';
 export { SharedMemory, fork, SHM_DIRECTORY } from './shared';

@@ -1,14 +1,16 @@
 // class Mapping and the functions that create one: mmap(), mapFile(), mapAnonymous().
 // Policy lives here (defaults, validation, page arithmetic); native/ only makes the calls.
-import { closeSync, openSync, type PathLike } from 'node:fs';
-import type { FileHandle } from 'node:fs/promises';
+import { closeSync, constants as fsConstants, openSync, type PathLike } from 'node:fs';
+import { open as openAsync, type FileHandle } from 'node:fs/promises';
 import { constants as bufferConstants } from 'node:buffer';
 import { constants as osConstants } from 'node:os';
 import { readFileSync } from 'node:fs';
 
 import { lend, native, type Handle } from './native';
+import { memoryOf, type MappingMemory } from './smaps';
 import { Advice, LockFlags, MapFlags, Prot, RemapFlags, SyncFlags } from './flags';
 import {
+  abortError,
   invalidArgType,
   invalidArgValue,
   mappingClosed,
@@ -20,6 +22,7 @@ import {
   validateInteger,
   validateOneOf,
   validateOptions,
+  validateAbortSignal,
 } from './errors';
 
 /** The size of a page on this machine, from `sysconf(_SC_PAGESIZE)`: 4096 on x86-64; 4, 16 or 64 KiB on arm64. */
@@ -120,7 +123,33 @@ export type FlushOptions = Omit<SyncOptions, 'async'>;
 export interface ResizeOptions {
   /** Let the kernel move the mapping when it cannot grow in place (`MREMAP_MAYMOVE`). Default `true`. */
   mayMove?: boolean;
+  /**
+   * For a writable shared file mapping (`'r+'`, `'w+'`): first extend the file (ftruncate(2))
+   * to hold the new length, when it is shorter, so the new pages are the file's and never
+   * SIGBUS. The file is never shrunk. Default `false`.
+   */
+  growFile?: boolean;
 }
+
+/** Options for {@link Mapping.populate}. */
+export interface PopulateOptions {
+  /** First byte, relative to the mapping. Default 0. */
+  offset?: number;
+  /** Bytes. Default: to the end of the mapping. */
+  length?: number;
+  /**
+   * Fault the pages in writable (`MADV_POPULATE_WRITE`), for memory about to be written: a
+   * private mapping's pages are copied now, and a shared file mapping's are marked dirty (so
+   * they are written back). Default `false`: readable (`MADV_POPULATE_READ`).
+   */
+  write?: boolean;
+  /** Aborting it rejects with an `AbortError` after the chunk under way. */
+  signal?: AbortSignal;
+}
+
+// populate() works in chunks of this many bytes: no threadpool thread is held longer than
+// one chunk takes (a few ms from a disk, well under one from the page cache).
+const POPULATE_CHUNK = 8 * 1024 * 1024;
 
 /** Options for {@link Mapping.unmap}. */
 export interface UnmapOptions {
@@ -225,6 +254,7 @@ export class Mapping implements Disposable {
   #flags: number;
   #guarded = false;
   #growable: number; // how far resize() may grow: a shared anonymous mapping's original size
+  #name: string | undefined; // its anonymous memory's name (mapAnonymous's options.name)
   #buffer: ArrayBuffer | null = null;
   #bytes: Uint8Array | null = null;
 
@@ -349,6 +379,14 @@ export class Mapping implements Disposable {
   /** The flags it was mapped with (`MapFlags`). */
   get flags(): MapFlags {
     return this.#flags;
+  }
+
+  /**
+   * The name its anonymous memory shows under in `/proc/<pid>/maps` (`mapAnonymous`'s
+   * `options.name`), or `undefined`: none was asked for, or the kernel cannot name memory.
+   */
+  get name(): string | undefined {
+    return this.#name;
   }
 
   /** True once {@link Mapping.unmap} has run. */
@@ -478,6 +516,7 @@ export class Mapping implements Disposable {
     validateInteger(newLength, 'newLength', 1, MAX_LENGTH);
     const opts = validateOptions<ResizeOptions>(options);
     const mayMove = validateBoolean(opts.mayMove, 'options.mayMove', true);
+    const growFile = validateBoolean(opts.growFile, 'options.growFile');
     const newSize = roundUp(this.#delta + newLength, this.#granule);
     if (newSize > this.#growable) {
       throw outOfRange(
@@ -486,12 +525,84 @@ export class Mapping implements Disposable {
         newLength,
       );
     }
+    if (growFile) {
+      if ((this.#flags & MapFlags.Anonymous) !== 0 || !this.shared)
+        throw invalidArgValue('options.growFile', true, 'is only for a shared file mapping');
+      const grown = native.growFile(handle, this.#delta + newLength);
+      if (grown < 0) throw systemError(grown, 'ftruncate');
+    }
     const rc = native.remap(handle, newSize, mayMove ? RemapFlags.MayMove : 0, this.#buffer);
     if (rc < 0) throw systemError(rc, 'mremap');
     this.#buffer = null;
     this.#bytes = null;
+    if (rc !== MOVED_NOT_GROWN) this.#length = newLength;
+    if (this.#name !== undefined) native.name(handle, 0, this.#mappedSize(), this.#name); // a copy is unnamed
     if (rc === MOVED_NOT_GROWN) throw systemError(-osConstants.errno.ENOMEM, 'mremap');
-    this.#length = newLength;
+  }
+
+  // Bytes of the mapped pages: the exposed window and the page (or huge page) ends around it.
+  #mappedSize(): number {
+    return roundUp(this.#delta + this.#length, this.#granule);
+  }
+
+  /** @internal Names its anonymous memory (mapAnonymous's options.name); 0 or -errno. */
+  nameAnonymous(name: string): number {
+    const rc = native.name(this.#open(), 0, this.#mappedSize(), name);
+    if (rc === 0) this.#name = name;
+    return rc;
+  }
+
+  /**
+   * Makes the pages that `[offset, offset + length)` touches resident, off the event loop,
+   * and resolves once they are, so that later reads from JavaScript (writes, with
+   * `options.write`) find them mapped and never stop the thread for a disk read.
+   *
+   * madvise(2) `MADV_POPULATE_READ`/`MADV_POPULATE_WRITE` (Linux 5.14) on the libuv
+   * threadpool, one chunk of at most 8 MiB at a time: other `fs` work interleaves, and no
+   * threadpool thread is held for longer than a chunk. On older kernels each page is read
+   * through process_vm_readv(2) instead (resident, but a first write still takes a minor fault).
+   * The pages can be reclaimed again under memory pressure; {@link Mapping.lock} keeps them.
+   *
+   * Rejects with `EFAULT` (`syscall: 'madvise'`) where a page lies past the end of the file
+   * (a file shorter than the mapping, or truncated under it): the way to learn of it without
+   * SIGBUS. (`EFAULT` also when `write` is asked of pages without write permission.) Rejects
+   * with an `AbortError` once `options.signal` aborts, and with `ERR_MAPPING_CLOSED` if the
+   * mapping is unmapped meanwhile; the chunk under way keeps its pages mapped until it ends.
+   *
+   * @example
+   * using m = mapFile('index.bin');
+   * await m.populate();                    // the disk reads happen here, on the threadpool
+   * const hit = m.bytes[someOffset];       // no fault, no stall
+   */
+  async populate(options?: PopulateOptions): Promise<void> {
+    this.#open();
+    const opts = validateOptions<PopulateOptions>(options);
+    const write = validateBoolean(opts.write, 'options.write');
+    const signal = validateAbortSignal(opts.signal, 'options.signal');
+    const [start, len] = this.#pages(opts.offset, opts.length);
+    for (let at = start; at < start + len; at += POPULATE_CHUNK) {
+      if (signal?.aborted) throw abortError(signal);
+      const handle = this.#open();
+      // A resize() meanwhile may have shrunk it: populate what is left of the range.
+      const end = Math.min(start + len, this.#mappedSize());
+      if (at >= end) break;
+      const rc = await native.populate(handle, at, Math.min(POPULATE_CHUNK, end - at), write);
+      if (rc < 0) throw systemError(rc, 'madvise');
+    }
+    if (signal?.aborted) throw abortError(signal);
+    this.#open();
+  }
+
+  /**
+   * The kernel's own accounting of the mapping's pages, from `/proc/self/smaps`: resident,
+   * proportional, shared and private clean and dirty, anonymous, huge pages, swap and locked
+   * bytes, summed over the VMAs that hold the mapping (see {@link MappingMemory.size} for
+   * when that includes a neighbour). Reads the file, so it costs a fraction of a millisecond
+   * per few hundred mappings of the process: not for a hot path.
+   */
+  memory(): MappingMemory {
+    const base = native.address(this.#open());
+    return memoryOf(base, base + BigInt(this.#mappedSize()));
   }
 
   /**
@@ -651,10 +762,10 @@ export function mmap(length: number, prot: Prot, flags: MapFlags, fd = -1, offse
 }
 
 /**
- * How {@link mapFile} maps: `'r'` read-only shared, `'r+'` read-write shared, `'copy'` read-write
- * private (copy-on-write).
+ * How {@link mapFile} maps: `'r'` read-only shared, `'r+'` read-write shared, `'w+'` read-write
+ * shared over a file emptied (or created) first, `'copy'` read-write private (copy-on-write).
  */
-export type MapFileMode = 'r' | 'r+' | 'copy';
+export type MapFileMode = 'r' | 'r+' | 'w+' | 'copy';
 
 const S_IFMT = 0o170000;
 const S_IFREG = 0o100000;
@@ -673,14 +784,23 @@ export function statFd(fd: number): { isFile: boolean; size: number } {
 export interface MapFileOptions {
   /**
    * `'r'` (default): read-only, `MAP_SHARED`. `'r+'`: read-write, `MAP_SHARED`, writes reach the
-   * file. `'copy'`: read-write, `MAP_PRIVATE`, writes stay in this process.
+   * file. `'w+'`: as `'r+'`, over a file created if missing and emptied first (as `fs` and
+   * `numpy.memmap` mean by `w+`), then sized to `offset + length`. `'copy'`: read-write,
+   * `MAP_PRIVATE`, writes stay in this process.
    */
   mode?: MapFileMode;
   /** First byte of the file to map; any value (the mapping starts at the page below). Default 0. */
   offset?: number;
-  /** Bytes to map. Default: the rest of the file after `offset`. */
+  /** Bytes to map. Default: the rest of the file after `offset`. Required with `create` and `'w+'`. */
   length?: number;
-  /** Prefault the page tables (`MAP_POPULATE`), reading the file ahead. */
+  /**
+   * With `'r+'`: create the file if it is missing (mode `0o666` less the umask, as `fs` does)
+   * and extend it (ftruncate(2)) when it is shorter than `offset + length`, so that every
+   * mapped page is the file's and none can SIGBUS. Never truncates. With a descriptor or a
+   * `FileHandle` it only extends. `'w+'` implies it. Default `false`.
+   */
+  create?: boolean;
+  /** Prefault the page tables (`MAP_POPULATE`), reading the file ahead, on this thread. */
   populate?: boolean;
   /** madvise(2) the mapping once it is made. */
   advice?: Advice;
@@ -693,91 +813,202 @@ export interface MapFileOptions {
   guard?: boolean;
 }
 
+/** Options for {@link mapFileAsync}: those of {@link mapFile}, with `populate` done off the event loop. */
+export interface MapFileAsyncOptions extends Omit<MapFileOptions, 'populate'> {
+  /**
+   * Make every page resident before resolving, on the threadpool ({@link Mapping.populate}),
+   * so that the first reads do not stop the event loop. Default `true`.
+   */
+  populate?: boolean;
+  /** Aborting it rejects with an `AbortError`; whatever was mapped is unmapped. */
+  signal?: AbortSignal;
+}
+
 /**
- * What {@link mapFile} maps: a path, an open file descriptor, or an `fs/promises` FileHandle.
+ * What {@link mapFile} maps: a path, an open file descriptor or an `fs/promises` FileHandle.
  * @inline
  */
 type FileTarget = PathLike | number | FileHandle;
 
-const MODES: Record<MapFileMode, { prot: number; flags: number; open: string }> = {
-  r: { prot: Prot.Read, flags: MapFlags.Shared, open: 'r' },
-  'r+': { prot: Prot.Read | Prot.Write, flags: MapFlags.Shared, open: 'r+' },
-  copy: { prot: Prot.Read | Prot.Write, flags: MapFlags.Private, open: 'r' },
+const { O_RDONLY, O_RDWR, O_CREAT, O_TRUNC } = fsConstants;
+const MODES: Record<MapFileMode, { prot: number; flags: number; open: number }> = {
+  r: { prot: Prot.Read, flags: MapFlags.Shared, open: O_RDONLY },
+  'r+': { prot: Prot.Read | Prot.Write, flags: MapFlags.Shared, open: O_RDWR },
+  'w+': { prot: Prot.Read | Prot.Write, flags: MapFlags.Shared, open: O_RDWR | O_CREAT | O_TRUNC },
+  copy: { prot: Prot.Read | Prot.Write, flags: MapFlags.Private, open: O_RDONLY },
 };
+
+// What mapFile and mapFileAsync were asked for, checked before anything is opened.
+interface FilePlan {
+  prot: number;
+  flags: number;
+  open: number; // open(2) flags for a path
+  offset: number;
+  length: number | undefined;
+  create: boolean; // extend the file to offset + length
+  empty: boolean; // 'w+': empty the file first
+  guard: boolean;
+  advice: Advice | undefined;
+}
+
+function planFile(opts: Partial<MapFileOptions>, populate: boolean): FilePlan {
+  const modeName = validateOneOf(opts.mode ?? 'r', 'options.mode', Object.keys(MODES) as MapFileMode[]);
+  const mode = MODES[modeName];
+  const offset = opts.offset === undefined ? 0 : validateInteger(opts.offset, 'options.offset', 0, MAX_LENGTH);
+  const length = opts.length === undefined ? undefined : validateInteger(opts.length, 'options.length', 1, MAX_LENGTH);
+  const create = validateBoolean(opts.create, 'options.create') || modeName === 'w+';
+  if (create && modeName !== 'r+' && modeName !== 'w+')
+    throw invalidArgValue('options.create', opts.create, "is only for mode 'r+' (or 'w+', which implies it)");
+  if (create && length === undefined)
+    throw invalidArgValue(
+      'options.length',
+      length,
+      `is required with ${modeName === 'w+' ? "mode 'w+'" : 'options.create'}: the bytes to map, to which the file is extended`,
+    );
+  const guard = validateBoolean(opts.guard, 'options.guard');
+  if (opts.advice !== undefined && !ADVICE_VALUES.has(opts.advice))
+    throw invalidArgValue('options.advice', opts.advice, 'must be a member of Advice');
+  return {
+    prot: mode.prot,
+    flags: mode.flags | (populate ? MapFlags.Populate : 0),
+    open: mode.open | (create ? O_CREAT : 0),
+    offset,
+    length,
+    create,
+    empty: modeName === 'w+',
+    guard,
+    advice: opts.advice,
+  };
+}
+
+// A path to open, or a descriptor the caller keeps.
+function fileTarget(file: unknown): { path: PathLike; fd?: undefined } | { path?: undefined; fd: number } {
+  if (typeof file === 'number') return { fd: validateInt32(file, 'file', 0) };
+  if (typeof file === 'string' || file instanceof URL || Buffer.isBuffer(file)) return { path: file };
+  if (file !== null && typeof file === 'object' && typeof (file as FileHandle).fd === 'number') {
+    const fd = (file as FileHandle).fd;
+    if (fd < 0) throw systemError(-osConstants.errno.EBADF, 'fstat'); // a closed FileHandle, as fs.promises says
+    return { fd };
+  }
+  throw invalidArgType('file', 'a path (string, Buffer, URL), a file descriptor or a FileHandle', file);
+}
+
+// Maps an open descriptor as planned: sizes the file first if asked, then checks the window
+// against it. `opened`: the descriptor was opened here from `path` (with O_TRUNC for 'w+').
+function mapOpenFile(fd: number, plan: FilePlan, path: string | undefined, opened: boolean): Mapping {
+  const stat = statFd(fd);
+  let length = plan.length;
+  let size = stat.size;
+  if (stat.isFile && plan.create) {
+    const wanted = plan.offset + length!;
+    if (plan.empty && !opened) {
+      const rc = native.fdTruncate(fd, 0);
+      if (rc < 0) throw systemError(rc, 'ftruncate', path);
+      size = 0;
+    }
+    if (size < wanted) {
+      const rc = native.fdTruncate(fd, wanted);
+      if (rc < 0) throw systemError(rc, 'ftruncate', path);
+      size = wanted;
+    }
+  }
+  if (stat.isFile) {
+    if (size === 0)
+      throw mmanError(
+        'ERR_MAPPING_EMPTY_FILE',
+        `Cannot map an empty file${path ? ` '${path}'` : ''}: any access would raise SIGBUS (options.create extends it)`,
+      );
+    if (plan.offset >= size) throw outOfRange('options.offset', `< the file size (${size})`, plan.offset);
+    length ??= size - plan.offset;
+    if (length > size - plan.offset)
+      throw outOfRange(
+        'options.length',
+        `<= the file size minus offset (${size - plan.offset}); pages past the end of the file raise SIGBUS (options.create extends the file)`,
+        length,
+      );
+  } else if (length === undefined) {
+    throw invalidArgValue('options.length', length, 'is required for a file that is not a regular file');
+  }
+  const pageOffset = roundDown(plan.offset, PAGE_SIZE);
+  const mapping = create(length, plan.prot, plan.flags, fd, pageOffset, plan.offset - pageOffset, undefined, path);
+  try {
+    if (plan.guard) mapping.guardAgainstTruncation(plan.prot);
+    if (plan.advice !== undefined) mapping.advise(plan.advice);
+  } catch (err) {
+    mapping.unmap();
+    throw err;
+  }
+  return mapping;
+}
 
 /**
  * Maps a file, given as a path, a file descriptor or a `FileHandle`. A path is opened and
  * closed again here (the mapping keeps the file alive); an fd or FileHandle stays the
  * caller's. The mapping covers `[offset, offset + length)` of the file, exactly.
  *
- * An empty file, or a window past the end of the file, is refused: touching it would
- * SIGBUS. The file shrinking under the mapping later (another process truncating it) makes
- * reads of the lost pages SIGBUS, which kills the process.
+ * An empty file, or a window past the end of the file, is refused (touching it would
+ * SIGBUS) unless `create` (or mode `'w+'`) sizes the file first. The file shrinking under
+ * the mapping later (another process truncating it) makes reads of the lost pages SIGBUS,
+ * which kills the process: see `guard`, and {@link Mapping.populate}, which reports it as
+ * `EFAULT`.
+ *
+ * The first touch of each page not in the page cache reads the disk on this thread: in a
+ * server, use {@link mapFileAsync} (or {@link Mapping.populate}) to do that off the event loop.
  *
  * @example
  * using m = mapFile('data.bin');           // read-only, shared
  * const sum = new Uint32Array(m.buffer).reduce((a, b) => a + b, 0);
+ * @example
+ * using log = mapFile('log.bin', { mode: 'r+', create: true, length: 1 << 20 });
+ * log.resize(2 << 20, { growFile: true }); // the file grows with it
  */
 export function mapFile(file: FileTarget, options?: MapFileOptions): Mapping {
   const opts = validateOptions<MapFileOptions>(options);
-  const modeName = opts.mode ?? 'r';
-  const mode = MODES[validateOneOf(modeName, 'options.mode', Object.keys(MODES) as MapFileMode[])];
-  const offset = opts.offset === undefined ? 0 : validateInteger(opts.offset, 'options.offset', 0, MAX_LENGTH);
-  if (opts.length !== undefined) validateInteger(opts.length, 'options.length', 1, MAX_LENGTH);
-  let flags = mode.flags;
-  if (validateBoolean(opts.populate, 'options.populate')) flags |= MapFlags.Populate;
-  const guard = validateBoolean(opts.guard, 'options.guard');
-  if (opts.advice !== undefined && !ADVICE_VALUES.has(opts.advice))
-    throw invalidArgValue('options.advice', opts.advice, 'must be a member of Advice');
+  const plan = planFile(opts, validateBoolean(opts.populate, 'options.populate'));
+  const target = fileTarget(file);
+  if (target.fd !== undefined) return mapOpenFile(target.fd, plan, undefined, false);
+  const fd = openSync(target.path, plan.open, 0o666);
+  try {
+    return mapOpenFile(fd, plan, target.path.toString(), true);
+  } finally {
+    closeSync(fd);
+  }
+}
 
-  let fd: number;
-  let path: string | undefined;
-  let ownFd = false;
-  if (typeof file === 'number') {
-    fd = validateInt32(file, 'file', 0);
-  } else if (typeof file === 'string' || file instanceof URL || Buffer.isBuffer(file)) {
-    path = file.toString();
-    fd = openSync(file, mode.open);
-    ownFd = true;
-  } else if (file !== null && typeof file === 'object' && typeof (file as FileHandle).fd === 'number') {
-    fd = (file as FileHandle).fd;
-    if (fd < 0) throw systemError(-osConstants.errno.EBADF, 'fstat'); // a closed FileHandle, as fs.promises says
+/**
+ * {@link mapFile} for a server: opens the file on the threadpool, maps it, and (unless
+ * `populate: false`) makes every page resident off the event loop ({@link Mapping.populate})
+ * before it resolves, so that reading the mapping never stalls the loop on the disk.
+ *
+ * @example
+ * const m = await mapFileAsync('index.bin', { signal: AbortSignal.timeout(5000) });
+ */
+export async function mapFileAsync(file: FileTarget, options?: MapFileAsyncOptions): Promise<Mapping> {
+  const opts = validateOptions<MapFileAsyncOptions>(options);
+  const populate = validateBoolean(opts.populate, 'options.populate', true);
+  const signal = validateAbortSignal(opts.signal, 'options.signal');
+  const plan = planFile({ ...opts, populate: undefined }, false);
+  const target = fileTarget(file);
+  if (signal?.aborted) throw abortError(signal);
+  let mapping: Mapping;
+  if (target.fd !== undefined) {
+    mapping = mapOpenFile(target.fd, plan, undefined, false);
   } else {
-    throw invalidArgType('file', 'a path (string, Buffer, URL), a file descriptor or a FileHandle', file);
+    const handle = await openAsync(target.path, plan.open, 0o666);
+    try {
+      mapping = mapOpenFile(handle.fd, plan, target.path.toString(), true);
+    } finally {
+      await handle.close();
+    }
   }
   try {
-    const stat = statFd(fd);
-    let length = opts.length;
-    if (stat.isFile) {
-      if (stat.size === 0)
-        throw mmanError(
-          'ERR_MAPPING_EMPTY_FILE',
-          `Cannot map an empty file${path ? ` '${path}'` : ''}: any access would raise SIGBUS`,
-        );
-      if (offset >= stat.size) throw outOfRange('options.offset', `< the file size (${stat.size})`, offset);
-      length ??= stat.size - offset;
-      if (length > stat.size - offset)
-        throw outOfRange(
-          'options.length',
-          `<= the file size minus offset (${stat.size - offset}); pages past the end of the file raise SIGBUS`,
-          length,
-        );
-    } else if (length === undefined) {
-      throw invalidArgValue('options.length', length, 'is required for a file that is not a regular file');
-    }
-    const pageOffset = roundDown(offset, PAGE_SIZE);
-    const mapping = create(length, mode.prot, flags, fd, pageOffset, offset - pageOffset, undefined, path);
-    try {
-      if (guard) mapping.guardAgainstTruncation(mode.prot);
-      if (opts.advice !== undefined) mapping.advise(opts.advice);
-    } catch (err) {
-      mapping.unmap();
-      throw err;
-    }
-    return mapping;
-  } finally {
-    if (ownFd) closeSync(fd);
+    if (populate) await mapping.populate({ signal });
+    else if (signal?.aborted) throw abortError(signal);
+  } catch (err) {
+    mapping.unmap();
+    throw err;
   }
+  return mapping;
 }
 
 /** Options for {@link mapAnonymous}. */
@@ -796,7 +1027,20 @@ export interface MapAnonymousOptions {
    * `'transparent'`: `madvise(MADV_HUGEPAGE)`.
    */
   hugePages?: boolean | 'transparent';
+  /**
+   * Names the memory: it shows as `[anon:<name>]` in `/proc/<pid>/maps` and `smaps`, and so in
+   * every tool that reads them, and is never merged with memory of another name (prctl(2)
+   * `PR_SET_VMA_ANON_NAME`: Linux 5.17 built with `CONFIG_ANON_VMA_NAME`; a shared mapping
+   * needs Linux 6.2). A kernel without it leaves the memory unnamed and the mapping is made
+   * all the same: {@link Mapping.name} says which. At most 79 printable ASCII characters, none
+   * of `` \ ` $ [ ] ``. Kept across {@link Mapping.resize}.
+   */
+  name?: string;
 }
+
+// What PR_SET_VMA_ANON_NAME accepts (the kernel's is_valid_name_char, ANON_VMA_NAME_MAX_LEN 80).
+const ANON_NAME = /^[\x20-\x7e]{1,79}$/;
+const ANON_NAME_REFUSED = /[\\`$[\]]/;
 
 /**
  * Maps `length` bytes of zero-filled anonymous memory, private unless `shared`.
@@ -817,14 +1061,23 @@ export function mapAnonymous(length: number, options?: MapAnonymousOptions): Map
       ? false
       : validateOneOf(opts.hugePages, 'options.hugePages', [true, false, 'transparent'] as const);
   if (huge === true) flags |= MapFlags.HugeTLB;
+  const name = opts.name;
+  if (name !== undefined) {
+    if (typeof name !== 'string') throw invalidArgType('options.name', 'of type string', name);
+    if (!ANON_NAME.test(name) || ANON_NAME_REFUSED.test(name))
+      throw invalidArgValue('options.name', name, 'must be 1 to 79 printable ASCII characters, none of \\ ` $ [ ]');
+  }
   const mapping = create(length, Prot.Read | Prot.Write, flags, -1, 0, 0);
-  if (huge === 'transparent') {
-    try {
-      mapping.advise(Advice.HugePage);
-    } catch (err) {
-      mapping.unmap();
-      throw err;
+  try {
+    if (huge === 'transparent') mapping.advise(Advice.HugePage);
+    if (name !== undefined) {
+      const rc = mapping.nameAnonymous(name);
+      // EINVAL for a valid name: this kernel cannot name memory (no CONFIG_ANON_VMA_NAME).
+      if (rc < 0 && rc !== -osConstants.errno.EINVAL) throw systemError(rc, 'prctl');
     }
+  } catch (err) {
+    mapping.unmap();
+    throw err;
   }
   return mapping;
 }

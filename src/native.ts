@@ -11,6 +11,8 @@ export interface NativeTools {
   /** posix_fadvise(2): 0 or -errno. */
   fadvise(fd: number, offset: number, length: number, advice: number): number;
   readonly fadviseConstants: Readonly<Record<string, number>>;
+  /** populate()'s fallback (a page touch through process_vm_readv) on this thread: 0 or -errno. */
+  populateByTouch(handle: Handle, offset: number, length: number): number;
   /** ns per one-page mmap + munmap in a C loop inside this process, or -errno. */
   mapUnmapLoop(iterations: number): number;
   /** Pending waitAsync calls and waiter threads of this thread. */
@@ -63,6 +65,12 @@ export interface NativeAddon {
   lock(handle: Handle, offset: number, length: number, flags: number): number;
   unlock(handle: Handle, offset: number, length: number): number;
   residency(handle: Handle, offset: number, length: number, out: Uint8Array): number;
+  /** MADV_POPULATE_READ/WRITE (or a page touch) on the threadpool: 0 or -errno. */
+  populate(handle: Handle, offset: number, length: number, write: boolean): Promise<number>;
+  /** prctl(PR_SET_VMA_ANON_NAME) over the range; null removes the name. 0 or -errno. */
+  name(handle: Handle, offset: number, length: number, name: string | null): number;
+  /** Extends the file under a writable shared mapping to `bytes` past its start; never shrinks. 0 or -errno. */
+  growFile(handle: Handle, bytes: number): number;
   memfdCreate(name: string, flags: number): number;
   addSeals(fd: number, seals: number): number;
   getSeals(fd: number): number;

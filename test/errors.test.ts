@@ -336,7 +336,7 @@ describe('messages as Node words them', () => {
       'The "options.shared" property must be of type boolean. Received type number (1)',
     );
     expect(thrown(() => mapFile(file, { mode: 'w' as never })).message).toBe(
-      "The property 'options.mode' must be one of: 'r', 'r+', 'copy'. Received 'w'",
+      "The property 'options.mode' must be one of: 'r', 'r+', 'w+', 'copy'. Received 'w'",
     );
     expect(thrown(() => mapAnonymous(PAGE_SIZE, { hugePages: 'yes' as never }))).toMatchObject({
       code: 'ERR_INVALID_ARG_VALUE',

@@ -71,29 +71,36 @@ export async function turns(n = 3): Promise<void> {
   for (let i = 0; i < n; i++) await new Promise((r) => setImmediate(r));
 }
 
+// One round of letting finalizers run: an event-loop turn and a short timer, since some
+// runtimes (and Node under emulation) post the collector's second-pass callbacks as tasks.
+async function settleRound(): Promise<void> {
+  await turns(1);
+  await new Promise((r) => setTimeout(r, 5));
+}
+
 /**
- * A baseline for "back to where it was": collects and lets finalizers run until two readings
- * of mappingStats() a turn apart agree, so mappings earlier tests dropped are not counted.
+ * A baseline for "back to where it was": collects and lets finalizers run until three readings
+ * of mappingStats() in a row agree, so mappings earlier tests dropped are not counted.
  */
 export async function quietStats(): Promise<MappingStats> {
   let last = collectedStats();
-  for (let i = 0; i < 20; i++) {
-    await turns(1);
+  for (let i = 0, same = 0; i < 40 && same < 2; i++) {
+    await settleRound();
     const now = collectedStats();
-    if (JSON.stringify(now) === JSON.stringify(last)) return now;
+    same = JSON.stringify(now) === JSON.stringify(last) ? same + 1 : 0;
     last = now;
   }
   return last;
 }
 
 /**
- * Collects and lets finalizers run until mappingStats() equals `expected` (up to 20 rounds),
+ * Collects and lets finalizers run until mappingStats() equals `expected` (up to 40 rounds),
  * then returns what it last saw: a finalizer V8 defers to a later turn has run by then.
  */
 export async function settledStats(expected: MappingStats): Promise<MappingStats> {
   let stats = collectedStats();
-  for (let i = 0; i < 20 && JSON.stringify(stats) !== JSON.stringify(expected); i++) {
-    await turns(1);
+  for (let i = 0; i < 40 && JSON.stringify(stats) !== JSON.stringify(expected); i++) {
+    await settleRound();
     stats = collectedStats();
   }
   return stats;

@@ -1,6 +1,16 @@
 // Mappings of every kind (file/anonymous × shared/private), each asserted by what the file on
 // disk or another process sees; and mappings larger than one ArrayBuffer can be.
-import { closeSync, ftruncateSync, openSync, readdirSync, readFileSync, readSync, writeSync } from 'node:fs';
+import {
+  closeSync,
+  existsSync,
+  ftruncateSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  readSync,
+  statSync,
+  writeSync,
+} from 'node:fs';
 import { open } from 'node:fs/promises';
 import { join } from 'node:path';
 import { mapAnonymous, mapFile, mappingStats, MAX_BUFFER_LENGTH, mmap, MapFlags, PAGE_SIZE, Prot } from '../src';
@@ -105,6 +115,103 @@ describe('shared file mapping (memory-mapped I/O)', () => {
     const buf = Buffer.from(m.buffer, 10, 20);
     expect(buf.buffer).toBe(m.buffer);
     expect(buf.equals(Buffer.from(pattern(PAGE_SIZE).subarray(10, 30)))).toBe(true);
+  });
+});
+
+describe("creating and sizing the file: create and 'w+'", () => {
+  const mode666 = 0o666 & ~process.umask();
+
+  test('create: a missing file is made (0o666 less the umask) at offset + length; writes reach it', () => {
+    const path = join(dir, 'new.bin');
+    using m = mapFile(path, { mode: 'r+', create: true, offset: PAGE_SIZE + 3, length: 10 });
+    expect(statSync(path).size).toBe(PAGE_SIZE + 13);
+    expect(statSync(path).mode & 0o777).toBe(mode666);
+    m.bytes.set(Buffer.from('0123456789'));
+    m.sync();
+    const onDisk = readFileSync(path);
+    expect(onDisk.subarray(PAGE_SIZE + 3).toString()).toBe('0123456789');
+    expect(onDisk.subarray(0, PAGE_SIZE + 3).every((b) => b === 0)).toBe(true);
+  });
+
+  test('create: a shorter file is extended, its bytes kept; a longer one is never truncated', () => {
+    const path = fileWith(dir, 'short.bin', Buffer.from('keep me'));
+    using grown = mapFile(path, { mode: 'r+', create: true, length: 2 * PAGE_SIZE });
+    expect(statSync(path).size).toBe(2 * PAGE_SIZE);
+    expect(Buffer.from(grown.bytes.subarray(0, 7)).toString()).toBe('keep me');
+    expect(grown.bytes[2 * PAGE_SIZE - 1]).toBe(0);
+    using window = mapFile(path, { mode: 'r+', create: true, length: 3 });
+    expect([window.length, statSync(path).size]).toEqual([3, 2 * PAGE_SIZE]);
+    expect(readFileSync(path).subarray(0, 7).toString()).toBe('keep me');
+  });
+
+  test("'w+': the file is emptied first, then sized; a missing one is created", () => {
+    const path = fileWith(dir, 'old.bin', new Uint8Array(3 * PAGE_SIZE).fill(9));
+    using m = mapFile(path, { mode: 'w+', length: PAGE_SIZE });
+    expect(statSync(path).size).toBe(PAGE_SIZE);
+    expect(m.bytes.every((b) => b === 0)).toBe(true);
+    m.bytes[0] = 1;
+    expect(readFileSync(path)[0]).toBe(1); // shared: fs sees it
+    using fresh = mapFile(join(dir, 'fresh.bin'), { mode: 'w+', length: 5 });
+    expect(statSync(join(dir, 'fresh.bin')).size).toBe(5);
+    expect(fresh.length).toBe(5);
+  });
+
+  test('a descriptor or FileHandle: create extends it, w+ empties it first; it stays open', async () => {
+    const path = fileWith(dir, 'fd.bin', new Uint8Array(10).fill(7));
+    const fd = openSync(path, 'r+');
+    try {
+      using m = mapFile(fd, { mode: 'r+', create: true, length: PAGE_SIZE });
+      expect([statSync(path).size, m.bytes[9], m.bytes[10]]).toEqual([PAGE_SIZE, 7, 0]);
+      using w = mapFile(fd, { mode: 'w+', length: 20 });
+      expect([statSync(path).size, w.bytes[0]]).toEqual([20, 0]);
+    } finally {
+      closeSync(fd);
+    }
+    const handle = await open(path, 'r+');
+    try {
+      using h = mapFile(handle, { mode: 'r+', create: true, length: 2 * PAGE_SIZE });
+      expect([statSync(path).size, h.length]).toEqual([2 * PAGE_SIZE, 2 * PAGE_SIZE]);
+    } finally {
+      await handle.close();
+    }
+  });
+
+  test('a read-only descriptor cannot be extended: a system error from ftruncate, the file as it was', () => {
+    const path = fileWith(dir, 'ro.bin', new Uint8Array(10).fill(7));
+    const fd = openSync(path, 'r');
+    try {
+      expect(() => mapFile(fd, { mode: 'r+', create: true, length: PAGE_SIZE })).toThrow(
+        expect.objectContaining({ syscall: 'ftruncate', code: expect.stringMatching(/^(EINVAL|EBADF)$/) }),
+      );
+      expect(statSync(path).size).toBe(10);
+    } finally {
+      closeSync(fd);
+    }
+  });
+
+  test('bad input is refused before the file is opened: nothing is created or emptied', () => {
+    const missing = join(dir, 'missing.bin');
+    const kept = fileWith(dir, 'kept.bin', new Uint8Array(10).fill(7));
+    const cases: Array<[unknown, string]> = [
+      [{ mode: 'r+', create: true }, 'ERR_INVALID_ARG_VALUE'], // no length
+      [{ mode: 'w+' }, 'ERR_INVALID_ARG_VALUE'], // no length
+      [{ mode: 'r', create: true, length: 10 }, 'ERR_INVALID_ARG_VALUE'],
+      [{ mode: 'copy', create: true, length: 10 }, 'ERR_INVALID_ARG_VALUE'],
+      [{ mode: 'r+', create: 'yes', length: 10 }, 'ERR_INVALID_ARG_TYPE'],
+      [{ mode: 'w+', length: -1 }, 'ERR_OUT_OF_RANGE'],
+      [{ mode: 'w+', length: NaN }, 'ERR_OUT_OF_RANGE'],
+      [{ mode: 'w', length: 10 }, 'ERR_INVALID_ARG_VALUE'],
+    ];
+    for (const [options, code] of cases) {
+      for (const path of [missing, kept]) {
+        expect(() => mapFile(path, options as never)).toThrow(expect.objectContaining({ code }));
+      }
+    }
+    expect(existsSync(missing)).toBe(false);
+    expect(readFileSync(kept)).toEqual(Buffer.alloc(10, 7));
+    expect(() => mapFile(join(dir, 'no/such/dir.bin'), { mode: 'w+', length: 1 })).toThrow(
+      expect.objectContaining({ code: 'ENOENT', syscall: 'open' }),
+    );
   });
 });
 

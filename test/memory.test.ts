@@ -1,8 +1,11 @@
 // protect, advise, residency, lock: what the kernel and another process see.
-import { mapAnonymous, Advice, PAGE_SIZE, Prot } from '../src';
+import { existsSync, readFileSync } from 'node:fs';
+import { gunzipSync } from 'node:zlib';
+import { mapAnonymous, mapFile, mappingStats, Advice, PAGE_SIZE, Prot } from '../src';
 import { spawnSync } from 'node:child_process';
 import { release } from 'node:os';
-import { permsAt, runFixture, smapsOf } from './helpers';
+import { evictFile } from '../src/cli/bench/page-cache';
+import { fileWith, permsAt, runFixture, smapsOf, tempDir, TMP_IN_MEMORY } from './helpers';
 
 describe('protect (mprotect)', () => {
   test('a child writing to a read-only page dies with SIGSEGV; the parent lives on', () => {
@@ -77,6 +80,115 @@ describe('guard pages by madvise (Linux 6.13)', () => {
       expect(child.signal).toBe('SIGSEGV');
     },
   );
+});
+
+// The kernel's own accounting (/proc/self/smaps), compared with the test's own reading of it.
+describe('memory(): what the kernel counts for the mapping', () => {
+  let dir: string;
+  let cleanup: () => void;
+  beforeEach(() => ({ dir, cleanup } = tempDir()));
+  afterEach(() => cleanup());
+
+  // smaps' figures for the VMA holding `address`, in bytes, under memory()'s names.
+  function kernelSays(address: bigint) {
+    const s = smapsOf(address)!;
+    const kB = (name: string) => (s[name] ?? 0) * 1024;
+    return {
+      size: kB('Size'),
+      vmas: 1,
+      rss: kB('Rss'),
+      pss: kB('Pss'),
+      sharedClean: kB('Shared_Clean'),
+      sharedDirty: kB('Shared_Dirty'),
+      privateClean: kB('Private_Clean'),
+      privateDirty: kB('Private_Dirty'),
+      anonymous: kB('Anonymous'),
+      anonHugePages: kB('AnonHugePages'),
+      filePmdMapped: kB('FilePmdMapped'),
+      swap: kB('Swap'),
+      locked: kB('Locked'),
+    };
+  }
+
+  (TMP_IN_MEMORY ? test.skip : test)(
+    'a shared file mapping with 5 pages written: 5 resident, dirty, private to this process (not on tmpfs)',
+    () => {
+      const path = fileWith(dir, 'dirty.bin', new Uint8Array(16 * PAGE_SIZE));
+      evictFile(path); // written back and dropped: no page is in the cache, dirty or in a large folio
+      using m = mapFile(path, { mode: 'r+' });
+      for (let page = 0; page < 5; page++) m.bytes[page * 2 * PAGE_SIZE] = 1; // a write fault maps no neighbour
+      const mem = m.memory();
+      expect(mem).toEqual(kernelSays(m.address));
+      expect([mem.size, mem.rss, mem.privateDirty, mem.anonymous]).toEqual([
+        16 * PAGE_SIZE,
+        5 * PAGE_SIZE,
+        5 * PAGE_SIZE,
+        0,
+      ]);
+    },
+  );
+
+  test("a 'copy' mapping with 3 pages written: 3 anonymous pages (the private copies)", () => {
+    const path = fileWith(dir, 'copy.bin', new Uint8Array(8 * PAGE_SIZE).fill(1));
+    using m = mapFile(path, { mode: 'copy' });
+    for (let page = 0; page < 3; page++) m.bytes[page * 2 * PAGE_SIZE] = 2;
+    const mem = m.memory();
+    expect(mem).toEqual(kernelSays(m.address));
+    expect([mem.anonymous, mem.privateDirty]).toEqual([3 * PAGE_SIZE, 3 * PAGE_SIZE]);
+  });
+
+  test('locked pages count as Locked; a part protected apart is a second VMA, summed', () => {
+    const path = fileWith(dir, 'locked.bin', new Uint8Array(4 * PAGE_SIZE));
+    using m = mapFile(path, { mode: 'r+' });
+    m.lock(0, PAGE_SIZE);
+    m.protect(Prot.Read, 2 * PAGE_SIZE);
+    const mem = m.memory();
+    expect([mem.vmas, mem.size, mem.locked]).toEqual([3, 4 * PAGE_SIZE, PAGE_SIZE]);
+  });
+
+  test('after unmap(): ERR_MAPPING_CLOSED', () => {
+    const m = mapAnonymous(PAGE_SIZE);
+    m.unmap();
+    expect(() => m.memory()).toThrow(expect.objectContaining({ code: 'ERR_MAPPING_CLOSED' }));
+  });
+});
+
+// Whether this kernel can name anonymous memory, read from its own configuration.
+const config = existsSync('/proc/config.gz') ? gunzipSync(readFileSync('/proc/config.gz')).toString('latin1') : '';
+const canName = /^CONFIG_ANON_VMA_NAME=y$/m.test(config);
+const cannotName = /^# CONFIG_ANON_VMA_NAME is not set$/m.test(config);
+
+describe('mapAnonymous({ name }) (PR_SET_VMA_ANON_NAME)', () => {
+  (canName ? test : test.skip)('shows as [anon:name] in /proc/self/maps, kept across a resize that moves', () => {
+    using m = mapAnonymous(4 * PAGE_SIZE, { name: 'mman test heap' });
+    const line = () =>
+      readFileSync('/proc/self/maps', 'latin1')
+        .split('\n')
+        .find((l) => l.includes('[anon:mman test heap]'));
+    expect(m.name).toBe('mman test heap');
+    expect(line()).toBeDefined();
+    m.resize(1024 * PAGE_SIZE);
+    expect(line()).toMatch(new RegExp(`^${m.address.toString(16)}-`));
+  });
+
+  (cannotName ? test : test.skip)('a kernel without CONFIG_ANON_VMA_NAME: mapped all the same, name undefined', () => {
+    using m = mapAnonymous(PAGE_SIZE, { name: 'unnamed here' });
+    m.bytes[0] = 1;
+    expect(m.name).toBeUndefined();
+    expect(readFileSync('/proc/self/maps', 'latin1')).not.toContain('[anon:unnamed here]');
+  });
+
+  test('a name the kernel would refuse: ERR_INVALID_ARG_VALUE / TYPE before mapping', () => {
+    const before = mappingStats();
+    for (const name of ['', 'a[b]', 'dollar$', 'tab\t', 'x'.repeat(80), 'é'])
+      expect(() => mapAnonymous(PAGE_SIZE, { name })).toThrow(
+        expect.objectContaining({ code: 'ERR_INVALID_ARG_VALUE' }),
+      );
+    expect(() => mapAnonymous(PAGE_SIZE, { name: 7 as never })).toThrow(
+      expect.objectContaining({ code: 'ERR_INVALID_ARG_TYPE' }),
+    );
+    expect(mappingStats()).toEqual(before);
+  });
 });
 
 describe('lock (mlock)', () => {

@@ -1,6 +1,6 @@
 // resize() (mremap): what it keeps, where the pages go, and what a buffer taken before it
 // still sees. The strategies are in docs/ARCHITECTURE.md ("resize()").
-import { readdirSync, readFileSync, readlinkSync, realpathSync } from 'node:fs';
+import { readdirSync, readFileSync, readlinkSync, realpathSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { mapAnonymous, mapFile, mmap, MapFlags, type Mapping, mappingStats, PAGE_SIZE, Prot } from '../src';
 import { fileWith, permsAt, quietStats, settledStats, tempDir } from './helpers';
@@ -171,7 +171,7 @@ describe('resize() that shrinks while a buffer over the tail is alive', () => {
   });
 });
 
-describe('a private file mapping keeps one descriptor for resize()', () => {
+describe('a private or writable shared file mapping keeps one descriptor for resize()', () => {
   test('one duplicate of the file, close-on-exec, closed by unmap()', () => {
     const path = realpathSync(fileWith(dir, 'fd.bin', pattern(4 * PAGE_SIZE)));
     expect(descriptorsOn(path)).toEqual([]);
@@ -182,9 +182,13 @@ describe('a private file mapping keeps one descriptor for resize()', () => {
     expect(parseInt(flags, 8) & 0o2000000).toBe(0o2000000); // O_CLOEXEC: no child inherits it
     m.unmap();
     expect(descriptorsOn(path)).toEqual([]);
-    using shared = mapFile(path, { mode: 'r+' });
-    expect(descriptorsOn(path)).toEqual([]); // only private file mappings need it
-    expect(shared.length).toBe(4 * PAGE_SIZE);
+    using readOnly = mapFile(path, { mode: 'r' });
+    expect(descriptorsOn(path)).toEqual([]); // a read-only mapping needs none
+    const shared = mapFile(path, { mode: 'r+' });
+    expect(descriptorsOn(path).length).toBe(1); // a writable shared one keeps one for growFile
+    shared.unmap();
+    expect(descriptorsOn(path)).toEqual([]);
+    expect(readOnly.length).toBe(4 * PAGE_SIZE);
   });
 
   test('a private file mapping dropped without unmap() closes it when collected', async () => {
@@ -194,5 +198,54 @@ describe('a private file mapping keeps one descriptor for resize()', () => {
     expect(descriptorsOn(path).length).toBe(1);
     expect(await settledStats(base)).toEqual(base);
     expect(descriptorsOn(path)).toEqual([]);
+  });
+});
+
+describe('resize() with growFile: the file grows with the mapping', () => {
+  test('an append-only log: the file is extended first, and fs reads back what was written past the old end', () => {
+    const path = join(dir, 'log.bin');
+    using log = mapFile(path, { mode: 'r+', create: true, length: 100 });
+    log.bytes.fill(1);
+    log.resize(3 * PAGE_SIZE + 10, { growFile: true });
+    expect(statSync(path).size).toBe(3 * PAGE_SIZE + 10);
+    log.bytes.fill(2, 100);
+    log.sync();
+    const onDisk = readFileSync(path);
+    expect([onDisk[99], onDisk[100], onDisk[3 * PAGE_SIZE + 9]]).toEqual([1, 2, 2]);
+  });
+
+  test('at a file offset the file holds offset + length; a shrink never shrinks the file', () => {
+    const path = fileWith(dir, 'window.bin', pattern(4 * PAGE_SIZE));
+    using m = mapFile(path, { mode: 'r+', offset: 2 * PAGE_SIZE + 16, length: PAGE_SIZE });
+    m.resize(5 * PAGE_SIZE, { growFile: true });
+    expect(statSync(path).size).toBe(2 * PAGE_SIZE + 16 + 5 * PAGE_SIZE);
+    expect(m.bytes[0]).toBe(pattern(4 * PAGE_SIZE)[2 * PAGE_SIZE + 16]); // the same bytes, from the same place
+    m.resize(PAGE_SIZE, { growFile: true });
+    expect(statSync(path).size).toBe(7 * PAGE_SIZE + 16);
+  });
+
+  test('refused for anonymous and private mappings, before any system call', () => {
+    using anon = mapAnonymous(PAGE_SIZE, { shared: true });
+    expect(() => anon.resize(PAGE_SIZE, { growFile: true })).toThrow(
+      expect.objectContaining({ code: 'ERR_INVALID_ARG_VALUE', message: expect.stringContaining('shared file') }),
+    );
+    const path = fileWith(dir, 'copy.bin', pattern(PAGE_SIZE));
+    using copy = mapFile(path, { mode: 'copy' });
+    expect(() => copy.resize(2 * PAGE_SIZE, { growFile: true })).toThrow(
+      expect.objectContaining({ code: 'ERR_INVALID_ARG_VALUE' }),
+    );
+    expect([copy.length, statSync(path).size]).toEqual([PAGE_SIZE, PAGE_SIZE]);
+    expect(() => copy.resize(PAGE_SIZE, { growFile: 1 as never })).toThrow(
+      expect.objectContaining({ code: 'ERR_INVALID_ARG_TYPE' }),
+    );
+  });
+
+  test('a read-only mapping of the file cannot grow it: nothing changes', () => {
+    const path = fileWith(dir, 'ro.bin', pattern(PAGE_SIZE));
+    using m = mapFile(path, { mode: 'r' });
+    expect(() => m.resize(2 * PAGE_SIZE, { growFile: true })).toThrow(
+      expect.objectContaining({ code: 'EBADF', syscall: 'ftruncate' }),
+    );
+    expect([m.length, statSync(path).size]).toEqual([PAGE_SIZE, PAGE_SIZE]);
   });
 });
