@@ -97,10 +97,32 @@ export function ioTable(report: IoReport): string {
     ],
     report.results.map((r) => [r.operation, r.method, formatNumber(r.ms), r.ratio.toFixed(2)]),
   );
+  const loop = formatTable(
+    [
+      { heading: 'method' },
+      { heading: 'total ms', numeric: true },
+      { heading: 'reads ms', numeric: true },
+      { heading: 'loop p50 ms', numeric: true },
+      { heading: 'p99 ms', numeric: true },
+      { heading: 'max ms', numeric: true },
+    ],
+    report.eventLoop.map((r) => [
+      r.method,
+      formatNumber(r.totalMs),
+      formatNumber(r.readsMs),
+      r.delayP50.toFixed(2),
+      r.delayP99.toFixed(2),
+      r.delayMax.toFixed(2),
+    ]),
+  );
   return [
     `${formatSize(report.size)} file in the page cache, ${report.randomReads} random 4-byte reads, median of ${report.repeat}`,
     '',
     table,
+    '',
+    `Event loop: ${report.eventLoopReads} random 4-byte reads of the file dropped from the page cache, a 1 ms timer running`,
+    '',
+    loop,
   ].join('\n');
 }
 

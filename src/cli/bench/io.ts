@@ -1,10 +1,15 @@
 // Reading a file through a mapping against reading it with fs: a sequential scan (sum of
-// every 32-bit word) and random 4-byte reads, on a file already in the page cache.
+// every 32-bit word) and random 4-byte reads, on a file already in the page cache; and what
+// each costs the event loop when the file is not in the page cache.
 import { closeSync, createReadStream, openSync, readFileSync, readSync } from 'node:fs';
+import { open as openAsync } from 'node:fs/promises';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 
-import { Advice, mapFile, PAGE_SIZE } from '../..';
+import { Advice, mapFile, mappingStats, PAGE_SIZE } from '../..';
 import { machineInfo, type MachineInfo } from './machine';
-import { touchFile } from './page-cache';
+import { evictFile, touchFile } from './page-cache';
 import { median } from './stats';
 import { createScratchFile } from './scratch-file';
 
@@ -147,6 +152,123 @@ export function randomReadFile(path: string, indexes: Uint32Array): ReadTiming {
   return { ms: msSince(start), checksum: checksum >>> 0, rssAnon: rssAnon() };
 }
 
+/** What one way of reading a cold file did to the event loop. */
+export interface LoopTiming {
+  method: 'mmap, cold' | 'mmap after await populate()' | 'fs.promises.read' | 'mmap, warm (reference)';
+  /** From the start (the file evicted from the page cache) to the last read. */
+  totalMs: number;
+  /** The reads alone (for populate(): after it resolved). */
+  readsMs: number;
+  /** Event-loop delay while it ran, from perf_hooks.monitorEventLoopDelay (1 ms resolution), ms. */
+  delayP50: number;
+  delayP99: number;
+  delayMax: number;
+  checksum: number;
+}
+
+// Reads per event-loop turn in the mapped variants: a service answering requests reads a
+// few values per callback, then yields.
+const READS_PER_TURN = 100;
+const yieldTurn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+
+async function readMappedInTurns(words: Uint32Array, indexes: Uint32Array): Promise<number> {
+  let checksum = 0;
+  for (let i = 0; i < indexes.length; i++) {
+    checksum = (checksum + words[indexes[i]]) | 0;
+    if (i % READS_PER_TURN === READS_PER_TURN - 1) await yieldTurn();
+  }
+  return checksum >>> 0;
+}
+
+// fs.promises.read of 4 bytes per index, 16 in flight: what a service without mmap does.
+async function readWithPromises(path: string, indexes: Uint32Array): Promise<number> {
+  const handle = await openAsync(path, 'r');
+  try {
+    let checksum = 0;
+    let next = 0;
+    const worker = async (): Promise<void> => {
+      const word = Buffer.allocUnsafe(4);
+      while (next < indexes.length) {
+        const index = indexes[next++];
+        await handle.read(word, 0, 4, index * 4);
+        checksum = (checksum + word.readUInt32LE(0)) | 0;
+      }
+    };
+    await Promise.all(Array.from({ length: 16 }, worker));
+    return checksum >>> 0;
+  } finally {
+    await handle.close();
+  }
+}
+
+// A full collection, with or without --expose-gc.
+function collectGarbage(): void {
+  const exposed = (globalThis as { gc?: () => void }).gc;
+  if (exposed !== undefined) return exposed();
+  setFlagsFromString('--expose-gc');
+  (runInNewContext('gc') as () => void)();
+}
+
+// Earlier variants unmapped the file, but their pages stay mapped until the collector finds
+// the buffers unreachable, and mapped pages cannot be evicted: collect until they are gone.
+async function releaseUnmapped(): Promise<void> {
+  for (let i = 0; i < 50 && mappingStats().retiredRegions + mappingStats().regions > 0; i++) {
+    collectGarbage();
+    await new Promise((resolve) => setTimeout(resolve, 2));
+  }
+}
+
+/**
+ * Reads `indexes` from `path` one of four ways while a 1 ms interval timer runs, and measures
+ * the event loop's delay meanwhile. The file is evicted from the page cache first (except for
+ * the warm reference, which populates it before the clock starts).
+ */
+export async function loopDelayWhileReading(
+  path: string,
+  indexes: Uint32Array,
+  method: LoopTiming['method'],
+): Promise<LoopTiming> {
+  await releaseUnmapped();
+  evictFile(path);
+  const mapping = method === 'fs.promises.read' ? null : mapFile(path, { advice: Advice.Random });
+  try {
+    if (method === 'mmap, warm (reference)') await mapping!.populate();
+    const histogram = monitorEventLoopDelay({ resolution: 1 });
+    const timer = setInterval(() => {}, 1);
+    histogram.enable();
+    const start = now();
+    let readsStart = start;
+    let checksum: number;
+    try {
+      if (mapping === null) {
+        checksum = await readWithPromises(path, indexes);
+      } else {
+        if (method === 'mmap after await populate()') {
+          await mapping.populate();
+          readsStart = now();
+        }
+        checksum = await readMappedInTurns(new Uint32Array(mapping.buffer, 0, mapping.length >>> 2), indexes);
+      }
+    } finally {
+      histogram.disable();
+      clearInterval(timer);
+    }
+    const end = now();
+    const ms = (ns: number): number => ns / 1e6;
+    return {
+      method,
+      totalMs: Number(end - start) / 1e6,
+      readsMs: Number(end - readsStart) / 1e6,
+      delayP50: ms(histogram.percentile(50)),
+      delayP99: ms(histogram.percentile(99)),
+      delayMax: ms(histogram.max),
+      checksum,
+    };
+  } finally {
+    mapping?.unmap();
+  }
+}
+
 /** One measured way of reading the file. */
 export interface IoResult {
   operation: 'sequential scan' | 'random reads';
@@ -165,6 +287,10 @@ export interface IoReport {
   repeat: number;
   machine: MachineInfo;
   results: IoResult[];
+  /** Random reads of the file evicted from the page cache, with the event loop's delay. */
+  eventLoop: LoopTiming[];
+  /** Reads in each event-loop variant. */
+  eventLoopReads: number;
 }
 
 /** Options for {@link runIoBench}. */
@@ -175,6 +301,8 @@ export interface IoBenchOptions {
   randomReads?: number;
   /** Repetitions per variant (the median is kept). Default 3. */
   repeat?: number;
+  /** Random reads of the cold file in each event-loop variant. Default 100,000. */
+  eventLoopReads?: number;
   /** Directory for the scratch file. Default `os.tmpdir()`. */
   dir?: string;
   onProgress?: (done: number, total: number, label: string) => void;
@@ -189,6 +317,13 @@ export async function runIoBench(options: IoBenchOptions = {}): Promise<IoReport
   const size = Math.ceil((options.size ?? 2 ** 30) / PAGE_SIZE) * PAGE_SIZE;
   const randomReads = options.randomReads ?? 1_000_000;
   const repeat = options.repeat ?? 3;
+  const eventLoopReads = options.eventLoopReads ?? 100_000;
+  const loopMethods: Array<LoopTiming['method']> = [
+    'mmap, cold',
+    'mmap after await populate()',
+    'fs.promises.read',
+    'mmap, warm (reference)',
+  ];
   const file = createScratchFile(size, options.dir);
   const variants: Array<[IoResult['operation'], IoResult['method'], () => ReadTiming | Promise<ReadTiming>]> = [];
   const indexes = randomWordIndexes(randomReads, size >>> 2);
@@ -201,7 +336,7 @@ export async function runIoBench(options: IoBenchOptions = {}): Promise<IoReport
     ['random reads', 'fs.readFileSync', () => randomReadFile(file.path, indexes)],
     ['random reads', 'fs.readSync', () => randomReadSync(file.path, indexes)],
   );
-  const total = variants.length * repeat + 1;
+  const total = variants.length * repeat + loopMethods.length + 1;
   let done = 0;
   try {
     options.onProgress?.(done++, total, 'warming the page cache');
@@ -227,8 +362,18 @@ export async function runIoBench(options: IoBenchOptions = {}): Promise<IoReport
       results.push({ operation, method, ms, ratio: baseline === undefined ? 1 : ms / baseline.ms, checksum });
       (globalThis as { gc?: () => void }).gc?.();
     }
+    // The event loop while a cold file is read: one run each (the eviction makes them slow).
+    const loopIndexes = randomWordIndexes(eventLoopReads, size >>> 2, 0x2545f491);
+    const eventLoop: LoopTiming[] = [];
+    for (const method of loopMethods) {
+      options.onProgress?.(done++, total, `event loop: ${method}`);
+      const timing = await loopDelayWhileReading(file.path, loopIndexes, method);
+      if (eventLoop.length > 0 && timing.checksum !== eventLoop[0].checksum)
+        throw new Error(`event loop: ${method} computed checksum ${timing.checksum}, ${eventLoop[0].checksum} before`);
+      eventLoop.push(timing);
+    }
     options.onProgress?.(done++, total, 'done');
-    return { size, randomReads, repeat, machine: machineInfo(), results };
+    return { size, randomReads, repeat, machine: machineInfo(), results, eventLoop, eventLoopReads };
   } finally {
     file.remove();
   }
