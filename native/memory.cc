@@ -9,6 +9,7 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <string>
 
 #include "answers.h"
@@ -131,19 +132,26 @@ namespace {
 
 // populate on the threadpool: MADV_POPULATE_READ/WRITE over one bounded chunk, or the page
 // touch above where the kernel has neither (EINVAL). Borrows the region's pages, as flush does.
+// For a file, MADV_WILLNEED over the chunk and the next one first: the kernel reads them ahead
+// in large requests whatever the mapping's own advice (MADV_RANDOM turns read-ahead off, and
+// the populate alone would then read page by page), and the next chunk is on its way while
+// JavaScript queues it.
 class PopulateWorker : public Napi::AsyncWorker {
  public:
-  PopulateWorker(Napi::Env env, Region* region, uint8_t* addr, size_t length, bool write)
+  PopulateWorker(Napi::Env env, Region* region, uint8_t* addr, size_t length, size_t ahead,
+                 bool write)
       : Napi::AsyncWorker(env, "mman.populate"),
         deferred_(Napi::Promise::Deferred::New(env)),
         borrow_(region),
         addr_(addr),
         length_(length),
+        ahead_(ahead),
         write_(write) {}
   Napi::Promise Promise() { return deferred_.Promise(); }
 
  protected:
   void Execute() override {
+    if (ahead_ != 0) madvise(addr_, ahead_, MADV_WILLNEED);  // advice: its failure changes nothing
     if (madvise(addr_, length_, write_ ? MADV_POPULATE_WRITE : MADV_POPULATE_READ) == 0) return;
     result_ = -errno;
     if (result_ == -EINVAL) result_ = PopulateByTouch(addr_, length_);
@@ -156,6 +164,7 @@ class PopulateWorker : public Napi::AsyncWorker {
   Borrow borrow_;
   uint8_t* addr_;
   size_t length_;
+  size_t ahead_;  // bytes from addr_ to read ahead (file mappings), 0 for none
   bool write_;
   int result_ = 0;
 };
@@ -167,7 +176,12 @@ Napi::Value Populate(const Napi::CallbackInfo& info) {
   Region* region = nullptr;
   uint8_t* addr = RangeArgs(info, &length, &region);
   if (addr == nullptr) return env.Undefined();
-  auto* worker = new PopulateWorker(env, region, addr, length, info[3].ToBoolean().Value());
+  size_t ahead = 0;
+  if ((region->flags & MAP_ANONYMOUS) == 0) {
+    uint8_t* end = region->span->base + region->span->size;
+    ahead = std::min(2 * length, static_cast<size_t>(end - addr));
+  }
+  auto* worker = new PopulateWorker(env, region, addr, length, ahead, info[3].ToBoolean().Value());
   Napi::Promise promise = worker->Promise();
   worker->Queue();
   return promise;
