@@ -73,7 +73,15 @@ describe('mman bench faults', () => {
       expect(k.nsMax).toBeGreaterThanOrEqual(k.nsPerPage);
       expect(k.minorFaultsPerPage).toBeGreaterThanOrEqual(0);
       expect(k.majorFaultsPerPage).toBeGreaterThanOrEqual(0);
+      expect(k.hugeShare).toBeGreaterThanOrEqual(0);
+      expect(k.hugeShare).toBeLessThanOrEqual(1);
     }
+  });
+
+  test('huge: plain anonymous memory has no huge pages unless THP is always on', () => {
+    if (report.machine.thp === 'always') return; // then it may
+    for (const kind of ['anon-private-write', 'anon-shared-write'])
+      expect(report.kinds.find((r) => r.kind === kind)!.hugeShare).toBe(0);
   });
 
   test('first writes to anonymous memory take about one minor fault per page', () => {
@@ -149,14 +157,42 @@ describe('mman bench io', () => {
       '8M',
       '--reads',
       '10000',
+      '--loop-reads',
+      '2000',
       '--repeat',
       '1',
       '--json',
     );
     expect({ status, stderr }).toEqual({ status: 0, stderr: '' });
-    const { results } = JSON.parse(stdout) as {
+    const { results, eventLoop, eventLoopReads } = JSON.parse(stdout) as {
       results: Array<{ operation: string; method: string; ms: number; ratio: number; checksum: number }>;
+      eventLoop: Array<{
+        method: string;
+        totalMs: number;
+        readsMs: number;
+        delayP50: number;
+        delayP99: number;
+        delayMax: number;
+        checksum: number;
+      }>;
+      eventLoopReads: number;
     };
+    // The event loop while a cold file is read: four ways, the same words read by each.
+    expect(eventLoopReads).toBe(2000);
+    expect(eventLoop.map((r) => r.method)).toEqual([
+      'mmap, cold',
+      'mmap after await populate()',
+      'fs.promises.read',
+      'mmap, warm (reference)',
+    ]);
+    for (const r of eventLoop) {
+      expect(r.checksum).toBe(eventLoop[0].checksum);
+      expect(r.readsMs).toBeGreaterThan(0);
+      expect(r.readsMs).toBeLessThanOrEqual(r.totalMs);
+      expect(r.delayP50).toBeGreaterThanOrEqual(0);
+      expect(r.delayP50).toBeLessThanOrEqual(r.delayP99);
+      expect(r.delayP99).toBeLessThanOrEqual(r.delayMax);
+    }
     expect(results.map((r) => `${r.operation}: ${r.method}`)).toEqual([
       'sequential scan: mmap',
       'sequential scan: fs.readFileSync',

@@ -17,7 +17,7 @@ export const USAGE = `Usage:
   mman bench faults [--size 256M] [--kinds a,b,...] [--repeat 7] [--json] [--svg FILE] [--dir DIR]
       First-touch cost per page of each kind of mapping, JavaScript beside the same loop in C.
       Kinds: ${FAULT_KINDS.join(', ')}
-  mman bench io [--size 1G] [--reads 1000000] [--repeat 3] [--json] [--dir DIR]
+  mman bench io [--size 1G] [--reads 1000000] [--loop-reads 100000] [--repeat 3] [--json] [--dir DIR]
       Sequential scan and random 4-byte reads: a mapping vs fs.readFileSync, fs.readSync, a read stream.
   mman residency FILE... [--touch | --evict | --lock] [--json]
       Pages of each file in the page cache (like fincore/vmtouch). --touch reads them in,
@@ -66,6 +66,7 @@ export function faultTable(report: FaultReport): string {
       { heading: 'minor/page', numeric: true },
       { heading: 'major/page', numeric: true },
       { heading: 'resident', numeric: true },
+      { heading: 'huge', numeric: true },
     ],
     report.kinds.map((k) => [
       k.kind,
@@ -77,6 +78,7 @@ export function faultTable(report: FaultReport): string {
       k.minorFaultsPerPage.toFixed(4),
       k.majorFaultsPerPage.toFixed(4),
       `${k.residentPages}/${k.pages}`,
+      `${Math.round(k.hugeShare * 100)}%`,
     ]),
   );
   const head =
@@ -208,6 +210,7 @@ async function benchIo(args: string[], out: NodeJS.WritableStream): Promise<numb
     options: {
       size: { type: 'string' },
       reads: { type: 'string' },
+      'loop-reads': { type: 'string' },
       repeat: { type: 'string' },
       json: { type: 'boolean' },
       dir: { type: 'string' },
@@ -221,6 +224,7 @@ async function benchIo(args: string[], out: NodeJS.WritableStream): Promise<numb
     report = await runIoBench({
       size: sizeOption(values.size, 2 ** 30, 'size'),
       randomReads: countOption(values.reads, 1_000_000, 'reads'),
+      eventLoopReads: countOption(values['loop-reads'], 100_000, 'loop-reads'),
       repeat: countOption(values.repeat, 3, 'repeat'),
       dir: values.dir,
       onProgress: (done, total, label) => bar.update(done, total, label),

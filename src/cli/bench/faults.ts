@@ -45,6 +45,12 @@ export interface FaultResult {
   /** Pages resident (mincore) after the JavaScript touch. */
   residentPages: number;
   pages: number;
+  /**
+   * Share of the mapping the kernel backed with huge pages after the JavaScript touch, 0 to 1
+   * (median): smaps `AnonHugePages` + `FilePmdMapped` ({@link Mapping.memory}). Shows whether
+   * `anon-thp` really got transparent huge pages.
+   */
+  hugeShare: number;
 }
 
 /** A kind that could not run on this machine, and why. */
@@ -248,6 +254,7 @@ interface Sample {
   minor: number;
   major: number;
   resident: number;
+  huge: number; // bytes in huge pages
 }
 
 function touchFromJavaScript(plan: KindPlan, context: Context): Sample {
@@ -260,11 +267,13 @@ function touchFromJavaScript(plan: KindPlan, context: Context): Sample {
     else _sink += readEveryPage(bytes, PAGE_SIZE);
     const ns = Number(process.hrtime.bigint() - start);
     const after = process.resourceUsage();
+    const memory = mapping.memory();
     return {
       ns,
       minor: after.minorPageFault - before.minorPageFault,
       major: after.majorPageFault - before.majorPageFault,
       resident: countResident(mapping),
+      huge: memory.anonHugePages + memory.filePmdMapped,
     };
   } finally {
     mapping.unmap();
@@ -362,6 +371,8 @@ export function runFaultBench(options: FaultBenchOptions = {}): FaultReport {
         majorFaultsPerPage: median(samples.map((s) => s.major)) / pages,
         residentPages: median(samples.map((s) => s.resident)),
         pages,
+        // memory() counts a neighbour merged into the same VMA too: never more than the mapping.
+        hugeShare: Math.min(1, median(samples.map((s) => s.huge)) / size),
       });
     }
     progress('done');

@@ -254,7 +254,9 @@ export async function loopDelayWhileReading(
       clearInterval(timer);
     }
     const end = now();
-    const ms = (ns: number): number => ns / 1e6;
+    // A run shorter than the 1 ms resolution has no samples: no delay was seen.
+    const sampled = histogram.count > 0;
+    const ms = (ns: number): number => (sampled ? ns / 1e6 : 0);
     return {
       method,
       totalMs: Number(end - start) / 1e6,
