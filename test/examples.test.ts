@@ -28,3 +28,10 @@ test('zero-copy-file: the shared write reaches the file, the private one does no
   expect(run.stdout).toContain('on disk at 4096: 0xdeadbeef');
   expect(run.stdout).toContain('after a private write, file still holds 0xdeadbeef');
 });
+
+test('file-service: the index is resident before the first read; the log grew its file to every line', () => {
+  const run = spawnSync(process.execPath, ['examples/file-service.js'], { cwd: root, encoding: 'utf8' });
+  expect(run.stdout).toContain('index: 4194304 bytes, every page resident: true, word 1000 = 22962');
+  expect(run.stdout).toMatch(/index memory: rss 4194304 bytes/);
+  expect(run.stdout).toContain('log: 1000 lines on disk, last "event 999"');
+});
