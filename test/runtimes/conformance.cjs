@@ -78,6 +78,32 @@ test("mapFile 'r+': writes reach the file after sync() and flush()", async () =>
   m.unmap();
 });
 
+test("create, 'w+' and resize({ growFile }): the file is made, sized and grown as fs then sees it", async () => {
+  const p = path.join(dir, 'grown.bin');
+  const m = mman.mapFile(p, { mode: 'r+', create: true, length: PAGE_SIZE + 1 });
+  assert.equal(fs.statSync(p).size, PAGE_SIZE + 1);
+  m.resize(3 * PAGE_SIZE, { growFile: true });
+  m.bytes[3 * PAGE_SIZE - 1] = 5;
+  await m.flush();
+  assert.equal(fs.readFileSync(p)[3 * PAGE_SIZE - 1], 5);
+  m.unmap();
+  const w = mman.mapFile(p, { mode: 'w+', length: 10 });
+  assert.deepEqual([fs.statSync(p).size, w.bytes[0]], [10, 0]);
+  w.unmap();
+});
+
+test('populate() and mapFileAsync(): resident pages; EFAULT once the file is truncated; memory()', async () => {
+  const p = fileWith('populate.bin', Buffer.alloc(8 * PAGE_SIZE, 3));
+  const m = await mman.mapFileAsync(p);
+  assert.ok(m.residency().every((r) => r === 1));
+  assert.equal(m.memory().rss, 8 * PAGE_SIZE);
+  fs.truncateSync(p, PAGE_SIZE);
+  await assert.rejects(m.populate(), { code: 'EFAULT', syscall: 'madvise' });
+  await assert.rejects(m.populate({ signal: AbortSignal.abort() }), { name: 'AbortError' });
+  m.unmap();
+  await assert.rejects(m.populate(), { code: 'ERR_MAPPING_CLOSED' });
+});
+
 test("mapFile 'copy': writes stay in this process", () => {
   const p = fileWith('copy.bin', Buffer.alloc(PAGE_SIZE, 1));
   const m = mman.mapFile(p, { mode: 'copy' });
