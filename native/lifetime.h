@@ -53,8 +53,9 @@ struct Region {
   Span* span = nullptr;  // its pages, pinned while open
   bool open = true;      // false once closed: the Mapping's methods are done with it
   int flags = 0;         // the mmap flags it was made with (resize() may need them)
-  // A private file mapping keeps a duplicate of the file's descriptor (O_CLOEXEC) while open,
-  // so that a resize() that must move can map the file again beside the old pages.
+  // A file mapping keeps a duplicate of the file's descriptor (O_CLOEXEC) while open: a
+  // private one's resize() that must move maps the file again beside the old pages; a
+  // shared one grows the file (growFile) and is handed to other threads (share()).
   int fileFd = -1;
   uint64_t fileOffset = 0;
   bool guarded = false;  // registered with the SIGBUS guard; new spans are too

@@ -224,12 +224,11 @@ Napi::Value Map(const Napi::CallbackInfo& info) {
   if (addr == MAP_FAILED) return Errno(env, errno);
   size_t size = (length + PageSize() - 1) / PageSize() * PageSize();
   Region* region = OpenRegion(LifetimeOf(env), addr, size, flags);
-  bool privateFile = (flags & MAP_TYPE) == MAP_PRIVATE;
-  bool writableShared = !privateFile && (prot & PROT_WRITE) != 0;
-  if ((flags & MAP_ANONYMOUS) == 0 && fd >= 0 && (privateFile || writableShared)) {
-    // Kept for resize(): a private file mapping that must move maps the file again
+  if ((flags & MAP_ANONYMOUS) == 0 && fd >= 0) {
+    // Kept while open: a private file mapping that must move in resize() maps the file again
     // (RemapPrivateFile; without it, if the process is out of descriptors, the pages are moved
-    // instead), and a writable shared one may grow the file first (GrowFile).
+    // instead), a writable shared one may grow the file first (GrowFile), and a shared one
+    // can be handed to another thread (share(): RegionFile).
     region->fileFd = fcntl(fd, F_DUPFD_CLOEXEC, 3);
     region->fileOffset = offset;
   }
@@ -342,6 +341,20 @@ Napi::Value GrowFile(const Napi::CallbackInfo& info) {
   return Result(env, ftruncate(region->fileFd, wanted));
 }
 
+// regionFile(handle) -> [fd, fileOffset] | -EBADF: the descriptor the region keeps (still the
+// region's: duplicate it at once) and the file offset of its first page.
+Napi::Value RegionFile(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Region* region = UnwrapRegion(env, info[0]);
+  if (region == nullptr) return env.Undefined();
+  if (!region->open) NAPI_THROW(ClosedError(env), env.Undefined());
+  if (region->fileFd < 0) return Napi::Number::New(env, -EBADF);
+  Napi::Array out = Napi::Array::New(env, 2);
+  out.Set(0u, Napi::Number::New(env, region->fileFd));
+  out.Set(1u, Napi::Number::New(env, static_cast<double>(region->fileOffset)));
+  return out;
+}
+
 // fixed(handle, offset, length, prot, flags, fd, fileOffset) -> 0 | -errno
 // MAP_FIXED, confined to pages this mapping already owns.
 Napi::Value Fixed(const Napi::CallbackInfo& info) {
@@ -430,6 +443,7 @@ void InitMapping(Napi::Env env, Napi::Object exports) {
   exports.Set("unmap", Napi::Function::New(env, Unmap, "unmap"));
   exports.Set("remap", Napi::Function::New(env, Remap, "remap"));
   exports.Set("growFile", Napi::Function::New(env, GrowFile, "growFile"));
+  exports.Set("regionFile", Napi::Function::New(env, RegionFile, "regionFile"));
   exports.Set("noteTransfer", Napi::Function::New(env, NoteTransfer, "noteTransfer"));
   exports.Set("fixed", Napi::Function::New(env, Fixed, "fixed"));
   exports.Set("address", Napi::Function::New(env, Address, "address"));

@@ -1,20 +1,106 @@
-// memfd_create and file seals (fcntl F_ADD_SEALS / F_GET_SEALS), and the descriptor calls
-// SharedMemory makes on the descriptors it owns (open, fstat, ftruncate, fchmod, close).
+// memfd_create and file seals (fcntl F_ADD_SEALS / F_GET_SEALS), the descriptor calls
+// SharedMemory makes on the descriptors it owns (open, fstat, ftruncate, fchmod, close), and
+// the process-wide table through which a descriptor is handed to another thread (share()).
 #include <errno.h>
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <sys/mman.h>
+#include <time.h>
 #include <unistd.h>
 
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <mutex>
+#include <random>
 #include <string>
+#include <unordered_map>
 
 #include <napi.h>
 
 #include "answers.h"
 
+#ifndef F_SEAL_FUTURE_WRITE  // Linux 5.1
+#define F_SEAL_FUTURE_WRITE 0x0010
+#endif
+#ifndef MFD_NOEXEC_SEAL  // Linux 6.3
+#define MFD_NOEXEC_SEAL 0x0008U
+#endif
+
 namespace mman {
 
 namespace {
+
+// Descriptors on their way to another thread of this process: share() puts a duplicate
+// here under a random id, from() takes it out, once. One never taken is closed when it
+// expires (swept by every share and take, and by a timer of the sharing thread).
+struct Shared {
+  int fd;
+  uint64_t expires;  // CLOCK_MONOTONIC ms
+};
+std::mutex sharedLock;
+std::unordered_map<uint64_t, Shared>* sharedFds = new std::unordered_map<uint64_t, Shared>();
+
+uint64_t NowMs() {
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<uint64_t>(ts.tv_sec) * 1000 + static_cast<uint64_t>(ts.tv_nsec) / 1000000;
+}
+
+// Closes the expired entries; sharedLock held.
+void SweepLocked(uint64_t now) {
+  for (auto it = sharedFds->begin(); it != sharedFds->end();) {
+    if (it->second.expires <= now) {
+      close(it->second.fd);
+      it = sharedFds->erase(it);
+    } else {
+      ++it;
+    }
+  }
+}
+
+// shareFd(fd, ttlMs) -> id (hex string) | -errno: a close-on-exec duplicate of fd, kept until
+// takeFd(id) or ttlMs from now.
+Napi::Value ShareFd(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int fd = info[0].As<Napi::Number>().Int32Value();
+  double ttl = info[1].As<Napi::Number>().DoubleValue();
+  int dup = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+  if (dup < 0) return Errno(env, errno);
+  static std::mt19937_64 random{std::random_device{}()};
+  uint64_t id;
+  {
+    std::lock_guard<std::mutex> hold(sharedLock);
+    uint64_t now = NowMs();
+    SweepLocked(now);
+    do id = random(); while (id == 0 || sharedFds->count(id) != 0);
+    (*sharedFds)[id] = {dup, now + static_cast<uint64_t>(ttl)};
+  }
+  char hex[17];
+  snprintf(hex, sizeof hex, "%016llx", static_cast<unsigned long long>(id));
+  return Napi::String::New(env, hex);
+}
+
+// takeFd(id) -> fd | -ENOENT (never shared, taken already, or expired)
+Napi::Value TakeFd(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  std::string hex = info[0].As<Napi::String>().Utf8Value();
+  uint64_t id = strtoull(hex.c_str(), nullptr, 16);
+  std::lock_guard<std::mutex> hold(sharedLock);
+  SweepLocked(NowMs());
+  auto it = sharedFds->find(id);
+  if (it == sharedFds->end()) return Napi::Number::New(env, -ENOENT);
+  int fd = it->second.fd;
+  sharedFds->erase(it);
+  return Napi::Number::New(env, fd);
+}
+
+// sweepShared() -> how many are still waiting to be taken
+Napi::Value SweepShared(const Napi::CallbackInfo& info) {
+  std::lock_guard<std::mutex> hold(sharedLock);
+  SweepLocked(NowMs());
+  return Napi::Number::New(info.Env(), static_cast<double>(sharedFds->size()));
+}
 
 // memfdCreate(name, flags) -> fd | -errno
 Napi::Value MemfdCreate(const Napi::CallbackInfo& info) {
@@ -125,6 +211,9 @@ void InitShared(Napi::Env env, Napi::Object exports) {
   exports.Set("addSeals", Napi::Function::New(env, AddSeals, "addSeals"));
   exports.Set("getSeals", Napi::Function::New(env, GetSeals, "getSeals"));
   exports.Set("setCloexec", Napi::Function::New(env, SetCloexec, "setCloexec"));
+  exports.Set("shareFd", Napi::Function::New(env, ShareFd, "shareFd"));
+  exports.Set("takeFd", Napi::Function::New(env, TakeFd, "takeFd"));
+  exports.Set("sweepShared", Napi::Function::New(env, SweepShared, "sweepShared"));
   Napi::Object c = exports.Get("constants").As<Napi::Object>();
   MMAN_EXPORT_CONSTANT(c, MFD_CLOEXEC);
   MMAN_EXPORT_CONSTANT(c, MFD_ALLOW_SEALING);
@@ -132,6 +221,8 @@ void InitShared(Napi::Env env, Napi::Object exports) {
   MMAN_EXPORT_CONSTANT(c, F_SEAL_SHRINK);
   MMAN_EXPORT_CONSTANT(c, F_SEAL_GROW);
   MMAN_EXPORT_CONSTANT(c, F_SEAL_WRITE);
+  MMAN_EXPORT_CONSTANT(c, F_SEAL_FUTURE_WRITE);
+  MMAN_EXPORT_CONSTANT(c, MFD_NOEXEC_SEAL);
 }
 
 }  // namespace mman

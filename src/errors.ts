@@ -23,6 +23,9 @@ export type MmanErrorCode =
   | 'ERR_MAPPING_TRUNCATED'
   | 'ERR_RING_BUFFER_CLOSED'
   | 'ERR_SHARED_MEMORY_CLOSED'
+  | 'ERR_SHARED_DESCRIPTOR_FOREIGN'
+  | 'ERR_SHARED_DESCRIPTOR_TAKEN'
+  | 'ERR_MAPPING_NOT_SHAREABLE'
   | 'ERR_INVALID_STATE';
 
 let systemErrorMap: Map<number, [string, string]> | undefined;

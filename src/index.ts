@@ -21,12 +21,21 @@ export type {
   ResizeOptions,
   LockOptions,
   UnmapOptions,
+  MappingDescriptor,
 } from './mapping';
 export type { MappingMemory } from './smaps';
 export { Prot, MapFlags, Advice, SyncFlags, RemapFlags, LockFlags } from './flags';
 export type { SystemError, MmanErrorCode } from './errors';
 export { SharedMemory, fork, SHM_DIRECTORY } from './shared';
-export type { SharedMemoryCreateOptions, SharedMapOptions, SharedForkOptions } from './shared';
+export type {
+  SharedMemoryCreateOptions,
+  SharedMemoryOpenOptions,
+  SharedMapOptions,
+  SharedForkOptions,
+  SharedMemoryDescriptor,
+  Seal,
+} from './shared';
+export type { ShareOptions } from './descriptors';
 export { wait, waitAsync, notify } from './futex';
 export type { WaitResult, WaitOptions, WaitAsyncOptions, NotifyOptions } from './futex';
 export { RingBuffer } from './ring';

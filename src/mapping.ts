@@ -8,6 +8,7 @@ import { readFileSync } from 'node:fs';
 
 import { lend, native, type Handle } from './native';
 import { memoryOf, type MappingMemory } from './smaps';
+import { putAside, takeAside, type ShareOptions, type SharedDescriptorBase } from './descriptors';
 import { Advice, LockFlags, MapFlags, Prot, RemapFlags, SyncFlags } from './flags';
 import {
   abortError,
@@ -151,6 +152,15 @@ export interface PopulateOptions {
 // one chunk takes (a few ms from a disk, well under one from the page cache).
 const POPULATE_CHUNK = 8 * 1024 * 1024;
 
+/** What {@link Mapping.share} returns: structured-cloneable, for {@link Mapping.from} in another thread. */
+export interface MappingDescriptor extends SharedDescriptorBase {
+  readonly type: 'mman.Mapping';
+  /** Where the mapping starts in the file, in bytes. */
+  readonly offset: number;
+  readonly length: number;
+  readonly writable: boolean;
+}
+
 /** Options for {@link Mapping.unmap}. */
 export interface UnmapOptions {
   /**
@@ -255,6 +265,7 @@ export class Mapping implements Disposable {
   #guarded = false;
   #growable: number; // how far resize() may grow: a shared anonymous mapping's original size
   #name: string | undefined; // its anonymous memory's name (mapAnonymous's options.name)
+  #writable: boolean; // mapped with Prot.Write
   #buffer: ArrayBuffer | null = null;
   #bytes: Uint8Array | null = null;
 
@@ -271,6 +282,7 @@ export class Mapping implements Disposable {
     size: number,
     granule: number,
     flags: number,
+    prot: number,
   ) {
     if (token !== CONSTRUCT) {
       throw Object.assign(new TypeError('Illegal constructor: use mmap(), mapFile() or mapAnonymous()'), {
@@ -282,6 +294,7 @@ export class Mapping implements Disposable {
     this.#length = length;
     this.#granule = granule;
     this.#flags = flags;
+    this.#writable = (prot & Prot.Write) !== 0;
     const sharedAnonymous = (flags & MapFlags.Anonymous) !== 0 && (flags & MAP_TYPE_BITS) !== MapFlags.Private;
     this.#growable = sharedAnonymous ? size : Infinity;
   }
@@ -526,8 +539,8 @@ export class Mapping implements Disposable {
       );
     }
     if (growFile) {
-      if ((this.#flags & MapFlags.Anonymous) !== 0 || !this.shared)
-        throw invalidArgValue('options.growFile', true, 'is only for a shared file mapping');
+      if ((this.#flags & MapFlags.Anonymous) !== 0 || !this.shared || !this.#writable)
+        throw invalidArgValue('options.growFile', true, 'is only for a writable shared file mapping');
       const grown = native.growFile(handle, this.#delta + newLength);
       if (grown < 0) throw systemError(grown, 'ftruncate');
     }
@@ -591,6 +604,61 @@ export class Mapping implements Disposable {
     }
     if (signal?.aborted) throw abortError(signal);
     this.#open();
+  }
+
+  /**
+   * A plain object to post to a worker thread (`postMessage`, `workerData`), where
+   * {@link Mapping.from} makes of it a mapping of the same pages: what either thread writes,
+   * the other reads, and {@link wait}/{@link notify} and {@link RingBuffer} work between them
+   * as between processes. For a shared file mapping or a {@link SharedMemory} mapping; a
+   * private mapping (its pages are this thread's copy) or a shared anonymous one (no file to
+   * map again: use {@link SharedMemory}) throws `ERR_MAPPING_NOT_SHAREABLE`.
+   *
+   * The buffer itself cannot be posted: `postMessage` copies an `ArrayBuffer` (a copy, not
+   * the pages), and transferring one moves V8's backing store, which an external buffer
+   * over mapped memory cannot give up. What crosses instead is a duplicate of the file's
+   * descriptor, put aside in this process for `options.timeoutMs` (default 60 s): received
+   * once, by one thread; closed if never received.
+   *
+   * @example
+   * const worker = new Worker('./worker.js', { workerData: mapping.share() });
+   * // worker.js: const view = Mapping.from(workerData);
+   */
+  share(options?: ShareOptions): MappingDescriptor {
+    const handle = this.#open();
+    if ((this.#flags & MapFlags.Anonymous) !== 0 || !this.shared) {
+      throw mmanError(
+        'ERR_MAPPING_NOT_SHAREABLE',
+        (this.#flags & MapFlags.Anonymous) !== 0 && this.shared
+          ? 'A shared anonymous mapping has no file another thread can map: use SharedMemory and shm.share()'
+          : "A private mapping's pages are this thread's own copy: only a shared file or SharedMemory mapping can be shared",
+      );
+    }
+    const file = native.regionFile(handle);
+    if (typeof file === 'number') throw systemError(file, 'fcntl');
+    return {
+      type: 'mman.Mapping',
+      id: putAside(file[0], options),
+      pid: process.pid,
+      offset: file[1] + this.#delta,
+      length: this.#length,
+      writable: this.#writable,
+    };
+  }
+
+  /**
+   * In another thread of the same process: maps what {@link Mapping.share} described (the
+   * same file range, read-write if the original was). A descriptor is received once; it is
+   * `ERR_SHARED_DESCRIPTOR_TAKEN` after that or once expired, `ERR_SHARED_DESCRIPTOR_FOREIGN`
+   * in another process.
+   */
+  static from(descriptor: MappingDescriptor): Mapping {
+    const { fd, d } = takeAside<MappingDescriptor>(descriptor, 'mman.Mapping');
+    try {
+      return mapFile(fd, { mode: d.writable ? 'r+' : 'r', offset: d.offset, length: d.length });
+    } finally {
+      native.fdClose(fd); // the mapping keeps a descriptor of its own
+    }
   }
 
   /**
@@ -730,7 +798,7 @@ function create(
   const size = roundUp(delta + length, granule);
   const result = native.map(size, prot, flags, fd, offset, hint);
   if (typeof result === 'number') throw systemError(result, 'mmap', path);
-  return new Mapping(CONSTRUCT, result, delta, length, size, granule, flags);
+  return new Mapping(CONSTRUCT, result, delta, length, size, granule, flags, prot);
 }
 
 /**

@@ -71,6 +71,14 @@ export interface NativeAddon {
   name(handle: Handle, offset: number, length: number, name: string | null): number;
   /** Extends the file under a writable shared mapping to `bytes` past its start; never shrinks. 0 or -errno. */
   growFile(handle: Handle, bytes: number): number;
+  /** The descriptor a file mapping keeps (still the region's) and the file offset of its first page, or -EBADF. */
+  regionFile(handle: Handle): [fd: number, fileOffset: number] | number;
+  /** A close-on-exec duplicate of `fd` put aside for another thread for `ttlMs`: its id, or -errno. */
+  shareFd(fd: number, ttlMs: number): string | number;
+  /** The descriptor put aside under `id`, now the caller's; -ENOENT if taken already or expired. */
+  takeFd(id: string): number;
+  /** Closes the expired descriptors put aside; how many still wait. */
+  sweepShared(): number;
   memfdCreate(name: string, flags: number): number;
   addSeals(fd: number, seals: number): number;
   getSeals(fd: number): number;

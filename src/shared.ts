@@ -2,9 +2,11 @@
 // to a Node child. Node's fork is fork + exec, which drops every mapping: only an fd crosses.
 import { fork as forkProcess, type ChildProcess, type ForkOptions, type StdioOptions } from 'node:child_process';
 import { constants as fsConstants, unlinkSync } from 'node:fs';
+import { constants as osConstants } from 'node:os';
 import { join } from 'node:path';
 
 import { native } from './native';
+import { putAside, takeAside, type ShareOptions, type SharedDescriptorBase } from './descriptors';
 // eslint-disable-next-line @typescript-eslint/no-unused-vars -- named by {@link} in the doc comments
 import { dispose, mapFile, MAX_LENGTH, statFd, type Mapping, type MapFileOptions } from './mapping';
 import {
@@ -16,6 +18,7 @@ import {
   validateInt32,
   validateInteger,
   validateOptions,
+  validateOneOf,
 } from './errors';
 
 /** Where named segments live: the directory glibc's shm_open(3) uses. */
@@ -24,7 +27,31 @@ export const SHM_DIRECTORY = '/dev/shm';
 /** The environment variable through which {@link fork} tells the child its fds. */
 export const SHARED_ENV = 'MMAN_SHARED';
 
-const { MFD_CLOEXEC, MFD_ALLOW_SEALING, F_SEAL_SHRINK, F_SEAL_GROW } = native.constants;
+const { MFD_CLOEXEC, MFD_ALLOW_SEALING, MFD_NOEXEC_SEAL, F_SEAL_SHRINK, F_SEAL_GROW } = native.constants;
+
+/**
+ * A file seal (fcntl(2) `F_ADD_SEALS`): `'shrink'` and `'grow'` fix the size either way,
+ * `'write'` forbids every write (refused with `EBUSY` while a writable mapping of it exists),
+ * `'futureWrite'` (Linux 5.1) forbids new writable mappings and writes while those already
+ * made keep writing, and `'seal'` forbids adding seals.
+ */
+export type Seal = 'shrink' | 'grow' | 'write' | 'futureWrite' | 'seal';
+
+const SEALS: Record<Seal, number> = {
+  shrink: native.constants.F_SEAL_SHRINK,
+  grow: native.constants.F_SEAL_GROW,
+  write: native.constants.F_SEAL_WRITE,
+  futureWrite: native.constants.F_SEAL_FUTURE_WRITE,
+  seal: native.constants.F_SEAL_SEAL,
+};
+const SEAL_NAMES = Object.keys(SEALS) as Seal[];
+
+/** What {@link SharedMemory.share} returns: structured-cloneable, for {@link SharedMemory.from} in another thread. */
+export interface SharedMemoryDescriptor extends SharedDescriptorBase {
+  readonly type: 'mman.SharedMemory';
+  readonly name: string | undefined;
+  readonly readOnly: boolean;
+}
 const MAX_SIZE = MAX_LENGTH;
 const NAME_MAX = 255;
 
@@ -37,10 +64,21 @@ export interface SharedMemoryCreateOptions {
    */
   name?: string;
   /**
+   * A named segment's permission bits, exactly (the umask takes nothing away): at most
+   * `0o666`. Default `0o600`: the owner only.
+   */
+  mode?: number;
+  /**
    * memfd only: also seal against growing (`F_SEAL_GROW`), so the size never changes and
    * {@link SharedMemory.grow} fails with `EPERM`. Default `false`: it may grow, never shrink.
    */
   fixedSize?: boolean;
+}
+
+/** Options for {@link SharedMemory.open}. */
+export interface SharedMemoryOpenOptions {
+  /** Open it `O_RDONLY`: its mappings are read-only (`map()` then maps `PROT_READ`). Default `false`. */
+  readOnly?: boolean;
 }
 
 /** Options for {@link SharedMemory.map}. */
@@ -113,10 +151,11 @@ function openFd(path: string, flags: number, mode: number): number {
 export class SharedMemory implements Disposable {
   #fd: number;
   #name: string | undefined;
+  #readOnly: boolean;
   #unlinked = false;
 
   /** @internal Use {@link SharedMemory.create}, {@link SharedMemory.open} or {@link SharedMemory.fromFd}. */
-  constructor(token: typeof CONSTRUCT, fd: number, name: string | undefined) {
+  constructor(token: typeof CONSTRUCT, fd: number, name: string | undefined, readOnly = false) {
     if (token !== CONSTRUCT) {
       throw Object.assign(new TypeError('Illegal constructor: use SharedMemory.create(), open() or fromFd()'), {
         code: 'ERR_ILLEGAL_CONSTRUCTOR',
@@ -124,17 +163,24 @@ export class SharedMemory implements Disposable {
     }
     this.#fd = fd;
     this.#name = name;
+    this.#readOnly = readOnly;
   }
 
   /**
    * Creates a zero-filled segment of `size` bytes: a memfd (`MFD_CLOEXEC |
-   * MFD_ALLOW_SEALING`, sealed with `F_SEAL_SHRINK`), or with `name` a `/dev/shm` file
-   * created with `O_CREAT | O_EXCL` and mode 0600 whatever the umask (`EEXIST` if taken).
+   * MFD_ALLOW_SEALING`, and `MFD_NOEXEC_SEAL` where the kernel has it (Linux 6.3): never
+   * executable; sealed with `F_SEAL_SHRINK`), or with `name` a `/dev/shm` file created with
+   * `O_CREAT | O_EXCL` and exactly `options.mode` (default 0600) whatever the umask
+   * (`EEXIST` if taken).
    */
   static create(size: number, options?: SharedMemoryCreateOptions): SharedMemory {
     validateInteger(size, 'size', 1, MAX_SIZE);
     const opts = validateOptions<SharedMemoryCreateOptions>(options);
     const fixedSize = validateBoolean(opts.fixedSize, 'options.fixedSize');
+    const mode = opts.mode === undefined ? 0o600 : validateInt32(opts.mode, 'options.mode', 0, 0o777);
+    if ((mode & 0o111) !== 0) throw invalidArgValue('options.mode', mode, 'must not make shared memory executable');
+    if (opts.mode !== undefined && opts.name === undefined)
+      throw invalidArgValue('options.mode', mode, 'is for a named segment: a memfd has no path to open');
     if (opts.name !== undefined) {
       const name = validateName(opts.name);
       if (fixedSize)
@@ -143,10 +189,10 @@ export class SharedMemory implements Disposable {
       const fd = openFd(
         path,
         fsConstants.O_RDWR | fsConstants.O_CREAT | fsConstants.O_EXCL | fsConstants.O_NOFOLLOW,
-        0o600,
+        0o600, // created for the owner only, widened below: never more open than asked, even for a moment
       );
       try {
-        check(native.fdChmod(fd, 0o600), 'fchmod'); // the umask may have taken bits away; never added, but be exact
+        check(native.fdChmod(fd, mode), 'fchmod'); // exactly `mode`: the umask takes nothing away
         check(native.fdTruncate(fd, size), 'ftruncate');
       } catch (err) {
         native.fdClose(fd);
@@ -155,7 +201,8 @@ export class SharedMemory implements Disposable {
       }
       return new SharedMemory(CONSTRUCT, fd, name);
     }
-    const fd = native.memfdCreate('mman', MFD_CLOEXEC | MFD_ALLOW_SEALING);
+    let fd = native.memfdCreate('mman', MFD_CLOEXEC | MFD_ALLOW_SEALING | MFD_NOEXEC_SEAL);
+    if (fd === -osConstants.errno.EINVAL) fd = native.memfdCreate('mman', MFD_CLOEXEC | MFD_ALLOW_SEALING); // before 6.3
     if (fd < 0) throw systemError(fd, 'memfd_create');
     try {
       check(native.fdTruncate(fd, size), 'ftruncate');
@@ -167,11 +214,74 @@ export class SharedMemory implements Disposable {
     return new SharedMemory(CONSTRUCT, fd, undefined);
   }
 
-  /** Opens the existing named segment `/dev/shm/<name>` read-write (`ENOENT` if there is none). */
-  static open(name: string): SharedMemory {
+  /**
+   * Opens the existing named segment `/dev/shm/<name>`, read-write unless `readOnly`
+   * (`ENOENT` if there is none, `EACCES` if its mode forbids it).
+   */
+  static open(name: string, options?: SharedMemoryOpenOptions): SharedMemory {
     const valid = validateName(name);
-    const fd = openFd(join(SHM_DIRECTORY, valid), fsConstants.O_RDWR | fsConstants.O_NOFOLLOW, 0);
-    return new SharedMemory(CONSTRUCT, fd, valid);
+    const readOnly = validateBoolean(validateOptions<SharedMemoryOpenOptions>(options).readOnly, 'options.readOnly');
+    const access = readOnly ? fsConstants.O_RDONLY : fsConstants.O_RDWR;
+    const fd = openFd(join(SHM_DIRECTORY, valid), access | fsConstants.O_NOFOLLOW, 0);
+    return new SharedMemory(CONSTRUCT, fd, valid, readOnly);
+  }
+
+  /**
+   * A plain object to post to a worker thread (`postMessage`, `workerData`), where
+   * {@link SharedMemory.from} makes of it a SharedMemory of the same segment. A duplicate of
+   * the descriptor waits in this process for `options.timeoutMs` (default 60 s): received
+   * once, by one thread; closed if never received. Share again for each receiver.
+   */
+  share(options?: ShareOptions): SharedMemoryDescriptor {
+    return {
+      type: 'mman.SharedMemory',
+      id: putAside(this.fd, options),
+      pid: process.pid,
+      name: this.#name,
+      readOnly: this.#readOnly,
+    };
+  }
+
+  /**
+   * In another thread of the same process: the SharedMemory that {@link SharedMemory.share}
+   * described, with a descriptor of its own (closed by its {@link SharedMemory.close}).
+   * `ERR_SHARED_DESCRIPTOR_TAKEN` once received or expired, `ERR_SHARED_DESCRIPTOR_FOREIGN`
+   * in another process.
+   */
+  static from(descriptor: SharedMemoryDescriptor): SharedMemory {
+    const { fd, d } = takeAside<SharedMemoryDescriptor>(descriptor, 'mman.SharedMemory');
+    return new SharedMemory(CONSTRUCT, fd, typeof d.name === 'string' ? d.name : undefined, d.readOnly === true);
+  }
+
+  /**
+   * Adds seals (fcntl(2) `F_ADD_SEALS`), for a memfd. What the kernel refuses comes back as it
+   * says it: `EBUSY` for `'write'` while a writable mapping exists (use `'futureWrite'`),
+   * `EPERM` once `'seal'` is set, `EINVAL` for a segment that cannot be sealed (a `/dev/shm`
+   * file) or a seal the kernel does not know.
+   *
+   * @example
+   * shm.seal('shrink', 'grow', 'futureWrite', 'seal'); // readers may map it, never write it
+   */
+  seal(...seals: Seal[]): void {
+    const fd = this.fd;
+    let bits = 0;
+    seals.forEach((seal, i) => {
+      bits |= SEALS[validateOneOf(seal, `seals[${i}]`, SEAL_NAMES)];
+    });
+    check(native.addSeals(fd, bits), 'fcntl');
+  }
+
+  /** The seals set on the segment (fcntl(2) `F_GET_SEALS`): `[]` for a file that cannot be sealed. */
+  get seals(): Seal[] {
+    const rc = native.getSeals(this.fd);
+    if (rc === -osConstants.errno.EINVAL) return [];
+    const bits = check(rc, 'fcntl');
+    return SEAL_NAMES.filter((name) => (bits & SEALS[name]) !== 0);
+  }
+
+  /** True for a segment opened with `readOnly`: its mappings are read-only. */
+  get readOnly(): boolean {
+    return this.#readOnly;
   }
 
   /**
@@ -230,12 +340,14 @@ export class SharedMemory implements Disposable {
 
   /**
    * Maps `[offset, offset + length)` of the segment, `MAP_SHARED`, read-write unless
-   * `readOnly`. The mapping outlives {@link SharedMemory.close}; unmap it on its own.
+   * `readOnly` (the default for a segment opened read-only; a `futureWrite`- or
+   * `write`-sealed one refuses a writable mapping with `EPERM`). The mapping outlives
+   * {@link SharedMemory.close}; unmap it on its own.
    */
   map(options?: SharedMapOptions): Mapping {
     const fd = this.fd;
     const opts = validateOptions<SharedMapOptions>(options);
-    const readOnly = validateBoolean(opts.readOnly, 'options.readOnly');
+    const readOnly = validateBoolean(opts.readOnly, 'options.readOnly', this.#readOnly);
     const guard = validateBoolean(opts.guard, 'options.guard');
     return mapFile(fd, { mode: readOnly ? 'r' : 'r+', offset: opts.offset, length: opts.length, guard });
   }

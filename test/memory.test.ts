@@ -179,7 +179,8 @@ describe('mapAnonymous({ name }) (PR_SET_VMA_ANON_NAME)', () => {
   });
 
   test('a name the kernel would refuse: ERR_INVALID_ARG_VALUE / TYPE before mapping', () => {
-    const before = mappingStats();
+    const open = () => mappingStats().regions - mappingStats().retiredRegions; // the collector may release retired ones meanwhile
+    const before = open();
     for (const name of ['', 'a[b]', 'dollar$', 'tab\t', 'x'.repeat(80), 'é'])
       expect(() => mapAnonymous(PAGE_SIZE, { name })).toThrow(
         expect.objectContaining({ code: 'ERR_INVALID_ARG_VALUE' }),
@@ -187,7 +188,7 @@ describe('mapAnonymous({ name }) (PR_SET_VMA_ANON_NAME)', () => {
     expect(() => mapAnonymous(PAGE_SIZE, { name: 7 as never })).toThrow(
       expect.objectContaining({ code: 'ERR_INVALID_ARG_TYPE' }),
     );
-    expect(mappingStats()).toEqual(before);
+    expect(open()).toBe(before);
   });
 });
 
