@@ -3,6 +3,7 @@
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { existsSync, ftruncateSync, readdirSync, statSync } from 'node:fs';
+import { release } from 'node:os';
 import { join } from 'node:path';
 
 import { PAGE_SIZE, SharedMemory, fork, notify } from '../src';
@@ -318,5 +319,105 @@ describe('bad arguments', () => {
   ];
   test.each(cases)('%s → %s', (_what, call, code) => {
     expect(call).toThrow(expect.objectContaining({ code }));
+  });
+});
+
+describe('seals (shm.seal(), shm.seals)', () => {
+  test("'futureWrite': a child cannot map it writable (EPERM) while this process's mapping still writes", async () => {
+    using shm = SharedMemory.create(PAGE_SIZE);
+    const mine = shm.map();
+    shm.seal('futureWrite', 'seal');
+    mine.bytes[0] = 42; // made before the seal: still writes
+    expect(() => shm.map()).toThrow(expect.objectContaining({ code: 'EPERM', syscall: 'mmap' }));
+    const child = startChild('tryWrite', [], [shm]);
+    expect(await child.next()).toEqual({ writable: 'EPERM', read: 42, seals: ['shrink', 'futureWrite', 'seal'] });
+    await child.exited;
+    mine.unmap();
+  });
+
+  test("'write' is refused with EBUSY while a writable mapping exists, then forbids every write", () => {
+    using shm = SharedMemory.create(PAGE_SIZE);
+    const m = shm.map();
+    void m.bytes; // a buffer: unmap() leaves the pages mapped until it is collected
+    expect(() => shm.seal('write')).toThrow(expect.objectContaining({ code: 'EBUSY', syscall: 'fcntl' }));
+    m.unmap();
+    const unused = shm.map();
+    unused.unmap(); // no buffer was ever made: unmapped at once
+    expect(shm.seals).toEqual(['shrink']);
+  });
+
+  test("'write' after every writable mapping is gone: new writable maps fail, readers read", () => {
+    using shm = SharedMemory.create(PAGE_SIZE);
+    shm.seal('write');
+    expect(shm.seals).toEqual(['shrink', 'write']);
+    expect(() => shm.map()).toThrow(expect.objectContaining({ code: 'EPERM' }));
+    using ro = shm.map({ readOnly: true });
+    expect(ro.bytes[0]).toBe(0);
+  });
+
+  test("'seal' stops further seals (EPERM); 'grow' stops grow()", () => {
+    using shm = SharedMemory.create(PAGE_SIZE);
+    shm.seal('grow', 'seal');
+    expect(() => shm.grow(2 * PAGE_SIZE)).toThrow(expect.objectContaining({ code: 'EPERM' }));
+    expect(() => shm.seal('write')).toThrow(expect.objectContaining({ code: 'EPERM', syscall: 'fcntl' }));
+    expect(shm.seals).toEqual(['shrink', 'grow', 'seal']);
+  });
+
+  test('a named segment cannot be sealed: seals say so, seal() is refused by the kernel', () => {
+    const shm = named(PAGE_SIZE, 'seals');
+    expect(shm.seals).toEqual(['seal']);
+    expect(() => shm.seal('grow')).toThrow(expect.objectContaining({ code: 'EPERM' }));
+  });
+
+  test('an unknown seal: ERR_INVALID_ARG_VALUE, nothing sealed', () => {
+    using shm = SharedMemory.create(PAGE_SIZE);
+    expect(() => shm.seal('grow', 'exec' as never)).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARG_VALUE' }));
+    expect(shm.seals).toEqual(['shrink']);
+  });
+
+  test('a memfd is never executable (MFD_NOEXEC_SEAL, Linux 6.3)', () => {
+    using shm = SharedMemory.create(PAGE_SIZE);
+    const [major, minor] = release().split('.').map(Number);
+    const mode = statSync(`/proc/self/fd/${shm.fd}`).mode & 0o777;
+    if (major > 6 || (major === 6 && minor >= 3)) expect(mode & 0o111).toBe(0);
+    else expect(mode).toBe(0o777); // before 6.3 a memfd is created 0777
+  });
+});
+
+describe("a named segment's mode and a read-only open", () => {
+  test('options.mode is the exact mode, whatever the umask; never executable, never without a name', () => {
+    const old = process.umask(0o077);
+    try {
+      const shm = SharedMemory.create(PAGE_SIZE, { name: uniqueName('mode640'), mode: 0o640 });
+      created.push(shm);
+      expect(statSync(join('/dev/shm', shm.name!)).mode & 0o777).toBe(0o640);
+    } finally {
+      process.umask(old);
+    }
+    const before = readdirSync('/dev/shm').length;
+    expect(() => SharedMemory.create(PAGE_SIZE, { name: uniqueName('x'), mode: 0o700 })).toThrow(
+      expect.objectContaining({ code: 'ERR_INVALID_ARG_VALUE' }),
+    );
+    expect(() => SharedMemory.create(PAGE_SIZE, { name: uniqueName('x'), mode: 0o1666 })).toThrow(
+      expect.objectContaining({ code: 'ERR_OUT_OF_RANGE' }),
+    );
+    expect(() => SharedMemory.create(PAGE_SIZE, { mode: 0o600 })).toThrow(
+      expect.objectContaining({ code: 'ERR_INVALID_ARG_VALUE' }),
+    );
+    expect(readdirSync('/dev/shm').length).toBe(before);
+  });
+
+  test('open(name, { readOnly }): maps read-only by default; a writable map is EACCES', () => {
+    const shm = named(PAGE_SIZE, 'readonly');
+    const writer = shm.map();
+    writer.bytes[0] = 5;
+    using ro = SharedMemory.open(shm.name!, { readOnly: true });
+    expect(ro.readOnly).toBe(true);
+    using m = ro.map();
+    expect(permsAt(m.address)).toBe('r--s');
+    expect(m.bytes[0]).toBe(5);
+    expect(() => ro.map({ readOnly: false })).toThrow(expect.objectContaining({ code: 'EACCES', syscall: 'mmap' }));
+    expect(() => ro.grow(2 * PAGE_SIZE)).toThrow(expect.objectContaining({ syscall: 'ftruncate' }));
+    writer.unmap();
   });
 });
