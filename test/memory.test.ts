@@ -179,7 +179,8 @@ describe('mapAnonymous({ name }) (PR_SET_VMA_ANON_NAME)', () => {
   });
 
   test('a name the kernel would refuse: ERR_INVALID_ARG_VALUE / TYPE before mapping', () => {
-    const open = () => mappingStats().regions - mappingStats().retiredRegions; // the collector may release retired ones meanwhile
+    // Open regions only: the collector may release retired ones meanwhile.
+    const open = () => mappingStats().regions - mappingStats().retiredRegions;
     const before = open();
     for (const name of ['', 'a[b]', 'dollar$', 'tab\t', 'x'.repeat(80), 'é'])
       expect(() => mapAnonymous(PAGE_SIZE, { name })).toThrow(
