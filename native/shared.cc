@@ -73,7 +73,8 @@ Napi::Value ShareFd(const Napi::CallbackInfo& info) {
     std::lock_guard<std::mutex> hold(sharedLock);
     uint64_t now = NowMs();
     SweepLocked(now);
-    do id = random(); while (id == 0 || sharedFds->count(id) != 0);
+    do id = random();
+    while (id == 0 || sharedFds->count(id) != 0);
     (*sharedFds)[id] = {dup, now + static_cast<uint64_t>(ttl)};
   }
   char hex[17];
