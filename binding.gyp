@@ -10,6 +10,7 @@
         "native/memory.cc",
         "native/shared.cc",
         "native/futex.cc",
+        "native/mutex.cc",
         "native/tools.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],

@@ -14,6 +14,7 @@ namespace mman {
 void InitMemory(Napi::Env env, Napi::Object exports);
 void InitShared(Napi::Env env, Napi::Object exports);
 void InitFutex(Napi::Env env, Napi::Object exports, Napi::Object tools);
+void InitMutex(Napi::Env env, Napi::Object exports);
 void InitTools(Napi::Env env, Napi::Object tools);
 
 namespace {
@@ -111,6 +112,10 @@ void InitAnswers(Napi::Env env, Napi::Object exports) {
   a.Set("WAIT_CANCELLED", answers::kWaitCancelled);
   a.Set("MISALIGNED", answers::kMisaligned);
   a.Set("MOVED_NOT_GROWN", answers::kMovedNotGrown);
+  a.Set("LOCK_ACQUIRED", answers::kLockAcquired);
+  a.Set("LOCK_OWNER_DIED", answers::kLockOwnerDied);
+  a.Set("LOCK_BUSY", answers::kLockBusy);
+  a.Set("LOCK_TIMED_OUT", answers::kLockTimedOut);
   exports.Set("answers", a);
 }
 
@@ -138,6 +143,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   Napi::Object tools = Napi::Object::New(env);  // hooks for the tools and the tests
   exports.Set("tools", tools);
   InitFutex(env, exports, tools);
+  InitMutex(env, exports);
   InitTools(env, tools);
   return exports;
 }

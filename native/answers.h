@@ -27,6 +27,11 @@ constexpr int kWaitCancelled = 3;  // waitAsyncCancel() (waitAsync only)
 constexpr int kMisaligned = -4096;
 // remap(): it moved to grow, then could not grow (ENOMEM); the old buffers were retired.
 constexpr int kMovedNotGrown = 1;
+// mutexLock(), mutexTryLock() (mutex.cc); a misuse answers -EDEADLK or -EPERM:
+constexpr int kLockAcquired = 0;
+constexpr int kLockOwnerDied = 1;  // acquired; the holder before died holding it
+constexpr int kLockBusy = 2;       // tryLock only
+constexpr int kLockTimedOut = 3;
 }  // namespace answers
 
 // -errno, for an errno the caller has (a positive number).

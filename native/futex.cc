@@ -23,6 +23,8 @@
 #include <unordered_map>
 #include <vector>
 
+#include "futex.h"
+
 #include "answers.h"
 #include "env.h"
 #include "mapping.h"
@@ -44,16 +46,7 @@ struct futex_waitv {
 
 namespace mman {
 
-namespace {
-
-using answers::kMisaligned;
-constexpr int kOk = answers::kWaitOk;
-constexpr int kNotEqual = answers::kWaitNotEqual;
-constexpr int kTimedOut = answers::kWaitTimedOut;
-constexpr int kCancelled = answers::kWaitCancelled;
-constexpr size_t kWaitsPerThread = FUTEX_WAITV_MAX - 1;  // one slot is the control word
-
-inline void CpuRelax() {
+void CpuRelax() {
 #if defined(__x86_64__) || defined(__i386__)
   // No PAUSE: under a hypervisor it triggers pause-loop exits that cost far more than the spin.
   __asm__ __volatile__("" ::: "memory");
@@ -89,8 +82,8 @@ bool Before(const timespec& a, const timespec& b) {
 
 // The int32 at byteOffset of `ab`, checked to lie inside the live region, 4-byte aligned.
 // Returns nullptr with a JS exception pending, or with *misaligned set (TS reports that one).
-int32_t* Word(Napi::Env env, Region* region, const Napi::Value& abValue,
-              const Napi::Value& offsetValue, bool* misaligned) {
+static int32_t* Word(Napi::Env env, Region* region, const Napi::Value& abValue,
+                     const Napi::Value& offsetValue, bool* misaligned) {
   *misaligned = false;
   if (!abValue.IsArrayBuffer() || !offsetValue.IsNumber()) {
     ArgTypeError(env, "native: (handle, ArrayBuffer, byteOffset) expected")
@@ -119,8 +112,8 @@ int32_t* Word(Napi::Env env, Region* region, const Napi::Value& abValue,
 }
 
 // An optional waiter-count word: -1 (none) or a byte offset in the same ArrayBuffer.
-int32_t* OptionalWord(Napi::Env env, Region* region, const Napi::Value& ab,
-                      const Napi::Value& offset, bool* ok) {
+static int32_t* OptionalWord(Napi::Env env, Region* region, const Napi::Value& ab,
+                             const Napi::Value& offset, bool* ok) {
   *ok = true;
   if (offset.IsUndefined() || (offset.IsNumber() && offset.As<Napi::Number>().DoubleValue() < 0))
     return nullptr;
@@ -133,15 +126,6 @@ int32_t* OptionalWord(Napi::Env env, Region* region, const Napi::Value& ab,
   return word;
 }
 
-// The (handle, ab, byteOffset, ..., waitersOffset) every call here starts with. On failure
-// returns false with *early set to what to return: undefined (JS exception pending) or
-// answers::kMisaligned for a misaligned word, which the TypeScript layer reports.
-struct WordArgs {
-  Region* region = nullptr;
-  int32_t* word = nullptr;
-  int32_t* waiters = nullptr;
-};
-
 bool ReadWordArgs(const Napi::CallbackInfo& info, size_t waitersArg, WordArgs* out,
                   Napi::Value* early) {
   Napi::Env env = info.Env();
@@ -151,13 +135,22 @@ bool ReadWordArgs(const Napi::CallbackInfo& info, size_t waitersArg, WordArgs* o
   bool misaligned = false;
   out->word = Word(env, out->region, info[1], info[2], &misaligned);
   if (out->word == nullptr) {
-    if (misaligned) *early = Napi::Number::New(env, kMisaligned);
+    if (misaligned) *early = Napi::Number::New(env, answers::kMisaligned);
     return false;
   }
   bool ok = true;
   out->waiters = OptionalWord(env, out->region, info[1], info[waitersArg], &ok);
   return ok;
 }
+
+namespace {
+
+using answers::kMisaligned;
+constexpr int kOk = answers::kWaitOk;
+constexpr int kNotEqual = answers::kWaitNotEqual;
+constexpr int kTimedOut = answers::kWaitTimedOut;
+constexpr int kCancelled = answers::kWaitCancelled;
+constexpr size_t kWaitsPerThread = FUTEX_WAITV_MAX - 1;  // one slot is the control word
 
 // wait(handle, ab, byteOffset, expected, timeoutMs (-1: forever), spin, waitersOffset)
 //   -> kWaitOk | kWaitNotEqual | kWaitTimedOut | -errno | kMisaligned (answers.h)

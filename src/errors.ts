@@ -26,6 +26,8 @@ export type MmanErrorCode =
   | 'ERR_SHARED_DESCRIPTOR_FOREIGN'
   | 'ERR_SHARED_DESCRIPTOR_TAKEN'
   | 'ERR_MAPPING_NOT_SHAREABLE'
+  | 'ERR_MUTEX_DEADLOCK'
+  | 'ERR_MUTEX_NOT_OWNER'
   | 'ERR_INVALID_STATE';
 
 let systemErrorMap: Map<number, [string, string]> | undefined;

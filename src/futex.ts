@@ -72,7 +72,8 @@ interface Target {
 }
 
 // Every check, in the order the caller would want to hear about them.
-function target(view: unknown, index: unknown, waitersIndex: unknown): Target {
+/** @internal The checked word `view[index]` (and waiters word) of a MAP_SHARED mapping: for mutex.ts too. */
+export function target(view: unknown, index: unknown, waitersIndex: unknown): Target {
   if (!types.isInt32Array(view)) throw invalidArgType('view', 'an instance of Int32Array', view);
   const mapping = ownerOf(view.buffer);
   if (mapping === undefined) {
@@ -105,15 +106,16 @@ function validateExpected(expected: unknown): number {
   return validateInteger(expected, 'expected', -(2 ** 31), 2 ** 32 - 1) | 0;
 }
 
-// -1 means forever, as the addon takes it.
-function validateTimeout(timeoutMs: unknown): number {
+/** @internal -1 means forever, as the addon takes it. */
+export function validateTimeout(timeoutMs: unknown): number {
   if (timeoutMs === undefined || timeoutMs === Infinity) return -1;
   if (typeof timeoutMs !== 'number') throw invalidArgType('timeoutMs', 'of type number', timeoutMs);
   if (Number.isNaN(timeoutMs) || timeoutMs < 0) throw outOfRange('timeoutMs', '>= 0', timeoutMs);
   return timeoutMs > FOREVER_MS ? -1 : timeoutMs;
 }
 
-function misaligned(index: unknown): RangeError {
+/** @internal */
+export function misaligned(index: unknown): RangeError {
   return outOfRange('index', 'an element at a 4-byte aligned address (the mapping starts unaligned)', index);
 }
 

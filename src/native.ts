@@ -32,6 +32,10 @@ export interface NativeAddon {
     WAIT_CANCELLED: number;
     MISALIGNED: number;
     MOVED_NOT_GROWN: number;
+    LOCK_ACQUIRED: number;
+    LOCK_OWNER_DIED: number;
+    LOCK_BUSY: number;
+    LOCK_TIMED_OUT: number;
   }>;
   readonly tools: NativeTools;
   /** 0 if the runtime allows ArrayBuffers over external memory, else the refusing napi_status. */
@@ -108,6 +112,14 @@ export interface NativeAddon {
     callback: (result: number) => void,
   ): number;
   waitAsyncCancel(id: number): boolean;
+  /** answers.LOCK_ACQUIRED / LOCK_OWNER_DIED / LOCK_TIMED_OUT, -EDEADLK, -errno, or MISALIGNED. */
+  mutexLock(handle: Handle, buffer: ArrayBuffer, byteOffset: number, timeoutMs: number, spin: number): number;
+  /** One attempt, the holder looked at: LOCK_ACQUIRED / LOCK_OWNER_DIED / LOCK_BUSY, -EDEADLK, or MISALIGNED. */
+  mutexTryLock(handle: Handle, buffer: ArrayBuffer, byteOffset: number, contended: boolean): number;
+  /** 0, -EPERM (not held by this thread), or MISALIGNED. */
+  mutexUnlock(handle: Handle, buffer: ArrayBuffer, byteOffset: number): number;
+  /** gettid() of the calling thread. */
+  threadId(): number;
 }
 
 // node-gyp-build loads build/Release (a source build) first, then prebuilds/<platform>-<arch>;

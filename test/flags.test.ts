@@ -104,6 +104,10 @@ describe('the answers of the addon', () => {
 
   test('are exactly the named ones', () => {
     expect(Object.keys(a).sort()).toEqual([
+      'LOCK_ACQUIRED',
+      'LOCK_BUSY',
+      'LOCK_OWNER_DIED',
+      'LOCK_TIMED_OUT',
       'MISALIGNED',
       'MOVED_NOT_GROWN',
       'WAIT_CANCELLED',
@@ -116,6 +120,12 @@ describe('the answers of the addon', () => {
 
   test('wait results are distinct, small and not errnos', () => {
     const results = [a.WAIT_OK, a.WAIT_NOT_EQUAL, a.WAIT_TIMED_OUT, a.WAIT_CANCELLED];
+    expect(new Set(results).size).toBe(4);
+    for (const r of results) expect(r).toBeGreaterThanOrEqual(0);
+  });
+
+  test('lock results are distinct, small and not errnos', () => {
+    const results = [a.LOCK_ACQUIRED, a.LOCK_OWNER_DIED, a.LOCK_BUSY, a.LOCK_TIMED_OUT];
     expect(new Set(results).size).toBe(4);
     for (const r of results) expect(r).toBeGreaterThanOrEqual(0);
   });

@@ -1,0 +1,183 @@
+// Mutex: a lock in one word of shared memory for threads and processes, robust against its
+// holder's death. The protocol is native/mutex.cc's; the uncontended lock and unlock are one
+// compare-and-swap here, with no call into the addon.
+import { constants as osConstants } from 'node:os';
+
+import { native } from './native';
+import { misaligned, target, validateTimeout, waitAsync } from './futex';
+import { ownerOf, type Mapping } from './mapping';
+import {
+  abortError,
+  mappingClosed,
+  mmanError,
+  systemError,
+  validateAbortSignal,
+  validateInt32,
+  validateOptions,
+} from './errors';
+
+/** What a lock call answers. `'owner-died'`: acquired, and the holder before died holding it. */
+export type LockResult = 'acquired' | 'owner-died' | 'busy' | 'timed-out';
+
+/** Options for {@link Mutex}. */
+export interface MutexOptions {
+  /** Compare-and-swap rounds {@link Mutex.lock} spins before it sleeps. Default 200. */
+  spin?: number;
+}
+
+/** Options for {@link Mutex.lockAsync}. */
+export interface LockAsyncOptions {
+  /** Aborting it rejects with an `AbortError` (the lock is not taken). */
+  signal?: AbortSignal;
+  /** Give up after this many milliseconds: resolves `'timed-out'`. Default: forever. */
+  timeoutMs?: number;
+}
+
+const { LOCK_ACQUIRED, LOCK_OWNER_DIED, LOCK_BUSY, LOCK_TIMED_OUT, MISALIGNED } = native.answers;
+const RESULTS = new Map<number, LockResult>([
+  [LOCK_ACQUIRED, 'acquired'],
+  [LOCK_OWNER_DIED, 'owner-died'],
+  [LOCK_BUSY, 'busy'],
+  [LOCK_TIMED_OUT, 'timed-out'],
+]);
+const EDEADLK = -osConstants.errno.EDEADLK;
+const EPERM = -osConstants.errno.EPERM;
+const WAITERS = 0x80000000 | 0; // the sign bit, as an Int32Array element shows it
+const TID_MASK = 0x3fffffff;
+const LIVENESS_MS = 50; // as native/mutex.cc: how often a sleeper looks at the holder
+
+// This thread's id: what the word holds while this thread holds the lock. Each worker thread
+// loads this module anew, so each has its own.
+const SELF = native.threadId();
+
+/**
+ * A mutual-exclusion lock in one 32-bit word of an `Int32Array` over a `MAP_SHARED` mapping
+ * made by mman (as {@link wait} and {@link notify} take it), shared by threads and
+ * processes alike: every `Mutex` over the same word of the same memory is the same lock. A
+ * zeroed word is an unlocked mutex; there is nothing to initialise or destroy.
+ *
+ * **Robust.** The word holds the holder's thread id. When the holder dies holding it
+ * (killed, crashed, a worker terminated, a process that exited without unlocking), the next
+ * locker takes it over and is answered `'owner-died'`, so that it can repair what the lock
+ * protects. A sleeping locker looks at the holder every 50 ms: a death is noticed within
+ * that, a normal unlock at once. Every locker must be in the same PID namespace (thread ids
+ * are compared), and a holder's id must not be reused by another thread before the death is
+ * noticed (Linux cycles through `pid_max` ids, 4,194,304 by default, before reusing one).
+ *
+ * **Not fair and not recursive**: an unlocking thread that locks again may take it before
+ * a woken sleeper; no priority inheritance; a thread locking what it holds gets
+ * `ERR_MUTEX_DEADLOCK`, unlocking what it does not hold `ERR_MUTEX_NOT_OWNER`.
+ *
+ * @example
+ * const words = new Int32Array(shm.map().buffer);
+ * const mutex = new Mutex(words, 0);
+ * if (mutex.lock() === 'owner-died') repair();
+ * try { update(); } finally { mutex.unlock(); }
+ */
+export class Mutex {
+  readonly #view: Int32Array;
+  readonly #index: number;
+  readonly #mapping: Mapping;
+  readonly #buffer: ArrayBuffer;
+  readonly #byteOffset: number;
+  readonly #spin: number;
+
+  constructor(view: Int32Array, index: number, options?: MutexOptions) {
+    const t = target(view, index, undefined);
+    if (t.byteOffset % 4 !== 0) throw misaligned(index);
+    const opts = validateOptions<MutexOptions>(options);
+    this.#spin = opts.spin === undefined ? 200 : validateInt32(opts.spin, 'options.spin', 0);
+    this.#view = view;
+    this.#index = index;
+    this.#mapping = ownerOf(view.buffer)!;
+    this.#buffer = t.buffer;
+    this.#byteOffset = t.byteOffset;
+  }
+
+  // The live mapping's handle: a lock over unmapped memory is no lock.
+  #handle() {
+    return target(this.#view, this.#index, undefined).handle;
+  }
+
+  #answer(rc: number): LockResult {
+    if (rc === MISALIGNED) throw misaligned(this.#index);
+    if (rc === EDEADLK)
+      throw mmanError('ERR_MUTEX_DEADLOCK', 'This thread holds the mutex already: it is not recursive');
+    if (rc < 0) throw systemError(rc, 'futex');
+    return RESULTS.get(rc)!;
+  }
+
+  /**
+   * Takes the lock, blocking this thread until it is free (after a short spin), or until
+   * `timeoutMs`. `'acquired'`, `'owner-died'` or `'timed-out'`. Blocks the event loop: use
+   * {@link Mutex.lockAsync} in a server.
+   */
+  lock(timeoutMs?: number): 'acquired' | 'owner-died' | 'timed-out' {
+    if (this.#mapping.closed) throw mappingClosed();
+    if (timeoutMs === undefined && Atomics.compareExchange(this.#view, this.#index, 0, SELF) === 0) return 'acquired';
+    const timeout = validateTimeout(timeoutMs);
+    const rc = native.mutexLock(this.#handle(), this.#buffer, this.#byteOffset, timeout, this.#spin);
+    return this.#answer(rc) as 'acquired' | 'owner-died' | 'timed-out';
+  }
+
+  /** Takes the lock if it is free (or its holder is dead) without waiting: `'busy'` otherwise. */
+  tryLock(): 'acquired' | 'owner-died' | 'busy' {
+    if (this.#mapping.closed) throw mappingClosed();
+    if (Atomics.compareExchange(this.#view, this.#index, 0, SELF) === 0) return 'acquired';
+    return this.#answer(native.mutexTryLock(this.#handle(), this.#buffer, this.#byteOffset, false)) as
+      'acquired' | 'owner-died' | 'busy';
+  }
+
+  /**
+   * Takes the lock without blocking the event loop: sleeps on the word through
+   * {@link waitAsync} (a waiter thread, not the threadpool) and takes the lock on this
+   * thread when it is released, so this thread holds it. `'acquired'`, `'owner-died'` or
+   * `'timed-out'`; rejects with an `AbortError` once `options.signal` aborts. Needs Linux
+   * 5.16+ (futex_waitv), as waitAsync does.
+   */
+  async lockAsync(options?: LockAsyncOptions): Promise<'acquired' | 'owner-died' | 'timed-out'> {
+    const opts = validateOptions<LockAsyncOptions>(options);
+    const timeout = validateTimeout(opts.timeoutMs);
+    const signal = validateAbortSignal(opts.signal, 'options.signal');
+    const deadline = timeout < 0 ? Infinity : performance.now() + timeout;
+    let contended = false; // after a sleep, take it marked: the sleepers after us need waking
+    for (;;) {
+      if (signal?.aborted) throw abortError(signal);
+      const rc = native.mutexTryLock(this.#handle(), this.#buffer, this.#byteOffset, contended);
+      if (rc !== LOCK_BUSY) return this.#answer(rc) as 'acquired' | 'owner-died';
+      let c = Atomics.load(this.#view, this.#index);
+      if (c === 0) continue;
+      if ((c & WAITERS) === 0) {
+        if (Atomics.compareExchange(this.#view, this.#index, c, c | WAITERS) !== c) continue;
+        c |= WAITERS;
+      }
+      const left = deadline - performance.now();
+      if (left <= 0) return 'timed-out';
+      await waitAsync(this.#view, this.#index, c, Math.min(left, LIVENESS_MS), { signal });
+      contended = true;
+    }
+  }
+
+  /** Releases the lock, waking one sleeper. `ERR_MUTEX_NOT_OWNER` unless this thread holds it. */
+  unlock(): void {
+    if (this.#mapping.closed) throw mappingClosed();
+    if (Atomics.compareExchange(this.#view, this.#index, SELF, 0) === SELF) return;
+    const rc = native.mutexUnlock(this.#handle(), this.#buffer, this.#byteOffset);
+    if (rc === EPERM)
+      throw mmanError(
+        'ERR_MUTEX_NOT_OWNER',
+        `This thread (${SELF}) does not hold the mutex (held by ${this.holder || 'no one'})`,
+      );
+    this.#answer(rc);
+  }
+
+  /** The thread id of the holder (its process id for a process's main thread), or 0 when free. */
+  get holder(): number {
+    return Atomics.load(this.#view, this.#index) & TID_MASK;
+  }
+
+  /** True when this thread holds it. */
+  get held(): boolean {
+    return this.holder === SELF;
+  }
+}

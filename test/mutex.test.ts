@@ -1,0 +1,159 @@
+// Mutex: one lock across threads and processes, exact under contention, taken over from a
+// holder that died holding it; every misuse refused with a code.
+import { Worker } from 'node:worker_threads';
+import { mapAnonymous, Mutex, notify, PAGE_SIZE, SharedMemory } from '../src';
+import { fixture, startChild } from './helpers';
+
+function worker(mode: string, data: Record<string, unknown>): Worker {
+  return new Worker(fixture('share-worker.js'), { workerData: { mode, ...data } });
+}
+const message = (w: Worker) => new Promise((resolve, reject) => w.once('message', resolve).once('error', reject));
+
+describe('Mutex across threads and processes', () => {
+  test('four workers, 20,000 plain increments each under the lock: exactly 80,000', async () => {
+    using shm = SharedMemory.create(PAGE_SIZE);
+    const m = shm.map();
+    const words = new Int32Array(m.buffer);
+    const workers = Array.from({ length: 4 }, () => worker('countLocked', { shm: shm.share(), times: 20_000 }));
+    await Promise.all(workers.map(message));
+    expect(words[0]).toBe(80_000);
+    expect(words[1]).toBe(0); // released
+    m.unmap();
+  });
+
+  test('this process and two children, plain increments under the lock: the exact total', async () => {
+    using shm = SharedMemory.create(PAGE_SIZE);
+    const m = shm.map();
+    const v = new Int32Array(m.buffer);
+    const children = [startChild('lockCount', ['5000'], [shm]), startChild('lockCount', ['5000'], [shm])];
+    for (const c of children) expect(await c.next()).toBe('ready');
+    Atomics.store(v, 2, 1);
+    notify(v, 2);
+    const mutex = new Mutex(v, 0);
+    for (let i = 0; i < 5000; i++) {
+      mutex.lock();
+      v[1] = v[1] + 1;
+      mutex.unlock();
+    }
+    for (const c of children) expect(await c.next()).toBe('done');
+    expect(v[1]).toBe(15_000);
+    m.unmap();
+  });
+
+  test("a child SIGKILLed holding it: lock() here takes it over and says 'owner-died'", async () => {
+    using shm = SharedMemory.create(PAGE_SIZE);
+    const m = shm.map();
+    const v = new Int32Array(m.buffer);
+    const mutex = new Mutex(v, 0);
+    const child = startChild('holdLock', [], [shm]);
+    const { result, pid } = (await child.next()) as { result: string; pid: number };
+    expect(result).toBe('acquired');
+    expect(mutex.holder).toBe(pid);
+    expect(mutex.tryLock()).toBe('busy');
+    expect(mutex.lock(30)).toBe('timed-out');
+    child.process.kill('SIGKILL');
+    await child.exited;
+    expect(mutex.lock(5000)).toBe('owner-died');
+    expect([mutex.held, mutex.holder]).toEqual([true, process.pid]);
+    mutex.unlock();
+    expect(mutex.lock()).toBe('acquired'); // the takeover is reported once
+    mutex.unlock();
+    m.unmap();
+  });
+
+  test('tryLock() and lockAsync() report a dead holder too', async () => {
+    using shm = SharedMemory.create(PAGE_SIZE);
+    const m = shm.map();
+    const mutex = new Mutex(new Int32Array(m.buffer), 0);
+    for (const take of [() => Promise.resolve(mutex.tryLock()), () => mutex.lockAsync({ timeoutMs: 5000 })]) {
+      const child = startChild('holdLock', [], [shm]);
+      await child.next();
+      child.process.kill('SIGKILL');
+      await child.exited;
+      expect(await take()).toBe('owner-died');
+      mutex.unlock();
+    }
+    m.unmap();
+  });
+
+  test('a worker terminated while holding it: the next lock() says owner-died', async () => {
+    using shm = SharedMemory.create(PAGE_SIZE);
+    const m = shm.map();
+    const mutex = new Mutex(new Int32Array(m.buffer), 0);
+    const w = worker('holdLock', { shm: shm.share() });
+    expect(await message(w)).toEqual({ result: 'acquired' });
+    expect(mutex.tryLock()).toBe('busy');
+    await w.terminate();
+    expect(mutex.lock(5000)).toBe('owner-died');
+    mutex.unlock();
+    m.unmap();
+  });
+
+  test('lockAsync() keeps the event loop turning while another process holds it', async () => {
+    using shm = SharedMemory.create(PAGE_SIZE);
+    const m = shm.map();
+    const mutex = new Mutex(new Int32Array(m.buffer), 0);
+    const child = startChild('holdLockFor', ['300'], [shm]);
+    expect(await child.next()).toBe('locked');
+    let ticks = 0;
+    const timer = setInterval(() => ticks++, 5);
+    const started = performance.now();
+    const result = await mutex.lockAsync();
+    clearInterval(timer);
+    expect(result).toBe('acquired');
+    expect(performance.now() - started).toBeGreaterThan(150);
+    expect(ticks).toBeGreaterThan(10);
+    mutex.unlock();
+    expect(await child.next()).toBe('unlocked');
+    await child.exited;
+    m.unmap();
+  });
+
+  test('lockAsync(): timeoutMs resolves timed-out, an abort rejects with AbortError; the lock is not taken', async () => {
+    using shm = SharedMemory.create(PAGE_SIZE);
+    const m = shm.map();
+    const v = new Int32Array(m.buffer);
+    const mutex = new Mutex(v, 0);
+    const child = startChild('holdLock', [], [shm]);
+    await child.next();
+    expect(await mutex.lockAsync({ timeoutMs: 80 })).toBe('timed-out');
+    const controller = new AbortController();
+    const pending = mutex.lockAsync({ signal: controller.signal });
+    setTimeout(() => controller.abort(), 30);
+    await expect(pending).rejects.toMatchObject({ name: 'AbortError' });
+    expect(mutex.held).toBe(false);
+    child.process.kill('SIGKILL');
+    await child.exited;
+    m.unmap();
+  });
+});
+
+describe('Mutex misuse', () => {
+  test('not recursive, not unlockable by another thread, not over private or unmapped memory', () => {
+    using shm = SharedMemory.create(PAGE_SIZE);
+    const m = shm.map();
+    const v = new Int32Array(m.buffer);
+    const mutex = new Mutex(v, 3);
+    expect(() => mutex.unlock()).toThrow(expect.objectContaining({ code: 'ERR_MUTEX_NOT_OWNER' }));
+    expect(mutex.lock()).toBe('acquired');
+    expect(() => mutex.lock()).toThrow(expect.objectContaining({ code: 'ERR_MUTEX_DEADLOCK' }));
+    expect(() => mutex.tryLock()).toThrow(expect.objectContaining({ code: 'ERR_MUTEX_DEADLOCK' }));
+    v[3] = 12345; // as if another thread held it
+    expect(() => mutex.unlock()).toThrow(expect.objectContaining({ code: 'ERR_MUTEX_NOT_OWNER' }));
+    v[3] = 0;
+    using priv = mapAnonymous(PAGE_SIZE);
+    expect(() => new Mutex(new Int32Array(priv.buffer), 0)).toThrow(
+      expect.objectContaining({ code: 'ERR_INVALID_ARG_VALUE' }),
+    );
+    expect(() => new Mutex(new Int32Array(4), 0)).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARG_VALUE' }));
+    expect(() => new Mutex(new Uint32Array(m.buffer) as never, 0)).toThrow(
+      expect.objectContaining({ code: 'ERR_INVALID_ARG_TYPE' }),
+    );
+    expect(() => new Mutex(v, v.length)).toThrow(expect.objectContaining({ code: 'ERR_OUT_OF_RANGE' }));
+    expect(() => new Mutex(v, 0, { spin: -1 })).toThrow(expect.objectContaining({ code: 'ERR_OUT_OF_RANGE' }));
+    expect(() => mutex.lock(-1)).toThrow(expect.objectContaining({ code: 'ERR_OUT_OF_RANGE' }));
+    m.unmap();
+    expect(() => mutex.lock()).toThrow(expect.objectContaining({ code: 'ERR_MAPPING_CLOSED' }));
+    expect(() => mutex.unlock()).toThrow(expect.objectContaining({ code: 'ERR_MAPPING_CLOSED' }));
+  });
+});
