@@ -5,12 +5,15 @@
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <sys/mman.h>
+#include <poll.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <mutex>
 #include <random>
 #include <string>
@@ -94,6 +97,180 @@ Napi::Value TakeFd(const Napi::CallbackInfo& info) {
   int fd = it->second.fd;
   sharedFds->erase(it);
   return Napi::Number::New(env, fd);
+}
+
+// ---- passing a descriptor over a Unix-domain socket (SCM_RIGHTS) ----
+
+// socketDomain(fd) -> AF_* of a socket | -errno (ENOTSOCK for anything else)
+Napi::Value SocketDomain(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int domain = 0;
+  socklen_t len = sizeof domain;
+  if (getsockopt(info[0].As<Napi::Number>().Int32Value(), SOL_SOCKET, SO_DOMAIN, &domain, &len) !=
+      0)
+    return Errno(env, errno);
+  return Napi::Number::New(env, domain);
+}
+
+// Waits up to timeoutMs (-1: forever) for `events` on fd: 0, -ETIMEDOUT or -errno.
+int PollFor(int fd, short events, int timeoutMs) {
+  pollfd p = {fd, events, 0};
+  for (;;) {
+    int n = poll(&p, 1, timeoutMs);
+    if (n > 0) return 0;
+    if (n == 0) return -ETIMEDOUT;
+    if (errno != EINTR) return -errno;
+  }
+}
+
+// On the threadpool: one sendmsg of `payload` with `fd` attached, waiting for room first.
+class SendFdWorker : public Napi::AsyncWorker {
+ public:
+  SendFdWorker(Napi::Env env, int socket, int fd, std::string payload, int timeoutMs)
+      : Napi::AsyncWorker(env, "mman.sendFd"),
+        deferred_(Napi::Promise::Deferred::New(env)),
+        socket_(socket),
+        fd_(fd),
+        payload_(std::move(payload)),
+        timeoutMs_(timeoutMs) {}
+  ~SendFdWorker() override {
+    if (fd_ >= 0) close(fd_);
+  }
+  Napi::Promise Promise() { return deferred_.Promise(); }
+
+ protected:
+  void Execute() override {
+    if (fd_ < 0) {
+      result_ = fd_;
+      return;
+    }
+    iovec iov = {payload_.data(), payload_.size()};
+    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
+    msghdr msg = {};
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control;
+    msg.msg_controllen = sizeof control;
+    cmsghdr* cmsg = CMSG_FIRSTHDR(&msg);
+    cmsg->cmsg_level = SOL_SOCKET;
+    cmsg->cmsg_type = SCM_RIGHTS;
+    cmsg->cmsg_len = CMSG_LEN(sizeof(int));
+    memcpy(CMSG_DATA(cmsg), &fd_, sizeof(int));
+    for (;;) {
+      ssize_t n = sendmsg(socket_, &msg, MSG_DONTWAIT | MSG_NOSIGNAL);
+      if (n >= 0) return;  // a stream socket takes a message this small whole, or not at all
+      if (errno == EINTR) continue;
+      if (errno != EAGAIN) break;
+      if ((result_ = PollFor(socket_, POLLOUT, timeoutMs_)) != 0) return;
+    }
+    result_ = -errno;
+  }
+  void OnOK() override { deferred_.Resolve(Napi::Number::New(Env(), result_)); }
+  void OnError(const Napi::Error& error) override { deferred_.Reject(error.Value()); }
+
+ private:
+  Napi::Promise::Deferred deferred_;
+  int socket_;
+  int fd_;
+  std::string payload_;
+  int timeoutMs_;
+  int result_ = 0;
+};
+
+// sendFd(socket, fd, payload: string, timeoutMs) -> Promise<0 | -errno>. Sends a duplicate
+// made now, so that closing `fd` meanwhile changes nothing.
+Napi::Value SendFd(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int dup = fcntl(info[1].As<Napi::Number>().Int32Value(), F_DUPFD_CLOEXEC, 3);
+  auto* worker = new SendFdWorker(env, info[0].As<Napi::Number>().Int32Value(),
+                                  dup < 0 ? -errno : dup, info[2].As<Napi::String>().Utf8Value(),
+                                  info[3].As<Napi::Number>().Int32Value());
+  Napi::Promise promise = worker->Promise();
+  worker->Queue();
+  return promise;
+}
+
+// On the threadpool: waits for one message and takes the descriptor it carries
+// (MSG_CMSG_CLOEXEC). Any descriptor beyond the first is closed; none at all is -EBADMSG;
+// the peer closing first is -ECONNRESET.
+class RecvFdWorker : public Napi::AsyncWorker {
+ public:
+  RecvFdWorker(Napi::Env env, int socket, int timeoutMs)
+      : Napi::AsyncWorker(env, "mman.recvFd"),
+        deferred_(Napi::Promise::Deferred::New(env)),
+        socket_(socket),
+        timeoutMs_(timeoutMs) {}
+  Napi::Promise Promise() { return deferred_.Promise(); }
+
+ protected:
+  void Execute() override {
+    iovec iov = {payload_, sizeof payload_};
+    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * 16)];
+    msghdr msg = {};
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control;
+    msg.msg_controllen = sizeof control;
+    ssize_t n;
+    for (;;) {
+      n = recvmsg(socket_, &msg, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+      if (n >= 0) break;
+      if (errno == EINTR) continue;
+      if (errno != EAGAIN) {
+        result_ = -errno;
+        return;
+      }
+      if ((result_ = PollFor(socket_, POLLIN, timeoutMs_)) != 0) return;
+    }
+    length_ = static_cast<size_t>(n);
+    for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c != nullptr; c = CMSG_NXTHDR(&msg, c)) {
+      if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
+      size_t count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+      for (size_t i = 0; i < count; ++i) {
+        int fd;
+        memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof fd);
+        if (fd_ < 0)
+          fd_ = fd;
+        else
+          close(fd);  // one segment per message: the rest would leak
+      }
+    }
+    if (fd_ < 0) result_ = n == 0 ? -ECONNRESET : -EBADMSG;
+  }
+  void OnOK() override {
+    Napi::Env env = Env();
+    if (result_ < 0) {
+      deferred_.Resolve(Napi::Number::New(env, result_));
+      return;
+    }
+    Napi::Array out = Napi::Array::New(env, 2);
+    out.Set(0u, Napi::Number::New(env, fd_));
+    out.Set(1u, Napi::String::New(env, payload_, length_));
+    deferred_.Resolve(out);
+  }
+  void OnError(const Napi::Error& error) override {
+    if (fd_ >= 0) close(fd_);
+    deferred_.Reject(error.Value());
+  }
+
+ private:
+  Napi::Promise::Deferred deferred_;
+  int socket_;
+  int timeoutMs_;
+  char payload_[512];
+  size_t length_ = 0;
+  int fd_ = -1;
+  int result_ = 0;
+};
+
+// recvFd(socket, timeoutMs) -> Promise<[fd, payload] | -errno>
+Napi::Value RecvFd(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  auto* worker = new RecvFdWorker(env, info[0].As<Napi::Number>().Int32Value(),
+                                  info[1].As<Napi::Number>().Int32Value());
+  Napi::Promise promise = worker->Promise();
+  worker->Queue();
+  return promise;
 }
 
 // sweepShared() -> how many are still waiting to be taken
@@ -215,6 +392,9 @@ void InitShared(Napi::Env env, Napi::Object exports) {
   exports.Set("shareFd", Napi::Function::New(env, ShareFd, "shareFd"));
   exports.Set("takeFd", Napi::Function::New(env, TakeFd, "takeFd"));
   exports.Set("sweepShared", Napi::Function::New(env, SweepShared, "sweepShared"));
+  exports.Set("socketDomain", Napi::Function::New(env, SocketDomain, "socketDomain"));
+  exports.Set("sendFd", Napi::Function::New(env, SendFd, "sendFd"));
+  exports.Set("recvFd", Napi::Function::New(env, RecvFd, "recvFd"));
   Napi::Object c = exports.Get("constants").As<Napi::Object>();
   MMAN_EXPORT_CONSTANT(c, MFD_CLOEXEC);
   MMAN_EXPORT_CONSTANT(c, MFD_ALLOW_SEALING);

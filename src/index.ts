@@ -33,6 +33,7 @@ export type {
   SharedMapOptions,
   SharedForkOptions,
   SharedMemoryDescriptor,
+  SocketPassOptions,
   Seal,
 } from './shared';
 export type { ShareOptions } from './descriptors';

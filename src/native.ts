@@ -83,6 +83,12 @@ export interface NativeAddon {
   takeFd(id: string): number;
   /** Closes the expired descriptors put aside; how many still wait. */
   sweepShared(): number;
+  /** The AF_* domain of socket `fd`, or -errno (-ENOTSOCK). */
+  socketDomain(fd: number): number;
+  /** sendmsg of `payload` with a duplicate of `fd` attached (SCM_RIGHTS), on the threadpool: 0 or -errno. */
+  sendFd(socket: number, fd: number, payload: string, timeoutMs: number): Promise<number>;
+  /** recvmsg of one message and the descriptor it carries, on the threadpool: [fd, payload] or -errno. */
+  recvFd(socket: number, timeoutMs: number): Promise<[fd: number, payload: string] | number>;
   memfdCreate(name: string, flags: number): number;
   addSeals(fd: number, seals: number): number;
   getSeals(fd: number): number;

@@ -3,6 +3,7 @@
 import { fork as forkProcess, type ChildProcess, type ForkOptions, type StdioOptions } from 'node:child_process';
 import { constants as fsConstants, unlinkSync } from 'node:fs';
 import { constants as osConstants } from 'node:os';
+import { Socket } from 'node:net';
 import { join } from 'node:path';
 
 import { native } from './native';
@@ -79,6 +80,40 @@ export interface SharedMemoryCreateOptions {
 export interface SharedMemoryOpenOptions {
   /** Open it `O_RDONLY`: its mappings are read-only (`map()` then maps `PROT_READ`). Default `false`. */
   readOnly?: boolean;
+}
+
+/** Options for {@link SharedMemory.sendTo} and {@link SharedMemory.receive}. */
+export interface SocketPassOptions {
+  /** Give up after this many milliseconds (`ETIMEDOUT`). Default: forever. */
+  timeoutMs?: number;
+}
+
+const AF_UNIX = 1;
+// What sendTo() writes beside the descriptor: receive() reads the name and mode from it, and
+// takes a descriptor from any other sender (a C or Python program) with whatever it wrote.
+const PAYLOAD_TAG = 'mman-shm';
+
+// The descriptor of a connected Unix-domain net.Socket.
+function unixSocketFd(socket: unknown): number {
+  if (!(socket instanceof Socket)) throw invalidArgType('socket', 'an instance of net.Socket', socket);
+  const fd = (socket as unknown as { _handle?: { fd?: number } })._handle?.fd;
+  if (typeof fd !== 'number' || fd < 0) {
+    throw invalidArgValue(
+      'socket',
+      '[net.Socket]',
+      'must be connected, in a runtime that exposes its descriptor (Node; not Bun or Deno)',
+    );
+  }
+  const domain = native.socketDomain(fd);
+  if (domain < 0) throw systemError(domain, 'getsockopt');
+  if (domain !== AF_UNIX)
+    throw invalidArgValue('socket', '[net.Socket]', 'must be a Unix-domain socket: descriptors pass over AF_UNIX only');
+  return fd;
+}
+
+function socketTimeout(options: unknown): number {
+  const opts = validateOptions<SocketPassOptions>(options);
+  return opts.timeoutMs === undefined ? -1 : validateInt32(opts.timeoutMs, 'options.timeoutMs', 0);
 }
 
 /** Options for {@link SharedMemory.map}. */
@@ -251,6 +286,97 @@ export class SharedMemory implements Disposable {
   static from(descriptor: SharedMemoryDescriptor): SharedMemory {
     const { fd, d } = takeAside<SharedMemoryDescriptor>(descriptor, 'mman.SharedMemory');
     return new SharedMemory(CONSTRUCT, fd, typeof d.name === 'string' ? d.name : undefined, d.readOnly === true);
+  }
+
+  /**
+   * Sends the segment to the process at the other end of a connected Unix-domain socket:
+   * a duplicate of its descriptor rides on one small message (sendmsg(2) `SCM_RIGHTS`),
+   * with its name and mode; {@link SharedMemory.receive} there makes a SharedMemory of it.
+   * How Linux programs hand memory around (Wayland, systemd); any process can receive it,
+   * in any language (`socket.recv_fds` in Python). The descriptor carries the segment's
+   * seals: seal it first (`'futureWrite'`) to hand out memory the receiver cannot write.
+   *
+   * Nothing else may be written to the socket meanwhile (its queue must be empty:
+   * `ERR_INVALID_STATE` otherwise). Node only: Bun and Deno do not expose a socket's
+   * descriptor.
+   *
+   * @example
+   * const socket = net.connect('/run/app.sock');
+   * await once(socket, 'connect');
+   * await shm.sendTo(socket);
+   */
+  async sendTo(socket: Socket, options?: SocketPassOptions): Promise<void> {
+    const fd = this.fd;
+    const sock = unixSocketFd(socket);
+    const timeout = socketTimeout(options);
+    if (socket.writableLength > 0)
+      throw mmanError('ERR_INVALID_STATE', 'The socket has data queued: send the segment once it has drained');
+    const payload = JSON.stringify({ [PAYLOAD_TAG]: 1, name: this.#name ?? null, readOnly: this.#readOnly });
+    const rc = await native.sendFd(sock, fd, payload, timeout);
+    if (rc < 0) throw systemError(rc, 'sendmsg');
+  }
+
+  /**
+   * Receives a segment sent over a connected Unix-domain socket by {@link SharedMemory.sendTo}
+   * (or by any process that sends one memfd or `/dev/shm` descriptor with `SCM_RIGHTS`).
+   * Waits for the message on the threadpool. The socket is paused first and left paused:
+   * call this before anything arrives on it (a server: `net.createServer({ pauseOnConnect:
+   * true })`), since a descriptor that came with data Node already read is lost
+   * (`ERR_SOCKET_ALREADY_READ`). A message without a descriptor rejects with
+   * `ERR_SHARED_MEMORY_NO_DESCRIPTOR`, a descriptor that is not a memory file with
+   * `ERR_SHARED_MEMORY_BAD_DESCRIPTOR` (it is closed); the peer closing first with
+   * `ECONNRESET`. Node only.
+   */
+  static async receive(socket: Socket, options?: SocketPassOptions): Promise<SharedMemory> {
+    const sock = unixSocketFd(socket);
+    const timeout = socketTimeout(options);
+    if (socket.readableLength > 0) {
+      throw mmanError(
+        'ERR_SOCKET_ALREADY_READ',
+        'Data was already read from this socket, and any descriptor with it lost: receive() before anything arrives (net.createServer({ pauseOnConnect: true }))',
+      );
+    }
+    socket.pause();
+    const handle = (socket as unknown as { _handle: { reading?: boolean; readStop?: () => number } })._handle;
+    if (handle.reading === true && typeof handle.readStop === 'function') {
+      handle.reading = false;
+      handle.readStop(); // libuv must not read: it would drop the descriptor
+    }
+    const got = await native.recvFd(sock, timeout);
+    if (typeof got === 'number') {
+      if (got === -osConstants.errno.EBADMSG)
+        throw mmanError('ERR_SHARED_MEMORY_NO_DESCRIPTOR', 'The peer sent a message without a descriptor');
+      throw systemError(got, 'recvmsg');
+    }
+    const [fd, payload] = got;
+    let isFile: boolean;
+    try {
+      isFile = statFd(fd).isFile;
+    } catch (err) {
+      native.fdClose(fd);
+      throw err;
+    }
+    if (!isFile) {
+      native.fdClose(fd);
+      throw mmanError(
+        'ERR_SHARED_MEMORY_BAD_DESCRIPTOR',
+        'The peer sent a descriptor that is not a memfd or a file in /dev/shm: it was closed',
+      );
+    }
+    let meta: { name?: unknown; readOnly?: unknown } = {};
+    try {
+      const parsed = JSON.parse(payload) as Record<string, unknown>;
+      if (parsed !== null && typeof parsed === 'object' && parsed[PAYLOAD_TAG] === 1) meta = parsed;
+    } catch {
+      // another program's payload: the descriptor is what counts
+    }
+    let name: string | undefined;
+    try {
+      name = typeof meta.name === 'string' ? validateName(meta.name) : undefined;
+    } catch {
+      name = undefined;
+    }
+    return new SharedMemory(CONSTRUCT, fd, name, meta.readOnly === true);
   }
 
   /**

@@ -1,0 +1,201 @@
+// SharedMemory over a Unix-domain socket (SCM_RIGHTS) to and from processes mman did not
+// fork: a plain child_process.spawn, and a Python program. What the peer sees is asserted,
+// and the descriptors of this process are counted around every failure.
+import { spawn, spawnSync } from 'node:child_process';
+import { once } from 'node:events';
+import { readdirSync } from 'node:fs';
+import net from 'node:net';
+import { join } from 'node:path';
+import { PAGE_SIZE, SharedMemory } from '../src';
+import { fixture, tempDir } from './helpers';
+
+let dir: string;
+let cleanup: () => void;
+beforeEach(() => ({ dir, cleanup } = tempDir()));
+afterEach(() => cleanup());
+
+const openFds = () => readdirSync('/proc/self/fd').length;
+
+// A server on a Unix socket in `dir`; `onSocket` gets the first connection (paused).
+async function serve(onSocket: (socket: net.Socket) => Promise<void>): Promise<{ path: string; done: Promise<void> }> {
+  const path = join(dir, 'mman.sock');
+  const server = net.createServer({ pauseOnConnect: true });
+  server.listen(path);
+  await once(server, 'listening');
+  const done = once(server, 'connection').then(async ([socket]: [net.Socket]) => {
+    try {
+      await onSocket(socket);
+    } finally {
+      socket.destroy();
+      server.close();
+    }
+  });
+  return { path, done };
+}
+
+// Runs test/fixtures/socket-child.js with plain spawn; resolves with its JSON report.
+async function child(mode: string, path: string): Promise<Record<string, unknown>> {
+  const proc = spawn(process.execPath, [fixture('socket-child.js'), mode, path], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  let out = '';
+  proc.stdout.on('data', (d) => (out += d));
+  await once(proc, 'close');
+  return JSON.parse(out);
+}
+
+const hasPython = spawnSync('python3', ['-c', 'import socket; socket.send_fds']).status === 0;
+
+describe('SharedMemory.sendTo() / SharedMemory.receive()', () => {
+  test('to a process started with plain spawn: it reads what was written here, writes back, and this mapping sees it', async () => {
+    using shm = SharedMemory.create(2 * PAGE_SIZE);
+    const m = shm.map();
+    m.bytes.set(Buffer.from('from the parent'));
+    const before = openFds();
+    const server = await serve(async (socket) => {
+      await shm.sendTo(socket);
+      await once(socket.resume(), 'end');
+    });
+    const report = await child('receive', server.path);
+    await server.done;
+    expect(report).toEqual({
+      seen: 'from the parent',
+      size: 2 * PAGE_SIZE,
+      seals: ['shrink'],
+      writable: 'mapped',
+      name: null,
+    });
+    expect(Buffer.from(m.bytes.subarray(100, 114)).toString()).toBe('from the child');
+    expect(openFds()).toBe(before);
+    m.unmap();
+  });
+
+  test("a 'futureWrite'-sealed segment: the receiver cannot map it writable (EPERM), the sender still writes", async () => {
+    using shm = SharedMemory.create(PAGE_SIZE);
+    const m = shm.map();
+    m.bytes.set(Buffer.from('read-only there'));
+    shm.seal('futureWrite');
+    const server = await serve(async (socket) => {
+      await shm.sendTo(socket);
+      await once(socket.resume(), 'end');
+    });
+    const report = await child('receive', server.path);
+    await server.done;
+    expect(report).toMatchObject({ seen: 'read-only there', writable: 'EPERM', seals: ['shrink', 'futureWrite'] });
+    m.bytes[0] = 0x52; // this process's writable mapping, made before the seal
+    expect(m.bytes[0]).toBe(0x52);
+    m.unmap();
+  });
+
+  test('from a process started with plain spawn: received here, mapped, read', async () => {
+    const before = openFds();
+    let seen = '';
+    const server = await serve(async (socket) => {
+      const shm = await SharedMemory.receive(socket, { timeoutMs: 20_000 });
+      const m = shm.map();
+      seen = Buffer.from(m.bytes.subarray(0, 15)).toString();
+      expect(shm.size).toBe(8192);
+      m.unmap();
+      shm.close();
+      socket.end();
+    });
+    expect(await child('send', server.path)).toEqual({ sent: true });
+    await server.done;
+    expect(seen).toBe('from the sender');
+    expect(openFds()).toBe(before);
+  });
+
+  (hasPython ? test : test.skip)('from a Python program (os.memfd_create, socket.send_fds)', async () => {
+    let seen = '';
+    const server = await serve(async (socket) => {
+      using shm = await SharedMemory.receive(socket, { timeoutMs: 20_000 });
+      using m = shm.map();
+      seen = Buffer.from(m.bytes.subarray(0, 11)).toString();
+    });
+    const python = spawn('python3', [
+      '-c',
+      [
+        'import os, socket, sys',
+        "fd = os.memfd_create('py')",
+        'os.ftruncate(fd, 4096)',
+        "os.pwrite(fd, b'from python', 0)",
+        's = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)',
+        's.connect(sys.argv[1])',
+        "socket.send_fds(s, [b'py'], [fd])",
+        's.recv(1)',
+      ].join('\n'),
+      server.path,
+    ]);
+    await server.done;
+    await once(python, 'close');
+    expect(seen).toBe('from python');
+  });
+
+  test('a peer that sends no descriptor: ERR_SHARED_MEMORY_NO_DESCRIPTOR, no descriptor kept', async () => {
+    const before = openFds();
+    let err: unknown;
+    const server = await serve(async (socket) => {
+      err = await SharedMemory.receive(socket, { timeoutMs: 20_000 }).catch((e: unknown) => e);
+    });
+    await child('plain', server.path);
+    await server.done;
+    expect(err).toMatchObject({ code: 'ERR_SHARED_MEMORY_NO_DESCRIPTOR' });
+    expect(openFds()).toBe(before);
+  });
+
+  (hasPython ? test : test.skip)(
+    'a descriptor that is not a memory file (a pipe): ERR_SHARED_MEMORY_BAD_DESCRIPTOR, closed',
+    async () => {
+      const before = openFds();
+      let err: unknown;
+      const server = await serve(async (socket) => {
+        err = await SharedMemory.receive(socket, { timeoutMs: 20_000 }).catch((e: unknown) => e);
+      });
+      const python = spawn('python3', [
+        '-c',
+        "import os, socket, sys\nr, w = os.pipe()\ns = socket.socket(socket.AF_UNIX)\ns.connect(sys.argv[1])\nsocket.send_fds(s, [b'x'], [r])\ns.recv(1)",
+        server.path,
+      ]);
+      await server.done;
+      await once(python, 'close');
+      expect(err).toMatchObject({ code: 'ERR_SHARED_MEMORY_BAD_DESCRIPTOR' });
+      expect(openFds()).toBe(before);
+    },
+  );
+
+  test('the peer closing first: ECONNRESET; a timeout: ETIMEDOUT', async () => {
+    let closed: unknown;
+    const server = await serve(async (socket) => {
+      closed = await SharedMemory.receive(socket).catch((e: unknown) => e);
+    });
+    const peer = net.connect(server.path);
+    await once(peer, 'connect');
+    peer.end();
+    await server.done;
+    expect(closed).toMatchObject({ code: 'ECONNRESET', syscall: 'recvmsg' });
+    let timedOut: unknown;
+    const quiet = await serve(async (socket) => {
+      timedOut = await SharedMemory.receive(socket, { timeoutMs: 50 }).catch((e: unknown) => e);
+    });
+    const idle = net.connect(quiet.path);
+    await quiet.done;
+    idle.destroy();
+    expect(timedOut).toMatchObject({ code: 'ETIMEDOUT' });
+  });
+
+  test('bad sockets: a TCP socket, an object that is not a socket, a socket not yet connected', async () => {
+    using shm = SharedMemory.create(PAGE_SIZE);
+    const tcp = net.createServer().listen(0, '127.0.0.1');
+    await once(tcp, 'listening');
+    const socket = net.connect((tcp.address() as net.AddressInfo).port, '127.0.0.1');
+    await once(socket, 'connect');
+    await expect(shm.sendTo(socket)).rejects.toMatchObject({ code: 'ERR_INVALID_ARG_VALUE' });
+    await expect(SharedMemory.receive(socket)).rejects.toMatchObject({ code: 'ERR_INVALID_ARG_VALUE' });
+    socket.destroy();
+    tcp.close();
+    await expect(shm.sendTo({} as never)).rejects.toMatchObject({ code: 'ERR_INVALID_ARG_TYPE' });
+    await expect(SharedMemory.receive(new net.Socket())).rejects.toMatchObject({ code: 'ERR_INVALID_ARG_VALUE' });
+    shm.close();
+    await expect(shm.sendTo(new net.Socket())).rejects.toMatchObject({ code: 'ERR_SHARED_MEMORY_CLOSED' });
+  });
+});
