@@ -402,6 +402,11 @@ export class Mapping implements Disposable {
     return this.#name;
   }
 
+  /** @internal True when the exposed window starts 4-byte aligned in memory (futex words). */
+  get wordAligned(): boolean {
+    return this.#delta % 4 === 0;
+  }
+
   /** True once {@link Mapping.unmap} has run. */
   get closed(): boolean {
     return this.#handle === null;

@@ -84,7 +84,7 @@ export class Mutex {
 
   constructor(view: Int32Array, index: number, options?: MutexOptions) {
     const t = target(view, index, undefined);
-    if (t.byteOffset % 4 !== 0) throw misaligned(index);
+    if (!t.aligned) throw misaligned(index); // the lock-free paths below are Atomics on this word
     const opts = validateOptions<MutexOptions>(options);
     this.#spin = opts.spin === undefined ? 200 : validateInt32(opts.spin, 'options.spin', 0);
     this.#view = view;

@@ -1,0 +1,69 @@
+// The C baseline for the wait/notify ping-pong of bench/mutex.js: two processes (fork) on
+// one shared anonymous page, each round the parent stores PING = i and wakes, the child
+// waits for it (spinning `spin` loads first, then FUTEX_WAIT), stores PONG = i and wakes.
+// A wake every round trip, as the JavaScript side does it without a waiter count.
+// Prints ns per round trip. Usage: futex_pingpong rounds spin
+// With `wake` as the first argument, prints ns per FUTEX_WAKE on a shared word nobody waits on
+// (the syscall each round trip pays twice): futex_pingpong wake count
+#define _GNU_SOURCE
+#include <linux/futex.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+static uint64_t now_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static void await_value(int *word, int want, long spin) {
+  for (long s = 0; s < spin; s++)
+    if (__atomic_load_n(word, __ATOMIC_ACQUIRE) == want) return;
+  int seen;
+  while ((seen = __atomic_load_n(word, __ATOMIC_ACQUIRE)) != want)
+    syscall(SYS_futex, word, FUTEX_WAIT, seen, NULL, NULL, 0);
+}
+
+static void post(int *word, int value) {
+  __atomic_store_n(word, value, __ATOMIC_RELEASE);
+  syscall(SYS_futex, word, FUTEX_WAKE, 1, NULL, NULL, 0);
+}
+
+int main(int argc, char **argv) {
+  if (argc > 2 && argv[1][0] == 'w') {
+    long count = atol(argv[2]);
+    int *w = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    uint64_t start = now_ns();
+    for (long i = 0; i < count; i++) syscall(SYS_futex, w, FUTEX_WAKE, 1, NULL, NULL, 0);
+    printf("%.1f\n", (double)(now_ns() - start) / (double)count);
+    return 0;
+  }
+  long rounds = argc > 1 ? atol(argv[1]) : 20000;
+  long spin = argc > 2 ? atol(argv[2]) : 0;
+  int *v = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+  if (v == MAP_FAILED) { perror("mmap"); return 1; }
+  int *ping = &v[0], *pong = &v[16];  // a cache line apart
+  pid_t child = fork();
+  if (child == 0) {
+    for (int i = 1; i <= rounds; i++) {
+      await_value(ping, i, spin);
+      post(pong, i);
+    }
+    _exit(0);
+  }
+  uint64_t start = now_ns();
+  for (int i = 1; i <= rounds; i++) {
+    post(ping, i);
+    await_value(pong, i, spin);
+  }
+  uint64_t took = now_ns() - start;
+  waitpid(child, NULL, 0);
+  printf("%.1f\n", (double)took / (double)rounds);
+  return 0;
+}
