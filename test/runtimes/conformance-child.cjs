@@ -31,6 +31,13 @@ async function main() {
       console.log(JSON.stringify({ result: mman.wait(words, 0, 0, 30_000) }));
       break;
     }
+    case 'holdLock': {  // take the Mutex at word 0, say so, and hold it until killed
+      const shm = mman.SharedMemory.open(args[0]);
+      const words = new Int32Array(shm.map().buffer);
+      console.log(JSON.stringify({ result: new mman.Mutex(words, 0).lock() }));
+      setInterval(() => {}, 1000);
+      return;
+    }
     case 'notifier': {  // change words[0], and wake whoever waits on it
       const shm = mman.SharedMemory.open(args[0]);
       const words = new Int32Array(shm.map().buffer);

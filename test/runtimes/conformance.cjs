@@ -285,6 +285,46 @@ test('wait() times out or sees a changed word; notify() wakes a waiter in anothe
   }
 });
 
+test("Mutex: a child holds it and is killed; lock() here takes it over, told 'owner-died'", async () => {
+  const name = uniqueName('mutex');
+  const shm = mman.SharedMemory.create(PAGE_SIZE, { name });
+  try {
+    const m = shm.map();
+    const mutex = new mman.Mutex(new Int32Array(m.buffer), 0);
+    const { proc, done } = child('holdLock', [name]);
+    let out = '';
+    proc.stdout.on('data', (d) => { out += d; });
+    for (let i = 0; i < 2000 && !out.includes('\n'); i++) await new Promise((r) => setTimeout(r, 5));
+    assert.deepEqual(JSON.parse(out), { result: 'acquired' });
+    assert.equal(mutex.tryLock(), 'busy');
+    proc.kill('SIGKILL');
+    await done;
+    assert.equal(mutex.lock(5000), 'owner-died');
+    mutex.unlock();
+    assert.equal(mutex.tryLock(), 'acquired');
+    mutex.unlock();
+    m.unmap();
+  } finally {
+    shm.unlink();
+    shm.close();
+  }
+});
+
+test('share()/from(), seals: a descriptor received once; futureWrite refuses a writable map', () => {
+  const shm = mman.SharedMemory.create(PAGE_SIZE);
+  const m = shm.map();
+  m.bytes[0] = 9;
+  const there = mman.SharedMemory.from(shm.share());
+  assert.equal(there.map({ readOnly: true }).bytes[0], 9);
+  shm.seal('futureWrite');
+  assert.deepEqual(there.seals, ['shrink', 'futureWrite']);
+  expectCode(() => there.map(), 'EPERM');
+  expectCode(() => mman.Mapping.from(m.share()).bytes[0] = 1, 'EPERM');
+  there.close();
+  m.unmap();
+  shm.close();
+});
+
 test('waitAsync() resolves when another process notifies', async () => {
   const name = uniqueName('async');
   const shm = mman.SharedMemory.create(PAGE_SIZE, { name });
