@@ -71,6 +71,41 @@ Napi::Value TouchPages(const Napi::CallbackInfo& info) {
   return Napi::Number::New(env, static_cast<double>(NowNs() - start));
 }
 
+// readWords(buffer: ArrayBuffer, indexes: Uint32Array) -> elapsed ns. Reads the 32-bit word
+// at each index, in order: the random reads of the TLB benchmark, as the JavaScript loop makes
+// them.
+Napi::Value ReadWords(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!info[0].IsArrayBuffer() || !info[1].IsTypedArray() ||
+      info[1].As<Napi::TypedArray>().TypedArrayType() != napi_uint32_array) {
+    NAPI_THROW(ArgTypeError(env, "native: readWords(ArrayBuffer, Uint32Array)"), env.Undefined());
+  }
+  auto buffer = info[0].As<Napi::ArrayBuffer>();
+  auto indexes = info[1].As<Napi::Uint32Array>();
+  auto* words = static_cast<volatile uint32_t*>(buffer.Data());
+  size_t count = buffer.ByteLength() / 4;
+  const uint32_t* at = indexes.Data();
+  size_t n = indexes.ElementLength();
+  for (size_t i = 0; i < n; ++i) {
+    if (at[i] >= count) {
+      NAPI_THROW(ArgRangeError(env, "native: an index past the buffer"), env.Undefined());
+    }
+  }
+  uint64_t start = NowNs();
+  unsigned s0 = 0, s1 = 0, s2 = 0, s3 = 0;  // four sums, as the JavaScript loop keeps them
+  size_t unrolled = n - n % 4;
+  for (size_t i = 0; i < unrolled; i += 4) {
+    s0 += words[at[i]];
+    s1 += words[at[i + 1]];
+    s2 += words[at[i + 2]];
+    s3 += words[at[i + 3]];
+  }
+  for (size_t i = unrolled; i < n; ++i) s0 += words[at[i]];
+  uint64_t took = NowNs() - start;
+  readSink = s0 + s1 + s2 + s3;
+  return Napi::Number::New(env, static_cast<double>(took));
+}
+
 // fadvise(fd, offset, length, advice) -> 0 | -errno. posix_fadvise returns the error.
 Napi::Value Fadvise(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -140,6 +175,7 @@ Napi::Value PopulateByTouchHook(const Napi::CallbackInfo& info) {
 void InitTools(Napi::Env env, Napi::Object tools) {
   tools.Set("touchPages", Napi::Function::New(env, TouchPages, "touchPages"));
   tools.Set("fadvise", Napi::Function::New(env, Fadvise, "fadvise"));
+  tools.Set("readWords", Napi::Function::New(env, ReadWords, "readWords"));
   tools.Set("populateByTouch", Napi::Function::New(env, PopulateByTouchHook, "populateByTouch"));
   tools.Set("mapUnmapLoop", Napi::Function::New(env, MapUnmapLoop, "mapUnmapLoop"));
   Napi::Object fadv = Napi::Object::New(env);

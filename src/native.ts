@@ -8,6 +8,8 @@ export type Handle = { readonly __mmanHandle: unique symbol };
 export interface NativeTools {
   /** One access per `stride` bytes of `buffer` (a write of 1, or a read); returns elapsed ns. */
   touchPages(buffer: ArrayBuffer, stride: number, write: boolean): number;
+  /** Reads the 32-bit word of `buffer` at each of `indexes`, in order; returns elapsed ns. */
+  readWords(buffer: ArrayBuffer, indexes: Uint32Array): number;
   /** posix_fadvise(2): 0 or -errno. */
   fadvise(fd: number, offset: number, length: number, advice: number): number;
   readonly fadviseConstants: Readonly<Record<string, number>>;

@@ -210,6 +210,41 @@ describe('mman bench io', () => {
   });
 });
 
+describe('mman bench tlb', () => {
+  test('random reads per page size: a row or a reason for each, the pages resident, THP really huge', async () => {
+    const { stdout, status, stderr } = await mman(
+      'bench',
+      'tlb',
+      '--size',
+      '8M',
+      '--reads',
+      '20000',
+      '--repeat',
+      '1',
+      '--json',
+    );
+    expect({ status, stderr }).toEqual({ status: 0, stderr: '' });
+    const report = JSON.parse(stdout) as {
+      size: number;
+      machine: { thp: string };
+      results: Array<{ kind: string; nsPerRead: number; nativeNsPerRead: number; hugeShare: number }>;
+      skipped: Array<{ kind: string; reason: string }>;
+    };
+    expect([...report.results.map((r) => r.kind), ...report.skipped.map((s) => s.kind)].sort()).toEqual([
+      'hugetlb',
+      'pages-4k',
+      'thp',
+    ]);
+    for (const s of report.skipped) expect(s.reason).toMatch(/\w{4,}/);
+    for (const r of report.results) {
+      expect(r.nsPerRead).toBeGreaterThan(0);
+      expect(r.nativeNsPerRead).toBeGreaterThan(0);
+    }
+    expect(report.results.find((r) => r.kind === 'pages-4k')!.hugeShare).toBe(0); // MADV_NOHUGEPAGE held
+    expect(report.size % (2 * 1024 * 1024)).toBe(0); // whole huge pages
+  });
+});
+
 describe('mman residency', () => {
   const FILE_PAGES = (4 * 2 ** 20) / PAGE_SIZE;
   let file: string;

@@ -1,6 +1,6 @@
 // Shared by the tests: temporary files and real child processes that use the built lib/.
 import { spawnSync, type SpawnSyncOptionsWithStringEncoding, type SpawnSyncReturns } from 'node:child_process';
-import { mkdtempSync, readFileSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, realpathSync, rmSync, writeFileSync, readdirSync, readlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { once } from 'node:events';
@@ -190,3 +190,20 @@ export function filesystemOf(path: string): string {
  * dirty and fadvise cannot evict them, so tests of write-back and eviction say so and skip.
  */
 export const TMP_IN_MEMORY = filesystemOf(tmpdir()) === 'tmpfs';
+
+/**
+ * How many descriptors of this process point at what `target` matches (their /proc/self/fd
+ * link: `/memfd:mman (deleted)`, `pipe:[123]`, a path). Counting all descriptors would also
+ * count those worker threads and child-process pipes open and close meanwhile.
+ */
+export function descriptorsTo(target: RegExp): number {
+  let n = 0;
+  for (const fd of readdirSync('/proc/self/fd')) {
+    try {
+      if (target.test(readlinkSync(`/proc/self/fd/${fd}`))) n++;
+    } catch {
+      // closed between the listing and the look
+    }
+  }
+  return n;
+}

@@ -6,6 +6,7 @@ import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { PAGE_SIZE, type Mapping } from '..';
 import { FAULT_KINDS, isFaultKind, runFaultBench, type FaultKind, type FaultReport } from './bench/faults';
 import { runIoBench, type IoReport } from './bench/io';
+import { runTlbBench, type TlbReport } from './bench/tlb';
 import { evictFile, fileResidency, lockFile, touchFile, type FileResidency } from './bench/page-cache';
 import { progressBar } from './bench/progress';
 import { formatSize, parseSize } from './bench/size';
@@ -19,6 +20,8 @@ export const USAGE = `Usage:
       Kinds: ${FAULT_KINDS.join(', ')}
   mman bench io [--size 1G] [--reads 1000000] [--loop-reads 100000] [--repeat 3] [--json] [--dir DIR]
       Sequential scan and random 4-byte reads: a mapping vs fs.readFileSync, fs.readSync, a read stream.
+  mman bench tlb [--size 1G] [--reads 4000000] [--repeat 5] [--json]
+      Random 4-byte reads over a resident region: 4 KiB pages against transparent and hugetlb huge pages.
   mman residency FILE... [--touch | --evict | --lock] [--json]
       Pages of each file in the page cache (like fincore/vmtouch). --touch reads them in,
       --evict drops them (POSIX_FADV_DONTNEED), --lock mlocks them until interrupted.
@@ -126,6 +129,63 @@ export function ioTable(report: IoReport): string {
     '',
     loop,
   ].join('\n');
+}
+
+/** The TLB report as an aligned table: ns per random read by page size, JavaScript beside C. */
+export function tlbTable(report: TlbReport): string {
+  const table = formatTable(
+    [
+      { heading: 'pages' },
+      { heading: 'ns/read', numeric: true },
+      { heading: 'C ns/read', numeric: true },
+      { heading: 'JS/C', numeric: true },
+      { heading: 'huge', numeric: true },
+    ],
+    report.results.map((r) => [
+      r.kind,
+      formatNumber(r.nsPerRead),
+      formatNumber(r.nativeNsPerRead),
+      (r.nsPerRead / r.nativeNsPerRead).toFixed(2),
+      `${Math.round(r.hugeShare * 100)}%`,
+    ]),
+  );
+  const skipped = report.skipped.map((s) => `${s.kind}: skipped, ${s.reason}`);
+  return [
+    `${report.reads} random 4-byte reads over a resident ${formatSize(report.size)} region, median of ${report.repeat}; ` +
+      `${report.machine.cpus} CPUs, ${report.machine.cpuModel}, Linux ${report.machine.kernel}, THP ${report.machine.thp}`,
+    '',
+    table,
+    ...(skipped.length > 0 ? ['', ...skipped] : []),
+  ].join('\n');
+}
+
+async function benchTlb(args: string[], out: NodeJS.WritableStream): Promise<number> {
+  const { values } = parse({
+    args,
+    strict: true,
+    options: {
+      size: { type: 'string' },
+      reads: { type: 'string' },
+      repeat: { type: 'string' },
+      json: { type: 'boolean' },
+      help: { type: 'boolean', short: 'h' },
+    },
+  });
+  if (values.help) return help(out);
+  const bar = progressBar();
+  let report: TlbReport;
+  try {
+    report = runTlbBench({
+      size: sizeOption(values.size, 2 ** 30, 'size'),
+      reads: countOption(values.reads, 4_000_000, 'reads'),
+      repeat: countOption(values.repeat, 5, 'repeat'),
+      onProgress: (done, total, label) => bar.update(done, total, label),
+    });
+  } finally {
+    bar.done();
+  }
+  out.write(values.json ? `${JSON.stringify(report, null, 2)}\n` : `${tlbTable(report)}\n`);
+  return 0;
 }
 
 /** Residency of files as an aligned table, with a total line for more than one file. */
@@ -312,6 +372,7 @@ export async function main(
     if (command === undefined || command === '--help' || command === '-h' || command === 'help') return help(out);
     if (command === 'bench' && sub === 'faults') return await benchFaults(rest, out);
     if (command === 'bench' && sub === 'io') return await benchIo(rest, out);
+    if (command === 'bench' && sub === 'tlb') return await benchTlb(rest, out);
     if (command === 'residency') return await residency(args.slice(1), out);
     throw new UsageError(`unknown command '${args.slice(0, command === 'bench' ? 2 : 1).join(' ')}'`);
   } catch (error) {
