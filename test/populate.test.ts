@@ -6,7 +6,7 @@ import { mapAnonymous, mapFile, mapFileAsync, PAGE_SIZE } from '../src';
 import { tools } from '../src/internal';
 import { handleOf } from '../src/mapping';
 import { evictFile } from '../src/cli/bench/page-cache';
-import { fileWith, quietStats, settledStats, tempDir, TMP_IN_MEMORY } from './helpers';
+import { fileWith, quietStats, expectBackTo, tempDir, TMP_IN_MEMORY } from './helpers';
 
 let dir: string;
 let cleanup: () => void;
@@ -61,9 +61,10 @@ describe('populate()', () => {
     }
     const took = performance.now() - started;
     expect(resident(m.residency())).toBe(m.residency().length);
-    // The loop ran all along: a tick at least every 50 ms, and some ticks in every 10 ms of it.
-    expect(ticks).toBeGreaterThanOrEqual(Math.floor(took / 10));
-    expect(longest).toBeLessThan(50);
+    // The loop ran all along: ticks throughout, and no gap near the whole read (a populate on
+    // this thread would stop the loop for all of it). Loose bounds: jest runs files in parallel.
+    expect(ticks).toBeGreaterThanOrEqual(Math.floor(took / 20));
+    expect(longest).toBeLessThan(Math.max(100, took / 3));
   });
 
   test('a range: only the pages it touches', async () => {
@@ -128,7 +129,7 @@ describe('populate()', () => {
     const pending = m.populate();
     m.unmap();
     await expect(pending).rejects.toMatchObject({ code: 'ERR_MAPPING_CLOSED' });
-    expect(await settledStats(base)).toEqual(base);
+    await expectBackTo(base);
   });
 
   test('bad options: Node codes before any system call', async () => {
@@ -182,6 +183,6 @@ describe('mapFileAsync()', () => {
     const pending = mapFileAsync(path, { signal: controller.signal });
     controller.abort();
     await expect(pending).rejects.toMatchObject({ name: 'AbortError' });
-    expect(await settledStats(base)).toEqual(base);
+    await expectBackTo(base);
   });
 });

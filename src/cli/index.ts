@@ -7,6 +7,7 @@ import { PAGE_SIZE, type Mapping } from '..';
 import { FAULT_KINDS, isFaultKind, runFaultBench, type FaultKind, type FaultReport } from './bench/faults';
 import { runIoBench, type IoReport } from './bench/io';
 import { runTlbBench, type TlbReport } from './bench/tlb';
+import { runScaleBench, SCALE_KINDS, type ScaleKind, type ScaleMode, type ScaleReport } from './bench/scale';
 import { evictFile, fileResidency, lockFile, touchFile, type FileResidency } from './bench/page-cache';
 import { progressBar } from './bench/progress';
 import { formatSize, parseSize } from './bench/size';
@@ -20,6 +21,8 @@ export const USAGE = `Usage:
       Kinds: ${FAULT_KINDS.join(', ')}
   mman bench io [--size 1G] [--reads 1000000] [--loop-reads 100000] [--repeat 3] [--json] [--dir DIR]
       Sequential scan and random 4-byte reads: a mapping vs fs.readFileSync, fs.readSync, a read stream.
+  mman bench scale [--kinds anon,file-private,file-shared] [--tasks 1,2] [--mode threads|processes|both] [--seconds 5] [--json] [--dir DIR]
+      will-it-scale's page_fault1/2/3 in worker threads and in processes, JavaScript beside C.
   mman bench tlb [--size 1G] [--reads 4000000] [--repeat 5] [--json]
       Random 4-byte reads over a resident region: 4 KiB pages against transparent and hugetlb huge pages.
   mman residency FILE... [--touch | --evict | --lock] [--json]
@@ -129,6 +132,85 @@ export function ioTable(report: IoReport): string {
     '',
     loop,
   ].join('\n');
+}
+
+/** The scale report as an aligned table: pages per second, total and per task, and the scaling. */
+export function scaleTable(report: ScaleReport): string {
+  const table = formatTable(
+    [
+      { heading: 'kind' },
+      { heading: 'mode' },
+      { heading: 'tasks', numeric: true },
+      { heading: 'pages/s', numeric: true },
+      { heading: 'per task', numeric: true },
+      { heading: 'scaling', numeric: true },
+      { heading: 'C pages/s', numeric: true },
+      { heading: 'C scaling', numeric: true },
+      { heading: 'JS/C', numeric: true },
+    ],
+    report.results.map((r) => [
+      r.kind,
+      r.mode,
+      String(r.tasks),
+      formatNumber(r.pagesPerSecond),
+      formatNumber(r.perTask),
+      Number.isNaN(r.scaling) ? '' : r.scaling.toFixed(2),
+      formatNumber(r.nativePagesPerSecond),
+      Number.isNaN(r.nativeScaling) ? '' : r.nativeScaling.toFixed(2),
+      r.ratio.toFixed(2),
+    ]),
+  );
+  return [
+    `Each task maps ${formatSize(report.taskBytes)}, writes one byte per page, unmaps, for ${report.seconds} s; ` +
+      `${report.machine.cpus} CPUs, ${report.machine.cpuModel}, Linux ${report.machine.kernel}, Node ${report.machine.node}`,
+    ...(report.oversubscribed ? [`More tasks than CPUs (${report.machine.cpus}) in some runs: they share CPUs, and their scaling says so.`] : []),
+    '',
+    table,
+  ].join('\n');
+}
+
+async function benchScale(args: string[], out: NodeJS.WritableStream): Promise<number> {
+  const { values } = parse({
+    args,
+    strict: true,
+    options: {
+      kinds: { type: 'string' },
+      tasks: { type: 'string' },
+      mode: { type: 'string' },
+      seconds: { type: 'string' },
+      json: { type: 'boolean' },
+      dir: { type: 'string' },
+      help: { type: 'boolean', short: 'h' },
+    },
+  });
+  if (values.help) return help(out);
+  const kinds = (values.kinds ?? SCALE_KINDS.join(',')).split(',').map((k) => k.trim()) as ScaleKind[];
+  const unknown = kinds.filter((k) => !(SCALE_KINDS as readonly string[]).includes(k));
+  if (unknown.length > 0)
+    throw new UsageError(`unknown kind ${unknown.join(', ')}; kinds are ${SCALE_KINDS.join(', ')}`);
+  const tasks = (values.tasks ?? '1,2').split(',').map((t) => countOption(t.trim(), 1, 'tasks'));
+  const mode = values.mode ?? 'both';
+  if (!['threads', 'processes', 'both'].includes(mode))
+    throw new UsageError(`--mode is threads, processes or both, not '${mode}'`);
+  const modes: ScaleMode[] = mode === 'both' ? ['threads', 'processes'] : [mode as ScaleMode];
+  const seconds = Number(values.seconds ?? 5);
+  if (!(seconds > 0 && seconds <= 3600)) throw new UsageError(`--seconds must be in (0, 3600], not '${values.seconds}'`);
+  const bar = progressBar();
+  let report: ScaleReport;
+  try {
+    report = await runScaleBench({
+      kinds,
+      tasks,
+      modes,
+      seconds,
+      dir: values.dir,
+      onProgress: (done, total, label) => bar.update(done, total, label),
+    });
+  } finally {
+    bar.done();
+  }
+  out.write(values.json ? `${JSON.stringify(report, null, 2)}\n` : `${scaleTable(report)}\n`);
+  return 0;
 }
 
 /** The TLB report as an aligned table: ns per random read by page size, JavaScript beside C. */
@@ -373,6 +455,7 @@ export async function main(
     if (command === 'bench' && sub === 'faults') return await benchFaults(rest, out);
     if (command === 'bench' && sub === 'io') return await benchIo(rest, out);
     if (command === 'bench' && sub === 'tlb') return await benchTlb(rest, out);
+    if (command === 'bench' && sub === 'scale') return await benchScale(rest, out);
     if (command === 'residency') return await residency(args.slice(1), out);
     throw new UsageError(`unknown command '${args.slice(0, command === 'bench' ? 2 : 1).join(' ')}'`);
   } catch (error) {

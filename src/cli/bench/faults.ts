@@ -215,7 +215,7 @@ export function readEveryPage(bytes: Uint8Array, stride: number): number {
   return sum;
 }
 
-function writeEveryPage(bytes: Uint8Array, stride: number): void {
+export function writeEveryPage(bytes: Uint8Array, stride: number): void {
   const length = bytes.length;
   const unrolledEnd = length - 3 * stride;
   let i = 0;
