@@ -210,6 +210,73 @@ describe('mman bench io', () => {
   });
 });
 
+describe('mman bench scale', () => {
+  test('threads and processes, JavaScript and C: whole 128 MiB loops counted, scaling against one task', async () => {
+    const { stdout, status, stderr } = await mman(
+      'bench',
+      'scale',
+      '--kinds',
+      'anon,file-shared',
+      '--tasks',
+      '1,2',
+      '--mode',
+      'both',
+      '--seconds',
+      '0.2',
+      '--json',
+    );
+    expect({ status, stderr }).toEqual({ status: 0, stderr: '' });
+    const report = JSON.parse(stdout) as {
+      taskBytes: number;
+      pageSize: number;
+      oversubscribed: boolean;
+      results: Array<{
+        kind: string;
+        mode: string;
+        tasks: number;
+        pages: number;
+        nativePages: number;
+        scaling: number;
+        ratio: number;
+      }>;
+    };
+    const loop = report.taskBytes / report.pageSize;
+    expect(report.taskBytes).toBe(128 * 1024 * 1024);
+    expect(report.results.map((r) => `${r.kind} ${r.mode} ${r.tasks}`)).toEqual([
+      'anon threads 1',
+      'anon threads 2',
+      'anon processes 1',
+      'anon processes 2',
+      'file-shared threads 1',
+      'file-shared threads 2',
+      'file-shared processes 1',
+      'file-shared processes 2',
+    ]);
+    for (const r of report.results) {
+      // Every task finishes the loop it is in: pages are whole loops, at least one per task.
+      expect(r.pages % loop).toBe(0);
+      expect(r.pages).toBeGreaterThanOrEqual(r.tasks * loop);
+      expect(r.nativePages % loop).toBe(0);
+      expect(r.nativePages).toBeGreaterThanOrEqual(r.tasks * loop);
+      expect(r.ratio).toBeGreaterThan(0);
+      if (r.tasks === 1) expect(r.scaling).toBe(1);
+    }
+  });
+
+  test('bad options are usage errors', async () => {
+    for (const args of [
+      ['--kinds', 'heap'],
+      ['--mode', 'fibers'],
+      ['--tasks', '0'],
+      ['--seconds', '-1'],
+    ]) {
+      const { status, stderr } = await mman('bench', 'scale', ...args);
+      expect(status).toBe(2);
+      expect(stderr).toMatch(/^mman: /);
+    }
+  });
+});
+
 describe('mman bench tlb', () => {
   test('random reads per page size: a row or a reason for each, the pages resident, THP really huge', async () => {
     const { stdout, status, stderr } = await mman(

@@ -24,6 +24,9 @@ export interface ScaleResult {
   kind: ScaleKind;
   mode: ScaleMode;
   tasks: number;
+  /** Pages touched in all (JavaScript, then C): whole 128 MiB loops only. */
+  pages: number;
+  nativePages: number;
   /** JavaScript: all tasks together, and per task. */
   pagesPerSecond: number;
   perTask: number;
@@ -63,8 +66,8 @@ export interface ScaleBenchOptions {
 
 const TASK = join(__dirname, 'scale-task.js');
 
-// N JavaScript tasks, started together; pages per second over the slowest task's time.
-async function runJs(spec: TaskSpec, mode: ScaleMode, tasks: number): Promise<number> {
+// N JavaScript tasks, started together: pages, and the slowest task's seconds.
+async function runJs(spec: TaskSpec, mode: ScaleMode, tasks: number): Promise<{ pages: number; seconds: number }> {
   const results: Array<Promise<TaskResult>> = [];
   const go: Array<() => void> = [];
   for (let t = 0; t < tasks; t++) {
@@ -83,14 +86,13 @@ async function runJs(spec: TaskSpec, mode: ScaleMode, tasks: number): Promise<nu
   }
   for (const start of go) start();
   const done = await Promise.all(results);
-  const pages = done.reduce((n, r) => n + r.pages, 0);
-  return pages / (Math.max(...done.map((r) => r.ms)) / 1000);
+  return { pages: done.reduce((n, r) => n + r.pages, 0), seconds: Math.max(...done.map((r) => r.ms)) / 1000 };
 }
 
-function runC(binary: string, spec: TaskSpec, mode: ScaleMode, tasks: number): number {
+function runC(binary: string, spec: TaskSpec, mode: ScaleMode, tasks: number): { pages: number; seconds: number } {
   const args = [spec.kind, mode, String(tasks), String(spec.seconds), ...(spec.path ? [spec.path] : [])];
   const out = JSON.parse(execFileSync(binary, args, { encoding: 'utf8' })) as { pages: number[]; seconds: number };
-  return out.pages.reduce((n, p) => n + p, 0) / out.seconds;
+  return { pages: out.pages.reduce((n, p) => n + p, 0), seconds: out.seconds };
 }
 
 /**
@@ -127,13 +129,17 @@ export async function runScaleBench(options: ScaleBenchOptions = {}): Promise<Sc
         let one: { js: number; c: number } | undefined;
         for (const tasks of taskCounts) {
           options.onProgress?.(done++, total, `${kind}, ${tasks} ${mode}`);
-          const js = await runJs(spec, mode, tasks);
-          const c = runC(binary, spec, mode, tasks);
+          const jsRun = await runJs(spec, mode, tasks);
+          const cRun = runC(binary, spec, mode, tasks);
+          const js = jsRun.pages / jsRun.seconds;
+          const c = cRun.pages / cRun.seconds;
           one ??= tasks === 1 ? { js, c } : undefined;
           report.results.push({
             kind,
             mode,
             tasks,
+            pages: jsRun.pages,
+            nativePages: cRun.pages,
             pagesPerSecond: js,
             perTask: js / tasks,
             scaling: one ? js / one.js : NaN,
