@@ -277,6 +277,61 @@ describe('mman bench scale', () => {
   });
 });
 
+describe('mman bench pressure', () => {
+  (TMP_IN_MEMORY ? test.skip : test)(
+    'each limit, each method: reads made, faults counted, the same words read (not on tmpfs)',
+    async () => {
+      const args = [
+        'bench',
+        'pressure',
+        '--size',
+        '16M',
+        '--limit',
+        '8M',
+        '--reads',
+        '2000',
+        '--budget',
+        '5',
+        '--json',
+      ];
+      const { stdout, status, stderr } = await mman(...args);
+      expect({ status, stderr }).toEqual({ status: 0, stderr: '' });
+      const report = JSON.parse(stdout) as {
+        size: number;
+        reads: number;
+        cgroup: string | null;
+        skipped?: string;
+        points: Array<{
+          limit: number;
+          ratio: number;
+          failed?: string;
+          results: Array<{ method: string; reads: number; nsPerRead: number; majorFaults: number; checksum: number }>;
+        }>;
+      };
+      if (report.skipped !== undefined) {
+        expect(report.skipped).toMatch(/cgroup/); // said why, measured nothing
+        expect(report.points).toEqual([]);
+        return;
+      }
+      expect(report.points.map((p) => p.ratio)).toEqual([0.5, 1, 2]);
+      for (const point of report.points) {
+        expect(point.failed).toBeUndefined();
+        expect(point.results.map((r) => r.method)).toEqual(['mmap, MADV_RANDOM', 'mmap, read-ahead', 'fs.readSync']);
+        for (const r of point.results) {
+          expect(r.reads).toBeGreaterThan(0);
+          expect(r.reads).toBeLessThanOrEqual(2000);
+          expect(r.nsPerRead).toBeGreaterThan(0);
+        }
+        const [random, , pread] = point.results;
+        expect(random.majorFaults).toBeGreaterThan(0); // the cache was dropped: the first touches read the disk
+        expect(pread.majorFaults).toBe(0); // read(2) blocks on the disk without a fault
+        const complete = point.results.filter((r) => r.reads === 2000);
+        for (const r of complete) expect(r.checksum).toBe(complete[0].checksum);
+      }
+    },
+  );
+});
+
 describe('mman bench tlb', () => {
   test('random reads per page size: a row or a reason for each, the pages resident, THP really huge', async () => {
     const { stdout, status, stderr } = await mman(

@@ -7,6 +7,7 @@ import { PAGE_SIZE, type Mapping } from '..';
 import { FAULT_KINDS, isFaultKind, runFaultBench, type FaultKind, type FaultReport } from './bench/faults';
 import { runIoBench, type IoReport } from './bench/io';
 import { runTlbBench, type TlbReport } from './bench/tlb';
+import { runPressureBench, type PressureReport } from './bench/pressure';
 import { runScaleBench, SCALE_KINDS, type ScaleKind, type ScaleMode, type ScaleReport } from './bench/scale';
 import { evictFile, fileResidency, lockFile, touchFile, type FileResidency } from './bench/page-cache';
 import { progressBar } from './bench/progress';
@@ -23,6 +24,8 @@ export const USAGE = `Usage:
       Sequential scan and random 4-byte reads: a mapping vs fs.readFileSync, fs.readSync, a read stream.
   mman bench scale [--kinds anon,file-private,file-shared] [--tasks 1,2] [--mode threads|processes|both] [--seconds 5] [--json] [--dir DIR]
       will-it-scale's page_fault1/2/3 in worker threads and in processes, JavaScript beside C.
+  mman bench pressure [--size 256M] [--limit 64M] [--reads 50000] [--budget 10] [--json] [--dir DIR]
+      Random reads of a file larger than a memory cgroup's limit: mmap vs fs.readSync, major faults.
   mman bench tlb [--size 1G] [--reads 4000000] [--repeat 5] [--json]
       Random 4-byte reads over a resident region: 4 KiB pages against transparent and hugetlb huge pages.
   mman residency FILE... [--touch | --evict | --lock] [--json]
@@ -163,7 +166,9 @@ export function scaleTable(report: ScaleReport): string {
   return [
     `Each task maps ${formatSize(report.taskBytes)}, writes one byte per page, unmaps, for ${report.seconds} s; ` +
       `${report.machine.cpus} CPUs, ${report.machine.cpuModel}, Linux ${report.machine.kernel}, Node ${report.machine.node}`,
-    ...(report.oversubscribed ? [`More tasks than CPUs (${report.machine.cpus}) in some runs: they share CPUs, and their scaling says so.`] : []),
+    ...(report.oversubscribed
+      ? [`More tasks than CPUs (${report.machine.cpus}) in some runs: they share CPUs, and their scaling says so.`]
+      : []),
     '',
     table,
   ].join('\n');
@@ -194,7 +199,8 @@ async function benchScale(args: string[], out: NodeJS.WritableStream): Promise<n
     throw new UsageError(`--mode is threads, processes or both, not '${mode}'`);
   const modes: ScaleMode[] = mode === 'both' ? ['threads', 'processes'] : [mode as ScaleMode];
   const seconds = Number(values.seconds ?? 5);
-  if (!(seconds > 0 && seconds <= 3600)) throw new UsageError(`--seconds must be in (0, 3600], not '${values.seconds}'`);
+  if (!(seconds > 0 && seconds <= 3600))
+    throw new UsageError(`--seconds must be in (0, 3600], not '${values.seconds}'`);
   const bar = progressBar();
   let report: ScaleReport;
   try {
@@ -210,6 +216,77 @@ async function benchScale(args: string[], out: NodeJS.WritableStream): Promise<n
     bar.done();
   }
   out.write(values.json ? `${JSON.stringify(report, null, 2)}\n` : `${scaleTable(report)}\n`);
+  return 0;
+}
+
+/** The pressure report as an aligned table: one row per limit and method. */
+export function pressureTable(report: PressureReport): string {
+  if (report.skipped !== undefined) return `pressure: skipped, ${report.skipped}`;
+  const rows: string[][] = [];
+  for (const point of report.points) {
+    if (point.failed !== undefined) {
+      rows.push([formatSize(point.limit), point.ratio.toFixed(2), point.failed, '', '', '']);
+      continue;
+    }
+    for (const r of point.results)
+      rows.push([
+        formatSize(point.limit),
+        point.ratio.toFixed(2),
+        r.method,
+        formatNumber(r.nsPerRead),
+        String(r.reads),
+        String(r.majorFaults),
+      ]);
+  }
+  const table = formatTable(
+    [
+      { heading: 'limit' },
+      { heading: 'file/limit', numeric: true },
+      { heading: 'method' },
+      { heading: 'ns/read', numeric: true },
+      { heading: 'reads', numeric: true },
+      { heading: 'major faults', numeric: true },
+    ],
+    rows,
+  );
+  return [
+    `${report.reads} random 4-byte reads of a ${formatSize(report.size)} file dropped from the page cache first, ` +
+      `in a child held in a cgroup ${report.cgroup} memory limit; ${report.machine.cpus} CPUs, Linux ${report.machine.kernel}`,
+    '',
+    table,
+  ].join('\n');
+}
+
+async function benchPressure(args: string[], out: NodeJS.WritableStream): Promise<number> {
+  const { values } = parse({
+    args,
+    strict: true,
+    options: {
+      size: { type: 'string' },
+      limit: { type: 'string' },
+      reads: { type: 'string' },
+      budget: { type: 'string' },
+      json: { type: 'boolean' },
+      dir: { type: 'string' },
+      help: { type: 'boolean', short: 'h' },
+    },
+  });
+  if (values.help) return help(out);
+  const bar = progressBar();
+  let report: PressureReport;
+  try {
+    report = await runPressureBench({
+      size: sizeOption(values.size, 256 * 2 ** 20, 'size'),
+      limit: sizeOption(values.limit, 64 * 2 ** 20, 'limit'),
+      reads: countOption(values.reads, 50_000, 'reads'),
+      budgetMs: countOption(values.budget, 10, 'budget') * 1000,
+      dir: values.dir,
+      onProgress: (done, total, label) => bar.update(done, total, label),
+    });
+  } finally {
+    bar.done();
+  }
+  out.write(values.json ? `${JSON.stringify(report, null, 2)}\n` : `${pressureTable(report)}\n`);
   return 0;
 }
 
@@ -456,6 +533,7 @@ export async function main(
     if (command === 'bench' && sub === 'io') return await benchIo(rest, out);
     if (command === 'bench' && sub === 'tlb') return await benchTlb(rest, out);
     if (command === 'bench' && sub === 'scale') return await benchScale(rest, out);
+    if (command === 'bench' && sub === 'pressure') return await benchPressure(rest, out);
     if (command === 'residency') return await residency(args.slice(1), out);
     throw new UsageError(`unknown command '${args.slice(0, command === 'bench' ? 2 : 1).join(' ')}'`);
   } catch (error) {

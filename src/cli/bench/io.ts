@@ -211,7 +211,7 @@ function collectGarbage(): void {
 
 // Earlier variants unmapped the file, but their pages stay mapped until the collector finds
 // the buffers unreachable, and mapped pages cannot be evicted: collect until they are gone.
-async function releaseUnmapped(): Promise<void> {
+export async function releaseUnmapped(): Promise<void> {
   for (let i = 0; i < 50 && mappingStats().retiredRegions + mappingStats().regions > 0; i++) {
     collectGarbage();
     await new Promise((resolve) => setTimeout(resolve, 2));

@@ -39,8 +39,7 @@ export function runTask(spec: TaskSpec): TaskResult {
   const start = performance.now();
   const deadline = start + spec.seconds * 1000;
   do {
-    const m =
-      spec.kind === 'anon' ? mapAnonymous(TASK_BYTES) : mapFile(fd, { mode, length: TASK_BYTES });
+    const m = spec.kind === 'anon' ? mapAnonymous(TASK_BYTES) : mapFile(fd, { mode, length: TASK_BYTES });
     writeEveryPage(m.bytes, PAGE_SIZE);
     m.unmap();
     gc({ type: 'minor' });

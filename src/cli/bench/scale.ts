@@ -121,7 +121,13 @@ export async function runScaleBench(options: ScaleBenchOptions = {}): Promise<Sc
   let done = 0;
   try {
     const binary = join(build, 'page_fault');
-    execFileSync('cc', ['-O2', '-pthread', '-o', binary, join(__dirname, '..', '..', '..', 'bench', 'c', 'page_fault.c')]);
+    execFileSync('cc', [
+      '-O2',
+      '-pthread',
+      '-o',
+      binary,
+      join(__dirname, '..', '..', '..', 'bench', 'c', 'page_fault.c'),
+    ]);
     for (const kind of kinds) {
       if (kind !== 'anon') file ??= createScratchFile(TASK_BYTES, options.dir);
       const spec: TaskSpec = { kind, path: kind === 'anon' ? undefined : file!.path, seconds };
