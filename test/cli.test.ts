@@ -224,6 +224,8 @@ describe('mman bench scale', () => {
       '--seconds',
       '0.2',
       '--json',
+      '--svg',
+      join(dir, 'scale.svg'),
     );
     expect({ status, stderr }).toEqual({ status: 0, stderr: '' });
     const report = JSON.parse(stdout) as {
@@ -261,6 +263,12 @@ describe('mman bench scale', () => {
       expect(r.ratio).toBeGreaterThan(0);
       if (r.tasks === 1) expect(r.scaling).toBe(1);
     }
+    // The chart: well-formed, one bar pair per run.
+    const svg = readFileSync(join(dir, 'scale.svg'), 'utf8');
+    expect(svg.startsWith('<?xml')).toBe(true);
+    expect(svg.trimEnd().endsWith('</svg>')).toBe(true);
+    expect(svg.match(/<rect class="js"/g)).toHaveLength(report.results.length);
+    expect(svg.match(/<rect class="native"/g)).toHaveLength(report.results.length);
   });
 
   test('bad options are usage errors', async () => {

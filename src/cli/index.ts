@@ -12,7 +12,7 @@ import { runScaleBench, SCALE_KINDS, type ScaleKind, type ScaleMode, type ScaleR
 import { evictFile, fileResidency, lockFile, touchFile, type FileResidency } from './bench/page-cache';
 import { progressBar } from './bench/progress';
 import { formatSize, parseSize } from './bench/size';
-import { faultChart } from './bench/svg';
+import { faultChart, scaleChart } from './bench/svg';
 import { formatNumber, formatTable } from './bench/table';
 
 /** What `mman --help` prints. */
@@ -22,7 +22,7 @@ export const USAGE = `Usage:
       Kinds: ${FAULT_KINDS.join(', ')}
   mman bench io [--size 1G] [--reads 1000000] [--loop-reads 100000] [--repeat 3] [--json] [--dir DIR]
       Sequential scan and random 4-byte reads: a mapping vs fs.readFileSync, fs.readSync, a read stream.
-  mman bench scale [--kinds anon,file-private,file-shared] [--tasks 1,2] [--mode threads|processes|both] [--seconds 5] [--json] [--dir DIR]
+  mman bench scale [--kinds anon,file-private,file-shared] [--tasks 1,2] [--mode threads|processes|both] [--seconds 5] [--json] [--svg FILE] [--dir DIR]
       will-it-scale's page_fault1/2/3 in worker threads and in processes, JavaScript beside C.
   mman bench pressure [--size 256M] [--limit 64M] [--reads 50000] [--budget 10] [--json] [--dir DIR]
       Random reads of a file larger than a memory cgroup's limit: mmap vs fs.readSync, major faults.
@@ -184,6 +184,7 @@ async function benchScale(args: string[], out: NodeJS.WritableStream): Promise<n
       mode: { type: 'string' },
       seconds: { type: 'string' },
       json: { type: 'boolean' },
+      svg: { type: 'string' },
       dir: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
@@ -215,6 +216,7 @@ async function benchScale(args: string[], out: NodeJS.WritableStream): Promise<n
   } finally {
     bar.done();
   }
+  if (values.svg !== undefined) writeFileSync(values.svg, scaleChart(report));
   out.write(values.json ? `${JSON.stringify(report, null, 2)}\n` : `${scaleTable(report)}\n`);
   return 0;
 }

@@ -1,6 +1,7 @@
 // The fault benchmark as an SVG chart: ns per page by kind, JavaScript beside C, on a
 // log scale (first touches range from a few ns to microseconds).
 import type { FaultReport } from './faults';
+import type { ScaleReport } from './scale';
 import { formatSize } from './size';
 import { formatNumber } from './table';
 
@@ -78,6 +79,63 @@ export function faultChart(report: FaultReport): string {
       );
     });
   }
+  out.push(`</svg>`);
+  return `${out.join('\n')}\n`;
+}
+
+/**
+ * `mman bench scale` as a standalone SVG document: pages per second for each kind, mode and
+ * task count, JavaScript beside C, on a linear scale from 0.
+ */
+export function scaleChart(report: ScaleReport): string {
+  const rows = report.results;
+  const labelWidth = 230;
+  const plotWidth = 560;
+  const barHeight = 12;
+  const rowHeight = 2 * barHeight + 10;
+  const top = 60;
+  const width = labelWidth + plotWidth + 150;
+  const height = top + Math.max(1, rows.length) * rowHeight + 50;
+  const most = Math.max(1, ...rows.flatMap((r) => [r.pagesPerSecond, r.nativePagesPerSecond]));
+  const w = (rate: number): string => ((rate / most) * plotWidth).toFixed(1);
+  const out: string[] = [];
+  out.push(`<?xml version="1.0" encoding="UTF-8"?>`);
+  out.push(
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" font-family="sans-serif" font-size="12">`,
+  );
+  out.push(`<rect x="0" y="0" width="${width}" height="${height}" fill="#ffffff"/>`);
+  out.push(
+    `<text x="${width / 2}" y="20" text-anchor="middle" font-size="15" font-weight="bold">Page faults per second: map ${escapeXml(formatSize(report.taskBytes))}, touch, unmap (will-it-scale page_fault1/2/3)</text>`,
+  );
+  out.push(
+    `<text x="${width / 2}" y="38" text-anchor="middle" fill="#555">${escapeXml(`${report.seconds} s a run; ${report.machine.cpus} CPUs, ${report.machine.cpuModel}, Linux ${report.machine.kernel}, Node ${report.machine.node}`)}</text>`,
+  );
+  rows.forEach((r, i) => {
+    const y = top + i * rowHeight;
+    const label = `${r.kind}, ${r.tasks} ${r.mode === 'threads' ? 'thread' : 'process'}${r.tasks > 1 ? (r.mode === 'threads' ? 's' : 'es') : ''}`;
+    out.push(`<g class="row" data-kind="${escapeXml(r.kind)}" data-mode="${r.mode}" data-tasks="${r.tasks}">`);
+    out.push(`<text x="${labelWidth - 8}" y="${y + barHeight + 4}" text-anchor="end">${escapeXml(label)}</text>`);
+    out.push(
+      `<rect class="js" x="${labelWidth}" y="${y}" width="${w(r.pagesPerSecond)}" height="${barHeight}" fill="#3b6fb6"><title>JavaScript ${formatNumber(r.pagesPerSecond)} pages/s</title></rect>`,
+    );
+    out.push(
+      `<text x="${(labelWidth + Number(w(r.pagesPerSecond)) + 4).toFixed(1)}" y="${y + barHeight - 2}" fill="#3b6fb6">${formatNumber(r.pagesPerSecond)}</text>`,
+    );
+    out.push(
+      `<rect class="native" x="${labelWidth}" y="${y + barHeight}" width="${w(r.nativePagesPerSecond)}" height="${barHeight}" fill="#e08a2c"><title>C ${formatNumber(r.nativePagesPerSecond)} pages/s</title></rect>`,
+    );
+    out.push(
+      `<text x="${(labelWidth + Number(w(r.nativePagesPerSecond)) + 4).toFixed(1)}" y="${y + 2 * barHeight - 2}" fill="#b06010">${formatNumber(r.nativePagesPerSecond)} (×${r.ratio.toFixed(2)})</text>`,
+    );
+    out.push(`</g>`);
+  });
+  const legendY = top + rows.length * rowHeight + 30;
+  out.push(
+    `<rect x="${labelWidth}" y="${legendY - 10}" width="12" height="12" fill="#3b6fb6"/><text x="${labelWidth + 18}" y="${legendY}">JavaScript (pages/s)</text>`,
+  );
+  out.push(
+    `<rect x="${labelWidth + 200}" y="${legendY - 10}" width="12" height="12" fill="#e08a2c"/><text x="${labelWidth + 218}" y="${legendY}">same loops in C (pages/s, ×JS/C)</text>`,
+  );
   out.push(`</svg>`);
   return `${out.join('\n')}\n`;
 }
