@@ -1,6 +1,15 @@
 // Shared by the tests: temporary files and real child processes that use the built lib/.
 import { spawnSync, type SpawnSyncOptionsWithStringEncoding, type SpawnSyncReturns } from 'node:child_process';
-import { mkdtempSync, readFileSync, realpathSync, rmSync, writeFileSync, readdirSync, readlinkSync } from 'node:fs';
+import {
+  mkdtempSync,
+  readFileSync,
+  realpathSync,
+  rmSync,
+  writeFileSync,
+  readdirSync,
+  readlinkSync,
+  statSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { once } from 'node:events';
@@ -213,6 +222,21 @@ export function descriptorsTo(target: RegExp): number {
   for (const fd of readdirSync('/proc/self/fd')) {
     try {
       if (target.test(readlinkSync(`/proc/self/fd/${fd}`))) n++;
+    } catch {
+      // closed between the listing and the look
+    }
+  }
+  return n;
+}
+
+/** How many descriptors of this process are open on the same file as `fd` (same device and inode). */
+export function descriptorsOf(fd: number): number {
+  const { dev, ino } = statSync(`/proc/self/fd/${fd}`);
+  let n = 0;
+  for (const other of readdirSync('/proc/self/fd')) {
+    try {
+      const st = statSync(`/proc/self/fd/${other}`);
+      if (st.dev === dev && st.ino === ino) n++;
     } catch {
       // closed between the listing and the look
     }

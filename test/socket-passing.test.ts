@@ -6,7 +6,7 @@ import { once } from 'node:events';
 import net from 'node:net';
 import { join } from 'node:path';
 import { PAGE_SIZE, SharedMemory } from '../src';
-import { descriptorsTo, fixture, tempDir } from './helpers';
+import { descriptorsOf, descriptorsTo, fixture, tempDir } from './helpers';
 
 let dir: string;
 let cleanup: () => void;
@@ -53,7 +53,7 @@ describe('SharedMemory.sendTo() / SharedMemory.receive()', () => {
     using shm = SharedMemory.create(2 * PAGE_SIZE);
     const m = shm.map();
     m.bytes.set(Buffer.from('from the parent'));
-    const before = openFds();
+    const before = descriptorsOf(shm.fd); // this segment's: the duplicate sent is closed after
     const server = await serve(async (socket) => {
       await shm.sendTo(socket);
       await once(socket.resume(), 'end');
@@ -68,7 +68,7 @@ describe('SharedMemory.sendTo() / SharedMemory.receive()', () => {
       name: null,
     });
     expect(Buffer.from(m.bytes.subarray(100, 114)).toString()).toBe('from the child');
-    expect(openFds()).toBe(before);
+    expect(descriptorsOf(shm.fd)).toBe(before);
     m.unmap();
   });
 
