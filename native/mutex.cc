@@ -157,6 +157,11 @@ void InitMutex(Napi::Env env, Napi::Object exports) {
   exports.Set("mutexTryLock", Napi::Function::New(env, MutexTryLock, "mutexTryLock"));
   exports.Set("mutexUnlock", Napi::Function::New(env, MutexUnlock, "mutexUnlock"));
   exports.Set("threadId", Napi::Function::New(env, ThreadId, "threadId"));
+  // The word's layout and the sleepers' rhythm, for the lock-free paths of src/mutex.ts.
+  Napi::Object c = exports.Get("constants").As<Napi::Object>();
+  MMAN_EXPORT_CONSTANT(c, FUTEX_TID_MASK);
+  MMAN_EXPORT_CONSTANT(c, FUTEX_WAITERS);
+  c.Set("MUTEX_LIVENESS_MS", Napi::Number::New(env, kLivenessMs));
 }
 
 }  // namespace mman

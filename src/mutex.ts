@@ -5,7 +5,7 @@ import { constants as osConstants } from 'node:os';
 
 import { native } from './native';
 import { misaligned, target, validateTimeout, waitAsync } from './futex';
-import { ownerOf, type Mapping } from './mapping';
+import { handleOf, ownerOf, type Mapping } from './mapping';
 import {
   abortError,
   mappingClosed,
@@ -42,9 +42,10 @@ const RESULTS = new Map<number, LockResult>([
 ]);
 const EDEADLK = -osConstants.errno.EDEADLK;
 const EPERM = -osConstants.errno.EPERM;
-const WAITERS = 0x80000000 | 0; // the sign bit, as an Int32Array element shows it
-const TID_MASK = 0x3fffffff;
-const LIVENESS_MS = 50; // as native/mutex.cc: how often a sleeper looks at the holder
+// The word's layout (the kernel's futex word: holder's thread id, a sleepers bit) and how
+// often a sleeper looks at the holder, as native/mutex.cc has them.
+const { FUTEX_TID_MASK: TID_MASK, MUTEX_LIVENESS_MS: LIVENESS_MS } = native.constants;
+const WAITERS = native.constants.FUTEX_WAITERS | 0; // the sign bit, as an Int32Array element shows it
 
 // This thread's id: what the word holds while this thread holds the lock. Each worker thread
 // loads this module anew, so each has its own.
@@ -94,9 +95,10 @@ export class Mutex {
     this.#byteOffset = t.byteOffset;
   }
 
-  // The live mapping's handle: a lock over unmapped memory is no lock.
+  // The live mapping's handle (ERR_MAPPING_CLOSED after unmap): a lock over unmapped memory
+  // is no lock. The word itself was checked once, by the constructor.
   #handle() {
-    return target(this.#view, this.#index, undefined).handle;
+    return handleOf(this.#mapping);
   }
 
   #answer(rc: number): LockResult {
