@@ -11,6 +11,7 @@
 
 #include <algorithm>
 #include <string>
+#include <utility>
 
 #include "answers.h"
 #include "guard.h"
@@ -60,32 +61,38 @@ Napi::Value Sync(const Napi::CallbackInfo& info) {
   return Result(env, msync(addr, length, IntArg(info, 3)));
 }
 
-// msync on the threadpool. It borrows the region's pages, so an unmap() while it runs leaves
-// them mapped until it is done (and destroyed, on the JS thread).
-class FlushWorker : public Napi::AsyncWorker {
+// A call on a range of a region, on the threadpool: `work` runs there and answers 0 or
+// -errno, which the promise resolves with. It borrows the region's pages, so an unmap() while
+// it runs leaves them mapped until it is done (and destroyed, on the JS thread).
+template <typename Work>
+class RangeJob : public Napi::AsyncWorker {
  public:
-  FlushWorker(Napi::Env env, Region* region, uint8_t* addr, size_t length, int flags)
-      : Napi::AsyncWorker(env, "mman.flush"),
+  RangeJob(Napi::Env env, const char* name, Region* region, Work work)
+      : Napi::AsyncWorker(env, name),
         deferred_(Napi::Promise::Deferred::New(env)),
         borrow_(region),
-        addr_(addr),
-        length_(length),
-        flags_(flags) {}
+        work_(std::move(work)) {}
   Napi::Promise Promise() { return deferred_.Promise(); }
 
  protected:
-  void Execute() override { result_ = msync(addr_, length_, flags_) == 0 ? 0 : -errno; }
+  void Execute() override { result_ = work_(); }
   void OnOK() override { deferred_.Resolve(Napi::Number::New(Env(), result_)); }
   void OnError(const Napi::Error& error) override { deferred_.Reject(error.Value()); }
 
  private:
   Napi::Promise::Deferred deferred_;
   Borrow borrow_;
-  uint8_t* addr_;
-  size_t length_;
-  int flags_;
+  Work work_;
   int result_ = 0;
 };
+
+template <typename Work>
+Napi::Promise QueueRangeJob(Napi::Env env, const char* name, Region* region, Work work) {
+  auto* job = new RangeJob<Work>(env, name, region, std::move(work));
+  Napi::Promise promise = job->Promise();
+  job->Queue();
+  return promise;
+}
 
 // flush(handle, offset, length, flags) -> Promise<0 | -errno>
 Napi::Value Flush(const Napi::CallbackInfo& info) {
@@ -94,10 +101,9 @@ Napi::Value Flush(const Napi::CallbackInfo& info) {
   Region* region = nullptr;
   uint8_t* addr = RangeArgs(info, &length, &region);
   if (addr == nullptr) return env.Undefined();
-  auto* worker = new FlushWorker(env, region, addr, length, IntArg(info, 3));
-  Napi::Promise promise = worker->Promise();
-  worker->Queue();
-  return promise;
+  int flags = IntArg(info, 3);
+  return QueueRangeJob(env, "mman.flush", region,
+                       [=] { return msync(addr, length, flags) == 0 ? 0 : -errno; });
 }
 
 #ifndef MADV_POPULATE_READ  // Linux 5.14
@@ -130,45 +136,6 @@ int PopulateByTouch(uint8_t* addr, size_t length) {
 
 namespace {
 
-// populate on the threadpool: MADV_POPULATE_READ/WRITE over one bounded chunk, or the page
-// touch above where the kernel has neither (EINVAL). Borrows the region's pages, as flush does.
-// For a file, MADV_WILLNEED over the chunk and the next one first: the kernel reads them ahead
-// in large requests whatever the mapping's own advice (MADV_RANDOM turns read-ahead off, and
-// the populate alone would then read page by page), and the next chunk is on its way while
-// JavaScript queues it.
-class PopulateWorker : public Napi::AsyncWorker {
- public:
-  PopulateWorker(Napi::Env env, Region* region, uint8_t* addr, size_t length, size_t ahead,
-                 bool write)
-      : Napi::AsyncWorker(env, "mman.populate"),
-        deferred_(Napi::Promise::Deferred::New(env)),
-        borrow_(region),
-        addr_(addr),
-        length_(length),
-        ahead_(ahead),
-        write_(write) {}
-  Napi::Promise Promise() { return deferred_.Promise(); }
-
- protected:
-  void Execute() override {
-    if (ahead_ != 0) madvise(addr_, ahead_, MADV_WILLNEED);  // advice: its failure changes nothing
-    if (madvise(addr_, length_, write_ ? MADV_POPULATE_WRITE : MADV_POPULATE_READ) == 0) return;
-    result_ = -errno;
-    if (result_ == -EINVAL) result_ = PopulateByTouch(addr_, length_);
-  }
-  void OnOK() override { deferred_.Resolve(Napi::Number::New(Env(), result_)); }
-  void OnError(const Napi::Error& error) override { deferred_.Reject(error.Value()); }
-
- private:
-  Napi::Promise::Deferred deferred_;
-  Borrow borrow_;
-  uint8_t* addr_;
-  size_t length_;
-  size_t ahead_;  // bytes from addr_ to read ahead (file mappings), 0 for none
-  bool write_;
-  int result_ = 0;
-};
-
 // populate(handle, offset, length, write) -> Promise<0 | -errno>
 Napi::Value Populate(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -181,10 +148,18 @@ Napi::Value Populate(const Napi::CallbackInfo& info) {
     uint8_t* end = region->span->base + region->span->size;
     ahead = std::min(2 * length, static_cast<size_t>(end - addr));
   }
-  auto* worker = new PopulateWorker(env, region, addr, length, ahead, info[3].ToBoolean().Value());
-  Napi::Promise promise = worker->Promise();
-  worker->Queue();
-  return promise;
+  bool write = info[3].ToBoolean().Value();
+  // MADV_POPULATE_READ/WRITE over one bounded chunk, or the page touch above where the kernel
+  // has neither (EINVAL). For a file, MADV_WILLNEED over the chunk and the next one first: the
+  // kernel reads them ahead in large requests whatever the mapping's own advice (MADV_RANDOM
+  // turns read-ahead off, and the populate alone would then read page by page), and the next
+  // chunk is on its way while JavaScript queues it.
+  return QueueRangeJob(env, "mman.populate", region, [=] {
+    if (ahead != 0) madvise(addr, ahead, MADV_WILLNEED);  // advice: its failure changes nothing
+    if (madvise(addr, length, write ? MADV_POPULATE_WRITE : MADV_POPULATE_READ) == 0) return 0;
+    int rc = -errno;
+    return rc == -EINVAL ? PopulateByTouch(addr, length) : rc;
+  });
 }
 
 #ifndef PR_SET_VMA  // Linux 5.17
