@@ -62,6 +62,27 @@ function countOption(text: string | undefined, fallback: number, name: string): 
   return value;
 }
 
+type Progress = (done: number, total: number, label: string) => void;
+
+// Runs a benchmark with a progress bar on stderr (drawn when it is a terminal), then prints its
+// report to `out`: the JSON with --json, else the table.
+async function runAndPrint<R>(
+  out: NodeJS.WritableStream,
+  json: boolean | undefined,
+  run: (onProgress: Progress) => R | Promise<R>,
+  table: (report: R) => string,
+): Promise<R> {
+  const bar = progressBar();
+  let report: R;
+  try {
+    report = await run((done, total, label) => bar.update(done, total, label));
+  } finally {
+    bar.done();
+  }
+  out.write(json ? `${JSON.stringify(report, null, 2)}\n` : `${table(report)}\n`);
+  return report;
+}
+
 /** The fault report as an aligned table, measured kinds first, then why the others were skipped. */
 export function faultTable(report: FaultReport): string {
   const table = formatTable(
@@ -202,22 +223,21 @@ async function benchScale(args: string[], out: NodeJS.WritableStream): Promise<n
   const seconds = Number(values.seconds ?? 5);
   if (!(seconds > 0 && seconds <= 3600))
     throw new UsageError(`--seconds must be in (0, 3600], not '${values.seconds}'`);
-  const bar = progressBar();
-  let report: ScaleReport;
-  try {
-    report = await runScaleBench({
-      kinds,
-      tasks,
-      modes,
-      seconds,
-      dir: values.dir,
-      onProgress: (done, total, label) => bar.update(done, total, label),
-    });
-  } finally {
-    bar.done();
-  }
+  const report = await runAndPrint(
+    out,
+    values.json,
+    (onProgress) =>
+      runScaleBench({
+        kinds,
+        tasks,
+        modes,
+        seconds,
+        dir: values.dir,
+        onProgress,
+      }),
+    scaleTable,
+  );
   if (values.svg !== undefined) writeFileSync(values.svg, scaleChart(report));
-  out.write(values.json ? `${JSON.stringify(report, null, 2)}\n` : `${scaleTable(report)}\n`);
   return 0;
 }
 
@@ -274,21 +294,20 @@ async function benchPressure(args: string[], out: NodeJS.WritableStream): Promis
     },
   });
   if (values.help) return help(out);
-  const bar = progressBar();
-  let report: PressureReport;
-  try {
-    report = await runPressureBench({
-      size: sizeOption(values.size, 256 * 2 ** 20, 'size'),
-      limit: sizeOption(values.limit, 64 * 2 ** 20, 'limit'),
-      reads: countOption(values.reads, 50_000, 'reads'),
-      budgetMs: countOption(values.budget, 10, 'budget') * 1000,
-      dir: values.dir,
-      onProgress: (done, total, label) => bar.update(done, total, label),
-    });
-  } finally {
-    bar.done();
-  }
-  out.write(values.json ? `${JSON.stringify(report, null, 2)}\n` : `${pressureTable(report)}\n`);
+  await runAndPrint(
+    out,
+    values.json,
+    (onProgress) =>
+      runPressureBench({
+        size: sizeOption(values.size, 256 * 2 ** 20, 'size'),
+        limit: sizeOption(values.limit, 64 * 2 ** 20, 'limit'),
+        reads: countOption(values.reads, 50_000, 'reads'),
+        budgetMs: countOption(values.budget, 10, 'budget') * 1000,
+        dir: values.dir,
+        onProgress,
+      }),
+    pressureTable,
+  );
   return 0;
 }
 
@@ -333,19 +352,18 @@ async function benchTlb(args: string[], out: NodeJS.WritableStream): Promise<num
     },
   });
   if (values.help) return help(out);
-  const bar = progressBar();
-  let report: TlbReport;
-  try {
-    report = runTlbBench({
-      size: sizeOption(values.size, 2 ** 30, 'size'),
-      reads: countOption(values.reads, 4_000_000, 'reads'),
-      repeat: countOption(values.repeat, 5, 'repeat'),
-      onProgress: (done, total, label) => bar.update(done, total, label),
-    });
-  } finally {
-    bar.done();
-  }
-  out.write(values.json ? `${JSON.stringify(report, null, 2)}\n` : `${tlbTable(report)}\n`);
+  await runAndPrint(
+    out,
+    values.json,
+    (onProgress) =>
+      runTlbBench({
+        size: sizeOption(values.size, 2 ** 30, 'size'),
+        reads: countOption(values.reads, 4_000_000, 'reads'),
+        repeat: countOption(values.repeat, 5, 'repeat'),
+        onProgress,
+      }),
+    tlbTable,
+  );
   return 0;
 }
 
@@ -406,21 +424,20 @@ async function benchFaults(args: string[], out: NodeJS.WritableStream): Promise<
     if (unknown.length > 0)
       throw new UsageError(`unknown kind ${unknown.join(', ')}; kinds are ${FAULT_KINDS.join(', ')}`);
   }
-  const bar = progressBar();
-  let report: FaultReport;
-  try {
-    report = runFaultBench({
-      size: sizeOption(values.size, 256 * 2 ** 20, 'size'),
-      repeat: countOption(values.repeat, 7, 'repeat'),
-      kinds,
-      dir: values.dir,
-      onProgress: (done, total, label) => bar.update(done, total, label),
-    });
-  } finally {
-    bar.done();
-  }
+  const report = await runAndPrint(
+    out,
+    values.json,
+    (onProgress) =>
+      runFaultBench({
+        size: sizeOption(values.size, 256 * 2 ** 20, 'size'),
+        repeat: countOption(values.repeat, 7, 'repeat'),
+        kinds,
+        dir: values.dir,
+        onProgress,
+      }),
+    faultTable,
+  );
   if (values.svg !== undefined) writeFileSync(values.svg, faultChart(report));
-  out.write(values.json ? `${JSON.stringify(report, null, 2)}\n` : `${faultTable(report)}\n`);
   return 0;
 }
 
@@ -439,21 +456,20 @@ async function benchIo(args: string[], out: NodeJS.WritableStream): Promise<numb
     },
   });
   if (values.help) return help(out);
-  const bar = progressBar();
-  let report: IoReport;
-  try {
-    report = await runIoBench({
-      size: sizeOption(values.size, 2 ** 30, 'size'),
-      randomReads: countOption(values.reads, 1_000_000, 'reads'),
-      eventLoopReads: countOption(values['loop-reads'], 100_000, 'loop-reads'),
-      repeat: countOption(values.repeat, 3, 'repeat'),
-      dir: values.dir,
-      onProgress: (done, total, label) => bar.update(done, total, label),
-    });
-  } finally {
-    bar.done();
-  }
-  out.write(values.json ? `${JSON.stringify(report, null, 2)}\n` : `${ioTable(report)}\n`);
+  await runAndPrint(
+    out,
+    values.json,
+    (onProgress) =>
+      runIoBench({
+        size: sizeOption(values.size, 2 ** 30, 'size'),
+        randomReads: countOption(values.reads, 1_000_000, 'reads'),
+        eventLoopReads: countOption(values['loop-reads'], 100_000, 'loop-reads'),
+        repeat: countOption(values.repeat, 3, 'repeat'),
+        dir: values.dir,
+        onProgress,
+      }),
+    ioTable,
+  );
   return 0;
 }
 
