@@ -7,6 +7,25 @@ import { formatNumber } from './table';
 
 const escapeXml = (text: string): string => text.replace(/[<>&"']/g, (c) => `&#${c.charCodeAt(0)};`);
 
+// The document's opening: white ground, a bold title and a grey line under it.
+function chartHead(width: number, height: number, title: string, subtitle: string): string[] {
+  return [
+    `<?xml version="1.0" encoding="UTF-8"?>`,
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" font-family="sans-serif" font-size="12">`,
+    `<rect x="0" y="0" width="${width}" height="${height}" fill="#ffffff"/>`,
+    `<text x="${width / 2}" y="20" text-anchor="middle" font-size="15" font-weight="bold">${escapeXml(title)}</text>`,
+    `<text x="${width / 2}" y="38" text-anchor="middle" fill="#555">${escapeXml(subtitle)}</text>`,
+  ];
+}
+
+// The two-colour legend under the bars: JavaScript, then the same in C.
+function chartLegend(x: number, y: number, js: string, c: string): string[] {
+  return [
+    `<rect x="${x}" y="${y - 10}" width="12" height="12" fill="#3b6fb6"/><text x="${x + 18}" y="${y}">${escapeXml(js)}</text>`,
+    `<rect x="${x + 200}" y="${y - 10}" width="12" height="12" fill="#e08a2c"/><text x="${x + 218}" y="${y}">${escapeXml(c)}</text>`,
+  ];
+}
+
 /** Renders the measured kinds of `report` as a standalone SVG document, one bar pair per kind. */
 export function faultChart(report: FaultReport): string {
   const kinds = report.kinds;
@@ -26,17 +45,11 @@ export function faultChart(report: FaultReport): string {
   const highDecade = Math.max(lowDecade + 1, Math.ceil(Math.log10(Math.max(10, ...values))));
   const x = (ns: number): number =>
     labelWidth + ((Math.log10(Math.max(ns, 10 ** lowDecade)) - lowDecade) / (highDecade - lowDecade)) * plotWidth;
-  const out: string[] = [];
-  out.push(`<?xml version="1.0" encoding="UTF-8"?>`);
-  out.push(
-    `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" font-family="sans-serif" font-size="12">`,
-  );
-  out.push(`<rect x="0" y="0" width="${width}" height="${height}" fill="#ffffff"/>`);
-  out.push(
-    `<text x="${width / 2}" y="20" text-anchor="middle" font-size="15" font-weight="bold">First-touch cost per page, ${escapeXml(formatSize(report.size))} mapping (log scale)</text>`,
-  );
-  out.push(
-    `<text x="${width / 2}" y="38" text-anchor="middle" fill="#555">${escapeXml(`median of ${report.repeat}; ${report.machine.cpuModel}, Linux ${report.machine.kernel}, Node ${report.machine.node}`)}</text>`,
+  const out = chartHead(
+    width,
+    height,
+    `First-touch cost per page, ${formatSize(report.size)} mapping (log scale)`,
+    `median of ${report.repeat}; ${report.machine.cpuModel}, Linux ${report.machine.kernel}, Node ${report.machine.node}`,
   );
   const axisBottom = top + kinds.length * rowHeight;
   for (let decade = lowDecade; decade <= highDecade; decade++) {
@@ -65,12 +78,7 @@ export function faultChart(report: FaultReport): string {
     out.push(`</g>`);
   });
   const legendY = axisBottom + 34;
-  out.push(
-    `<rect x="${labelWidth}" y="${legendY - 10}" width="12" height="12" fill="#3b6fb6"/><text x="${labelWidth + 18}" y="${legendY}">JavaScript loop (ns/page)</text>`,
-  );
-  out.push(
-    `<rect x="${labelWidth + 200}" y="${legendY - 10}" width="12" height="12" fill="#e08a2c"/><text x="${labelWidth + 218}" y="${legendY}">same loop in C (ns/page, ×JS/C)</text>`,
-  );
+  out.push(...chartLegend(labelWidth, legendY, 'JavaScript loop (ns/page)', 'same loop in C (ns/page, ×JS/C)'));
   if (report.skipped.length > 0) {
     out.push(`<text x="10" y="${legendY + 22}" fill="#555">Skipped:</text>`);
     report.skipped.forEach((s, i) => {
@@ -98,17 +106,11 @@ export function scaleChart(report: ScaleReport): string {
   const height = top + Math.max(1, rows.length) * rowHeight + 50;
   const most = Math.max(1, ...rows.flatMap((r) => [r.pagesPerSecond, r.nativePagesPerSecond]));
   const w = (rate: number): string => ((rate / most) * plotWidth).toFixed(1);
-  const out: string[] = [];
-  out.push(`<?xml version="1.0" encoding="UTF-8"?>`);
-  out.push(
-    `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" font-family="sans-serif" font-size="12">`,
-  );
-  out.push(`<rect x="0" y="0" width="${width}" height="${height}" fill="#ffffff"/>`);
-  out.push(
-    `<text x="${width / 2}" y="20" text-anchor="middle" font-size="15" font-weight="bold">Page faults per second: map ${escapeXml(formatSize(report.taskBytes))}, touch, unmap (will-it-scale page_fault1/2/3)</text>`,
-  );
-  out.push(
-    `<text x="${width / 2}" y="38" text-anchor="middle" fill="#555">${escapeXml(`${report.seconds} s a run; ${report.machine.cpus} CPUs, ${report.machine.cpuModel}, Linux ${report.machine.kernel}, Node ${report.machine.node}`)}</text>`,
+  const out = chartHead(
+    width,
+    height,
+    `Page faults per second: map ${formatSize(report.taskBytes)}, touch, unmap (will-it-scale page_fault1/2/3)`,
+    `${report.seconds} s a run; ${report.machine.cpus} CPUs, ${report.machine.cpuModel}, Linux ${report.machine.kernel}, Node ${report.machine.node}`,
   );
   rows.forEach((r, i) => {
     const y = top + i * rowHeight;
@@ -130,12 +132,7 @@ export function scaleChart(report: ScaleReport): string {
     out.push(`</g>`);
   });
   const legendY = top + rows.length * rowHeight + 30;
-  out.push(
-    `<rect x="${labelWidth}" y="${legendY - 10}" width="12" height="12" fill="#3b6fb6"/><text x="${labelWidth + 18}" y="${legendY}">JavaScript (pages/s)</text>`,
-  );
-  out.push(
-    `<rect x="${labelWidth + 200}" y="${legendY - 10}" width="12" height="12" fill="#e08a2c"/><text x="${labelWidth + 218}" y="${legendY}">same loops in C (pages/s, ×JS/C)</text>`,
-  );
+  out.push(...chartLegend(labelWidth, legendY, 'JavaScript (pages/s)', 'same loops in C (pages/s, ×JS/C)'));
   out.push(`</svg>`);
   return `${out.join('\n')}\n`;
 }
