@@ -112,11 +112,28 @@ void InitAnswers(Napi::Env env, Napi::Object exports) {
   a.Set("WAIT_CANCELLED", answers::kWaitCancelled);
   a.Set("MISALIGNED", answers::kMisaligned);
   a.Set("MOVED_NOT_GROWN", answers::kMovedNotGrown);
+  a.Set("MAP_LIMIT", answers::kMapLimit);
+  a.Set("MAP_KEEP_FILE", kKeepFile);
+  a.Set("MAP_GUARD", kGuard);
   a.Set("LOCK_ACQUIRED", answers::kLockAcquired);
   a.Set("LOCK_OWNER_DIED", answers::kLockOwnerDied);
   a.Set("LOCK_BUSY", answers::kLockBusy);
   a.Set("LOCK_TIMED_OUT", answers::kLockTimedOut);
   exports.Set("answers", a);
+}
+
+bool CanRunJs(napi_env env) {
+  // napi_strict_equals runs no JavaScript, but Node checks first, as for any call that could,
+  // whether the environment may still run it.
+  napi_value undefined;
+  bool same = false;
+  if (napi_get_undefined(env, &undefined) != napi_ok) return false;
+  if (napi_strict_equals(env, undefined, undefined, &same) == napi_ok) return true;
+  bool pending = false;  // the probe leaves no exception behind, if it ever set one
+  napi_is_exception_pending(env, &pending);
+  napi_value ignored;
+  if (pending) napi_get_and_clear_last_exception(env, &ignored);
+  return false;
 }
 
 AddonEnv* AddonEnvOf(napi_env env) {

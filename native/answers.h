@@ -27,12 +27,19 @@ constexpr int kWaitCancelled = 3;  // waitAsyncCancel() (waitAsync only)
 constexpr int kMisaligned = -4096;
 // remap(): it moved to grow, then could not grow (ENOMEM); the old buffers were retired.
 constexpr int kMovedNotGrown = 1;
+// map(): refused before mmap, the process being within its reserve of vm.max_map_count
+// (limits.h). Below the errno range, as kMisaligned.
+constexpr int kMapLimit = -4097;
 // mutexLock(), mutexTryLock() (mutex.cc); a misuse answers -EDEADLK or -EPERM:
 constexpr int kLockAcquired = 0;
 constexpr int kLockOwnerDied = 1;  // acquired; the holder before died holding it
 constexpr int kLockBusy = 2;       // tryLock only
 constexpr int kLockTimedOut = 3;
 }  // namespace answers
+
+// map()'s options, a bit set.
+constexpr int kKeepFile = 1;  // the region keeps a duplicate of the file's descriptor while open
+constexpr int kGuard = 2;     // its SIGBUS faults are survived (guard.h)
 
 // -errno, for an errno the caller has (a positive number).
 inline Napi::Value Errno(Napi::Env env, int err) {

@@ -3,6 +3,9 @@
 #pragma once
 
 #include <napi.h>
+#include <unistd.h>
+
+#include <unordered_set>
 
 #include "lifetime.h"
 
@@ -10,14 +13,30 @@ namespace mman {
 
 struct FutexEnv;
 void DestroyFutexEnv(FutexEnv* futex);  // futex.cc
+struct JobsEnv;
+void DestroyJobsEnv(JobsEnv* jobs);  // jobs.cc
 
 struct AddonEnv {
   explicit AddonEnv(napi_env env) : lifetime(env) {}
-  ~AddonEnv() { DestroyFutexEnv(futex); }  // waits first: they borrow spans
+  ~AddonEnv() {  // waits and jobs first: they borrow spans
+    DestroyFutexEnv(futex);
+    DestroyJobsEnv(jobs);
+    for (int fd : ownedFds) close(fd);
+  }
   Lifetime lifetime;
   FutexEnv* futex = nullptr;  // made on first waitAsync
+  JobsEnv* jobs = nullptr;    // made on the first job (jobs.h)
+  // The descriptors SharedMemory objects of this thread hold: closed with the thread if
+  // JavaScript never closed them (a worker terminated with a segment open).
+  std::unordered_set<int> ownedFds;
 };
 
 AddonEnv* AddonEnvOf(napi_env env);
+
+// False once this thread's environment is going away (a worker terminated or exiting, the
+// process exiting): Node still completes the threadpool work queued before, but JavaScript
+// can no longer run, and every call that would (settling a promise, setting a property)
+// fails. A completion that finds this must only let go of what it holds.
+bool CanRunJs(napi_env env);
 
 }  // namespace mman

@@ -1,61 +1,172 @@
-// The slot table and the handler only: no Node-API here (a signal handler may not call it).
-// The entry points that register a mapping are with the other operations on a live mapping,
-// in memory.cc.
+// The fault table and its two signal handlers: no Node-API here (a handler may not call it),
+// no lock and no allocation in the handlers. The entry points that use it are in lifetime.cc
+// (every span registers) and memory.cc (guard(), the counts).
 //
-// SIGBUS: reading a page of a file mapping past the end of the file (truncated by another
-// process, say) raises SIGBUS, and Node installs no handler: the process dies. For mappings
-// that opt in, this handler maps a zero page over the faulting page and returns, so the read
-// completes with zeros; the fault is counted and the Mapping reports it. Everything else is
-// passed to the handler that was installed before ours, or to the default action.
+// SIGBUS: touching a page of a file mapping that no file page backs (past the end of a file
+// truncated under the mapping, or a page its filesystem could not allocate: full, or failing)
+// raises SIGBUS, and Node installs no handler: the process dies. For a guarded mapping, this
+// handler maps a zero page over the faulting page and returns, so the access completes on
+// zeros; the fault is counted (truncation or lost page: the file's size tells which) and the
+// Mapping reports it. For any other mapping of ours it says on stderr what happened first.
+//
+// SIGSEGV: an access a mapping's protection forbids (a write to read-only memory, most often)
+// kills the process; for a fault inside one of our mappings the handler says so on stderr.
+//
+// Either way, whatever is not ours (or not recovered) goes to the handler installed before
+// ours (Node's WebAssembly trap handler, a crash reporter, a sanitizer), or to the default
+// action.
 #include "guard.h"
 
 #include <errno.h>
 #include <signal.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/vfs.h>
+#include <fcntl.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <mutex>
+#include <vector>
 
 namespace mman {
 
 namespace {
 
-// Lock-free: the handler only loads; register/unregister publish `start` last/first.
+// Lock-free for the handlers, which only load: registration publishes `start` last and
+// unregistration clears it first.
 struct Slot {
-  std::atomic<bool> taken{false};
   std::atomic<uintptr_t> start{0};  // 0: not in use
   std::atomic<uintptr_t> end{0};
-  std::atomic<int> prot{PROT_READ};
-  std::atomic<uint32_t> faults{0};
+  std::atomic<int> prot{0};
+  std::atomic<int> fd{-1};  // >= 0: guarded
+  std::atomic<uint64_t> fileOffset{0};
+  std::atomic<uint32_t> truncated{0};
+  std::atomic<uint32_t> lost{0};
+  std::atomic<uint64_t> lostFirst{UINT64_MAX};
+  std::atomic<uint64_t> lostEnd{0};
+  std::atomic<int> lostErrno{0};
+  char label[112] = {};
 };
 
-constexpr int kSlots = 16384;
-Slot slots[kSlots];
-struct sigaction previous;
+constexpr int kChunkSlots = 4096;
+constexpr int kChunks = kGuardSlots / kChunkSlots;
+std::atomic<Slot*> chunks[kChunks];
+std::atomic<int> highWater{0};  // slots [0, highWater) may be in use
+std::mutex tableLock;           // registration and unregistration; never taken in a handler
+std::vector<int>* freeSlots = new std::vector<int>();  // never destroyed: used at exit too
+int inUse = 0;
+
+struct sigaction previousBus;
+struct sigaction previousSegv;
 std::once_flag installOnce;
 uintptr_t pageMask = 0;
 
-void OnSigbus(int sig, siginfo_t* info, void* context) {
-  if (info != nullptr && info->si_code == BUS_ADRERR) {
-    uintptr_t addr = reinterpret_cast<uintptr_t>(info->si_addr);
-    for (Slot& slot : slots) {
+Slot* At(int index) {
+  return &chunks[index / kChunkSlots].load(std::memory_order_acquire)[index % kChunkSlots];
+}
+
+Slot* Find(uintptr_t addr) {
+  int high = highWater.load(std::memory_order_acquire);
+  for (int c = 0; c * kChunkSlots < high; ++c) {
+    Slot* chunk = chunks[c].load(std::memory_order_acquire);
+    if (chunk == nullptr) break;
+    for (int i = 0; i < kChunkSlots && c * kChunkSlots + i < high; ++i) {
+      Slot& slot = chunk[i];
       uintptr_t start = slot.start.load(std::memory_order_acquire);
-      if (start == 0 || addr < start || addr >= slot.end.load(std::memory_order_acquire)) continue;
-      int savedErrno = errno;
-      void* page = mmap(reinterpret_cast<void*>(addr & pageMask), ~pageMask + 1,
-                        slot.prot.load(std::memory_order_relaxed),
-                        MAP_FIXED | MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-      errno = savedErrno;
-      if (page != MAP_FAILED) {
-        slot.faults.fetch_add(1, std::memory_order_relaxed);
-        return;  // the faulting access runs again, on the zero page
-      }
-      break;
+      if (start != 0 && addr >= start && addr < slot.end.load(std::memory_order_acquire))
+        return &slot;
     }
   }
-  // Not ours: chain to whoever was there, or let the default action kill the process.
+  return nullptr;
+}
+
+// ---- messages, built without malloc or stdio ----
+
+struct Line {
+  char text[640];
+  size_t length = 0;
+  void Add(const char* s) {
+    while (*s != '\0' && length < sizeof text - 1) text[length++] = *s++;
+  }
+  void Hex(uintptr_t value) {
+    char digits[19] = "0x";
+    int n = 2;
+    char reversed[16];
+    int r = 0;
+    do reversed[r++] = "0123456789abcdef"[value & 15];
+    while ((value >>= 4) != 0);
+    while (r > 0) digits[n++] = reversed[--r];
+    digits[n] = '\0';
+    Add(digits);
+  }
+  void Prot(int prot) {
+    if (prot == PROT_NONE) return Add("PROT_NONE");
+    bool first = true;
+    for (auto [bit, name] : {std::pair<int, const char*>{PROT_READ, "PROT_READ"},
+                             {PROT_WRITE, "PROT_WRITE"},
+                             {PROT_EXEC, "PROT_EXEC"}}) {
+      if ((prot & bit) == 0) continue;
+      if (!first) Add(" | ");
+      Add(name);
+      first = false;
+    }
+  }
+  void Mapping(const Slot& slot) {
+    Add("the mman mapping ");
+    if (slot.label[0] != '\0') {
+      Add("of '");
+      Add(slot.label);
+      Add("' ");
+    }
+    Add("at ");
+    Hex(slot.start.load(std::memory_order_relaxed));
+    Add("-");
+    Hex(slot.end.load(std::memory_order_relaxed));
+  }
+  void Print() {
+    Add("\n");
+    ssize_t ignored = write(STDERR_FILENO, text, length);
+    (void)ignored;
+  }
+};
+
+void SayBus(const Slot& slot, uintptr_t addr) {
+  Line line;
+  line.Add("mman: SIGBUS at ");
+  line.Hex(addr);
+  line.Add(" in ");
+  line.Mapping(slot);
+  line.Add(
+      ": no file page backs it (the file was truncated under the mapping, or its filesystem "
+      "is full or failed). The process dies; map the file with { guard: true } to survive "
+      "this, or reserve its space first (mapFile with create: true, SharedMemory.create).");
+  line.Print();
+}
+
+void SaySegv(const Slot& slot, uintptr_t addr) {
+  int prot = slot.prot.load(std::memory_order_relaxed);
+  Line line;
+  line.Add("mman: SIGSEGV at ");
+  line.Hex(addr);
+  line.Add(" in ");
+  line.Mapping(slot);
+  line.Add(" (");
+  line.Prot(prot);
+  line.Add(")");
+  if ((prot & PROT_READ) != 0 && (prot & PROT_WRITE) == 0)
+    line.Add(
+        ": a write to read-only memory. The process dies; map it writable ('r+' shares the "
+        "writes with the file, 'copy' keeps them private) to write to it.");
+  else
+    line.Add(": an access its protection does not allow. The process dies.");
+  line.Print();
+}
+
+// ---- the handlers ----
+
+void Chain(const struct sigaction& previous, int sig, siginfo_t* info, void* context) {
   if ((previous.sa_flags & SA_SIGINFO) != 0 && previous.sa_sigaction != nullptr) {
     previous.sa_sigaction(sig, info, context);
   } else if (previous.sa_handler != SIG_DFL && previous.sa_handler != SIG_IGN &&
@@ -66,49 +177,177 @@ void OnSigbus(int sig, siginfo_t* info, void* context) {
     struct sigaction dfl;
     memset(&dfl, 0, sizeof dfl);
     dfl.sa_handler = SIG_DFL;
-    sigaction(SIGBUS, &dfl, nullptr);
+    sigaction(sig, &dfl, nullptr);
   }
+}
+
+// A guarded slot's page at `page` could not be read: a zero page takes its place. True if it
+// did (the access runs again, on zeros).
+bool Recover(Slot& slot, uintptr_t page) {
+  int fd = slot.fd.load(std::memory_order_acquire);
+  if (fd < 0) return false;
+  uint64_t offset = slot.fileOffset.load(std::memory_order_relaxed) +
+                    (page - slot.start.load(std::memory_order_relaxed));
+  struct stat st;
+  bool truncated = fstat(fd, &st) != 0 || offset >= static_cast<uint64_t>(st.st_size);
+  void* zero =
+      mmap(reinterpret_cast<void*>(page), ~pageMask + 1, slot.prot.load(std::memory_order_relaxed),
+           MAP_FIXED | MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (zero == MAP_FAILED) return false;
+  if (truncated) {
+    slot.truncated.fetch_add(1, std::memory_order_relaxed);
+    return true;
+  }
+  // Inside the file: the page could not be backed. No space left, or an I/O error.
+  struct statfs fs;
+  bool full = fstatfs(fd, &fs) == 0 && (fs.f_bavail == 0 || fs.f_bfree == 0);
+  slot.lostErrno.store(full ? ENOSPC : EIO, std::memory_order_relaxed);
+  uint64_t first = slot.lostFirst.load(std::memory_order_relaxed);
+  while (offset < first && !slot.lostFirst.compare_exchange_weak(first, offset)) {
+  }
+  uint64_t end = offset + (~pageMask + 1);
+  uint64_t last = slot.lostEnd.load(std::memory_order_relaxed);
+  while (end > last && !slot.lostEnd.compare_exchange_weak(last, end)) {
+  }
+  slot.lost.fetch_add(1, std::memory_order_release);
+  return true;
+}
+
+void OnSigbus(int sig, siginfo_t* info, void* context) {
+  int savedErrno = errno;
+  if (info != nullptr) {
+    uintptr_t addr = reinterpret_cast<uintptr_t>(info->si_addr);
+    if (Slot* slot = Find(addr)) {
+      if (info->si_code == BUS_ADRERR && Recover(*slot, addr & pageMask)) {
+        errno = savedErrno;
+        return;  // the faulting access runs again, on the zero page
+      }
+      SayBus(*slot, addr);
+    }
+  }
+  errno = savedErrno;
+  Chain(previousBus, sig, info, context);
+}
+
+void OnSigsegv(int sig, siginfo_t* info, void* context) {
+  int savedErrno = errno;
+  if (info != nullptr) {
+    if (Slot* slot = Find(reinterpret_cast<uintptr_t>(info->si_addr)))
+      SaySegv(*slot, reinterpret_cast<uintptr_t>(info->si_addr));
+  }
+  errno = savedErrno;
+  Chain(previousSegv, sig, info, context);
 }
 
 void Install() {
   pageMask = ~(static_cast<uintptr_t>(sysconf(_SC_PAGESIZE)) - 1);
   struct sigaction action;
   memset(&action, 0, sizeof action);
-  action.sa_sigaction = OnSigbus;
   action.sa_flags = SA_SIGINFO | SA_ONSTACK | SA_NODEFER;
   sigemptyset(&action.sa_mask);
-  sigaction(SIGBUS, &action, &previous);
+  action.sa_sigaction = OnSigbus;
+  sigaction(SIGBUS, &action, &previousBus);
+  action.sa_sigaction = OnSigsegv;
+  sigaction(SIGSEGV, &action, &previousSegv);
+}
+
+void CopyLabel(Slot& slot, const char* label) {
+  size_t n = strnlen(label, sizeof slot.label - 1);
+  memcpy(slot.label, label, n);
+  slot.label[n] = '\0';
 }
 
 }  // namespace
 
-int GuardRegister(uintptr_t start, size_t length, int prot, uint32_t faults) {
+int GuardRegister(uintptr_t start, size_t length, const GuardSlotInfo& info) {
   std::call_once(installOnce, Install);
-  for (int i = 0; i < kSlots; i++) {
-    bool expected = false;
-    if (!slots[i].taken.compare_exchange_strong(expected, true)) continue;
-    slots[i].faults.store(faults, std::memory_order_relaxed);
-    slots[i].prot.store(prot, std::memory_order_relaxed);
-    slots[i].end.store(start + length, std::memory_order_release);
-    slots[i].start.store(start, std::memory_order_release);
-    return i;
+  int fd = -1;
+  if (info.fileFd >= 0) {
+    fd = fcntl(info.fileFd, F_DUPFD_CLOEXEC, 3);
+    if (fd < 0) return -2;
   }
-  return -1;
+  int index;
+  {
+    std::lock_guard<std::mutex> hold(tableLock);
+    if (!freeSlots->empty()) {
+      index = freeSlots->back();
+      freeSlots->pop_back();
+    } else {
+      index = highWater.load(std::memory_order_relaxed);
+      if (index >= kGuardSlots) {
+        if (fd >= 0) close(fd);
+        return -1;
+      }
+      if (index % kChunkSlots == 0 && chunks[index / kChunkSlots].load() == nullptr)
+        chunks[index / kChunkSlots].store(new Slot[kChunkSlots], std::memory_order_release);
+      highWater.store(index + 1, std::memory_order_release);
+    }
+    ++inUse;
+  }
+  Slot& slot = *At(index);
+  slot.prot.store(info.prot, std::memory_order_relaxed);
+  slot.fileOffset.store(info.fileOffset, std::memory_order_relaxed);
+  slot.truncated.store(info.counts.truncated, std::memory_order_relaxed);
+  slot.lost.store(info.counts.lost, std::memory_order_relaxed);
+  slot.lostFirst.store(info.counts.lost != 0 ? info.counts.lostFirst : UINT64_MAX,
+                       std::memory_order_relaxed);
+  slot.lostEnd.store(info.counts.lostEnd, std::memory_order_relaxed);
+  slot.lostErrno.store(info.counts.lostErrno, std::memory_order_relaxed);
+  CopyLabel(slot, info.label);
+  slot.fd.store(fd, std::memory_order_release);
+  slot.end.store(start + length, std::memory_order_release);
+  slot.start.store(start, std::memory_order_release);
+  return index;
 }
 
-void GuardMove(int slot, uintptr_t start, size_t length) {
-  slots[slot].start.store(0, std::memory_order_release);
-  slots[slot].end.store(start + length, std::memory_order_release);
-  slots[slot].start.store(start, std::memory_order_release);
+void GuardMove(int index, uintptr_t start, size_t length, uint64_t fileOffset) {
+  Slot& slot = *At(index);
+  slot.start.store(0, std::memory_order_release);
+  slot.fileOffset.store(fileOffset, std::memory_order_relaxed);
+  slot.end.store(start + length, std::memory_order_release);
+  slot.start.store(start, std::memory_order_release);
 }
 
-void GuardUnregister(int slot) {
-  slots[slot].start.store(0, std::memory_order_release);
-  slots[slot].taken.store(false, std::memory_order_release);
+void GuardMove(int index, uintptr_t start, size_t length) {
+  GuardMove(index, start, length, At(index)->fileOffset.load(std::memory_order_relaxed));
 }
 
-uint32_t GuardFaults(int slot) {
-  return slots[slot].faults.load(std::memory_order_relaxed);
+void GuardProtect(int index, int prot, bool whole) {
+  Slot& slot = *At(index);
+  if (whole)
+    slot.prot.store(prot, std::memory_order_relaxed);
+  else
+    slot.prot.fetch_or(prot, std::memory_order_relaxed);
+}
+
+void GuardUnregister(int index) {
+  Slot& slot = *At(index);
+  slot.start.store(0, std::memory_order_release);
+  int fd = slot.fd.exchange(-1, std::memory_order_acq_rel);
+  if (fd >= 0) close(fd);
+  std::lock_guard<std::mutex> hold(tableLock);
+  freeSlots->push_back(index);
+  --inUse;
+}
+
+GuardCounts GuardCountsOf(int index) {
+  Slot& slot = *At(index);
+  GuardCounts counts;
+  counts.lost = slot.lost.load(std::memory_order_acquire);
+  counts.truncated = slot.truncated.load(std::memory_order_relaxed);
+  counts.lostFirst = slot.lostFirst.load(std::memory_order_relaxed);
+  counts.lostEnd = slot.lostEnd.load(std::memory_order_relaxed);
+  counts.lostErrno = slot.lostErrno.load(std::memory_order_relaxed);
+  return counts;
+}
+
+bool GuardIsGuarded(int index) {
+  return At(index)->fd.load(std::memory_order_relaxed) >= 0;
+}
+
+int GuardSlotsInUse() {
+  std::lock_guard<std::mutex> hold(tableLock);
+  return inUse;
 }
 
 }  // namespace mman

@@ -1,5 +1,9 @@
-// The truncation guard: a process-wide SIGBUS handler that, for a page of a guarded
-// mapping whose file was truncated under it, maps a zero page in its place and counts it.
+// The fault table: every span the addon maps is registered here, so that a fault in it that
+// would kill the process is first named on stderr (which mapping, at what address, and why),
+// and a SIGBUS in a guarded file mapping is survived instead: a zero page is mapped over the
+// faulting page, and the fault is counted as a truncation (the page lies past the end of the
+// file) or as a lost page (the file is long enough, but the page could not be backed: no
+// space left on its filesystem, or an I/O error). Process-wide, lock-free for the handlers.
 #pragma once
 
 #include <cstddef>
@@ -7,15 +11,40 @@
 
 namespace mman {
 
-// Registers [start, start + length) as guarded; replacement pages get `prot`; the count of
-// replaced pages starts at `faults`. Returns the slot, or -1 when every slot is taken.
-// Installs the handler on first use.
-int GuardRegister(uintptr_t start, size_t length, int prot, uint32_t faults);
-// Moves a registered slot to a new range (after mremap).
+// What a guarded slot has seen since it was registered (plus what it was registered with).
+struct GuardCounts {
+  uint32_t truncated = 0;  // pages past the end of the file, replaced by zero pages
+  uint32_t lost = 0;       // pages inside the file that could not be backed, replaced too
+  uint64_t lostFirst = 0;  // the lowest file offset among the lost pages
+  uint64_t lostEnd = 0;    // the end of the highest
+  int lostErrno = 0;       // ENOSPC (the filesystem had no space left) or EIO
+};
+
+struct GuardSlotInfo {
+  int prot = 0;             // the pages' protection, for messages and zero pages
+  int fileFd = -1;          // guarded: a descriptor of the file (the slot takes its own dup)
+  uint64_t fileOffset = 0;  // the file offset of the slot's first byte (guarded)
+  const char* label = "";   // what to call the mapping in a message: a path, a name, or ""
+  GuardCounts counts;       // carried over from the span this one replaces
+};
+
+// Registers [start, start + length). Returns the slot, -1 when every slot is taken
+// (kGuardSlots), or -2 when the guarded descriptor cannot be duplicated (errno set).
+// Installs the handlers on first use.
+int GuardRegister(uintptr_t start, size_t length, const GuardSlotInfo& info);
+constexpr int kGuardSlots = 1 << 20;
+// Moves a registered slot to a new range (after mremap, or a split) at `fileOffset`; without
+// it, at the same file offset as before (mremap moves or grows a range in one piece).
+void GuardMove(int slot, uintptr_t start, size_t length, uint64_t fileOffset);
 void GuardMove(int slot, uintptr_t start, size_t length);
-// Forgets the slot: faults in the range go to the previous handler again.
+// The protection changed (mprotect) over the whole slot, or over part of it (`whole` false):
+// a part keeps the union, so that no zero page is ever less accessible than the page it replaces.
+void GuardProtect(int slot, int prot, bool whole);
+// Forgets the slot (and closes its descriptor): faults in the range go to the previous handlers.
 void GuardUnregister(int slot);
-// Pages replaced in the slot's range since it was registered.
-uint32_t GuardFaults(int slot);
+GuardCounts GuardCountsOf(int slot);
+bool GuardIsGuarded(int slot);
+// Slots in use now.
+int GuardSlotsInUse();
 
 }  // namespace mman

@@ -84,6 +84,23 @@ Span* NewSpan(Lifetime* lifetime, void* base, size_t size) {
   return span;
 }
 
+// Enters `span` (the region's, at `fileOffset` in its file) in the fault table. False only for
+// a guarded region whose span could not be entered: then it must not be used unguarded.
+bool RegisterFaults(const Region* region, Span* span, uint64_t fileOffset,
+                    const GuardCounts& carried) {
+  GuardSlotInfo info;
+  info.prot = region->prot;
+  info.fileFd = region->guarded ? region->fileFd : -1;
+  info.fileOffset = fileOffset;
+  info.label = region->label.c_str();
+  info.counts = carried;
+  span->faultSlot = GuardRegister(reinterpret_cast<uintptr_t>(span->base), span->size, info);
+  if (span->faultSlot >= 0) return true;
+  if (span->faultSlot == -1) errno = ENOSPC;
+  span->faultSlot = -1;
+  return !region->guarded;
+}
+
 void TellV8(Lifetime* lifetime, int64_t change) {
   if (change == 0 || lifetime->tearingDown) return;
   int64_t total;
@@ -93,7 +110,7 @@ void TellV8(Lifetime* lifetime, int64_t change) {
 // Released: the one place a span's range goes back to the kernel.
 void ReleaseSpan(Span* span) {
   Lifetime* lifetime = span->owner;
-  if (span->guardSlot >= 0) GuardUnregister(span->guardSlot);
+  if (span->faultSlot >= 0) GuardUnregister(span->faultSlot);
   munmap(span->base, span->size);
   AddCounts(-1, -static_cast<int64_t>(span->size));
   if (span->retired) AddRetiredCounts(-1, -static_cast<int64_t>(span->size));
@@ -313,13 +330,32 @@ void Unpin(Span* span) {
   if (--span->pins == 0) ReleaseSpan(span);
 }
 
-Region* OpenRegion(Lifetime* lifetime, void* base, size_t size, int flags) {
+Region* OpenRegion(Lifetime* lifetime, void* base, size_t size, RegionSetup setup) {
   auto* region = new Region();
   region->owner = lifetime;
-  region->flags = flags;
+  region->flags = setup.flags;
+  region->prot = setup.prot;
+  region->fileFd = setup.fileFd;
+  region->fileOffset = setup.fileOffset;
+  region->guarded = setup.guarded;
+  region->label = std::move(setup.label);
   region->span = NewSpan(lifetime, base, size);
   Pin(region->span);
+  if (!RegisterFaults(region, region->span, region->fileOffset, GuardCounts())) {
+    int err = errno;
+    region->open = false;
+    ForgetFile(region);
+    RetireSpan(region->span, false);  // the only pin: released
+    delete region;
+    errno = err;
+    return nullptr;
+  }
   return region;
+}
+
+GuardCounts FaultCounts(const Region* region) {
+  const Span* span = region->span;
+  return span == nullptr || span->faultSlot < 0 ? GuardCounts() : GuardCountsOf(span->faultSlot);
 }
 
 bool AttachHandle(napi_env env, Region* region, napi_value handle) {
@@ -450,11 +486,17 @@ void ResizeSpan(Span* span, void* base, size_t size) {
   AddCounts(0, static_cast<int64_t>(size) - static_cast<int64_t>(span->size));
   span->base = static_cast<uint8_t*>(base);
   span->size = size;
+  if (span->faultSlot >= 0)  // the same file offset: a span moves or grows as one piece
+    GuardMove(span->faultSlot, reinterpret_cast<uintptr_t>(base), size);
 }
 
 Span* AdoptSpan(Region* region, void* base, size_t size) {
+  GuardCounts carried = FaultCounts(region);
   region->span = NewSpan(region->owner, base, size);
   Pin(region->span);
+  // A guarded region that cannot register its new span (out of descriptors) goes on with the
+  // span unguarded rather than lose the pages it just moved; its old span stays guarded.
+  RegisterFaults(region, region->span, region->fileOffset, carried);
   return region->span;
 }
 
@@ -467,12 +509,12 @@ void SplitTail(Region* region, size_t newSize) {
   old->keeps = head;
   old->base += newSize;
   old->size -= newSize;
-  if (old->guardSlot >= 0) {
-    head->guardSlot = old->guardSlot;
-    GuardMove(head->guardSlot, reinterpret_cast<uintptr_t>(head->base), head->size);
-    old->guardSlot =
-        GuardRegister(reinterpret_cast<uintptr_t>(old->base), old->size, region->guardProt, 0);
-  }
+  // The head keeps the slot (and its counts); the tail, now retired, gets a new one.
+  head->faultSlot = old->faultSlot;
+  if (head->faultSlot >= 0)
+    GuardMove(head->faultSlot, reinterpret_cast<uintptr_t>(head->base), head->size,
+              region->fileOffset);
+  RegisterFaults(region, old, region->fileOffset + newSize, GuardCounts());
   region->span = head;
   RetireSpan(old, false);
 }

@@ -26,7 +26,10 @@
 #include <cstddef>
 #include <cstdint>
 #include <mutex>
+#include <string>
 #include <vector>
+
+#include "guard.h"
 
 namespace mman {
 
@@ -40,7 +43,7 @@ struct Span {
   size_t size = 0;        // a multiple of the page size
   uint32_t pins = 0;      // the owning region + buffers + borrows + dependent spans
   bool retired = false;   // no open region owns it; it lives on for its other pins
-  int guardSlot = -1;     // the SIGBUS guard's slot while guarded
+  int faultSlot = -1;     // its slot in the fault table (guard.h), or -1 if the table was full
   Span* keeps = nullptr;  // a span this one pins (a shrunk region's head, see SplitTail)
   int64_t weight = 0;     // bytes reported to V8 while retired
   Lifetime* owner = nullptr;
@@ -53,13 +56,15 @@ struct Region {
   Span* span = nullptr;  // its pages, pinned while open
   bool open = true;      // false once closed: the Mapping's methods are done with it
   int flags = 0;         // the mmap flags it was made with (resize() may need them)
-  // A file mapping keeps a duplicate of the file's descriptor (O_CLOEXEC) while open: a
-  // private one's resize() that must move maps the file again beside the old pages; a
-  // shared one grows the file (growFile) and is handed to other threads (share()).
+  int prot = 0;          // its protection as the Mapping last set it over the whole region
+  // A file mapping keeps a duplicate of the file's descriptor (O_CLOEXEC) while open only when
+  // asked to (keepFile) or guarded: a private one's resize() that must move maps the file
+  // again beside the old pages; a shared one grows the file (growFile) and is handed to other
+  // threads (share()); a guarded one registers the spans it moves to with the file.
   int fileFd = -1;
-  uint64_t fileOffset = 0;
-  bool guarded = false;  // registered with the SIGBUS guard; new spans are too
-  int guardProt = 0;
+  uint64_t fileOffset = 0;    // of its first page, for a file mapping
+  bool guarded = false;       // its spans' SIGBUS faults are survived (guard.h)
+  std::string label;          // what a fault message calls it: the path, or empty
   napi_ref handle = nullptr;  // weak, to the JS handle; its finalizer is OnHandleCollected
   // Buffers lent over the region whose object is known gone only when the handle is.
   std::vector<BufferRecord*> buffers;
@@ -113,8 +118,19 @@ struct Lifetime {
 
 // ---- transitions (lifetime.cc) ----
 
-// A range just mapped becomes an open region owning one span. Attach its handle next.
-Region* OpenRegion(Lifetime* lifetime, void* base, size_t size, int flags);
+// A range just mapped becomes an open region owning one span. Attach its handle next. Fill
+// in the region's fault details (prot, fileFd, fileOffset, guarded, label) first: the span
+// registers with the fault table from them. nullptr (and the range unmapped) when a guarded
+// span cannot be registered (errno: EMFILE, or ENOSPC for a full table).
+struct RegionSetup {
+  int flags = 0;
+  int prot = 0;
+  int fileFd = -1;  // the region's own duplicate, or -1
+  uint64_t fileOffset = 0;
+  bool guarded = false;
+  std::string label;
+};
+Region* OpenRegion(Lifetime* lifetime, void* base, size_t size, RegionSetup setup);
 
 // Ties the region to its JS handle: when the handle is collected, the region goes.
 // False (and the region released) if Node refuses.
@@ -150,8 +166,12 @@ void RetireSpan(Span* span, bool hidden);
 // grew in place, which keeps every address valid): the same span, a new extent.
 void ResizeSpan(Span* span, void* base, size_t size);
 
-// A new span for a region whose old one was retired (resize that had to move).
+// A new span for a region whose old one is retired right after (resize that had to move); it
+// carries over the old one's fault counts.
 Span* AdoptSpan(Region* region, void* base, size_t size);
+
+// The region's fault counts: those of its span (carried over every move).
+GuardCounts FaultCounts(const Region* region);
 
 // Shrinking with pins on the pages: the tail [newSize, size) stays mapped for them as a
 // retired span that also keeps the head; the region continues on a new head span.

@@ -18,6 +18,7 @@
 
 #include "env.h"
 #include "guard.h"
+#include "limits.h"
 
 #ifndef MREMAP_DONTUNMAP
 #define MREMAP_DONTUNMAP 4
@@ -72,23 +73,12 @@ int VmaProt(const void* addr) {
   return prot;
 }
 
-void GuardSpan(Region* region, Span* span, uint32_t faults) {
-  if (!region->guarded) return;
-  span->guardSlot =
-      GuardRegister(reinterpret_cast<uintptr_t>(span->base), span->size, region->guardProt, faults);
-}
-
-uint32_t FaultsOf(const Span* span) {
-  return span->guardSlot < 0 ? 0 : GuardFaults(span->guardSlot);
-}
-
 // Resizing where the kernel may move or cut the pages: nothing but the region pins them.
 int RemapAlone(Region* region, size_t newSize, int flags) {
   Span* span = region->span;
   void* addr = mremap(span->base, span->size, newSize, flags);
   if (addr == MAP_FAILED) return -errno;
   ResizeSpan(span, addr, newSize);
-  if (span->guardSlot >= 0) GuardMove(span->guardSlot, reinterpret_cast<uintptr_t>(addr), newSize);
   return 0;
 }
 
@@ -98,9 +88,8 @@ int MoveShared(Region* region, size_t newSize) {
   Span* old = region->span;
   void* addr = mremap(old->base, 0, newSize, MREMAP_MAYMOVE);
   if (addr == MAP_FAILED) return -errno;
-  uint32_t faults = FaultsOf(old);
+  AdoptSpan(region, addr, newSize);
   RetireSpan(old, true);
-  GuardSpan(region, AdoptSpan(region, addr, newSize), faults);
   return 0;
 }
 
@@ -144,8 +133,8 @@ int CopyAnonymous(Region* region, size_t newSize) {
     if (!AllZero(old->base + off, page)) memcpy(to + off, old->base + off, page);
   if ((prot & PROT_READ) == 0) mprotect(old->base, old->size, prot);
   if (prot != (PROT_READ | PROT_WRITE)) mprotect(addr, newSize, prot);
-  RetireSpan(old, true);  // pinned by more than the region: it stays
   AdoptSpan(region, addr, newSize);
+  RetireSpan(old, true);  // pinned by more than the region: it stays
   return 0;
 }
 
@@ -163,10 +152,8 @@ int RemapPrivateFile(Region* region, size_t newSize) {
   void* addr = mmap(nullptr, newSize, PROT_READ | PROT_WRITE, MAP_PRIVATE | (region->flags & keep),
                     region->fileFd, static_cast<off_t>(region->fileOffset));
   if (addr == MAP_FAILED) return -errno;
-  uint32_t faults = FaultsOf(old);
-  RetireSpan(old, true);  // pinned by more than the region: it stays
-  Span* span = AdoptSpan(region, addr, newSize);
-  GuardSpan(region, span, faults);  // the compare below reads the file's pages: guard them first
+  Span* span = AdoptSpan(region, addr, newSize);  // guarded, if the region is: the compare
+  RetireSpan(old, true);  // below reads the file's pages. The old range stays for its pins.
   if ((prot & PROT_READ) == 0) mprotect(oldBase, oldSize, prot | PROT_READ);
   size_t page = PageSize();
   for (size_t off = 0; off < oldSize; off += page)
@@ -193,16 +180,17 @@ int MovePrivate(Region* region, size_t newSize) {
   void* moved = reinterpret_cast<void*>(
       syscall(SYS_mremap, oldBase, oldSize, oldSize, MREMAP_MAYMOVE | MREMAP_DONTUNMAP, nullptr));
   if (moved == MAP_FAILED) return -errno;
-  uint32_t faults = FaultsOf(old);
-  RetireSpan(old, true);  // pinned by more than the region: it stays
-  Span* span = AdoptSpan(region, moved, oldSize);
-  GuardSpan(region, span, faults);  // the copy below reads the moved pages: guard them first
+  Span* span = AdoptSpan(region, moved, oldSize);  // guarded, if the region is: the copy below
+  RetireSpan(old, true);  // reads the moved pages. The old range stays for its pins.
   RestoreContents(oldBase, span->base, oldSize, prot);
   // Nothing points into the moved pages yet: they may move again to grow.
   return RemapAlone(region, newSize, MREMAP_MAYMOVE) == 0 ? 0 : answers::kMovedNotGrown;
 }
 
-// map(length, prot, flags, fd, offset, hint?) -> handle | -errno
+// map(length, prot, flags, fd, offset, hint: bigint | undefined, label: string,
+//     options: kKeepFile | kGuard) -> handle | -errno | answers::kMapLimit
+// kKeepFile: the region keeps a duplicate of `fd` while open (share(), growFile, a private
+// resize that moves); kGuard: its SIGBUS faults are survived (guard.h), which keeps one too.
 Napi::Value Map(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   size_t length, offset;
@@ -212,33 +200,51 @@ Napi::Value Map(const Napi::CallbackInfo& info) {
   int flags = info[2].As<Napi::Number>().Int32Value();
   int fd = info[3].As<Napi::Number>().Int32Value();
   void* hint = nullptr;
-  if (info.Length() > 5 && info[5].IsBigInt()) {
+  if (info[5].IsBigInt()) {
     bool lossless = true;
-    hint = reinterpret_cast<void*>(info[5].As<Napi::BigInt>().Uint64Value(&lossless));
+    uint64_t address = info[5].As<Napi::BigInt>().Uint64Value(&lossless);
+    if (!lossless || address % PageSize() != 0) {  // the TypeScript layer checks the range
+      NAPI_THROW(ArgRangeError(env, "native: address outside the address space"), env.Undefined());
+    }
+    hint = reinterpret_cast<void*>(static_cast<uintptr_t>(address));
   }
+  std::string label = info[6].IsString() ? info[6].As<Napi::String>().Utf8Value() : std::string();
+  int options = info[7].IsNumber() ? info[7].As<Napi::Number>().Int32Value() : 0;
   if ((flags & MAP_FIXED) != 0) {  // the TypeScript layer must route MAP_FIXED through Fixed()
     ArgTypeError(env, "native: MAP_FIXED is not accepted by map()").ThrowAsJavaScriptException();
     return env.Undefined();
   }
-  void* addr = mmap(hint, length, prot, flags, fd, static_cast<off_t>(offset));
-  if (addr == MAP_FAILED) return Errno(env, errno);
-  size_t size = (length + PageSize() - 1) / PageSize() * PageSize();
-  Region* region = OpenRegion(LifetimeOf(env), addr, size, flags);
-  if ((flags & MAP_ANONYMOUS) == 0 && fd >= 0) {
-    // Kept while open: a private file mapping that must move in resize() maps the file again
-    // (RemapPrivateFile; without it, if the process is out of descriptors, the pages are moved
-    // instead), a writable shared one may grow the file first (GrowFile), and a shared one
-    // can be handed to another thread (share(): RegionFile).
-    region->fileFd = fcntl(fd, F_DUPFD_CLOEXEC, 3);
-    region->fileOffset = offset;
+  bool file = (flags & MAP_ANONYMOUS) == 0 && fd >= 0;
+  bool guarded = file && (options & kGuard) != 0;
+  if (!MayMapAnother()) return Napi::Number::New(env, answers::kMapLimit);
+  RegionSetup setup;
+  setup.flags = flags;
+  setup.prot = prot;
+  setup.fileOffset = file ? offset : 0;
+  setup.guarded = guarded;
+  setup.label = std::move(label);
+  if (file && (guarded || (options & kKeepFile) != 0)) {
+    setup.fileFd = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+    if (setup.fileFd < 0) return Errno(env, errno);
   }
+  void* addr = mmap(hint, length, prot, flags, fd, static_cast<off_t>(offset));
+  if (addr == MAP_FAILED) {
+    int err = errno;
+    if (setup.fileFd >= 0) close(setup.fileFd);
+    return Errno(env, err);
+  }
+  size_t size = (length + PageSize() - 1) / PageSize() * PageSize();
+  Region* region = OpenRegion(LifetimeOf(env), addr, size, std::move(setup));
+  if (region == nullptr) return Errno(env, errno);  // unmapped, its descriptor closed
   napi_value handle;
   if (napi_create_external(env, region, nullptr, nullptr, &handle) != napi_ok) {
+    region->open = false;
+    ForgetFile(region);
     RetireSpan(region->span, false);  // its only pin: released
     delete region;
     NAPI_THROW(Napi::Error::New(env, "native: cannot create a mapping handle"), env.Undefined());
   }
-  if (!AttachHandle(env, region, handle)) {
+  if (!AttachHandle(env, region, handle)) {  // released, its descriptor closed
     NAPI_THROW(Napi::Error::New(env, "native: cannot watch a mapping handle"), env.Undefined());
   }
   napi_type_tag_object(env, handle, &kRegionTag);
@@ -305,8 +311,6 @@ Napi::Value Remap(const Napi::CallbackInfo& info) {
     rc = 0;
   } else if (mremap(span->base, span->size, newSize, 0) != MAP_FAILED) {
     ResizeSpan(span, span->base, newSize);  // grown in place: every address stays valid
-    if (span->guardSlot >= 0)
-      GuardMove(span->guardSlot, reinterpret_cast<uintptr_t>(span->base), newSize);
     rc = 0;
   } else if (errno != ENOMEM || (flags & MREMAP_MAYMOVE) == 0) {
     rc = -errno;
@@ -396,6 +400,18 @@ Napi::Value Stats(const Napi::CallbackInfo& info) {
   return out;
 }
 
+// mapLimit() -> [areas, max, reserve]: what the last count of the process's memory areas saw
+// (limits.h), for the message of a refused map().
+Napi::Value MapLimitInfo(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  MapLimit limit = LastMapLimit();
+  Napi::Array out = Napi::Array::New(env, 3);
+  out.Set(0u, Napi::Number::New(env, static_cast<double>(limit.areas)));
+  out.Set(1u, Napi::Number::New(env, static_cast<double>(limit.max)));
+  out.Set(2u, Napi::Number::New(env, static_cast<double>(limit.reserve)));
+  return out;
+}
+
 }  // namespace
 
 size_t PageSize() {
@@ -448,6 +464,7 @@ void InitMapping(Napi::Env env, Napi::Object exports) {
   exports.Set("fixed", Napi::Function::New(env, Fixed, "fixed"));
   exports.Set("address", Napi::Function::New(env, Address, "address"));
   exports.Set("stats", Napi::Function::New(env, Stats, "stats"));
+  exports.Set("mapLimit", Napi::Function::New(env, MapLimitInfo, "mapLimit"));
 }
 
 }  // namespace mman

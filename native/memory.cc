@@ -15,6 +15,7 @@
 
 #include "answers.h"
 #include "guard.h"
+#include "jobs.h"
 #include "mapping.h"
 
 namespace mman {
@@ -38,9 +39,18 @@ uint8_t* RangeArgs(const Napi::CallbackInfo& info, size_t* length, Region** regi
 Napi::Value Protect(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   size_t length;
-  uint8_t* addr = RangeArgs(info, &length);
+  Region* region = nullptr;
+  uint8_t* addr = RangeArgs(info, &length, &region);
   if (addr == nullptr) return env.Undefined();
-  return Result(env, mprotect(addr, length, IntArg(info, 3)));
+  int prot = IntArg(info, 3);
+  if (mprotect(addr, length, prot) != 0) return Errno(env, errno);
+  // The fault table must know: its messages name the protection, and the guard's zero pages
+  // take it.
+  Span* span = region->span;
+  bool whole = addr == span->base && length == span->size;
+  if (whole) region->prot = prot;
+  if (span->faultSlot >= 0) GuardProtect(span->faultSlot, prot, whole);
+  return Napi::Number::New(env, 0);
 }
 
 // advise(handle, offset, length, advice)
@@ -61,35 +71,32 @@ Napi::Value Sync(const Napi::CallbackInfo& info) {
   return Result(env, msync(addr, length, IntArg(info, 3)));
 }
 
-// A call on a range of a region, on the threadpool: `work` runs there and answers 0 or
-// -errno, which the promise resolves with. It borrows the region's pages, so an unmap() while
-// it runs leaves them mapped until it is done (and destroyed, on the JS thread).
+// A call on a range of a region, on the threadpool (a PoolJob): `work` runs there and answers
+// 0 or -errno, which the promise resolves with. It borrows the region's pages, so an unmap()
+// while it runs leaves them mapped until it is done (and destroyed, on the JS thread).
 template <typename Work>
-class RangeJob : public Napi::AsyncWorker {
+class RangeJob : public PoolJob {
  public:
   RangeJob(Napi::Env env, const char* name, Region* region, Work work)
-      : Napi::AsyncWorker(env, name),
-        deferred_(Napi::Promise::Deferred::New(env)),
-        borrow_(region),
-        work_(std::move(work)) {}
-  Napi::Promise Promise() { return deferred_.Promise(); }
+      : PoolJob(env, name), promise_(env), borrow_(region), work_(std::move(work)) {}
+  Napi::Value Promise() const { return promise_.Value(); }
 
  protected:
   void Execute() override { result_ = work_(); }
-  void OnOK() override { deferred_.Resolve(Napi::Number::New(Env(), result_)); }
-  void OnError(const Napi::Error& error) override { deferred_.Reject(error.Value()); }
+  void Deliver(Napi::Env env) override { promise_.Resolve(env, Napi::Number::New(env, result_)); }
+  void Abandon() override {}  // the borrow goes with the job
 
  private:
-  Napi::Promise::Deferred deferred_;
+  JobPromise promise_;
   Borrow borrow_;
   Work work_;
   int result_ = 0;
 };
 
 template <typename Work>
-Napi::Promise QueueRangeJob(Napi::Env env, const char* name, Region* region, Work work) {
+Napi::Value QueueRangeJob(Napi::Env env, const char* name, Region* region, Work work) {
   auto* job = new RangeJob<Work>(env, name, region, std::move(work));
-  Napi::Promise promise = job->Promise();
+  Napi::Value promise = job->Promise();
   job->Queue();
   return promise;
 }
@@ -220,30 +227,31 @@ Napi::Value Residency(const Napi::CallbackInfo& info) {
   return Result(env, mincore(addr, length, out.Data()));
 }
 
-// guard(handle, prot) -> 0 | -errno: registers the mapping's pages with the SIGBUS guard
-Napi::Value Guard(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  Region* region = UnwrapRegion(env, info[0]);
-  if (region == nullptr) return env.Undefined();
-  if (!region->open) return Napi::Number::New(env, -EBADF);
-  if (region->guarded) return Napi::Number::New(env, 0);
-  int prot = info[1].As<Napi::Number>().Int32Value();
-  Span* span = region->span;
-  int slot = GuardRegister(reinterpret_cast<uintptr_t>(span->base), span->size, prot, 0);
-  if (slot < 0) return Napi::Number::New(env, -ENOSPC);
-  span->guardSlot = slot;
-  region->guarded = true;  // spans the region moves to later are registered too
-  region->guardProt = prot;
-  return Napi::Number::New(env, 0);
-}
-
-// guardFaults(handle) -> pages replaced by zero pages since guard()
+// guardFaults(handle) -> pages the SIGBUS guard replaced in the region's pages, of either
+// kind: 0 on the fast path of every call on a guarded mapping.
 Napi::Value Faults(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   Region* region = UnwrapRegion(env, info[0]);
   if (region == nullptr) return env.Undefined();
-  int slot = region->open ? region->span->guardSlot : -1;
-  return Napi::Number::New(env, slot < 0 ? 0 : GuardFaults(slot));
+  GuardCounts counts = region->open ? FaultCounts(region) : GuardCounts();
+  return Napi::Number::New(env, static_cast<double>(counts.truncated) + counts.lost);
+}
+
+// guardReport(handle) -> [truncated, lost, lostFirst, lostEnd, lostErrno]: what the SIGBUS guard
+// did for the region's pages since it was mapped (guard.h): pages past the end of the file,
+// and pages inside it that could not be backed, with the file range those span and why.
+Napi::Value Report(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Region* region = UnwrapRegion(env, info[0]);
+  if (region == nullptr) return env.Undefined();
+  GuardCounts counts = region->open ? FaultCounts(region) : GuardCounts();
+  Napi::Array out = Napi::Array::New(env, 5);
+  out.Set(0u, Napi::Number::New(env, counts.truncated));
+  out.Set(1u, Napi::Number::New(env, counts.lost));
+  out.Set(2u, Napi::Number::New(env, counts.lost != 0 ? static_cast<double>(counts.lostFirst) : 0));
+  out.Set(3u, Napi::Number::New(env, static_cast<double>(counts.lostEnd)));
+  out.Set(4u, Napi::Number::New(env, counts.lostErrno));
+  return out;
 }
 
 }  // namespace
@@ -258,8 +266,8 @@ void InitMemory(Napi::Env env, Napi::Object exports) {
   exports.Set("lock", Napi::Function::New(env, Lock, "lock"));
   exports.Set("unlock", Napi::Function::New(env, Unlock, "unlock"));
   exports.Set("residency", Napi::Function::New(env, Residency, "residency"));
-  exports.Set("guard", Napi::Function::New(env, Guard, "guard"));
   exports.Set("guardFaults", Napi::Function::New(env, Faults, "guardFaults"));
+  exports.Set("guardReport", Napi::Function::New(env, Report, "guardReport"));
 }
 
 }  // namespace mman

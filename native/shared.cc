@@ -4,7 +4,9 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <sys/vfs.h>
 #include <sys/mman.h>
+#include <linux/magic.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <time.h>
@@ -22,6 +24,8 @@
 #include <napi.h>
 
 #include "answers.h"
+#include "env.h"
+#include "jobs.h"
 
 #ifndef F_SEAL_FUTURE_WRITE  // Linux 5.1
 #define F_SEAL_FUTURE_WRITE 0x0010
@@ -112,38 +116,49 @@ Napi::Value SocketDomain(const Napi::CallbackInfo& info) {
   return Napi::Number::New(env, domain);
 }
 
-// Waits up to timeoutMs (-1: forever) for `events` on fd: 0, -ETIMEDOUT or -errno.
-int PollFor(int fd, short events, int timeoutMs) {
-  pollfd p = {fd, events, 0};
+// Waits until `events` on `fd`, the deadline (timeoutMs from `start`; -1: none) or the
+// environment's cancel descriptor: 0, -ETIMEDOUT, -ECANCELED or -errno.
+int PollFor(int fd, short events, int cancelFd, int timeoutMs, uint64_t start) {
   for (;;) {
-    int n = poll(&p, 1, timeoutMs);
-    if (n > 0) return 0;
-    if (n == 0) return -ETIMEDOUT;
-    if (errno != EINTR) return -errno;
+    int wait = -1;
+    if (timeoutMs >= 0) {
+      uint64_t elapsed = NowMs() - start;
+      if (elapsed >= static_cast<uint64_t>(timeoutMs)) return -ETIMEDOUT;
+      wait = static_cast<int>(static_cast<uint64_t>(timeoutMs) - elapsed);
+    }
+    pollfd p[2] = {{fd, events, 0}, {cancelFd, POLLIN, 0}};
+    int n = poll(p, 2, wait);
+    if (n < 0 && errno != EINTR) return -errno;
+    if (n > 0 && (p[1].revents & POLLIN) != 0) return -ECANCELED;
+    if (n > 0 && p[0].revents != 0) return 0;  // ready, or an error the next call reports
   }
 }
 
-// On the threadpool: one sendmsg of `payload` with `fd` attached, waiting for room first.
-class SendFdWorker : public Napi::AsyncWorker {
- public:
-  SendFdWorker(Napi::Env env, int socket, int fd, std::string payload, int timeoutMs)
-      : Napi::AsyncWorker(env, "mman.sendFd"),
-        deferred_(Napi::Promise::Deferred::New(env)),
-        socket_(socket),
-        fd_(fd),
-        payload_(std::move(payload)),
-        timeoutMs_(timeoutMs) {}
-  ~SendFdWorker() override {
-    if (fd_ >= 0) close(fd_);
-  }
-  Napi::Promise Promise() { return deferred_.Promise(); }
+// The sockets a job uses are its own duplicates: closing the socket in JavaScript meanwhile
+// (and the number going to another file) changes nothing for it.
+int DupCloexec(int fd) {
+  return fcntl(fd, F_DUPFD_CLOEXEC, 3);
+}
 
- protected:
-  void Execute() override {
-    if (fd_ < 0) {
-      result_ = fd_;
-      return;
-    }
+// sendFd on a thread of its own (jobs.h): one sendmsg of `payload` with `fd` attached,
+// waiting for room first.
+class SendFdJob : public ThreadJob {
+ public:
+  SendFdJob(Napi::Env env, int socket, int fd, std::string payload, int timeoutMs)
+      : promise_(env), payload_(std::move(payload)), timeoutMs_(timeoutMs) {
+    socket_ = DupCloexec(socket);
+    fd_ = socket_ < 0 ? -1 : DupCloexec(fd);
+    if (socket_ < 0 || fd_ < 0) result_ = -errno;
+  }
+  ~SendFdJob() override {
+    if (fd_ >= 0) close(fd_);
+    if (socket_ >= 0) close(socket_);
+  }
+  Napi::Value Promise() const { return promise_.Value(); }
+
+  void Run(int cancelFd) override {
+    if (result_ < 0) return;
+    uint64_t start = NowMs();
     iovec iov = {payload_.data(), payload_.size()};
     alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
     msghdr msg = {};
@@ -161,17 +176,17 @@ class SendFdWorker : public Napi::AsyncWorker {
       if (n >= 0) return;  // a stream socket takes a message this small whole, or not at all
       if (errno == EINTR) continue;
       if (errno != EAGAIN) break;
-      if ((result_ = PollFor(socket_, POLLOUT, timeoutMs_)) != 0) return;
+      if ((result_ = PollFor(socket_, POLLOUT, cancelFd, timeoutMs_, start)) != 0) return;
     }
     result_ = -errno;
   }
-  void OnOK() override { deferred_.Resolve(Napi::Number::New(Env(), result_)); }
-  void OnError(const Napi::Error& error) override { deferred_.Reject(error.Value()); }
+  void Deliver(Napi::Env env) override { promise_.Resolve(env, Napi::Number::New(env, result_)); }
+  void Abandon() override {}
 
  private:
-  Napi::Promise::Deferred deferred_;
-  int socket_;
-  int fd_;
+  JobPromise promise_;
+  int socket_ = -1;
+  int fd_ = -1;
   std::string payload_;
   int timeoutMs_;
   int result_ = 0;
@@ -181,29 +196,32 @@ class SendFdWorker : public Napi::AsyncWorker {
 // made now, so that closing `fd` meanwhile changes nothing.
 Napi::Value SendFd(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  int dup = fcntl(info[1].As<Napi::Number>().Int32Value(), F_DUPFD_CLOEXEC, 3);
-  auto* worker = new SendFdWorker(env, info[0].As<Napi::Number>().Int32Value(),
-                                  dup < 0 ? -errno : dup, info[2].As<Napi::String>().Utf8Value(),
-                                  info[3].As<Napi::Number>().Int32Value());
-  Napi::Promise promise = worker->Promise();
-  worker->Queue();
+  auto* job = new SendFdJob(
+      env, info[0].As<Napi::Number>().Int32Value(), info[1].As<Napi::Number>().Int32Value(),
+      info[2].As<Napi::String>().Utf8Value(), info[3].As<Napi::Number>().Int32Value());
+  Napi::Value promise = job->Promise();
+  StartThreadJob(env, job);
   return promise;
 }
 
-// On the threadpool: waits for one message and takes the descriptor it carries
-// (MSG_CMSG_CLOEXEC). Any descriptor beyond the first is closed; none at all is -EBADMSG;
-// the peer closing first is -ECONNRESET.
-class RecvFdWorker : public Napi::AsyncWorker {
+// recvFd on a thread of its own (jobs.h): waits for one message and takes the descriptor it
+// carries (MSG_CMSG_CLOEXEC). Any descriptor beyond the first is closed; none at all is
+// -EBADMSG; the peer closing first is -ECONNRESET.
+class RecvFdJob : public ThreadJob {
  public:
-  RecvFdWorker(Napi::Env env, int socket, int timeoutMs)
-      : Napi::AsyncWorker(env, "mman.recvFd"),
-        deferred_(Napi::Promise::Deferred::New(env)),
-        socket_(socket),
-        timeoutMs_(timeoutMs) {}
-  Napi::Promise Promise() { return deferred_.Promise(); }
+  RecvFdJob(Napi::Env env, int socket, int timeoutMs) : promise_(env), timeoutMs_(timeoutMs) {
+    socket_ = DupCloexec(socket);
+    if (socket_ < 0) result_ = -errno;
+  }
+  ~RecvFdJob() override {
+    if (fd_ >= 0) close(fd_);
+    if (socket_ >= 0) close(socket_);
+  }
+  Napi::Value Promise() const { return promise_.Value(); }
 
- protected:
-  void Execute() override {
+  void Run(int cancelFd) override {
+    if (result_ < 0) return;
+    uint64_t start = NowMs();
     iovec iov = {payload_, sizeof payload_};
     alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * 16)];
     msghdr msg = {};
@@ -220,7 +238,7 @@ class RecvFdWorker : public Napi::AsyncWorker {
         result_ = -errno;
         return;
       }
-      if ((result_ = PollFor(socket_, POLLIN, timeoutMs_)) != 0) return;
+      if ((result_ = PollFor(socket_, POLLIN, cancelFd, timeoutMs_, start)) != 0) return;
     }
     length_ = static_cast<size_t>(n);
     for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c != nullptr; c = CMSG_NXTHDR(&msg, c)) {
@@ -237,25 +255,21 @@ class RecvFdWorker : public Napi::AsyncWorker {
     }
     if (fd_ < 0) result_ = n == 0 ? -ECONNRESET : -EBADMSG;
   }
-  void OnOK() override {
-    Napi::Env env = Env();
+  void Deliver(Napi::Env env) override {
     if (result_ < 0) {
-      deferred_.Resolve(Napi::Number::New(env, result_));
+      promise_.Resolve(env, Napi::Number::New(env, result_));
       return;
     }
     Napi::Array out = Napi::Array::New(env, 2);
     out.Set(0u, Napi::Number::New(env, fd_));
     out.Set(1u, Napi::String::New(env, payload_, length_));
-    deferred_.Resolve(out);
+    if (promise_.Resolve(env, out)) fd_ = -1;  // JavaScript's now; else the destructor closes it
   }
-  void OnError(const Napi::Error& error) override {
-    if (fd_ >= 0) close(fd_);
-    deferred_.Reject(error.Value());
-  }
+  void Abandon() override {}  // the destructor closes a descriptor received meanwhile
 
  private:
-  Napi::Promise::Deferred deferred_;
-  int socket_;
+  JobPromise promise_;
+  int socket_ = -1;
   int timeoutMs_;
   char payload_[512];
   size_t length_ = 0;
@@ -266,10 +280,10 @@ class RecvFdWorker : public Napi::AsyncWorker {
 // recvFd(socket, timeoutMs) -> Promise<[fd, payload] | -errno>
 Napi::Value RecvFd(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  auto* worker = new RecvFdWorker(env, info[0].As<Napi::Number>().Int32Value(),
-                                  info[1].As<Napi::Number>().Int32Value());
-  Napi::Promise promise = worker->Promise();
-  worker->Queue();
+  auto* job = new RecvFdJob(env, info[0].As<Napi::Number>().Int32Value(),
+                            info[1].As<Napi::Number>().Int32Value());
+  Napi::Value promise = job->Promise();
+  StartThreadJob(env, job);
   return promise;
 }
 
@@ -327,18 +341,179 @@ Napi::Value SetCloexec(const Napi::CallbackInfo& info) {
 // The descriptors SharedMemory holds are the addon's own, from open to close: some runtimes'
 // fs modules (Deno's) refuse a descriptor they did not open themselves.
 
-// openFile(path, flags, mode) -> fd | -errno. O_CLOEXEC always.
+// Every open the addon makes never waits and never takes a terminal: O_NONBLOCK (a FIFO or
+// a device someone planted where a file was expected opens at once, and is refused by type
+// afterwards), O_NOCTTY and O_CLOEXEC. On a regular file O_NONBLOCK changes nothing.
+constexpr int kOpenFlags = O_CLOEXEC | O_NONBLOCK | O_NOCTTY;
+
+// [fd, st_mode, st_size, created] of a descriptor just opened, or -errno (and it closed).
+Napi::Value Opened(Napi::Env env, int fd, bool created) {
+  if (fd < 0) return Errno(env, errno);
+  struct stat st;
+  if (fstat(fd, &st) != 0) {
+    int err = errno;
+    close(fd);
+    return Errno(env, err);
+  }
+  Napi::Array out = Napi::Array::New(env, 4);
+  out.Set(0u, Napi::Number::New(env, fd));
+  out.Set(1u, Napi::Number::New(env, static_cast<double>(st.st_mode)));
+  out.Set(2u, Napi::Number::New(env, static_cast<double>(st.st_size)));
+  out.Set(3u, Napi::Boolean::New(env, created));
+  return out;
+}
+
+// A path as a string (UTF-8) or a Buffer (its bytes exactly, as node:fs takes one). A NUL
+// inside is refused by the caller before (it would cut the path short here).
+bool IsPath(const Napi::Value& value) {
+  return value.IsString() || value.IsBuffer();
+}
+
+std::string PathOf(const Napi::Value& value) {
+  if (value.IsString()) return value.As<Napi::String>().Utf8Value();
+  auto bytes = value.As<Napi::Buffer<char>>();
+  return std::string(bytes.Data(), bytes.Length());
+}
+
+// open(2) with O_CREAT tells nobody whether it made the file: try O_EXCL first, and fall back
+// to opening what is there. `created` says which it was (a failed reservation removes it).
+int OpenTelling(const char* path, int flags, mode_t mode, bool* created) {
+  *created = false;
+  if ((flags & O_CREAT) != 0 && (flags & O_EXCL) == 0) {
+    for (int attempt = 0; attempt < 8; ++attempt) {
+      int fd = open(path, flags | O_EXCL | kOpenFlags, mode);
+      if (fd >= 0) {
+        *created = true;
+        return fd;
+      }
+      if (errno != EEXIST) return -1;
+      fd = open(path, (flags & ~O_CREAT) | kOpenFlags, mode);
+      if (fd >= 0 || errno != ENOENT) return fd;  // removed in between: try again
+    }
+    errno = EEXIST;
+    return -1;
+  }
+  int fd = open(path, flags | kOpenFlags, mode);
+  *created = fd >= 0 && (flags & (O_CREAT | O_EXCL)) == (O_CREAT | O_EXCL);
+  return fd;
+}
+
+// openFile(path, flags, mode) -> [fd, st_mode, st_size, created] | -errno
 Napi::Value OpenFile(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  if (!info[0].IsString() || !info[1].IsNumber() || !info[2].IsNumber()) {
+  if (!IsPath(info[0]) || !info[1].IsNumber() || !info[2].IsNumber()) {
     NAPI_THROW(ArgTypeError(env, "native: openFile(path, flags, mode)"), env.Undefined());
   }
-  std::string path = info[0].As<Napi::String>().Utf8Value();
-  int flags = info[1].As<Napi::Number>().Int32Value() | O_CLOEXEC;
-  auto mode = static_cast<mode_t>(info[2].As<Napi::Number>().Uint32Value());
-  int fd = open(path.c_str(), flags, mode);
-  if (fd < 0) return Errno(env, errno);
-  return Napi::Number::New(env, fd);
+  std::string path = PathOf(info[0]);
+  bool created;
+  int fd = OpenTelling(path.c_str(), info[1].As<Napi::Number>().Int32Value(),
+                       static_cast<mode_t>(info[2].As<Napi::Number>().Uint32Value()), &created);
+  return Opened(env, fd, created);
+}
+
+// openFileAsync(path, flags, mode) -> Promise<[fd, st_mode, st_size, created] | -errno>: the
+// same on the threadpool (a slow disk or network filesystem must not hold the event loop).
+class OpenJob : public PoolJob {
+ public:
+  OpenJob(Napi::Env env, std::string path, int flags, mode_t mode)
+      : PoolJob(env, "mman.open"),
+        promise_(env),
+        path_(std::move(path)),
+        flags_(flags),
+        mode_(mode) {}
+  ~OpenJob() override {
+    if (fd_ >= 0) close(fd_);
+  }
+  Napi::Value Promise() const { return promise_.Value(); }
+
+ protected:
+  void Execute() override {
+    fd_ = OpenTelling(path_.c_str(), flags_, mode_, &created_);
+    if (fd_ < 0) err_ = errno;
+  }
+  void Deliver(Napi::Env env) override {
+    errno = err_;
+    Napi::Value out = Opened(env, fd_, created_);  // closes the descriptor if it fails
+    int fd = fd_;
+    fd_ = -1;
+    if (!promise_.Resolve(env, out) && out.IsArray()) close(fd);
+  }
+  void Abandon() override {}  // the destructor closes what was opened
+
+ private:
+  JobPromise promise_;
+  std::string path_;
+  int flags_;
+  mode_t mode_;
+  int fd_ = -1;
+  int err_ = 0;
+  bool created_ = false;
+};
+
+Napi::Value OpenFileAsync(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!IsPath(info[0]) || !info[1].IsNumber() || !info[2].IsNumber()) {
+    NAPI_THROW(ArgTypeError(env, "native: openFileAsync(path, flags, mode)"), env.Undefined());
+  }
+  auto* job = new OpenJob(env, PathOf(info[0]), info[1].As<Napi::Number>().Int32Value(),
+                          static_cast<mode_t>(info[2].As<Napi::Number>().Uint32Value()));
+  Napi::Value promise = job->Promise();
+  job->Queue();
+  return promise;
+}
+
+// fdAllocate(fd, offset, length) -> 0 | -errno: reserves the blocks of [offset, offset + length)
+// (fallocate(2) mode 0), extending the file if that goes past its end; on tmpfs this commits
+// the memory. -EOPNOTSUPP where the filesystem cannot reserve.
+Napi::Value FdAllocate(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int fd = info[0].As<Napi::Number>().Int32Value();
+  auto offset = static_cast<off_t>(info[1].As<Napi::Number>().Int64Value());
+  auto length = static_cast<off_t>(info[2].As<Napi::Number>().Int64Value());
+  for (;;) {
+    if (fallocate(fd, 0, offset, length) == 0) return Napi::Number::New(env, 0);
+    if (errno != EINTR) return Errno(env, errno);
+  }
+}
+
+// unlinkFile(path) -> 0 | -errno
+Napi::Value UnlinkFile(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!IsPath(info[0])) NAPI_THROW(ArgTypeError(env, "native: unlinkFile(path)"), env.Undefined());
+  return Result(env, unlink(PathOf(info[0]).c_str()));
+}
+
+// describeFd(fd) -> [st_mode, st_size, F_GETFL flags, f_type of its filesystem, seals (-1: it
+// cannot be sealed)] | -errno: what receive() checks of a descriptor a peer sent, asking the
+// kernel rather than believing the message that came with it.
+Napi::Value DescribeFd(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int fd = info[0].As<Napi::Number>().Int32Value();
+  struct stat st;
+  struct statfs fs;
+  int flags = fcntl(fd, F_GETFL);
+  if (flags < 0 || fstat(fd, &st) != 0 || fstatfs(fd, &fs) != 0) return Errno(env, errno);
+  int seals = fcntl(fd, F_GET_SEALS);
+  Napi::Array out = Napi::Array::New(env, 5);
+  out.Set(0u, Napi::Number::New(env, static_cast<double>(st.st_mode)));
+  out.Set(1u, Napi::Number::New(env, static_cast<double>(st.st_size)));
+  out.Set(2u, Napi::Number::New(env, flags));
+  out.Set(3u, Napi::Number::New(env, static_cast<double>(static_cast<uint32_t>(fs.f_type))));
+  out.Set(4u, Napi::Number::New(env, seals < 0 ? -1 : seals));
+  return out;
+}
+
+// isFileAt(fd, path) -> true if `path` (not followed if a symlink) is the very file `fd` is:
+// the same device and inode.
+Napi::Value IsFileAt(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int fd = info[0].As<Napi::Number>().Int32Value();
+  if (!IsPath(info[1]))
+    NAPI_THROW(ArgTypeError(env, "native: isFileAt(fd, path)"), env.Undefined());
+  struct stat a, b;
+  bool same = fstat(fd, &a) == 0 && lstat(PathOf(info[1]).c_str(), &b) == 0 &&
+              a.st_dev == b.st_dev && a.st_ino == b.st_ino;
+  return Napi::Boolean::New(env, same);
 }
 
 // fdStat(fd) -> [st_mode, st_size] | -errno
@@ -370,6 +545,22 @@ Napi::Value FdChmod(const Napi::CallbackInfo& info) {
   return Napi::Number::New(env, 0);
 }
 
+// ownFd(fd): the calling thread's SharedMemory holds `fd` now; it is closed with the thread
+// unless closeOwnedFd() closes it first.
+Napi::Value OwnFd(const Napi::CallbackInfo& info) {
+  AddonEnvOf(info.Env())->ownedFds.insert(info[0].As<Napi::Number>().Int32Value());
+  return info.Env().Undefined();
+}
+
+// closeOwnedFd(fd) -> 0 | -errno
+Napi::Value CloseOwnedFd(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int fd = info[0].As<Napi::Number>().Int32Value();
+  AddonEnvOf(env)->ownedFds.erase(fd);
+  if (close(fd) != 0) return Errno(env, errno);
+  return Napi::Number::New(env, 0);
+}
+
 // fdClose(fd) -> 0 | -errno
 Napi::Value FdClose(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -381,10 +572,17 @@ Napi::Value FdClose(const Napi::CallbackInfo& info) {
 
 void InitShared(Napi::Env env, Napi::Object exports) {
   exports.Set("openFile", Napi::Function::New(env, OpenFile, "openFile"));
+  exports.Set("openFileAsync", Napi::Function::New(env, OpenFileAsync, "openFileAsync"));
+  exports.Set("fdAllocate", Napi::Function::New(env, FdAllocate, "fdAllocate"));
+  exports.Set("unlinkFile", Napi::Function::New(env, UnlinkFile, "unlinkFile"));
   exports.Set("fdStat", Napi::Function::New(env, FdStat, "fdStat"));
+  exports.Set("describeFd", Napi::Function::New(env, DescribeFd, "describeFd"));
+  exports.Set("isFileAt", Napi::Function::New(env, IsFileAt, "isFileAt"));
   exports.Set("fdTruncate", Napi::Function::New(env, FdTruncate, "fdTruncate"));
   exports.Set("fdChmod", Napi::Function::New(env, FdChmod, "fdChmod"));
   exports.Set("fdClose", Napi::Function::New(env, FdClose, "fdClose"));
+  exports.Set("ownFd", Napi::Function::New(env, OwnFd, "ownFd"));
+  exports.Set("closeOwnedFd", Napi::Function::New(env, CloseOwnedFd, "closeOwnedFd"));
   exports.Set("memfdCreate", Napi::Function::New(env, MemfdCreate, "memfdCreate"));
   exports.Set("addSeals", Napi::Function::New(env, AddSeals, "addSeals"));
   exports.Set("getSeals", Napi::Function::New(env, GetSeals, "getSeals"));
@@ -404,6 +602,9 @@ void InitShared(Napi::Env env, Napi::Object exports) {
   MMAN_EXPORT_CONSTANT(c, F_SEAL_WRITE);
   MMAN_EXPORT_CONSTANT(c, F_SEAL_FUTURE_WRITE);
   MMAN_EXPORT_CONSTANT(c, MFD_NOEXEC_SEAL);
+  MMAN_EXPORT_CONSTANT(c, TMPFS_MAGIC);
+  MMAN_EXPORT_CONSTANT(c, HUGETLBFS_MAGIC);
+  MMAN_EXPORT_CONSTANT(c, O_PATH);
 }
 
 }  // namespace mman

@@ -1,12 +1,14 @@
 // class Mapping and the functions that create one: mmap(), mapFile(), mapAnonymous().
 // Policy lives here (defaults, validation, page arithmetic); native/ only makes the calls.
-import { closeSync, constants as fsConstants, openSync, type PathLike } from 'node:fs';
-import { open as openAsync, type FileHandle } from 'node:fs/promises';
+import { constants as fsConstants, type PathLike } from 'node:fs';
+import type { FileHandle } from 'node:fs/promises';
+import { fileURLToPath } from 'node:url';
 import { constants as bufferConstants } from 'node:buffer';
 import { constants as osConstants } from 'node:os';
 import { readFileSync } from 'node:fs';
+import { getSystemErrorMap } from 'node:util';
 
-import { lend, native, type Handle } from './native';
+import { lend, native, type Handle, type OpenedFile } from './native';
 import { memoryOf, type MappingMemory } from './smaps';
 import { putAside, takeAside, type ShareOptions, type SharedDescriptorBase } from './descriptors';
 import { Advice, LockFlags, MapFlags, Prot, RemapFlags, SyncFlags } from './flags';
@@ -159,6 +161,8 @@ export interface MappingDescriptor extends SharedDescriptorBase {
   readonly offset: number;
   readonly length: number;
   readonly writable: boolean;
+  /** The original was guarded (`guard: true`): so is the mapping made of it. */
+  readonly guard: boolean;
 }
 
 /** Options for {@link Mapping.unmap}. */
@@ -262,10 +266,12 @@ export class Mapping implements Disposable {
   #length: number; // bytes exposed
   #granule: number; // PAGE_SIZE, or the huge page size for MAP_HUGETLB
   #flags: number;
-  #guarded = false;
+  #guarded: boolean; // its SIGBUS faults are survived (mapFile's options.guard)
+  #keepsFile: boolean; // the addon keeps a descriptor of its file (options.keepFile)
+  #fileStart: number; // the file offset of the first exposed byte (file mappings)
   #growable: number; // how far resize() may grow: a shared anonymous mapping's original size
   #name: string | undefined; // its anonymous memory's name (mapAnonymous's options.name)
-  #writable: boolean; // mapped with Prot.Write
+  #prot: number; // its protection, as last set over the whole mapping
   #buffer: ArrayBuffer | null = null;
   #bytes: Uint8Array | null = null;
 
@@ -283,18 +289,22 @@ export class Mapping implements Disposable {
     granule: number,
     flags: number,
     prot: number,
+    file: FileKept,
   ) {
     if (token !== CONSTRUCT) {
       throw Object.assign(new TypeError('Illegal constructor: use mmap(), mapFile() or mapAnonymous()'), {
         code: 'ERR_ILLEGAL_CONSTRUCTOR',
       });
     }
+    this.#guarded = file.guard;
+    this.#keepsFile = file.keepFile;
+    this.#fileStart = file.start;
     this.#handle = handle;
     this.#delta = delta;
     this.#length = length;
     this.#granule = granule;
     this.#flags = flags;
-    this.#writable = (prot & Prot.Write) !== 0;
+    this.#prot = prot;
     const sharedAnonymous = (flags & MapFlags.Anonymous) !== 0 && (flags & MAP_TYPE_BITS) !== MapFlags.Private;
     this.#growable = sharedAnonymous ? size : Infinity;
   }
@@ -302,20 +312,31 @@ export class Mapping implements Disposable {
   #open(): Handle {
     const handle = this.#handle;
     if (handle === null) throw mappingClosed();
-    if (this.#guarded && native.guardFaults(handle) !== 0) {
-      throw mmanError(
-        'ERR_MAPPING_TRUNCATED',
-        `The file under this mapping was truncated: ${native.guardFaults(handle)} page(s) past its end were read as zeros; writes to them are lost`,
-      );
-    }
+    if (this.#guarded && native.guardFaults(handle) !== 0) throw this.#faultError(handle);
     return handle;
   }
 
-  /** @internal Opts this mapping into the process-wide SIGBUS guard. */
-  guardAgainstTruncation(prot: number): void {
-    const rc = native.guard(this.#open(), prot);
-    if (rc < 0) throw systemError(rc, 'sigaction');
-    this.#guarded = true;
+  // What the guard did, as the error every later call throws: pages that could not be backed
+  // (writes lost) first, since they are the worse news; else pages past the end of the file.
+  #faultError(handle: Handle): Error {
+    const [truncated, lost, lostFirst, lostEnd, lostErrno] = native.guardReport(handle);
+    if (lost === 0) {
+      return mmanError(
+        'ERR_MAPPING_TRUNCATED',
+        `The file under this mapping was truncated: ${truncated} page(s) past its end were read as zeros; writes to them are lost`,
+      );
+    }
+    const [reason, description] = getSystemErrorMap().get(-lostErrno) ?? ['EIO', 'i/o error'];
+    const offset = Math.max(0, lostFirst - this.#fileStart);
+    const end = Math.max(offset, Math.min(this.#length, lostEnd - this.#fileStart));
+    return Object.assign(
+      mmanError(
+        'ERR_MAPPING_PAGE_LOST',
+        `${lost} page(s) of this mapping could not be backed by its file (${reason}: ${description}) in bytes [${offset}, ${end}): they read as zeros, and what was written to them is lost` +
+          (truncated !== 0 ? `; ${truncated} more lay past the end of the file` : ''),
+      ),
+      { reason, offset, length: end - offset, pages: lost },
+    );
   }
 
   /**
@@ -326,9 +347,37 @@ export class Mapping implements Disposable {
     return this.truncatedPages !== 0;
   }
 
-  /** For a mapping made with `guard: true`: how many pages the guard replaced with zero pages. */
+  /**
+   * For a mapping made with `guard: true`: how many pages past the end of the file the guard
+   * replaced with zero pages.
+   */
   get truncatedPages(): number {
-    return this.#guarded && this.#handle !== null ? native.guardFaults(this.#handle) : 0;
+    return this.#guarded && this.#handle !== null ? native.guardReport(this.#handle)[0] : 0;
+  }
+
+  /**
+   * For a mapping made with `guard: true`: how many pages inside the file could not be backed
+   * (its filesystem full, or failing) and were replaced with zero pages. Writes to them are
+   * lost; every later call throws `ERR_MAPPING_PAGE_LOST`, which says where and why.
+   */
+  get lostPages(): number {
+    return this.#guarded && this.#handle !== null ? native.guardReport(this.#handle)[1] : 0;
+  }
+
+  /** True for a mapping made with `guard: true` (its SIGBUS faults are survived). */
+  get guarded(): boolean {
+    return this.#guarded;
+  }
+
+  /**
+   * True while the whole mapping is writable (`Prot.Write`, as mapped or as last set by
+   * {@link Mapping.protect} over all of it). A write through a view of a mapping that is not
+   * kills the process with SIGSEGV (after a line on stderr naming the mapping); the APIs that
+   * write ({@link Mutex}, {@link RingBuffer}, a waiter count) refuse it with
+   * `ERR_MAPPING_READ_ONLY`.
+   */
+  get writable(): boolean {
+    return this.#handle !== null && (this.#prot & Prot.Write) !== 0;
   }
 
   // The one bounds check: [offset, offset + length) inside the exposed window, overflow-safe.
@@ -437,6 +486,8 @@ export class Mapping implements Disposable {
     if (len === 0) return;
     const rc = native.protect(handle, start, len, prot);
     if (rc < 0) throw systemError(rc, 'mprotect');
+    if (start === 0 && len >= this.#mappedSize()) this.#prot = prot;
+    else if ((prot & Prot.Write) === 0) this.#prot &= ~Prot.Write; // a part read-only: not writable as a whole
   }
 
   /** Gives the kernel advice about the pages that `[offset, offset + length)` touches (madvise(2)). */
@@ -544,8 +595,14 @@ export class Mapping implements Disposable {
       );
     }
     if (growFile) {
-      if ((this.#flags & MapFlags.Anonymous) !== 0 || !this.shared || !this.#writable)
+      if ((this.#flags & MapFlags.Anonymous) !== 0 || !this.shared || (this.#prot & Prot.Write) === 0)
         throw invalidArgValue('options.growFile', true, 'is only for a writable shared file mapping');
+      if (!this.#keepsFile)
+        throw invalidArgValue(
+          'options.growFile',
+          true,
+          "needs the file's descriptor, which this mapping does not keep: map it with { keepFile: true } (create: true and mode 'w+' keep it)",
+        );
       const grown = native.growFile(handle, this.#delta + newLength);
       if (grown < 0) throw systemError(grown, 'ftruncate');
     }
@@ -639,6 +696,12 @@ export class Mapping implements Disposable {
           : "A private mapping's pages are this thread's own copy: only a shared file or SharedMemory mapping can be shared",
       );
     }
+    if (!this.#keepsFile) {
+      throw mmanError(
+        'ERR_MAPPING_NOT_SHAREABLE',
+        "This mapping does not keep its file's descriptor, which share() hands over: map it with { keepFile: true }",
+      );
+    }
     const file = native.regionFile(handle);
     if (typeof file === 'number') throw systemError(file, 'fcntl');
     return {
@@ -647,7 +710,8 @@ export class Mapping implements Disposable {
       pid: process.pid,
       offset: file[1] + this.#delta,
       length: this.#length,
-      writable: this.#writable,
+      writable: (this.#prot & Prot.Write) !== 0,
+      guard: this.#guarded,
     };
   }
 
@@ -660,7 +724,13 @@ export class Mapping implements Disposable {
   static from(descriptor: MappingDescriptor): Mapping {
     const { fd, d } = takeAside<MappingDescriptor>(descriptor, 'mman.Mapping');
     try {
-      return mapFile(fd, { mode: d.writable ? 'r+' : 'r', offset: d.offset, length: d.length });
+      return mapFile(fd, {
+        mode: d.writable ? 'r+' : 'r',
+        offset: d.offset,
+        length: d.length,
+        guard: d.guard === true,
+        keepFile: true,
+      });
     } finally {
       native.fdClose(fd); // the mapping keeps a descriptor of its own
     }
@@ -778,6 +848,27 @@ function validateFileOffset(offset: unknown): void {
 // napi_no_external_buffers_allowed, as Node-API numbers it.
 const NO_EXTERNAL_BUFFERS_ALLOWED = 22;
 
+/** What a file mapping keeps of its file (create()'s `file`). */
+interface FileKept {
+  /** For messages: the path it was mapped from. */
+  path?: string;
+  keepFile: boolean;
+  guard: boolean;
+  /** The file offset of the first exposed byte. */
+  start: number;
+}
+
+const NO_FILE: FileKept = { keepFile: false, guard: false, start: 0 };
+const { MAP_LIMIT, MAP_KEEP_FILE, MAP_GUARD } = native.answers;
+
+function mapLimitError(): Error {
+  const [areas, max, reserve] = native.mapLimit();
+  return mmanError(
+    'ERR_MAPPING_LIMIT',
+    `Too many mappings: this process has ${areas} memory areas, and the kernel allows ${max} (the sysctl vm.max_map_count); mman keeps the last ${reserve} for the runtime's own allocations. Unmap some, or raise vm.max_map_count`,
+  );
+}
+
 // The one place a Mapping is born: mmap, then wrap; on any later failure, unmap.
 function create(
   length: number,
@@ -787,7 +878,7 @@ function create(
   offset: number,
   delta: number,
   hint?: bigint,
-  path?: string,
+  file: FileKept = NO_FILE,
 ): Mapping {
   if (native.externalBuffers !== 0) {
     const why =
@@ -801,9 +892,13 @@ function create(
   }
   const granule = (flags & MapFlags.HugeTLB) !== 0 ? hugePageSize(flags) : PAGE_SIZE;
   const size = roundUp(delta + length, granule);
-  const result = native.map(size, prot, flags, fd, offset, hint);
-  if (typeof result === 'number') throw systemError(result, 'mmap', path);
-  return new Mapping(CONSTRUCT, result, delta, length, size, granule, flags, prot);
+  const options = (file.keepFile ? MAP_KEEP_FILE : 0) | (file.guard ? MAP_GUARD : 0);
+  const result = native.map(size, prot, flags, fd, offset, hint, file.path ?? '', options);
+  if (typeof result === 'number') {
+    if (result === MAP_LIMIT) throw mapLimitError();
+    throw systemError(result, 'mmap', file.path);
+  }
+  return new Mapping(CONSTRUCT, result, delta, length, size, granule, flags, prot, file);
 }
 
 /**
@@ -842,15 +937,60 @@ export type MapFileMode = 'r' | 'r+' | 'w+' | 'copy';
 
 const S_IFMT = 0o170000;
 const S_IFREG = 0o100000;
+const S_IFDIR = 0o040000;
+const S_IFCHR = 0o020000;
+const S_IFBLK = 0o060000;
 
 /**
  * @internal fstat(2) through the addon, which works on any descriptor; some runtimes' fs
  * (Deno's) refuse one they did not open themselves.
  */
-export function statFd(fd: number): { isFile: boolean; size: number } {
+export function statFd(fd: number): { isFile: boolean; type: number; size: number } {
   const result = native.fdStat(fd);
   if (typeof result === 'number') throw systemError(result, 'fstat');
-  return { isFile: (result[0] & S_IFMT) === S_IFREG, size: result[1] };
+  const type = result[0] & S_IFMT;
+  return { isFile: type === S_IFREG, type, size: result[1] };
+}
+
+// A descriptor about to be mapped: a regular file, a block device or a character device (for
+// /dev/zero and friends). A directory is EISDIR; a FIFO or a socket cannot be mapped (ENODEV,
+// as mmap(2) would say), and is refused before anything reads from it.
+function checkMappable(type: number, path: string | undefined): void {
+  if (type === S_IFREG || type === S_IFCHR || type === S_IFBLK) return;
+  const errno = type === S_IFDIR ? osConstants.errno.EISDIR : osConstants.errno.ENODEV;
+  throw systemError(-errno, type === S_IFDIR ? 'open' : 'mmap', path);
+}
+
+/** A file about to be mapped, as opened (or stat'ed) here. */
+interface TargetFile {
+  fd: number;
+  type: number;
+  size: number;
+  /** This call created it (O_CREAT): a failure afterwards removes it again. */
+  created: boolean;
+  /** This call opened it from `path` (with O_TRUNC for 'w+'), and closes it after mapping. */
+  opened: boolean;
+  path?: string | Buffer;
+}
+
+function describePath(path: PathLike): string | Buffer {
+  if (path instanceof URL) return fileURLToPath(path);
+  if (typeof path !== 'string' && !Buffer.isBuffer(path))
+    throw invalidArgType('file', 'a path (string, Buffer, URL), a file descriptor or a FileHandle', path);
+  if (typeof path === 'string' ? path.includes('\0') : path.includes(0))
+    throw invalidArgValue('file', path, 'must be a string, Buffer or URL without null bytes');
+  return path;
+}
+
+function openedFile(result: OpenedFile | number, path: string | Buffer): TargetFile {
+  if (typeof result === 'number') throw systemError(result, 'open', path.toString());
+  const [fd, mode, size, created] = result;
+  return { fd, type: mode & S_IFMT, size, created, opened: true, path };
+}
+
+function givenFile(fd: number): TargetFile {
+  const stat = statFd(fd);
+  return { fd, type: stat.type, size: stat.size, created: false, opened: false };
 }
 
 /** Options for {@link mapFile}. */
@@ -878,12 +1018,34 @@ export interface MapFileOptions {
   /** madvise(2) the mapping once it is made. */
   advice?: Advice;
   /**
-   * Survive the file being truncated under the mapping: a page past the new end of the file
-   * reads as zeros instead of killing the process with SIGBUS, {@link Mapping.truncated}
-   * turns true, and every later method call throws `ERR_MAPPING_TRUNCATED`. Writes to such
-   * pages are lost. Installs a process-wide SIGBUS handler (chained to any earlier one).
+   * Survive a page that no file page can back: past the end of the file (truncated under the
+   * mapping by another process) or one its filesystem cannot allocate (full, or failing). The
+   * page reads as zeros instead of killing the process with SIGBUS, and every later method
+   * call throws: `ERR_MAPPING_TRUNCATED` ({@link Mapping.truncated}) or, for a page inside the
+   * file, `ERR_MAPPING_PAGE_LOST` ({@link Mapping.lostPages}), with the byte range and the
+   * reason (`ENOSPC`, `EIO`). Writes to such pages are lost, never silently: the error says so.
+   * The process-wide SIGBUS handler is chained to any earlier one; the mapping keeps a
+   * descriptor of the file (the handler reads its size to tell the two apart).
    */
   guard?: boolean;
+  /**
+   * Keep a duplicate of the file's descriptor (close-on-exec) for as long as the mapping is
+   * open. Needed by {@link Mapping.share}, by `resize(n, { growFile: true })`, and by a
+   * `'copy'` mapping's {@link Mapping.resize} to move without ever exposing the file's bytes
+   * where it wrote its own. Default: `true` with `create` or mode `'w+'` (a file made to be
+   * written and grown), else `false`: a mapping holds no descriptor, so a process can hold as
+   * many mappings as `vm.max_map_count` allows whatever its `ulimit -n`.
+   */
+  keepFile?: boolean;
+  /**
+   * With `create` or `'w+'`: extend the file without reserving its blocks (ftruncate(2)
+   * alone), as a sparse file. Default `false`: the space is reserved (fallocate(2)) when the
+   * file is made or grown, so a full disk or a small `/dev/shm` is `ENOSPC` right there, and
+   * never SIGBUS at a later write. **Sparse risks that SIGBUS**: a write to a page the
+   * filesystem then has no room for kills the process (`guard: true` turns it into
+   * `ERR_MAPPING_PAGE_LOST`). On tmpfs reserving commits the memory at once.
+   */
+  sparse?: boolean;
 }
 
 /** Options for {@link mapFileAsync}: those of {@link mapFile}, with `populate` done off the event loop. */
@@ -921,6 +1083,8 @@ interface FilePlan {
   create: boolean; // extend the file to offset + length
   empty: boolean; // 'w+': empty the file first
   guard: boolean;
+  keepFile: boolean;
+  sparse: boolean; // extend without reserving the blocks
   advice: Advice | undefined;
 }
 
@@ -939,6 +1103,10 @@ function planFile(opts: Partial<MapFileOptions>, populate: boolean): FilePlan {
       `is required with ${modeName === 'w+' ? "mode 'w+'" : 'options.create'}: the bytes to map, to which the file is extended`,
     );
   const guard = validateBoolean(opts.guard, 'options.guard');
+  const keepFile = validateBoolean(opts.keepFile, 'options.keepFile', create);
+  const sparse = validateBoolean(opts.sparse, 'options.sparse');
+  if (sparse && !create)
+    throw invalidArgValue('options.sparse', sparse, "is only for options.create or mode 'w+', which size the file");
   if (opts.advice !== undefined && !ADVICE_VALUES.has(opts.advice))
     throw invalidArgValue('options.advice', opts.advice, 'must be a member of Advice');
   return {
@@ -950,14 +1118,16 @@ function planFile(opts: Partial<MapFileOptions>, populate: boolean): FilePlan {
     create,
     empty: modeName === 'w+',
     guard,
+    keepFile,
+    sparse,
     advice: opts.advice,
   };
 }
 
 // A path to open, or a descriptor the caller keeps.
-function fileTarget(file: unknown): { path: PathLike; fd?: undefined } | { path?: undefined; fd: number } {
+function fileTarget(file: unknown): { path: string | Buffer; fd?: undefined } | { path?: undefined; fd: number } {
   if (typeof file === 'number') return { fd: validateInt32(file, 'file', 0) };
-  if (typeof file === 'string' || file instanceof URL || Buffer.isBuffer(file)) return { path: file };
+  if (typeof file === 'string' || file instanceof URL || Buffer.isBuffer(file)) return { path: describePath(file) };
   if (file !== null && typeof file === 'object' && typeof (file as FileHandle).fd === 'number') {
     const fd = (file as FileHandle).fd;
     if (fd < 0) throw systemError(-osConstants.errno.EBADF, 'fstat'); // a closed FileHandle, as fs.promises says
@@ -966,52 +1136,79 @@ function fileTarget(file: unknown): { path: PathLike; fd?: undefined } | { path?
   throw invalidArgType('file', 'a path (string, Buffer, URL), a file descriptor or a FileHandle', file);
 }
 
-// Maps an open descriptor as planned: sizes the file first if asked, then checks the window
-// against it. `opened`: the descriptor was opened here from `path` (with O_TRUNC for 'w+').
-function mapOpenFile(fd: number, plan: FilePlan, path: string | undefined, opened: boolean): Mapping {
-  const stat = statFd(fd);
-  let length = plan.length;
-  let size = stat.size;
-  if (stat.isFile && plan.create) {
-    const wanted = plan.offset + length!;
-    if (plan.empty && !opened) {
-      const rc = native.fdTruncate(fd, 0);
-      if (rc < 0) throw systemError(rc, 'ftruncate', path);
-      size = 0;
-    }
-    if (size < wanted) {
-      const rc = native.fdTruncate(fd, wanted);
-      if (rc < 0) throw systemError(rc, 'ftruncate', path);
-      size = wanted;
+// Sizes the file from `size` to `wanted` bytes: the blocks reserved (fallocate) unless sparse,
+// so that a full filesystem is ENOSPC here rather than SIGBUS at a write. On failure the file
+// keeps its size. A filesystem that cannot reserve (EOPNOTSUPP) is only extended.
+/** @internal */
+export function sizeFile(fd: number, size: number, wanted: number, sparse: boolean, path?: string): void {
+  if (!sparse) {
+    const rc = native.fdAllocate(fd, size, wanted - size);
+    if (rc === 0) return;
+    if (rc !== -osConstants.errno.EOPNOTSUPP) {
+      native.fdTruncate(fd, size); // whatever it extended before failing
+      throw systemError(rc, 'fallocate', path);
     }
   }
-  if (stat.isFile) {
-    if (size === 0)
-      throw mmanError(
-        'ERR_MAPPING_EMPTY_FILE',
-        `Cannot map an empty file${path ? ` '${path}'` : ''}: any access would raise SIGBUS (options.create extends it)`,
-      );
-    if (plan.offset >= size) throw outOfRange('options.offset', `< the file size (${size})`, plan.offset);
-    length ??= size - plan.offset;
-    if (length > size - plan.offset)
-      throw outOfRange(
-        'options.length',
-        `<= the file size minus offset (${size - plan.offset}); pages past the end of the file raise SIGBUS (options.create extends the file)`,
-        length,
-      );
-  } else if (length === undefined) {
-    throw invalidArgValue('options.length', length, 'is required for a file that is not a regular file');
-  }
-  const pageOffset = roundDown(plan.offset, PAGE_SIZE);
-  const mapping = create(length, plan.prot, plan.flags, fd, pageOffset, plan.offset - pageOffset, undefined, path);
+  const rc = native.fdTruncate(fd, wanted);
+  if (rc < 0) throw systemError(rc, 'ftruncate', path);
+}
+
+// Maps an open file as planned: sizes it first if asked, then checks the window against it.
+// A file this call created is removed again if anything fails.
+function mapOpenFile(file: TargetFile, plan: FilePlan): Mapping {
+  const path = file.path?.toString();
   try {
-    if (plan.guard) mapping.guardAgainstTruncation(plan.prot);
-    if (plan.advice !== undefined) mapping.advise(plan.advice);
+    checkMappable(file.type, path);
+    const isFile = file.type === S_IFREG;
+    let length = plan.length;
+    let size = file.size;
+    if (isFile && plan.create) {
+      const wanted = plan.offset + length!;
+      if (plan.empty && !file.opened) {
+        const rc = native.fdTruncate(file.fd, 0);
+        if (rc < 0) throw systemError(rc, 'ftruncate', path);
+        size = 0;
+      }
+      if (size < wanted) {
+        sizeFile(file.fd, size, wanted, plan.sparse, path);
+        size = wanted;
+      }
+    }
+    if (isFile) {
+      if (size === 0)
+        throw mmanError(
+          'ERR_MAPPING_EMPTY_FILE',
+          `Cannot map an empty file${path ? ` '${path}'` : ''}: any access would raise SIGBUS (options.create extends it)`,
+        );
+      if (plan.offset >= size) throw outOfRange('options.offset', `< the file size (${size})`, plan.offset);
+      length ??= size - plan.offset;
+      if (length > size - plan.offset)
+        throw outOfRange(
+          'options.length',
+          `<= the file size minus offset (${size - plan.offset}); pages past the end of the file raise SIGBUS (options.create extends the file)`,
+          length,
+        );
+    } else if (length === undefined) {
+      throw invalidArgValue('options.length', length, 'is required for a file that is not a regular file');
+    }
+    const pageOffset = roundDown(plan.offset, PAGE_SIZE);
+    const mapping = create(length, plan.prot, plan.flags, file.fd, pageOffset, plan.offset - pageOffset, undefined, {
+      path,
+      keepFile: plan.keepFile,
+      guard: plan.guard,
+      start: plan.offset,
+    });
+    try {
+      if (plan.advice !== undefined) mapping.advise(plan.advice);
+    } catch (err) {
+      mapping.unmap();
+      throw err;
+    }
+    return mapping;
   } catch (err) {
-    mapping.unmap();
+    if (file.created && file.path !== undefined) native.unlinkFile(file.path);
     throw err;
   }
-  return mapping;
 }
 
 /**
@@ -1039,12 +1236,12 @@ export function mapFile(file: FileTarget, options?: MapFileOptions): Mapping {
   const opts = validateOptions<MapFileOptions>(options);
   const plan = planFile(opts, validateBoolean(opts.populate, 'options.populate'));
   const target = fileTarget(file);
-  if (target.fd !== undefined) return mapOpenFile(target.fd, plan, undefined, false);
-  const fd = openSync(target.path, plan.open, 0o666);
+  if (target.fd !== undefined) return mapOpenFile(givenFile(target.fd), plan);
+  const opened = openedFile(native.openFile(target.path, plan.open, 0o666), target.path);
   try {
-    return mapOpenFile(fd, plan, target.path.toString(), true);
+    return mapOpenFile(opened, plan);
   } finally {
-    closeSync(fd);
+    native.fdClose(opened.fd); // the mapping needs no descriptor (or keeps its own)
   }
 }
 
@@ -1065,13 +1262,25 @@ export async function mapFileAsync(file: FileTarget, options?: MapFileAsyncOptio
   if (signal?.aborted) throw abortError(signal);
   let mapping: Mapping;
   if (target.fd !== undefined) {
-    mapping = mapOpenFile(target.fd, plan, undefined, false);
+    mapping = mapOpenFile(givenFile(target.fd), plan);
   } else {
-    const handle = await openAsync(target.path, plan.open, 0o666);
+    // Opened on the threadpool; an abort meanwhile rejects at once, and whatever the open
+    // brings back later is closed (and removed, if it created the file).
+    const path = target.path;
+    const result = await untilAborted(native.openFileAsync(path, plan.open, 0o666), signal, (late) => {
+      if (typeof late === 'number') return;
+      native.fdClose(late[0]);
+      if (late[3]) native.unlinkFile(path);
+    });
+    const opened = openedFile(result, path);
     try {
-      mapping = mapOpenFile(handle.fd, plan, target.path.toString(), true);
+      if (signal?.aborted) {
+        if (opened.created) native.unlinkFile(path);
+        throw abortError(signal);
+      }
+      mapping = mapOpenFile(opened, plan);
     } finally {
-      await handle.close();
+      native.fdClose(opened.fd);
     }
   }
   try {
@@ -1082,6 +1291,38 @@ export async function mapFileAsync(file: FileTarget, options?: MapFileAsyncOptio
     throw err;
   }
   return mapping;
+}
+
+// `promise`, or an AbortError as soon as `signal` aborts; what the promise brings after that
+// goes to `late`, so that nothing it opened is left behind.
+function untilAborted<T>(promise: Promise<T>, signal: AbortSignal | undefined, late: (value: T) => void): Promise<T> {
+  if (signal === undefined) return promise;
+  return new Promise<T>((resolve, reject) => {
+    let settled = false;
+    const onAbort = (): void => {
+      if (settled) return;
+      settled = true;
+      reject(abortError(signal));
+    };
+    signal.addEventListener('abort', onAbort, { once: true });
+    promise.then(
+      (value) => {
+        signal.removeEventListener('abort', onAbort);
+        if (settled) late(value);
+        else {
+          settled = true;
+          resolve(value);
+        }
+      },
+      (err: unknown) => {
+        signal.removeEventListener('abort', onAbort);
+        if (!settled) {
+          settled = true;
+          reject(err);
+        }
+      },
+    );
+  });
 }
 
 /** Options for {@link mapAnonymous}. */

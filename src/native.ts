@@ -23,6 +23,9 @@ export interface NativeTools {
   mallocInUse?(): number;
 }
 
+/** What native.openFile answers for a file it opened. */
+export type OpenedFile = [fd: number, mode: number, size: number, created: boolean];
+
 export interface NativeAddon {
   readonly pageSize: number;
   readonly constants: Readonly<Record<string, number>>;
@@ -34,6 +37,9 @@ export interface NativeAddon {
     WAIT_CANCELLED: number;
     MISALIGNED: number;
     MOVED_NOT_GROWN: number;
+    MAP_LIMIT: number;
+    MAP_KEEP_FILE: number;
+    MAP_GUARD: number;
     LOCK_ACQUIRED: number;
     LOCK_OWNER_DIED: number;
     LOCK_BUSY: number;
@@ -42,7 +48,23 @@ export interface NativeAddon {
   readonly tools: NativeTools;
   /** 0 if the runtime allows ArrayBuffers over external memory, else the refusing napi_status. */
   readonly externalBuffers: number;
-  map(length: number, prot: number, flags: number, fd: number, offset: number, hint?: bigint): Handle | number;
+  /**
+   * mmap(2), and the region over the result: its handle, -errno, or answers.MAP_LIMIT (refused
+   * near vm.max_map_count, before any syscall). `label` names it in fault messages; `options`
+   * is answers.MAP_KEEP_FILE | answers.MAP_GUARD.
+   */
+  map(
+    length: number,
+    prot: number,
+    flags: number,
+    fd: number,
+    offset: number,
+    hint: bigint | undefined,
+    label: string,
+    options: number,
+  ): Handle | number;
+  /** What the last count of this process's memory areas saw: [areas, vm.max_map_count, reserve]. */
+  mapLimit(): [areas: number, max: number, reserve: number];
   /** Use {@link lend}, which keeps the handle on the buffer as native/lifetime.h requires. */
   buffer(handle: Handle, offset: number, length: number, kept: boolean): ArrayBuffer;
   /** Always 0: the range goes back to the kernel once nothing can reach it. */
@@ -62,8 +84,10 @@ export interface NativeAddon {
   ): number;
   address(handle: Handle): bigint;
   stats(): [regions: number, bytes: number, retiredRegions: number, retiredBytes: number];
-  guard(handle: Handle, prot: number): number;
+  /** Pages the SIGBUS guard replaced with zero pages in the region, of either kind. */
   guardFaults(handle: Handle): number;
+  /** [pages past the end of the file, pages inside it not backed, their first file offset, end, errno]. */
+  guardReport(handle: Handle): [truncated: number, lost: number, lostFirst: number, lostEnd: number, lostErrno: number];
   protect(handle: Handle, offset: number, length: number, prot: number): number;
   advise(handle: Handle, offset: number, length: number, advice: number): number;
   sync(handle: Handle, offset: number, length: number, flags: number): number;
@@ -95,11 +119,29 @@ export interface NativeAddon {
   addSeals(fd: number, seals: number): number;
   getSeals(fd: number): number;
   setCloexec(fd: number, on: boolean): number;
-  openFile(path: string, flags: number, mode: number): number;
+  /**
+   * open(2) with O_CLOEXEC | O_NONBLOCK | O_NOCTTY (never waits on a FIFO or a device), then
+   * fstat(2): [fd, st_mode, st_size, whether this call created the file], or -errno.
+   */
+  openFile(path: string | Buffer, flags: number, mode: number): OpenedFile | number;
+  /** The same on the threadpool. */
+  openFileAsync(path: string | Buffer, flags: number, mode: number): Promise<OpenedFile | number>;
+  /** fallocate(2) mode 0 over [offset, offset + length): 0 or -errno (-EOPNOTSUPP: cannot reserve here). */
+  fdAllocate(fd: number, offset: number, length: number): number;
+  /** unlink(2): 0 or -errno. */
+  unlinkFile(path: string | Buffer): number;
   fdStat(fd: number): [mode: number, size: number] | number;
+  /** What the kernel says of a descriptor: [st_mode, st_size, F_GETFL flags, fs f_type, seals or -1], or -errno. */
+  describeFd(fd: number): [mode: number, size: number, flags: number, fsType: number, seals: number] | number;
+  /** True if `path` (a symlink not followed) is the very file `fd` is: same device and inode. */
+  isFileAt(fd: number, path: string): boolean;
   fdTruncate(fd: number, size: number): number;
   fdChmod(fd: number, mode: number): number;
   fdClose(fd: number): number;
+  /** The calling thread's SharedMemory holds `fd`: closed with the thread unless closeOwnedFd() comes first. */
+  ownFd(fd: number): void;
+  /** Closes a descriptor given to ownFd(): 0 or -errno. */
+  closeOwnedFd(fd: number): number;
   wait(
     handle: Handle,
     buffer: ArrayBuffer,

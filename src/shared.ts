@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { native } from './native';
 import { putAside, takeAside, type ShareOptions, type SharedDescriptorBase } from './descriptors';
 // eslint-disable-next-line @typescript-eslint/no-unused-vars -- named by {@link} in the doc comments
-import { dispose, mapFile, MAX_LENGTH, statFd, type Mapping, type MapFileOptions } from './mapping';
+import { dispose, mapFile, MAX_LENGTH, sizeFile, statFd, type Mapping, type MapFileOptions } from './mapping';
 import {
   invalidArgType,
   invalidArgValue,
@@ -28,7 +28,19 @@ export const SHM_DIRECTORY = '/dev/shm';
 /** The environment variable through which {@link fork} tells the child its fds. */
 export const SHARED_ENV = 'MMAN_SHARED';
 
-const { MFD_CLOEXEC, MFD_ALLOW_SEALING, MFD_NOEXEC_SEAL, F_SEAL_SHRINK, F_SEAL_GROW } = native.constants;
+const {
+  MFD_CLOEXEC,
+  MFD_ALLOW_SEALING,
+  MFD_NOEXEC_SEAL,
+  F_SEAL_SHRINK,
+  F_SEAL_GROW,
+  TMPFS_MAGIC,
+  HUGETLBFS_MAGIC,
+  O_PATH,
+} = native.constants;
+const S_IFMT = 0o170000;
+const S_IFREG = 0o100000;
+const O_ACCMODE = 0o3; // open(2)'s access mode bits, as Linux numbers them
 
 /**
  * A file seal (fcntl(2) `F_ADD_SEALS`): `'shrink'` and `'grow'` fix the size either way,
@@ -74,6 +86,16 @@ export interface SharedMemoryCreateOptions {
    * {@link SharedMemory.grow} fails with `EPERM`. Default `false`: it may grow, never shrink.
    */
   fixedSize?: boolean;
+  /**
+   * A named segment only: size it without reserving its memory (ftruncate(2) alone), here and
+   * in {@link SharedMemory.grow}. Default `false`: the memory is reserved (fallocate(2)) when
+   * the segment is made or grown, so that a `/dev/shm` too small for it (Docker's default is
+   * 64 MiB) is `ENOSPC` at this call, and the file is removed again. **Sparse risks SIGBUS**:
+   * a write to a page `/dev/shm` then has no room for kills a process that maps it unguarded.
+   * Reserving commits the memory at once (tmpfs has no lazy reservation); a memfd has no size
+   * limit to hit, and is never reserved.
+   */
+  sparse?: boolean;
 }
 
 /** Options for {@link SharedMemory.open}. */
@@ -82,6 +104,9 @@ export interface SharedMemoryOpenOptions {
   readOnly?: boolean;
 }
 
+// The memory files a segment may be: tmpfs (memfd_create, /dev/shm) and hugetlbfs.
+const MEMORY_FILESYSTEMS: ReadonlySet<number> = new Set([TMPFS_MAGIC, HUGETLBFS_MAGIC]);
+
 /** Options for {@link SharedMemory.sendTo} and {@link SharedMemory.receive}. */
 export interface SocketPassOptions {
   /** Give up after this many milliseconds (`ETIMEDOUT`). Default: forever. */
@@ -89,8 +114,9 @@ export interface SocketPassOptions {
 }
 
 const AF_UNIX = 1;
-// What sendTo() writes beside the descriptor: receive() reads the name and mode from it, and
-// takes a descriptor from any other sender (a C or Python program) with whatever it wrote.
+// What sendTo() writes beside the descriptor: the segment's name, which receive() keeps only if
+// /dev/shm/<name> is the very file received. It takes a descriptor from any other sender (a C
+// or Python program) with whatever it wrote.
 const PAYLOAD_TAG = 'mman-shm';
 
 // The descriptor of a connected Unix-domain net.Socket.
@@ -125,22 +151,34 @@ export interface SharedMapOptions {
   /** Map with `PROT_READ` only. Default `false` (read-write). */
   readOnly?: boolean;
   /**
-   * Survive a peer truncating the segment (possible for named segments, which cannot be
-   * sealed): see `guard` in {@link MapFileOptions}. Default `false`.
+   * Survive a peer truncating the segment, or `/dev/shm` running out of room: see `guard` in
+   * {@link MapFileOptions}. Default: `true` unless the segment is sealed against shrinking
+   * (every memfd this package makes is), since anyone who can open a named segment can
+   * truncate it under every process that maps it. A segment received from a peer that is not
+   * so sealed is always mapped guarded.
    */
   guard?: boolean;
+  /**
+   * Keep a descriptor of the segment with the mapping, for {@link Mapping.share}: see
+   * {@link MapFileOptions.keepFile}. Default `false`.
+   */
+  keepFile?: boolean;
+}
+
+function isValidName(name: string): boolean {
+  return (
+    name !== '' &&
+    name !== '.' &&
+    name !== '..' &&
+    !name.includes('/') &&
+    !name.includes('\0') &&
+    Buffer.byteLength(name) <= NAME_MAX
+  );
 }
 
 function validateName(name: unknown): string {
   if (typeof name !== 'string') throw invalidArgType('options.name', 'of type string', name);
-  if (
-    name === '' ||
-    name === '.' ||
-    name === '..' ||
-    name.includes('/') ||
-    name.includes('\0') ||
-    Buffer.byteLength(name) > NAME_MAX
-  ) {
+  if (!isValidName(name)) {
     throw invalidArgValue(
       'name',
       name,
@@ -156,6 +194,10 @@ function closed(): Error {
 
 const CONSTRUCT = Symbol('SharedMemory.construct');
 
+// A SharedMemory dropped without close() gives its descriptor back when it is collected, as a
+// FileHandle does (mappings made from it have their own).
+const closeOnCollect = new FinalizationRegistry<number>((fd) => native.closeOwnedFd(fd));
+
 let inheritedSegments: SharedMemory[] | undefined;
 
 // The descriptors a SharedMemory holds are opened, sized, looked at and closed by the addon,
@@ -165,8 +207,43 @@ function check(rc: number, syscall: string, path?: string): number {
   return rc;
 }
 
+// Opens a named segment's file (never following a symlink, never waiting on a FIFO planted
+// there): its descriptor, once it is known to be a regular file.
 function openFd(path: string, flags: number, mode: number): number {
-  return check(native.openFile(path, flags, mode), 'open', path);
+  const opened = native.openFile(path, flags | fsConstants.O_NOFOLLOW, mode);
+  if (typeof opened === 'number') throw systemError(opened, 'open', path);
+  const [fd, stMode] = opened;
+  if ((stMode & S_IFMT) !== S_IFREG) {
+    native.fdClose(fd);
+    throw mmanError('ERR_SHARED_MEMORY_BAD_DESCRIPTOR', `'${path}' is not a shared memory segment: not a regular file`);
+  }
+  return fd;
+}
+
+function badDescriptor(fd: number, why: string): Error {
+  native.fdClose(fd);
+  return mmanError(
+    'ERR_SHARED_MEMORY_BAD_DESCRIPTOR',
+    `The peer sent a descriptor that is not a memfd or a file in /dev/shm (${why}): it was closed`,
+  );
+}
+
+// What receive() accepts, from the kernel's own answers about the descriptor: a regular file
+// of a memory filesystem, opened for reading. Returns whether it is read-only and whether it
+// is sealed against shrinking; closes it and throws otherwise.
+function checkReceived(fd: number): { readOnly: boolean; sealed: boolean } {
+  const described = native.describeFd(fd);
+  if (typeof described === 'number') {
+    native.fdClose(fd);
+    throw systemError(described, 'fstat');
+  }
+  const [mode, , flags, fsType, seals] = described;
+  if ((flags & O_PATH) !== 0) throw badDescriptor(fd, 'an O_PATH descriptor, which cannot be mapped');
+  if ((mode & S_IFMT) !== S_IFREG) throw badDescriptor(fd, 'not a regular file');
+  if (!MEMORY_FILESYSTEMS.has(fsType)) throw badDescriptor(fd, 'a file outside tmpfs and hugetlbfs');
+  const access = flags & O_ACCMODE;
+  if (access === fsConstants.O_WRONLY) throw badDescriptor(fd, 'opened write-only, which cannot be mapped');
+  return { readOnly: access === fsConstants.O_RDONLY, sealed: seals >= 0 && (seals & F_SEAL_SHRINK) !== 0 };
 }
 
 /**
@@ -188,6 +265,8 @@ export class SharedMemory implements Disposable {
   #name: string | undefined;
   #readOnly: boolean;
   #unlinked = false;
+  #fromPeer = false; // received from another process: mapped guarded unless sealed against shrinking
+  #sparse = false; // a named segment made with options.sparse: grow() does not reserve either
 
   /** @internal Use {@link SharedMemory.create}, {@link SharedMemory.open} or {@link SharedMemory.fromFd}. */
   constructor(token: typeof CONSTRUCT, fd: number, name: string | undefined, readOnly = false) {
@@ -199,6 +278,8 @@ export class SharedMemory implements Disposable {
     this.#fd = fd;
     this.#name = name;
     this.#readOnly = readOnly;
+    native.ownFd(fd); // closed with this thread if never closed (a worker terminated, say)
+    closeOnCollect.register(this, fd, this);
   }
 
   /**
@@ -216,6 +297,9 @@ export class SharedMemory implements Disposable {
     if ((mode & 0o111) !== 0) throw invalidArgValue('options.mode', mode, 'must not make shared memory executable');
     if (opts.mode !== undefined && opts.name === undefined)
       throw invalidArgValue('options.mode', mode, 'is for a named segment: a memfd has no path to open');
+    const sparse = validateBoolean(opts.sparse, 'options.sparse');
+    if (sparse && opts.name === undefined)
+      throw invalidArgValue('options.sparse', sparse, 'is for a named segment: a memfd is never reserved');
     if (opts.name !== undefined) {
       const name = validateName(opts.name);
       if (fixedSize)
@@ -228,13 +312,15 @@ export class SharedMemory implements Disposable {
       );
       try {
         check(native.fdChmod(fd, mode), 'fchmod'); // exactly `mode`: the umask takes nothing away
-        check(native.fdTruncate(fd, size), 'ftruncate');
+        sizeFile(fd, 0, size, sparse, path); // ENOSPC here, not SIGBUS at a write
       } catch (err) {
         native.fdClose(fd);
         unlinkSync(path);
         throw err;
       }
-      return new SharedMemory(CONSTRUCT, fd, name);
+      const shm = new SharedMemory(CONSTRUCT, fd, name);
+      shm.#sparse = sparse;
+      return shm;
     }
     let fd = native.memfdCreate('mman', MFD_CLOEXEC | MFD_ALLOW_SEALING | MFD_NOEXEC_SEAL);
     if (fd === -osConstants.errno.EINVAL) fd = native.memfdCreate('mman', MFD_CLOEXEC | MFD_ALLOW_SEALING); // before 6.3
@@ -311,7 +397,7 @@ export class SharedMemory implements Disposable {
     const timeout = socketTimeout(options);
     if (socket.writableLength > 0)
       throw mmanError('ERR_INVALID_STATE', 'The socket has data queued: send the segment once it has drained');
-    const payload = JSON.stringify({ [PAYLOAD_TAG]: 1, name: this.#name ?? null, readOnly: this.#readOnly });
+    const payload = JSON.stringify({ [PAYLOAD_TAG]: 1, name: this.#name ?? null });
     const rc = await native.sendFd(sock, fd, payload, timeout);
     if (rc < 0) throw systemError(rc, 'sendmsg');
   }
@@ -326,6 +412,14 @@ export class SharedMemory implements Disposable {
    * `ERR_SHARED_MEMORY_NO_DESCRIPTOR`, a descriptor that is not a memory file with
    * `ERR_SHARED_MEMORY_BAD_DESCRIPTOR` (it is closed); the peer closing first with
    * `ECONNRESET`. Node only.
+   *
+   * The peer is a stranger: what it sent is checked with the kernel, never taken from its
+   * message. Only a regular file on tmpfs or hugetlbfs (a memfd, a `/dev/shm` file) opened for
+   * reading is accepted; the segment is read-only if the descriptor is (`O_RDONLY`), whatever
+   * the message says; it keeps a name only if `/dev/shm/<name>` is that very file (same device
+   * and inode), so {@link SharedMemory.unlink} can never remove another application's
+   * segment; and unless it is sealed against shrinking (`F_SEAL_SHRINK`), every mapping of it
+   * is guarded, so a peer that truncates it cannot kill this process.
    */
   static async receive(socket: Socket, options?: SocketPassOptions): Promise<SharedMemory> {
     const sock = unixSocketFd(socket);
@@ -349,34 +443,24 @@ export class SharedMemory implements Disposable {
       throw systemError(got, 'recvmsg');
     }
     const [fd, payload] = got;
-    let isFile: boolean;
-    try {
-      isFile = statFd(fd).isFile;
-    } catch (err) {
-      native.fdClose(fd);
-      throw err;
-    }
-    if (!isFile) {
-      native.fdClose(fd);
-      throw mmanError(
-        'ERR_SHARED_MEMORY_BAD_DESCRIPTOR',
-        'The peer sent a descriptor that is not a memfd or a file in /dev/shm: it was closed',
-      );
-    }
-    let meta: { name?: unknown; readOnly?: unknown } = {};
-    try {
-      const parsed = JSON.parse(payload) as Record<string, unknown>;
-      if (parsed !== null && typeof parsed === 'object' && parsed[PAYLOAD_TAG] === 1) meta = parsed;
-    } catch {
-      // another program's payload: the descriptor is what counts
-    }
+    // The descriptor says what it is; the payload is a stranger's word, and only a name that
+    // turns out to be this very file in /dev/shm is kept from it.
+    const { readOnly } = checkReceived(fd);
     let name: string | undefined;
     try {
-      name = typeof meta.name === 'string' ? validateName(meta.name) : undefined;
+      const parsed = JSON.parse(payload) as unknown;
+      const claimed =
+        parsed !== null && typeof parsed === 'object' && (parsed as Record<string, unknown>)[PAYLOAD_TAG] === 1
+          ? (parsed as Record<string, unknown>).name
+          : undefined;
+      if (typeof claimed === 'string' && native.isFileAt(fd, join(SHM_DIRECTORY, validateName(claimed))))
+        name = claimed;
     } catch {
-      name = undefined;
+      // another program's payload, or a name that is not one: the descriptor is what counts
     }
-    return new SharedMemory(CONSTRUCT, fd, name, meta.readOnly === true);
+    const shm = new SharedMemory(CONSTRUCT, fd, name, readOnly);
+    shm.#fromPeer = true;
+    return shm;
   }
 
   /**
@@ -419,8 +503,12 @@ export class SharedMemory implements Disposable {
   static fromFd(fd: number, name?: string): SharedMemory {
     validateInt32(fd, 'fd', 0);
     if (name !== undefined) validateName(name);
-    if (!statFd(fd).isFile) throw invalidArgValue('fd', fd, 'must be a memfd or a file in /dev/shm');
-    return new SharedMemory(CONSTRUCT, fd, name);
+    const described = native.describeFd(fd);
+    if (typeof described === 'number') throw systemError(described, 'fstat');
+    const [mode, , flags] = described;
+    if ((mode & S_IFMT) !== S_IFREG || (flags & O_PATH) !== 0)
+      throw invalidArgValue('fd', fd, 'must be a memfd or a file in /dev/shm');
+    return new SharedMemory(CONSTRUCT, fd, name, (flags & O_ACCMODE) === fsConstants.O_RDONLY);
   }
 
   /**
@@ -434,8 +522,28 @@ export class SharedMemory implements Disposable {
     delete process.env[SHARED_ENV]; // a grandchild must not take our fd numbers for its own
     inheritedSegments = [];
     if (described === undefined) return inheritedSegments;
-    const list = JSON.parse(described) as Array<{ fd: number; name?: string }>;
-    for (const { fd, name } of list) {
+    // Checked whole before any descriptor is touched: a malformed list (another program's
+    // variable, a hand-written one) must not make this process take stdin for a segment.
+    const bad = (why: string): Error =>
+      mmanError(
+        'ERR_SHARED_MEMORY_BAD_ENVIRONMENT',
+        `${SHARED_ENV} ${why}: it must be the JSON list fork() writes, [{"fd": <3 or more>, "name"?: <name>}]`,
+      );
+    let list: unknown;
+    try {
+      list = JSON.parse(described);
+    } catch {
+      throw bad('is not JSON');
+    }
+    if (!Array.isArray(list)) throw bad('is not a list');
+    const entries = list.map((entry: unknown, i) => {
+      const { fd, name } = (entry ?? {}) as { fd?: unknown; name?: unknown };
+      if (typeof fd !== 'number' || !Number.isInteger(fd) || fd < 3 || fd > 2 ** 31 - 1)
+        throw bad(`has no descriptor of 3 or more at [${i}]`);
+      if (name !== undefined && (typeof name !== 'string' || !isValidName(name))) throw bad(`has a bad name at [${i}]`);
+      return { fd, name: name as string | undefined };
+    });
+    for (const { fd, name } of entries) {
       const rc = native.setCloexec(fd, true);
       if (rc < 0) throw systemError(rc, 'fcntl');
       inheritedSegments.push(SharedMemory.fromFd(fd, name));
@@ -474,8 +582,17 @@ export class SharedMemory implements Disposable {
     const fd = this.fd;
     const opts = validateOptions<SharedMapOptions>(options);
     const readOnly = validateBoolean(opts.readOnly, 'options.readOnly', this.#readOnly);
-    const guard = validateBoolean(opts.guard, 'options.guard');
-    return mapFile(fd, { mode: readOnly ? 'r' : 'r+', offset: opts.offset, length: opts.length, guard });
+    const seals = native.getSeals(fd);
+    const sealed = seals >= 0 && (seals & F_SEAL_SHRINK) !== 0;
+    const guard = validateBoolean(opts.guard, 'options.guard', !sealed);
+    if (!guard && this.#fromPeer && !sealed)
+      throw invalidArgValue(
+        'options.guard',
+        false,
+        'is refused for a segment from a peer that can still shrink it (not sealed with F_SEAL_SHRINK): such a segment is always mapped guarded',
+      );
+    const keepFile = validateBoolean(opts.keepFile, 'options.keepFile');
+    return mapFile(fd, { mode: readOnly ? 'r' : 'r+', offset: opts.offset, length: opts.length, guard, keepFile });
   }
 
   /**
@@ -488,7 +605,9 @@ export class SharedMemory implements Disposable {
     const size = this.size;
     validateInteger(newSize, 'newSize', size, MAX_SIZE);
     if (newSize === size) return;
-    check(native.fdTruncate(fd, newSize), 'ftruncate');
+    // A named segment reserves what it grows by (unless made sparse): ENOSPC here, not SIGBUS.
+    if (this.#name !== undefined) sizeFile(fd, size, newSize, this.#sparse, join(SHM_DIRECTORY, this.#name));
+    else check(native.fdTruncate(fd, newSize), 'ftruncate');
   }
 
   /** Closes the fd. Idempotent. Mappings already made stay valid; a named segment keeps its name. */
@@ -496,7 +615,8 @@ export class SharedMemory implements Disposable {
     const fd = this.#fd;
     if (fd < 0) return;
     this.#fd = -1;
-    check(native.fdClose(fd), 'close');
+    closeOnCollect.unregister(this);
+    check(native.closeOwnedFd(fd), 'close');
   }
 
   /**

@@ -171,11 +171,16 @@ describe('resize() that shrinks while a buffer over the tail is alive', () => {
   });
 });
 
-describe('a file mapping keeps one descriptor (resize, growFile, share)', () => {
-  test('one duplicate of the file, close-on-exec, closed by unmap()', () => {
+describe('a file mapping keeps a descriptor only when asked to (keepFile: resize, growFile, share)', () => {
+  test('none by default; with keepFile one duplicate of the file, close-on-exec, closed by unmap()', () => {
     const path = realpathSync(fileWith(dir, 'fd.bin', pattern(4 * PAGE_SIZE)));
     expect(descriptorsOn(path)).toEqual([]);
-    const m = mapFile(path, { mode: 'copy' });
+    for (const mode of ['r', 'r+', 'copy'] as const) {
+      const plain = mapFile(path, { mode });
+      expect(descriptorsOn(path)).toEqual([]); // the mapping keeps the file alive, not a descriptor
+      plain.unmap();
+    }
+    const m = mapFile(path, { mode: 'copy', keepFile: true });
     const kept = descriptorsOn(path);
     expect(kept.length).toBe(1);
     const flags = /^flags:\s+([0-7]+)$/m.exec(readFileSync(`/proc/self/fdinfo/${kept[0]}`, 'latin1'))![1];
@@ -183,17 +188,21 @@ describe('a file mapping keeps one descriptor (resize, growFile, share)', () => 
     m.unmap();
     expect(descriptorsOn(path)).toEqual([]);
     for (const mode of ['r', 'r+'] as const) {
-      const shared = mapFile(path, { mode });
+      const shared = mapFile(path, { mode, keepFile: true });
       expect(descriptorsOn(path).length).toBe(1); // for growFile and share()
       shared.unmap();
       expect(descriptorsOn(path)).toEqual([]);
     }
+    // create and 'w+' keep one by default: a file made to be written and grown.
+    const made = mapFile(join(dir, 'made.bin'), { mode: 'w+', length: PAGE_SIZE });
+    expect(descriptorsOn(realpathSync(join(dir, 'made.bin'))).length).toBe(1);
+    made.unmap();
   });
 
   test('a private file mapping dropped without unmap() closes it when collected', async () => {
     const path = realpathSync(fileWith(dir, 'dropped.bin', pattern(PAGE_SIZE)));
     const base = await quietStats();
-    (() => mapFile(path, { mode: 'copy' }).bytes[0])();
+    (() => mapFile(path, { mode: 'copy', keepFile: true }).bytes[0])();
     expect(descriptorsOn(path).length).toBe(1);
     await expectBackTo(base);
     expect(descriptorsOn(path)).toEqual([]);
@@ -215,7 +224,7 @@ describe('resize() with growFile: the file grows with the mapping', () => {
 
   test('at a file offset the file holds offset + length; a shrink never shrinks the file', () => {
     const path = fileWith(dir, 'window.bin', pattern(4 * PAGE_SIZE));
-    using m = mapFile(path, { mode: 'r+', offset: 2 * PAGE_SIZE + 16, length: PAGE_SIZE });
+    using m = mapFile(path, { mode: 'r+', offset: 2 * PAGE_SIZE + 16, length: PAGE_SIZE, keepFile: true });
     m.resize(5 * PAGE_SIZE, { growFile: true });
     expect(statSync(path).size).toBe(2 * PAGE_SIZE + 16 + 5 * PAGE_SIZE);
     expect(m.bytes[0]).toBe(pattern(4 * PAGE_SIZE)[2 * PAGE_SIZE + 16]); // the same bytes, from the same place
@@ -237,6 +246,15 @@ describe('resize() with growFile: the file grows with the mapping', () => {
     expect(() => copy.resize(PAGE_SIZE, { growFile: 1 as never })).toThrow(
       expect.objectContaining({ code: 'ERR_INVALID_ARG_TYPE' }),
     );
+  });
+
+  test('a mapping that keeps no descriptor says which option it needs: nothing changes', () => {
+    const path = fileWith(dir, 'nofd.bin', pattern(PAGE_SIZE));
+    using m = mapFile(path, { mode: 'r+' });
+    expect(() => m.resize(2 * PAGE_SIZE, { growFile: true })).toThrow(
+      expect.objectContaining({ code: 'ERR_INVALID_ARG_VALUE', message: expect.stringContaining('keepFile: true') }),
+    );
+    expect([m.length, statSync(path).size]).toEqual([PAGE_SIZE, PAGE_SIZE]);
   });
 
   test('a read-only mapping of the file cannot grow it: nothing changes', () => {

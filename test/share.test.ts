@@ -124,7 +124,7 @@ describe('SharedMemory.share() / SharedMemory.from()', () => {
 describe('Mapping.share() / Mapping.from()', () => {
   test('a worker maps the same window of the file, writes through it; this mapping and fs see it', async () => {
     const path = fileWith(dir, 'shared.bin', Buffer.alloc(4 * PAGE_SIZE, 'a'));
-    using m = mapFile(path, { mode: 'r+', offset: PAGE_SIZE + 3, length: 2 * PAGE_SIZE });
+    using m = mapFile(path, { mode: 'r+', offset: PAGE_SIZE + 3, length: 2 * PAGE_SIZE, keepFile: true });
     m.bytes.set(Buffer.from('hello'));
     const seen = await inWorker('mapping', { mapping: m.share(), text: 'from the worker', at: 100 });
     expect(seen).toEqual({ seen: 'hello', length: 2 * PAGE_SIZE, shared: true });
@@ -138,13 +138,26 @@ describe('Mapping.share() / Mapping.from()', () => {
 
   test('a SharedMemory mapping shares too; a read-only mapping is read-only there', () => {
     using shm = SharedMemory.create(2 * PAGE_SIZE);
-    using m = shm.map({ readOnly: true, offset: PAGE_SIZE });
+    using m = shm.map({ readOnly: true, offset: PAGE_SIZE, keepFile: true });
     using there = Mapping.from(m.share());
     expect([there.length, there.shared]).toEqual([PAGE_SIZE, true]);
     const writable = shm.map();
     writable.bytes[PAGE_SIZE] = 9;
     expect(there.bytes[0]).toBe(9);
     writable.unmap();
+  });
+
+  test('a mapping that keeps no descriptor is refused, naming the option: ERR_MAPPING_NOT_SHAREABLE', () => {
+    const path = fileWith(dir, 'plain.bin', Buffer.alloc(PAGE_SIZE));
+    using m = mapFile(path, { mode: 'r+' });
+    const before = openFds();
+    expect(() => m.share()).toThrow(
+      expect.objectContaining({
+        code: 'ERR_MAPPING_NOT_SHAREABLE',
+        message: expect.stringContaining('keepFile: true'),
+      }),
+    );
+    expect(openFds()).toBe(before);
   });
 
   test('private and shared anonymous mappings are refused: ERR_MAPPING_NOT_SHAREABLE', () => {

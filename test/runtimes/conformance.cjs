@@ -312,7 +312,7 @@ test("Mutex: a child holds it and is killed; lock() here takes it over, told 'ow
 
 test('share()/from(), seals: a descriptor received once; futureWrite refuses a writable map', () => {
   const shm = mman.SharedMemory.create(PAGE_SIZE);
-  const m = shm.map();
+  const m = shm.map({ keepFile: true });
   m.bytes[0] = 9;
   const there = mman.SharedMemory.from(shm.share());
   assert.equal(there.map({ readOnly: true }).bytes[0], 9);

@@ -1,0 +1,164 @@
+// The jobs of jobs.h: one thread each, results back through one ThreadSafeFunction per
+// environment, everything stopped by one cleanup hook when the environment goes away.
+#include "jobs.h"
+
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <mutex>
+#include <string>
+#include <system_error>
+#include <vector>
+
+#include "env.h"
+
+namespace mman {
+
+void DeliverJobs(Napi::Env env, Napi::Function, JobsEnv* state, void*);
+using JobsFunction = Napi::TypedThreadSafeFunction<JobsEnv, void, DeliverJobs>;
+
+struct JobsEnv {
+  JobsFunction tsfn;
+  int cancelFd = -1;             // readable once the environment is going away
+  std::vector<ThreadJob*> live;  // started, not yet delivered (JS thread only)
+  std::mutex doneMutex;
+  std::vector<ThreadJob*> done;  // Run() returned; guarded by doneMutex
+
+  void Finished(ThreadJob* job) {  // on the job's thread
+    bool first;
+    {
+      std::lock_guard<std::mutex> lock(doneMutex);
+      first = done.empty();
+      done.push_back(job);
+    }
+    if (first) tsfn.NonBlockingCall();  // napi_closing once torn down: the hook has them all
+  }
+
+  void Forget(Napi::Env env, ThreadJob* job) {
+    live.erase(std::find(live.begin(), live.end(), job));
+    if (live.empty()) tsfn.Unref(env);
+  }
+
+  // The cleanup hook: every job is told to stop, waited for, and let go of.
+  void Stop() {
+    uint64_t one = 1;
+    if (write(cancelFd, &one, sizeof one) < 0) {
+      // An eventfd write fails only on overflow, which one write cannot cause.
+    }
+    for (ThreadJob* job : live)
+      if (job->thread_.joinable()) job->thread_.join();
+    for (ThreadJob* job : live) {
+      job->Abandon();
+      delete job;
+    }
+    live.clear();
+    {
+      std::lock_guard<std::mutex> lock(doneMutex);
+      done.clear();  // each was in `live` too
+    }
+    tsfn.Release();
+  }
+};
+
+void DeliverJobs(Napi::Env env, Napi::Function, JobsEnv* state, void*) {
+  if (env == nullptr || state == nullptr) return;  // the function is being torn down
+  std::vector<ThreadJob*> batch;
+  {
+    std::lock_guard<std::mutex> lock(state->doneMutex);
+    batch.swap(state->done);
+  }
+  for (ThreadJob* job : batch) {
+    job->thread_.join();  // it has returned from Run(), or is about to
+    state->Forget(env, job);
+    Napi::HandleScope scope(env);
+    try {
+      job->Deliver(env);
+    } catch (const Napi::Error&) {
+      // The environment started going away under this very call: nothing to settle.
+    }
+    delete job;
+  }
+}
+
+namespace {
+
+JobsEnv* JobsOf(Napi::Env env) {
+  AddonEnv* addon = AddonEnvOf(env);
+  if (addon->jobs != nullptr) return addon->jobs;
+  auto* state = new JobsEnv();
+  state->cancelFd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  if (state->cancelFd < 0) {
+    int err = errno;
+    delete state;
+    NAPI_THROW(Napi::Error::New(env, std::string("native: eventfd: ") + strerror(err)), nullptr);
+  }
+  state->tsfn = JobsFunction::New(env, "mman.job", 0, 1, state);
+  state->tsfn.Unref(env);
+  addon->jobs = state;  // freed with the AddonEnv, after the hook below ran
+  // Added after the function: hooks run in reverse, so this one runs while it still exists.
+  env.AddCleanupHook([state] { state->Stop(); });
+  return state;
+}
+
+}  // namespace
+
+void StartThreadJob(Napi::Env env, ThreadJob* job) {
+  JobsEnv* state = JobsOf(env);
+  if (state == nullptr) {
+    delete job;
+    return;  // a JS exception is pending
+  }
+  if (state->live.empty()) state->tsfn.Ref(env);
+  state->live.push_back(job);
+  int cancelFd = state->cancelFd;
+  try {
+    job->thread_ = std::thread([state, job, cancelFd] {
+      job->Run(cancelFd);
+      state->Finished(job);
+    });
+  } catch (const std::system_error& e) {
+    state->Forget(env, job);
+    job->Abandon();
+    delete job;
+    NAPI_THROW_VOID(
+        Napi::Error::New(env, std::string("native: cannot start a thread: ") + e.what()));
+  }
+}
+
+void DestroyJobsEnv(JobsEnv* jobs) {
+  if (jobs == nullptr) return;
+  if (jobs->cancelFd >= 0) close(jobs->cancelFd);
+  delete jobs;
+}
+
+void PoolJob::OnWorkComplete(Napi::Env env, napi_status status) {
+  if (status == napi_ok && CanRunJs(env)) {
+    Napi::HandleScope scope(env);
+    try {
+      Deliver(env);
+    } catch (const Napi::Error&) {
+      Abandon();  // the environment started going away under this very call
+    }
+  } else {
+    Abandon();
+  }
+  Destroy();
+}
+
+JobPromise::JobPromise(Napi::Env env) {
+  napi_value promise;
+  NAPI_THROW_IF_FAILED_VOID(env, napi_create_promise(env, &deferred_, &promise));
+  promise_ = Napi::Value(env, promise);
+}
+
+bool JobPromise::Resolve(Napi::Env env, napi_value value) {
+  if (deferred_ == nullptr) return false;
+  napi_status status = napi_resolve_deferred(env, deferred_, value);
+  deferred_ = nullptr;
+  return status == napi_ok;
+}
+
+}  // namespace mman

@@ -1,0 +1,39 @@
+// A thread's environment going away with addon work pending: a worker terminated, or calling
+// process.exit() itself, or the process exiting. Nothing may abort or hang the process, and
+// every descriptor, mapping and thread the work held is given back (jobs.h, docs/safety.md).
+import { runFixture } from './helpers';
+
+const JOBS = ['populate', 'flush', 'mapFileAsync', 'receive', 'receiveForever', 'sendToFullSocket', 'waitAsync'];
+
+interface Report {
+  exitCode: number;
+  before: { fds: number; threads: number; stats: object };
+  after: { fds: number; threads: number; stats: object };
+  opened: string[];
+  alive: boolean;
+}
+
+describe.each(['terminate', 'exit'])('a worker ends (%s) with a job pending', (ending) => {
+  test.each(JOBS)('%s: the process lives on, and gets back every descriptor, mapping and thread', (job) => {
+    const child = runFixture('teardown-child.js', job, [ending], ['--expose-gc'], { timeout: 60_000 });
+    expect(child.signal).toBeNull();
+    expect(child.stderr).toBe('');
+    expect(child.status).toBe(0);
+    const report = JSON.parse(child.stdout) as Report;
+    expect(report.exitCode).toBe(ending === 'terminate' ? 1 : 0);
+    expect(report.opened).toEqual([]);
+    expect(report.after.fds).toBe(report.before.fds);
+    expect(report.after.threads).toBe(report.before.threads);
+    expect(report.after.stats).toEqual(report.before.stats);
+    expect(report.alive).toBe(true);
+  });
+});
+
+describe('process.exit() on the main thread with a job pending', () => {
+  test.each(JOBS)('%s: the process ends at once', (job) => {
+    const child = runFixture('teardown-child.js', 'exiting', [job], [], { timeout: 20_000 });
+    expect(child.signal).toBeNull(); // not killed by the timeout
+    expect(child.stderr).toBe('');
+    expect(child.status).toBe(0);
+  });
+});
