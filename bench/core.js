@@ -5,10 +5,11 @@
 //   2. 1,000,000 random 4-byte reads through a mapping vs fs.readSync;
 //   3. one-page mmap + unmap vs a C loop (bench/c/map_unmap.c, compiled here with cc);
 //   4. first writes over 256 MiB of anonymous memory vs the same loop in C.
-// Prints a Markdown table for bench/RESULTS.md. Options: --size 1G, --repeat 5, --dir DIR.
+// Prints a Markdown table for bench/RESULTS.md. Options: --size 1G, --repeat 5, --dir DIR,
+// --only scan,random,map-unmap,first-writes (a subset of the sections).
 'use strict';
 const { execFileSync } = require('node:child_process');
-const { mkdtempSync, rmSync } = require('node:fs');
+const { closeSync, mkdtempSync, openSync, rmSync, writeFileSync } = require('node:fs');
 const { tmpdir } = require('node:os');
 const { join } = require('node:path');
 const { parseArgs } = require('node:util');
@@ -31,8 +32,10 @@ const { values } = parseArgs({
     size: { type: 'string', default: '1G' },
     repeat: { type: 'string', default: '5' },
     dir: { type: 'string', default: tmpdir() },
+    only: { type: 'string', default: 'scan,random,map-unmap,first-writes' },
   },
 });
+const only = new Set(values.only.split(','));
 const { PAGE_SIZE, mmap, Prot, MapFlags } = require(lib);
 
 const { createScratchFile, io, machineInfo, median, parseSize, runFaultBench, touchFile } = require(join(lib, 'cli', 'bench'));
@@ -81,11 +84,12 @@ function compileCLoop() {
   const dir = mkdtempSync(join(tmpdir(), 'mman-c-'));
   const binary = join(dir, 'map_unmap');
   execFileSync('cc', ['-O2', '-o', binary, join(__dirname, 'c', 'map_unmap.c')]);
-  return { binary, remove: () => rmSync(dir, { recursive: true, force: true }) };
+  return { binary, dir, remove: () => rmSync(dir, { recursive: true, force: true }) };
 }
 
-// The one-page map + unmap loops compared, from the bare C loop up to the public API.
-function mapUnmapVariants() {
+// The one-page map + unmap loops compared, from the bare C loop up to the public API; `fd`
+// is a descriptor of a one-page file, for the file-backed loops.
+function mapUnmapVariants(fd) {
   const { rawAddon: native, lend, tools } = require(join(lib, 'internal.js'));
   const prot = Prot.Read | Prot.Write;
   const flags = MapFlags.Private | MapFlags.Anonymous;
@@ -132,6 +136,16 @@ function mapUnmapVariants() {
         mapping.unmap();
       }
     }),
+    'file: mmap(fd) + unmap()': timed((n) => {
+      for (let i = 0; i < n; i++) mmap(PAGE_SIZE, Prot.Read, MapFlags.Shared, fd).unmap();
+    }),
+    'file: mmap(fd) + .bytes + unmap()': timed((n) => {
+      for (let i = 0; i < n; i++) {
+        const mapping = mmap(PAGE_SIZE, Prot.Read, MapFlags.Shared, fd);
+        void mapping.bytes;
+        mapping.unmap();
+      }
+    }),
   };
 }
 
@@ -146,17 +160,23 @@ function mapUnmap() {
   const iterations = 200_000;
   const cPlain = [];
   const cTouched = [];
-  const variants = mapUnmapVariants();
+  const cFile = [];
+  const page = join(c.dir, 'page.bin');
+  writeFileSync(page, Buffer.alloc(PAGE_SIZE, 1));
+  const fd = openSync(page, 'r');
+  const variants = mapUnmapVariants(fd);
   const times = Object.fromEntries(Object.keys(variants).map((name) => [name, []]));
   try {
     for (const loop of Object.values(variants)) loop(20_000);
     for (let rep = 0; rep < repeat; rep++) {
-      const out = JSON.parse(execFileSync(c.binary, [String(iterations)], { encoding: 'utf8' }));
+      const out = JSON.parse(execFileSync(c.binary, [String(iterations), page], { encoding: 'utf8' }));
       cPlain.push(out.mapUnmapNs);
       cTouched.push(out.mapTouchUnmapNs);
+      cFile.push(out.fileMapUnmapNs);
       for (const [name, loop] of Object.entries(variants)) times[name].push(loop(iterations));
     }
   } finally {
+    closeSync(fd);
     c.remove();
   }
   const base = median(cPlain);
@@ -166,9 +186,15 @@ function mapUnmap() {
     `${(plain / base).toFixed(2)}× C`, '≤ 2× C', plain / base <= 2);
   row('one-page mmap() + .bytes + unmap(), ns', bytes.toFixed(0), `C mmap + munmap (bench/c/map_unmap.c): ${base.toFixed(0)}`,
     `${(bytes / base).toFixed(2)}× C`, '≤ 2× C', bytes / base <= 2);
+  const fileBase = median(cFile);
+  const fileBytes = median(times['file: mmap(fd) + .bytes + unmap()']);
+  row('one-page file mmap(fd) + .bytes + unmap(), ns', fileBytes.toFixed(0),
+    `C mmap(fd) + munmap, same descriptor: ${fileBase.toFixed(0)}`, `${(fileBytes / fileBase).toFixed(2)}× C`, '≤ 2× C',
+    fileBytes / fileBase <= 2);
   row('(for scale) C mmap + write 1 byte + munmap, ns', '', median(cTouched).toFixed(0), '', '', null);
   for (const [name, values] of Object.entries(times)) {
-    row(`(where the time goes) ${name}, ns`, median(values).toFixed(0), '', `${(median(values) / base).toFixed(2)}× C`, '', null);
+    const against = name.startsWith('file:') ? fileBase : base;
+    row(`(where the time goes) ${name}, ns`, median(values).toFixed(0), '', `${(median(values) / against).toFixed(2)}× C`, '', null);
   }
 }
 
@@ -181,20 +207,30 @@ function firstWrites() {
 
 const machine = machineInfo();
 log(`machine: ${machine.cpus} CPUs, ${machine.cpuModel}, Linux ${machine.kernel}, Node ${machine.node}`);
-const file = createScratchFile(size, values.dir);
-try {
-  touchFile(file.path);
-  log('scan: mmap vs readFileSync, each in a child process');
-  scans(file.path);
-  log('random reads: mmap vs readSync');
-  randomReads(file.path);
-} finally {
-  file.remove();
+if (only.has('scan') || only.has('random')) {
+  const file = createScratchFile(size, values.dir);
+  try {
+    touchFile(file.path);
+    if (only.has('scan')) {
+      log('scan: mmap vs readFileSync, each in a child process');
+      scans(file.path);
+    }
+    if (only.has('random')) {
+      log('random reads: mmap vs readSync');
+      randomReads(file.path);
+    }
+  } finally {
+    file.remove();
+  }
 }
-log('one-page mmap + unmap vs C');
-mapUnmap();
-log('first writes over 256 MiB vs C');
-firstWrites();
+if (only.has('map-unmap')) {
+  log('one-page mmap + unmap vs C');
+  mapUnmap();
+}
+if (only.has('first-writes')) {
+  log('first writes over 256 MiB vs C');
+  firstWrites();
+}
 
 console.log(`Machine: \`nproc\` ${machine.cpus}, ${machine.cpuModel}, Linux ${machine.kernel}, Node ${machine.node}, THP ${machine.thp}; load average ${machine.loadAverage.toFixed(2)} at the start, ${require('node:os').loadavg()[0].toFixed(2)} at the end`);
 console.log(`Command: \`npm run bench\` (node bench/core.js --size ${values.size} --repeat ${repeat}); medians of ${repeat} runs\n`);

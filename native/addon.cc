@@ -113,6 +113,8 @@ void InitAnswers(Napi::Env env, Napi::Object exports) {
   a.Set("MISALIGNED", answers::kMisaligned);
   a.Set("MOVED_NOT_GROWN", answers::kMovedNotGrown);
   a.Set("MAP_LIMIT", answers::kMapLimit);
+  a.Set("GUARD_FULL", answers::kGuardFull);
+  a.Set("GUARD_SLOTS", kGuardSlots);
   a.Set("MAP_KEEP_FILE", kKeepFile);
   a.Set("MAP_GUARD", kGuard);
   a.Set("LOCK_ACQUIRED", answers::kLockAcquired);

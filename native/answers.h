@@ -30,6 +30,8 @@ constexpr int kMovedNotGrown = 1;
 // map(): refused before mmap, the process being within its reserve of vm.max_map_count
 // (limits.h). Below the errno range, as kMisaligned.
 constexpr int kMapLimit = -4097;
+// map(): a guarded mapping found the fault table full (guard.h, kGuardSlots); nothing mapped.
+constexpr int kGuardFull = -4098;
 // mutexLock(), mutexTryLock() (mutex.cc); a misuse answers -EDEADLK or -EPERM:
 constexpr int kLockAcquired = 0;
 constexpr int kLockOwnerDied = 1;  // acquired; the holder before died holding it

@@ -220,6 +220,8 @@ Napi::Value Notify(const Napi::CallbackInfo& info) {
 // Named (FutexEnv is AddonEnv's): the types of waitAsync.
 // ---- waitAsync: waiter threads sleeping in futex_waitv ----
 
+struct WaiterThread;
+
 struct AsyncWait {
   explicit AsyncWait(Region* region) : borrow(region) {}
   uint64_t id = 0;
@@ -232,6 +234,7 @@ struct AsyncWait {
   std::atomic<bool> cancelled{false};
   int result = kOk;
   Napi::FunctionReference callback;
+  WaiterThread* thread = nullptr;  // the one that sleeps on it: a cancel wakes that one only
 };
 
 struct FutexEnv;
@@ -440,6 +443,7 @@ Napi::Value WaitAsyncStart(const Napi::CallbackInfo& info) {
   for (auto& t : state->threads) {
     std::lock_guard<std::mutex> lock(t->mutex);
     if (t->waits.size() < kWaitsPerThread) {
+      w->thread = t.get();
       t->waits.push_back(w);
       target = t.get();
       break;
@@ -448,6 +452,7 @@ Napi::Value WaitAsyncStart(const Napi::CallbackInfo& info) {
   if (target == nullptr) {
     auto t = std::make_unique<WaiterThread>();
     t->owner = state;
+    w->thread = t.get();
     t->waits.push_back(w);
     target = t.get();
     t->thread = std::thread([raw = target] { raw->Run(); });
@@ -466,7 +471,7 @@ Napi::Value WaitAsyncCancel(const Napi::CallbackInfo& info) {
   auto it = state->byId.find(static_cast<uint64_t>(info[0].As<Napi::Number>().DoubleValue()));
   if (it == state->byId.end()) return Napi::Boolean::New(env, false);
   it->second->cancelled.store(true);
-  for (auto& t : state->threads) t->Poke();
+  it->second->thread->Poke();  // threads live as long as the env, so this one still does
   return Napi::Boolean::New(env, true);
 }
 

@@ -447,7 +447,14 @@ void CloseRegion(napi_env env, Region* region, napi_value kept, bool detach) {
     void* data = nullptr;
     napi_get_arraybuffer_info(env, object, &data, nullptr);
     if (data != record->data) continue;
-    napi_detach_arraybuffer(env, object);
+    // An immutable buffer (a read-only mapping's, where the runtime has them) cannot be.
+    if (napi_detach_arraybuffer(env, object) != napi_ok) {
+      bool pending = false;
+      napi_is_exception_pending(env, &pending);
+      napi_value ignored;
+      if (pending) napi_get_and_clear_last_exception(env, &ignored);
+      continue;
+    }
     record->detachedByUs = true;
     record->storeReleased = true;  // an attached ArrayBuffer is its store's only holder
     hidden = true;

@@ -20,7 +20,8 @@ MapLimit last = {0, 0, 0};       // guarded by countLock
 int64_t CountLines(const char* path) {
   int fd = open(path, O_RDONLY | O_CLOEXEC);
   if (fd < 0) return -1;
-  static thread_local char buffer[1 << 16];
+  char buffer[16384];  // on the stack: thread_local storage in an addon can exhaust the static TLS
+                       // block
   int64_t lines = 0;
   for (;;) {
     ssize_t n = read(fd, buffer, sizeof buffer);

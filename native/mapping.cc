@@ -188,7 +188,7 @@ int MovePrivate(Region* region, size_t newSize) {
 }
 
 // map(length, prot, flags, fd, offset, hint: bigint | undefined, label: string,
-//     options: kKeepFile | kGuard) -> handle | -errno | answers::kMapLimit
+//     options: kKeepFile | kGuard) -> handle | -errno | answers::kMapLimit | answers::kGuardFull
 // kKeepFile: the region keeps a duplicate of `fd` while open (share(), growFile, a private
 // resize that moves); kGuard: its SIGBUS faults are survived (guard.h), which keeps one too.
 Napi::Value Map(const Napi::CallbackInfo& info) {
@@ -235,7 +235,8 @@ Napi::Value Map(const Napi::CallbackInfo& info) {
   }
   size_t size = (length + PageSize() - 1) / PageSize() * PageSize();
   Region* region = OpenRegion(LifetimeOf(env), addr, size, std::move(setup));
-  if (region == nullptr) return Errno(env, errno);  // unmapped, its descriptor closed
+  if (region == nullptr)  // unmapped, its descriptor closed
+    return Napi::Number::New(env, errno == ENOSPC ? answers::kGuardFull : -errno);
   napi_value handle;
   if (napi_create_external(env, region, nullptr, nullptr, &handle) != napi_ok) {
     region->open = false;
@@ -327,21 +328,37 @@ Napi::Value Remap(const Napi::CallbackInfo& info) {
   return Napi::Number::New(env, rc);
 }
 
-// growFile(handle, bytes) -> 0 | -errno: extends the file under a writable shared mapping
-// (ftruncate on the descriptor the region keeps) so that it holds at least `bytes` past the
-// mapping's start; never shrinks it. EBADF when the region keeps no descriptor.
+// growFile(handle, bytes, sparse) -> 0 | -errno: extends the file under a writable shared
+// mapping (on the descriptor the region keeps) so that it holds at least `bytes` past the
+// mapping's start; never shrinks it. The new blocks are reserved (fallocate) unless `sparse`,
+// so that a full filesystem is ENOSPC here, not SIGBUS at a later write; on failure the file
+// keeps its size. EBADF when the region keeps no descriptor.
 Napi::Value GrowFile(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   Region* region = UnwrapRegion(env, info[0]);
   if (region == nullptr) return env.Undefined();
   size_t bytes;
   if (!ReadSize(env, info[1], "bytes", &bytes)) return env.Undefined();
+  bool sparse = info[2].ToBoolean().Value();
   if (!region->open) NAPI_THROW(ClosedError(env), env.Undefined());
   if (region->fileFd < 0) return Napi::Number::New(env, -EBADF);
   struct stat st;
   if (fstat(region->fileFd, &st) != 0) return Errno(env, errno);
   off_t wanted = static_cast<off_t>(region->fileOffset + bytes);
   if (!S_ISREG(st.st_mode) || st.st_size >= wanted) return Napi::Number::New(env, 0);
+  if (!sparse) {
+    int rc;
+    do rc = fallocate(region->fileFd, 0, st.st_size, wanted - st.st_size);
+    while (rc != 0 && errno == EINTR);
+    if (rc == 0) return Napi::Number::New(env, 0);
+    if (errno != EOPNOTSUPP) {
+      int err = errno;
+      if (ftruncate(region->fileFd, st.st_size) != 0) {
+        // It was this size a moment ago: nothing better to do than report the first error.
+      }
+      return Errno(env, err);
+    }
+  }
   return Result(env, ftruncate(region->fileFd, wanted));
 }
 

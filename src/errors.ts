@@ -85,11 +85,27 @@ export function invalidArgType(name: string, expected: string, actual: unknown):
   );
 }
 
+// A buffer or a view is named, never printed: its bytes say nothing, and there may be millions.
+function shown(value: unknown): string {
+  if (value !== null && typeof value === 'object' && (ArrayBuffer.isView(value) || value instanceof ArrayBuffer)) {
+    return `an instance of ${(value as object).constructor?.name ?? 'ArrayBuffer'}`;
+  }
+  return inspect(value);
+}
+
 /** `TypeError [ERR_INVALID_ARG_VALUE]: The argument 'name' (or property 'options.x') is invalid. Received ...` */
 export function invalidArgValue(name: string, value: unknown, reason: string): TypeError {
   return withCode(
-    new TypeError(`The ${kind(name)} '${name}' ${reason}. Received ${inspect(value)}`),
+    new TypeError(`The ${kind(name)} '${name}' ${reason}. Received ${shown(value)}`),
     'ERR_INVALID_ARG_VALUE',
+  );
+}
+
+/** `ERR_MAPPING_READ_ONLY`: an API that writes was given memory it may only read. */
+export function mappingReadOnly(what: string): Error {
+  return mmanError(
+    'ERR_MAPPING_READ_ONLY',
+    `${what} writes to the memory, and this mapping is read-only: a write would kill the process with SIGSEGV. Map it read-write`,
   );
 }
 

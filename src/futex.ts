@@ -10,6 +10,7 @@ import {
   invalidArgType,
   invalidArgValue,
   mappingClosed,
+  mappingReadOnly,
   outOfRange,
   systemError,
   validateAbortSignal,
@@ -75,7 +76,7 @@ interface Target {
 
 // Every check, in the order the caller would want to hear about them.
 /** @internal The checked word `view[index]` (and waiters word) of a MAP_SHARED mapping: for mutex.ts too. */
-export function target(view: unknown, index: unknown, waitersIndex: unknown): Target {
+export function target(view: unknown, index: unknown, waitersIndex: unknown, writer?: string): Target {
   if (!types.isInt32Array(view)) throw invalidArgType('view', 'an instance of Int32Array', view);
   const mapping = ownerOf(view.buffer);
   if (mapping === undefined) {
@@ -88,6 +89,9 @@ export function target(view: unknown, index: unknown, waitersIndex: unknown): Ta
       view,
       'must be over a MAP_SHARED mapping: a private one is seen by this process only',
     );
+  // A waiter count is written by the waiter; a Mutex writes its word.
+  if ((writer !== undefined || waitersIndex !== undefined) && !mapping.writable)
+    throw mappingReadOnly(writer ?? 'A wait with options.waitersIndex');
   if (view.length === 0) throw outOfRange('view.length', '> 0', 0);
   validateInteger(index, 'index', 0, view.length - 1);
   let waitersOffset = -1;

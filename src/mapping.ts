@@ -37,6 +37,9 @@ export const PAGE_SIZE: number = native.pageSize;
  */
 export const MAX_BUFFER_LENGTH: number = bufferConstants.MAX_LENGTH;
 
+// residency() answers one byte per page in one Uint8Array: at most 2^32 of them (4 GiB).
+const RESIDENCY_MAX_PAGES = Math.min(MAX_BUFFER_LENGTH, 2 ** 32);
+
 // The largest length we accept anywhere: page-rounding it must stay a safe integer.
 /** @internal */
 export const MAX_LENGTH = Number.MAX_SAFE_INTEGER - 2 ** 30;
@@ -63,6 +66,31 @@ const ADVICE_VALUES: ReadonlySet<number> = new Set(
 
 const roundUp = (n: number, to: number): number => Math.ceil(n / to) * to;
 const roundDown = (n: number, to: number): number => Math.floor(n / to) * to;
+
+let addressBounds: [bigint, bigint] | undefined;
+
+// Where a mapping may be placed: from vm.mmap_min_addr (below it lies the NULL-pointer guard,
+// which root could otherwise map) to the top of the user address space, the power of two above
+// the highest mapping (the stack's end: 2^47 on x86-64, 2^48 on most arm64 kernels).
+function addressRange(): [bigint, bigint] {
+  if (addressBounds === undefined) {
+    let low = 65536n;
+    try {
+      low = BigInt(readFileSync('/proc/sys/vm/mmap_min_addr', 'latin1').trim());
+    } catch {
+      // no /proc: the common default
+    }
+    let top = 0n;
+    for (const line of readFileSync('/proc/self/maps', 'latin1').split('\n')) {
+      const end = BigInt(`0x${line.slice(line.indexOf('-') + 1, line.indexOf(' ')) || '0'}`);
+      if (end < 1n << 63n && end > top) top = end; // not the x86 vsyscall page, in kernel space
+    }
+    let high = 1n << 32n;
+    while (high < top) high <<= 1n;
+    addressBounds = [low > BigInt(PAGE_SIZE) ? low : BigInt(PAGE_SIZE), high];
+  }
+  return addressBounds;
+}
 
 let defaultHugePageSize: number | undefined;
 
@@ -127,9 +155,11 @@ export interface ResizeOptions {
   /** Let the kernel move the mapping when it cannot grow in place (`MREMAP_MAYMOVE`). Default `true`. */
   mayMove?: boolean;
   /**
-   * For a writable shared file mapping (`'r+'`, `'w+'`): first extend the file (ftruncate(2))
-   * to hold the new length, when it is shorter, so the new pages are the file's and never
-   * SIGBUS. The file is never shrunk. Default `false`.
+   * For a writable shared file mapping (`'r+'`, `'w+'`) that keeps its file's descriptor
+   * (`keepFile`, `create`, `'w+'`): first extend the file to hold the new length, when it is
+   * shorter, so the new pages are the file's and never SIGBUS. The new blocks are reserved
+   * (fallocate(2)) unless the mapping was made `sparse`, so a full filesystem is `ENOSPC`
+   * here and the file keeps its size. The file is never shrunk. Default `false`.
    */
   growFile?: boolean;
 }
@@ -268,6 +298,7 @@ export class Mapping implements Disposable {
   #flags: number;
   #guarded: boolean; // its SIGBUS faults are survived (mapFile's options.guard)
   #keepsFile: boolean; // the addon keeps a descriptor of its file (options.keepFile)
+  #sparse: boolean; // made with options.sparse: growFile extends without reserving either
   #fileStart: number; // the file offset of the first exposed byte (file mappings)
   #growable: number; // how far resize() may grow: a shared anonymous mapping's original size
   #name: string | undefined; // its anonymous memory's name (mapAnonymous's options.name)
@@ -298,6 +329,7 @@ export class Mapping implements Disposable {
     }
     this.#guarded = file.guard;
     this.#keepsFile = file.keepFile;
+    this.#sparse = file.sparse === true;
     this.#fileStart = file.start;
     this.#handle = handle;
     this.#delta = delta;
@@ -412,7 +444,7 @@ export class Mapping implements Disposable {
         );
       }
       // Kept: held here until unmap()/resize() hand it back to the addon.
-      this.#buffer = adopt(lend(handle, this.#delta, this.#length, true), this);
+      this.#buffer = adopt(lend(handle, this.#delta, this.#length, true, (this.#prot & Prot.Write) === 0), this);
     }
     return this.#buffer;
   }
@@ -472,7 +504,7 @@ export class Mapping implements Disposable {
     if (len > MAX_BUFFER_LENGTH) {
       throw outOfRange('length', `<= ${MAX_BUFFER_LENGTH} for one window on this Node`, len);
     }
-    return new Uint8Array(adopt(lend(handle, this.#delta + off, len, false), this));
+    return new Uint8Array(adopt(lend(handle, this.#delta + off, len, false, (this.#prot & Prot.Write) === 0), this));
   }
 
   /**
@@ -558,6 +590,12 @@ export class Mapping implements Disposable {
   residency(offset?: number, length?: number): Uint8Array {
     const handle = this.#open();
     const [start, len] = this.#pages(offset, length);
+    if (len / PAGE_SIZE > RESIDENCY_MAX_PAGES)
+      throw outOfRange(
+        'length',
+        `at most ${RESIDENCY_MAX_PAGES} pages at once (one byte each, in one Uint8Array): ask for a part with offset and length`,
+        length,
+      );
     const out = new Uint8Array(len / PAGE_SIZE);
     if (len === 0) return out;
     const rc = native.residency(handle, start, len, out);
@@ -603,8 +641,9 @@ export class Mapping implements Disposable {
           true,
           "needs the file's descriptor, which this mapping does not keep: map it with { keepFile: true } (create: true and mode 'w+' keep it)",
         );
-      const grown = native.growFile(handle, this.#delta + newLength);
-      if (grown < 0) throw systemError(grown, 'ftruncate');
+      const grown = native.growFile(handle, this.#delta + newLength, this.#sparse);
+      if (grown < 0)
+        throw systemError(grown, this.#sparse || grown === -osConstants.errno.EBADF ? 'ftruncate' : 'fallocate');
     }
     const rc = native.remap(handle, newSize, mayMove ? RemapFlags.MayMove : 0, this.#buffer);
     if (rc < 0) throw systemError(rc, 'mremap');
@@ -854,12 +893,14 @@ interface FileKept {
   path?: string;
   keepFile: boolean;
   guard: boolean;
+  /** The file was sized without reserving its blocks: growFile does the same. */
+  sparse?: boolean;
   /** The file offset of the first exposed byte. */
   start: number;
 }
 
 const NO_FILE: FileKept = { keepFile: false, guard: false, start: 0 };
-const { MAP_LIMIT, MAP_KEEP_FILE, MAP_GUARD } = native.answers;
+const { MAP_LIMIT, MAP_KEEP_FILE, MAP_GUARD, GUARD_FULL, GUARD_SLOTS } = native.answers;
 
 function mapLimitError(): Error {
   const [areas, max, reserve] = native.mapLimit();
@@ -896,6 +937,11 @@ function create(
   const result = native.map(size, prot, flags, fd, offset, hint, file.path ?? '', options);
   if (typeof result === 'number') {
     if (result === MAP_LIMIT) throw mapLimitError();
+    if (result === GUARD_FULL)
+      throw mmanError(
+        'ERR_MAPPING_LIMIT',
+        `The SIGBUS guard's table is full: it holds ${GUARD_SLOTS} mappings of this process at once. Unmap some, or map without guard`,
+      );
     throw systemError(result, 'mmap', file.path);
   }
   return new Mapping(CONSTRUCT, result, delta, length, size, granule, flags, prot, file);
@@ -921,8 +967,14 @@ export function mmap(length: number, prot: Prot, flags: MapFlags, fd = -1, offse
   if ((flags & MapFlags.FixedNoReplace) !== 0) {
     if (typeof address !== 'bigint')
       throw invalidArgType('address', 'of type bigint with MapFlags.FixedNoReplace', address);
-    if (address <= 0n || address % BigInt(PAGE_SIZE) !== 0n)
-      throw outOfRange('address', `a non-zero multiple of PAGE_SIZE (${PAGE_SIZE})`, address);
+    const [low, high] = addressRange();
+    const end = address + BigInt(roundUp(length, PAGE_SIZE));
+    if (address < low || end > high || address % BigInt(PAGE_SIZE) !== 0n)
+      throw outOfRange(
+        'address',
+        `a multiple of PAGE_SIZE (${PAGE_SIZE}) from vm.mmap_min_addr (0x${low.toString(16)}) with the mapping ending by the top of the address space (0x${high.toString(16)})`,
+        address,
+      );
   } else if (address !== undefined) {
     throw invalidArgValue('address', address, 'is only used with MapFlags.FixedNoReplace');
   }
@@ -1196,6 +1248,7 @@ function mapOpenFile(file: TargetFile, plan: FilePlan): Mapping {
       path,
       keepFile: plan.keepFile,
       guard: plan.guard,
+      sparse: plan.sparse,
       start: plan.offset,
     });
     try {

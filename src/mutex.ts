@@ -84,7 +84,7 @@ export class Mutex {
   readonly #spin: number;
 
   constructor(view: Int32Array, index: number, options?: MutexOptions) {
-    const t = target(view, index, undefined);
+    const t = target(view, index, undefined, 'A Mutex');
     if (!t.aligned) throw misaligned(index); // the lock-free paths below are Atomics on this word
     const opts = validateOptions<MutexOptions>(options);
     this.#spin = opts.spin === undefined ? 200 : validateInt32(opts.spin, 'options.spin', 0);

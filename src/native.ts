@@ -38,6 +38,8 @@ export interface NativeAddon {
     MISALIGNED: number;
     MOVED_NOT_GROWN: number;
     MAP_LIMIT: number;
+    GUARD_FULL: number;
+    GUARD_SLOTS: number;
     MAP_KEEP_FILE: number;
     MAP_GUARD: number;
     LOCK_ACQUIRED: number;
@@ -99,8 +101,11 @@ export interface NativeAddon {
   populate(handle: Handle, offset: number, length: number, write: boolean): Promise<number>;
   /** prctl(PR_SET_VMA_ANON_NAME) over the range; null removes the name. 0 or -errno. */
   name(handle: Handle, offset: number, length: number, name: string | null): number;
-  /** Extends the file under a writable shared mapping to `bytes` past its start; never shrinks. 0 or -errno. */
-  growFile(handle: Handle, bytes: number): number;
+  /**
+   * Extends the file under a writable shared mapping to `bytes` past its start, the new
+   * blocks reserved unless `sparse`; never shrinks. 0 or -errno (-EBADF: no descriptor kept).
+   */
+  growFile(handle: Handle, bytes: number, sparse: boolean): number;
   /** The descriptor a file mapping keeps (still the region's) and the file offset of its first page, or -EBADF. */
   regionFile(handle: Handle): [fd: number, fileOffset: number] | number;
   /** A close-on-exec duplicate of `fd` put aside for another thread for `ttlMs`: its id, or -errno. */
@@ -187,12 +192,21 @@ export const native = (
 // can reach the pages any more (native/lifetime.h).
 const HANDLE = Symbol('mman.handle');
 
+// Where the runtime has immutable ArrayBuffers (V8's --js-immutable-arraybuffer, Node 26), a
+// read-only mapping hands out one: a write from JavaScript is a TypeError instead of SIGSEGV.
+const toImmutable = (ArrayBuffer.prototype as { transferToImmutable?: () => ArrayBuffer }).transferToImmutable;
+
 /**
  * An ArrayBuffer over `[offset, offset + length)` of the region, holding its handle.
- * `kept`: the caller keeps it and hands it back to unmap()/remap().
+ * `kept`: the caller keeps it and hands it back to unmap()/remap(). `readOnly`: the pages
+ * are, so the buffer is immutable where the runtime can make one so.
  */
-export function lend(handle: Handle, offset: number, length: number, kept: boolean): ArrayBuffer {
-  const buffer = native.buffer(handle, offset, length, kept);
+export function lend(handle: Handle, offset: number, length: number, kept: boolean, readOnly = false): ArrayBuffer {
+  let buffer = native.buffer(handle, offset, length, kept);
+  if (readOnly && toImmutable !== undefined) {
+    native.noteTransfer(buffer); // its store moves to the immutable buffer: the pages wait for that one
+    buffer = toImmutable.call(buffer);
+  }
   (buffer as ArrayBuffer & { [HANDLE]?: Handle })[HANDLE] = handle;
   return buffer;
 }

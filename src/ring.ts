@@ -10,6 +10,7 @@ import { notify, wait, waitAsync, type WaitOptions } from './futex';
 import {
   invalidArgType,
   invalidArgValue,
+  mappingReadOnly,
   mmanError,
   outOfRange,
   systemError,
@@ -126,10 +127,20 @@ export class RingBuffer implements Disposable {
   /** Opens the ring another process made, from its SharedMemory (e.g. `SharedMemory.inherited()[0]`). */
   static attach(memory: SharedMemory, options?: RingBufferOptions): RingBuffer {
     if (!(memory instanceof SharedMemory)) throw invalidArgType('memory', 'an instance of SharedMemory', memory);
+    // Both ends store their position in the header: a read-only ring cannot be read either.
+    if (memory.readOnly) throw mappingReadOnly('A RingBuffer (its reader stores how far it read)');
     const mapping = memory.map();
     const words = new Int32Array(mapping.buffer, 0, HEADER_BYTES / 4);
     const capacity = words[CAPACITY];
-    if (Atomics.load(words, MAGIC) !== MAGIC_VALUE || HEADER_BYTES + capacity !== mapping.length) {
+    // The header is whatever the other side wrote: a capacity that is not one create() makes
+    // would put records outside the ring.
+    if (
+      Atomics.load(words, MAGIC) !== MAGIC_VALUE ||
+      capacity < 4096 ||
+      capacity > 2 ** 30 ||
+      (capacity & (capacity - 1)) !== 0 ||
+      HEADER_BYTES + capacity !== mapping.length
+    ) {
       mapping.unmap();
       throw invalidArgValue('memory', memory.name ?? `fd ${memory.fd}`, 'does not hold a RingBuffer');
     }

@@ -104,6 +104,8 @@ describe('the answers of the addon', () => {
 
   test('are exactly the named ones', () => {
     expect(Object.keys(a).sort()).toEqual([
+      'GUARD_FULL',
+      'GUARD_SLOTS',
       'LOCK_ACQUIRED',
       'LOCK_BUSY',
       'LOCK_OWNER_DIED',
@@ -137,6 +139,15 @@ describe('the answers of the addon', () => {
     expect(a.MISALIGNED).toBeLessThan(-MAX_ERRNO);
   });
 
+  test('MAP_LIMIT and GUARD_FULL are below the errno range and distinct: map() otherwise answers a handle or an errno', () => {
+    for (const answer of [a.MAP_LIMIT, a.GUARD_FULL]) {
+      expect(answer).toBeLessThan(-MAX_ERRNO);
+      expect(answer).not.toBe(a.MISALIGNED);
+    }
+    expect(a.MAP_LIMIT).not.toBe(a.GUARD_FULL);
+    expect([a.MAP_KEEP_FILE & a.MAP_GUARD, a.MAP_KEEP_FILE > 0, a.MAP_GUARD > 0]).toEqual([0, true, true]);
+  });
+
   test('MOVED_NOT_GROWN is positive: remap otherwise answers 0 or a negative errno', () => {
     expect(a.MOVED_NOT_GROWN).toBeGreaterThan(0);
   });
@@ -145,7 +156,7 @@ describe('the answers of the addon', () => {
     expect(() => native.unmap({} as never, null, false)).toThrow(
       expect.objectContaining({ code: 'ERR_INVALID_ARG_TYPE', name: 'TypeError' }),
     );
-    expect(() => native.map(-1, 0, 0, -1, 0)).toThrow(
+    expect(() => native.map(-1, 0, 0, -1, 0, undefined, '', 0)).toThrow(
       expect.objectContaining({ code: 'ERR_OUT_OF_RANGE', name: 'RangeError' }),
     );
   });

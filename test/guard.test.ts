@@ -52,5 +52,22 @@ test('the guard is process-wide: a worker thread reading a truncated guarded map
   const path = fileWith(dir, 'worker.bin', new Uint8Array(2 * PAGE_SIZE).fill(5));
   const child = runFixture('guard-child.js', 'worker', [path]);
   expect(child.stderr).toBe('');
-  expect(JSON.parse(child.stdout)).toEqual({ value: 0, truncated: true });
+  expect(JSON.parse(child.stdout)).toEqual({ value: 0, truncated: true, guarded: true });
+});
+
+test('the guard travels with share(): a worker mapping what a guarded mapping shared lives through the truncation', () => {
+  const path = fileWith(dir, 'shared.bin', new Uint8Array(2 * PAGE_SIZE).fill(5));
+  const child = runFixture('guard-child.js', 'shared', [path]);
+  expect(child.stderr).toBe('');
+  expect(child.status).toBe(0);
+  expect(JSON.parse(child.stdout)).toEqual({ value: 0, truncated: true, guarded: true });
+});
+
+test("the guard's zero page takes the mapping's protection: after protect(Prot.Read) a write to it is SIGSEGV, named", () => {
+  const path = fileWith(dir, 'protected.bin', new Uint8Array(4 * PAGE_SIZE).fill(6));
+  const child = runFixture('guard-child.js', 'protectedZero', [path]);
+  expect(child.stdout).toBe('read 0 1\n');
+  expect(child.signal).toBe('SIGSEGV');
+  expect(child.stderr).toContain('mman: SIGSEGV');
+  expect(child.stderr).toContain('a write to read-only memory');
 });

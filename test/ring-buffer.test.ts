@@ -1,5 +1,6 @@
 // RingBuffer: one writer, one reader, in shared memory between two processes. The example
 // (examples/ring-buffer.js) runs in examples.test.ts; a hostile peer is in security.test.ts.
+import { openSync } from 'node:fs';
 import { PAGE_SIZE, RingBuffer, SharedMemory } from '../src';
 import { startChild } from './helpers';
 
@@ -82,5 +83,25 @@ describe('RingBuffer between two processes', () => {
     }
     await expect(ring.readAsync()).rejects.toMatchObject({ code: 'ERR_RING_BUFFER_CLOSED' });
     expect(() => ring.close()).not.toThrow();
+  });
+});
+
+describe('RingBuffer.attach() reads a header another process wrote', () => {
+  test.each([5000, 2048, 2 ** 31, -4096])(
+    'a capacity create() never makes (%d): ERR_INVALID_ARG_VALUE, nothing kept mapped',
+    (capacity) => {
+      const ring = RingBuffer.create(8192);
+      const words = new Int32Array(ring.memory.map().buffer, 0, 1024);
+      words[65] = capacity; // CAPACITY, as src/ring.ts lays out the header
+      expect(() => RingBuffer.attach(ring.memory)).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARG_VALUE' }));
+      ring.close();
+    },
+  );
+
+  test('a read-only segment: ERR_MAPPING_READ_ONLY (the reader stores how far it read)', () => {
+    const ring = RingBuffer.create(8192);
+    using readOnly = SharedMemory.fromFd(openSync(`/proc/self/fd/${ring.memory.fd}`, 'r'));
+    expect(() => RingBuffer.attach(readOnly)).toThrow(expect.objectContaining({ code: 'ERR_MAPPING_READ_ONLY' }));
+    ring.close();
   });
 });

@@ -1,0 +1,130 @@
+// A peer is a stranger: what SharedMemory.receive() accepts from a process that lies (a Python
+// program, test/fixtures/hostile-peer.py), checked with the kernel and never taken from the
+// message. Each case runs in a child process (test/fixtures/hostile-child.js), which reports
+// what it got and every descriptor it was left holding.
+import { spawnSync } from 'node:child_process';
+import { existsSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { PAGE_SIZE, SharedMemory } from '../src';
+import { runFixture, tempDir, uniqueName } from './helpers';
+
+const hasPython = spawnSync('python3', ['-c', 'import socket, os; socket.send_fds; os.memfd_create']).status === 0;
+const maybe = hasPython ? describe : describe.skip;
+
+interface Report {
+  mode: string;
+  error?: string;
+  message?: string;
+  name?: string | null;
+  readOnly?: boolean;
+  guarded?: boolean;
+  writable?: boolean;
+  seen?: string;
+  victimStill?: boolean;
+  unguarded?: string;
+  sum?: number;
+  truncated?: boolean;
+  next?: string;
+  leaked: string[];
+}
+
+// A named segment of the test's, gone whether or not the receiver unlinked it.
+function remove(shm: SharedMemory): void {
+  shm.close();
+  rmSync(join('/dev/shm', shm.name!), { force: true });
+}
+
+function receiveFrom(mode: string, arg = ''): Report {
+  const child = runFixture('hostile-child.js', mode, [arg], ['--expose-gc'], { timeout: 60_000 });
+  expect(child.signal).toBeNull(); // neither SIGBUS nor SIGSEGV, whatever the peer did
+  expect(child.stderr).toBe('');
+  expect(child.status).toBe(0);
+  return JSON.parse(child.stdout) as Report;
+}
+
+maybe('SharedMemory.receive() from a peer that lies', () => {
+  test("a memfd claiming another application's name and read-only: no name, writable as its descriptor is; unlink() leaves the other segment alone", () => {
+    const victim = SharedMemory.create(PAGE_SIZE, { name: uniqueName('victim') });
+    try {
+      const report = receiveFrom('claims-victim', victim.name);
+      expect(report).toMatchObject({
+        name: null,
+        readOnly: false,
+        writable: true,
+        seen: 'from the peer',
+        victimStill: true,
+        leaked: [],
+      });
+      expect(existsSync(join('/dev/shm', victim.name!))).toBe(true);
+    } finally {
+      remove(victim);
+    }
+  });
+
+  test('a named segment sent under its own name keeps it: the very file in /dev/shm', () => {
+    const named = SharedMemory.create(PAGE_SIZE, { name: uniqueName('true-name') });
+    named.map().bytes.set(Buffer.from('from the peer'));
+    try {
+      const report = receiveFrom('is-named', named.name);
+      expect(report).toMatchObject({
+        name: named.name,
+        readOnly: false,
+        guarded: true,
+        victimStill: false,
+        leaked: [],
+      });
+    } finally {
+      remove(named);
+    }
+  });
+
+  test('a read-only descriptor that claims to be writable: read-only, whatever the message says', () => {
+    const named = SharedMemory.create(PAGE_SIZE, { name: uniqueName('ro') });
+    named.map().bytes.set(Buffer.from('from the peer'));
+    try {
+      const report = receiveFrom('read-only-fd', named.name);
+      expect(report).toMatchObject({ readOnly: true, writable: false, seen: 'from the peer', leaked: [] });
+    } finally {
+      remove(named);
+    }
+  });
+
+  test.each([
+    ['regular-file', 'a regular file on disk, read-write', 'a file outside tmpfs'],
+    ['o-path', 'an O_PATH descriptor', 'O_PATH'],
+    ['write-only', 'a write-only descriptor', 'write-only'],
+    ['directory', 'a directory', 'not a regular file'],
+  ])('%s (%s): ERR_SHARED_MEMORY_BAD_DESCRIPTOR, and it is closed', (mode, _what, why) => {
+    const { dir, cleanup } = tempDir();
+    const named = SharedMemory.create(PAGE_SIZE, { name: uniqueName(mode) });
+    try {
+      const file = join(dir, 'disk.bin');
+      writeFileSync(file, Buffer.alloc(PAGE_SIZE));
+      const report = receiveFrom(mode, mode === 'regular-file' ? file : named.name);
+      expect(report.error).toBe('ERR_SHARED_MEMORY_BAD_DESCRIPTOR');
+      expect(report.message).toContain(why);
+      expect(report.leaked).toEqual([]);
+    } finally {
+      remove(named);
+      cleanup();
+    }
+  });
+
+  test('three descriptors in one message: one is taken, the others closed', () => {
+    expect(receiveFrom('many')).toMatchObject({ seen: 'from the peer', leaked: [] });
+  });
+
+  test('a payload of random bytes: the descriptor is what counts', () => {
+    expect(receiveFrom('garbage')).toMatchObject({ name: null, readOnly: false, seen: 'from the peer', leaked: [] });
+  });
+
+  test('an unsealed memfd is always mapped guarded; the peer truncating it costs zeros and an error, not SIGBUS', () => {
+    const report = receiveFrom('truncates');
+    expect(report).toMatchObject({ guarded: true, sum: 0, truncated: true, next: 'ERR_MAPPING_TRUNCATED', leaked: [] });
+  });
+
+  test('an unguarded mapping of an unsealed segment from a peer is refused; a segment sealed against shrinking may be', () => {
+    expect(receiveFrom('claims-victim')).toMatchObject({ guarded: true, unguarded: 'ERR_INVALID_ARG_VALUE' });
+    expect(receiveFrom('sealed')).toMatchObject({ guarded: false, unguarded: 'mapped', leaked: [] });
+  });
+});

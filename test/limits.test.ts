@@ -1,0 +1,82 @@
+// The limits of a process met through mman: vm.max_map_count, the descriptor table, the
+// address space, a FIFO where a file was expected, more pages than one answer holds, an
+// environment another program wrote. Each is a coded error, never a death or a hang; each
+// case runs in a child process.
+import { spawnSync } from 'node:child_process';
+import { fixture, runFixture, tempDir } from './helpers';
+
+let dir: string;
+let cleanup: () => void;
+beforeEach(() => ({ dir, cleanup } = tempDir()));
+afterEach(() => cleanup());
+
+function run(mode: string, env: NodeJS.ProcessEnv = process.env): Record<string, unknown> {
+  const child = runFixture('limits-child.js', mode, [dir], ['--expose-gc'], { timeout: 60_000, env });
+  expect(child.signal).toBeNull();
+  expect(child.stderr).toBe('');
+  expect(child.status).toBe(0);
+  return JSON.parse(child.stdout);
+}
+
+test('70,000 one-page file mappings under ulimit -n 1024: no descriptor each; refused with ERR_MAPPING_LIMIT while the runtime still has room', () => {
+  const child = spawnSync(
+    'sh',
+    [
+      '-c',
+      'ulimit -n 1024 && exec "$0" --expose-gc "$1" maxMapCount "$2"',
+      process.execPath,
+      fixture('limits-child.js'),
+      dir,
+    ],
+    { encoding: 'utf8', timeout: 120_000 },
+  );
+  expect(child.signal).toBeNull(); // V8 did not die for want of a memory area
+  expect(child.stderr).toBe('');
+  const report = JSON.parse(child.stdout);
+  expect(report.fdsAt1000).toBe(0); // a thousand mappings held, not one descriptor more
+  expect(report.error.code).toBe('ERR_MAPPING_LIMIT');
+  expect(report.error.message).toContain('vm.max_map_count');
+  expect(report.held).toBeLessThan(70_000);
+  expect(report.areas).toBeLessThan(report.max); // refused before the kernel's limit
+  expect(report.held).toBeGreaterThan(report.max / 2);
+  expect(report).toMatchObject({ compiled: 5, child: 'child', after: 0, again: 'none' });
+  expect(report.sum).toBe(report.held);
+});
+
+test('an address outside the address space, below vm.mmap_min_addr, past 2^64 or unaligned: ERR_OUT_OF_RANGE, nothing mapped', () => {
+  const report = run('addresses') as { tried: Record<string, string>; areasChanged: number };
+  for (const [name, code] of Object.entries(report.tried)) expect([name, code]).toEqual([name, 'ERR_OUT_OF_RANGE']);
+  expect(Object.keys(report.tried)).toHaveLength(8);
+  expect(report.areasChanged).toBe(0);
+});
+
+test('a FIFO where a file or a segment was expected, and a directory: refused at once, never waited on', () => {
+  expect(run('fifos')).toMatchObject({
+    mapFile: 'ENODEV',
+    mapFileRw: 'ENODEV',
+    directory: 'EISDIR',
+    open: 'ERR_SHARED_MEMORY_BAD_DESCRIPTOR',
+    openReadOnly: 'ERR_SHARED_MEMORY_BAD_DESCRIPTOR',
+    mapFileAsync: 'ENODEV',
+  });
+});
+
+test('residency() over more pages than one answer holds: ERR_OUT_OF_RANGE; a part of it works', () => {
+  expect(run('residency')).toEqual({ whole: 'ERR_OUT_OF_RANGE', part: 10 });
+});
+
+test.each([
+  ['not JSON', '{bad'],
+  ['not a list', '{"fd":4}'],
+  ['stdin as a segment', '[{"fd":0}]'],
+  ['a descriptor that is not a number', '[{"fd":"4"}]'],
+  ['a bad name', '[{"fd":4,"name":"../etc"}]'],
+])(
+  'SharedMemory.inherited() with an MMAN_SHARED fork() did not write (%s): a coded error, no descriptor touched',
+  (_what, value) => {
+    expect(run('inherited', { ...process.env, MMAN_SHARED: value })).toEqual({
+      error: 'ERR_SHARED_MEMORY_BAD_ENVIRONMENT',
+      stdinFlagsUnchanged: true,
+    });
+  },
+);
