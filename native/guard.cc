@@ -47,6 +47,7 @@ struct Slot {
   std::atomic<uint64_t> lostFirst{UINT64_MAX};
   std::atomic<uint64_t> lostEnd{0};
   std::atomic<int> lostErrno{0};
+  std::atomic<uintptr_t> granule{0};  // the size of its pages: a zero page replaces one whole
   char label[112] = {};
 };
 
@@ -181,17 +182,20 @@ void Chain(const struct sigaction& previous, int sig, siginfo_t* info, void* con
   }
 }
 
-// A guarded slot's page at `page` could not be read: a zero page takes its place. True if it
-// did (the access runs again, on zeros).
-bool Recover(Slot& slot, uintptr_t page) {
+// A guarded slot's page holding `addr` could not be read: a zero page takes its place. True if
+// it did (the access runs again, on zeros). A hugetlbfs mapping is replaced a huge page at a
+// time: the kernel splits such a mapping only at huge page boundaries.
+bool Recover(Slot& slot, uintptr_t addr) {
   int fd = slot.fd.load(std::memory_order_acquire);
   if (fd < 0) return false;
+  uintptr_t granule = slot.granule.load(std::memory_order_relaxed);
+  uintptr_t page = addr & ~(granule - 1);
   uint64_t offset = slot.fileOffset.load(std::memory_order_relaxed) +
                     (page - slot.start.load(std::memory_order_relaxed));
   struct stat st;
   bool truncated = fstat(fd, &st) != 0 || offset >= static_cast<uint64_t>(st.st_size);
   void* zero =
-      mmap(reinterpret_cast<void*>(page), ~pageMask + 1, slot.prot.load(std::memory_order_relaxed),
+      mmap(reinterpret_cast<void*>(page), granule, slot.prot.load(std::memory_order_relaxed),
            MAP_FIXED | MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   if (zero == MAP_FAILED) return false;
   if (truncated) {
@@ -205,7 +209,7 @@ bool Recover(Slot& slot, uintptr_t page) {
   uint64_t first = slot.lostFirst.load(std::memory_order_relaxed);
   while (offset < first && !slot.lostFirst.compare_exchange_weak(first, offset)) {
   }
-  uint64_t end = offset + (~pageMask + 1);
+  uint64_t end = offset + granule;
   uint64_t last = slot.lostEnd.load(std::memory_order_relaxed);
   while (end > last && !slot.lostEnd.compare_exchange_weak(last, end)) {
   }
@@ -218,7 +222,7 @@ void OnSigbus(int sig, siginfo_t* info, void* context) {
   if (info != nullptr) {
     uintptr_t addr = reinterpret_cast<uintptr_t>(info->si_addr);
     if (Slot* slot = Find(addr)) {
-      if (info->si_code == BUS_ADRERR && Recover(*slot, addr & pageMask)) {
+      if (info->si_code == BUS_ADRERR && Recover(*slot, addr)) {
         errno = savedErrno;
         return;  // the faulting access runs again, on the zero page
       }
@@ -286,6 +290,7 @@ int GuardRegister(uintptr_t start, size_t length, const GuardSlotInfo& info) {
   }
   Slot& slot = *At(index);
   slot.prot.store(info.prot, std::memory_order_relaxed);
+  slot.granule.store(info.granule != 0 ? info.granule : ~pageMask + 1, std::memory_order_relaxed);
   slot.fileOffset.store(info.fileOffset, std::memory_order_relaxed);
   slot.truncated.store(info.counts.truncated, std::memory_order_relaxed);
   slot.lost.store(info.counts.lost, std::memory_order_relaxed);

@@ -22,6 +22,7 @@ struct GuardCounts {
 
 struct GuardSlotInfo {
   int prot = 0;             // the pages' protection, for messages and zero pages
+  size_t granule = 0;       // the pages' size: the page size, or a huge page's (hugetlbfs)
   int fileFd = -1;          // guarded: a descriptor of the file (the slot takes its own dup)
   uint64_t fileOffset = 0;  // the file offset of the slot's first byte (guarded)
   const char* label = "";   // what to call the mapping in a message: a path, a name, or ""

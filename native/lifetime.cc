@@ -6,6 +6,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 
 #include "guard.h"
@@ -84,12 +85,31 @@ Span* NewSpan(Lifetime* lifetime, void* base, size_t size) {
   return span;
 }
 
+void AddCounts(GuardCounts* to, const GuardCounts& from) {
+  if (from.lost != 0) {
+    to->lostFirst = to->lost == 0 ? from.lostFirst : std::min(to->lostFirst, from.lostFirst);
+    to->lostEnd = std::max(to->lostEnd, from.lostEnd);
+    to->lostErrno = from.lostErrno;
+  }
+  to->lost += from.lost;
+  to->truncated += from.truncated;
+}
+
+// A guarded region lets go of `span` (resize: it moved or shrank) while old views may still
+// reach it: faults there are still reported through the region, until one of them goes.
+void LetGo(Region* region, Span* span) {
+  if (!region->guarded || span->faultSlot < 0) return;
+  span->formerOf = region;
+  region->former.push_back(span);
+}
+
 // Enters `span` (the region's, at `fileOffset` in its file) in the fault table. False only for
 // a guarded region whose span could not be entered: then it must not be used unguarded.
 bool RegisterFaults(const Region* region, Span* span, uint64_t fileOffset,
                     const GuardCounts& carried) {
   GuardSlotInfo info;
   info.prot = region->prot;
+  info.granule = region->granule;
   info.fileFd = region->guarded ? region->fileFd : -1;
   info.fileOffset = fileOffset;
   info.label = region->label.c_str();
@@ -110,8 +130,18 @@ void TellV8(Lifetime* lifetime, int64_t change) {
 // Released: the one place a span's range goes back to the kernel.
 void ReleaseSpan(Span* span) {
   Lifetime* lifetime = span->owner;
+  if (Region* former = span->formerOf) {  // what the guard saw here stays the region's to report
+    AddCounts(&former->carried, GuardCountsOf(span->faultSlot));
+    auto& list = former->former;
+    list.erase(std::find(list.begin(), list.end(), span));
+  }
   if (span->faultSlot >= 0) GuardUnregister(span->faultSlot);
-  munmap(span->base, span->size);
+  if (munmap(span->base, span->size) != 0 && errno == EINVAL) {
+    // A hugetlbfs file mapped with mmap() at a length that is not a multiple of its huge
+    // page: the kernel mapped whole huge pages, and unmaps only whole ones.
+    size_t extent = VmaExtent(span->base);
+    if (extent > span->size) munmap(span->base, extent);
+  }
   AddCounts(-1, -static_cast<int64_t>(span->size));
   if (span->retired) AddRetiredCounts(-1, -static_cast<int64_t>(span->size));
   TellV8(lifetime, -span->weight);
@@ -335,6 +365,7 @@ Region* OpenRegion(Lifetime* lifetime, void* base, size_t size, RegionSetup setu
   region->owner = lifetime;
   region->flags = setup.flags;
   region->prot = setup.prot;
+  region->granule = setup.granule;
   region->fileFd = setup.fileFd;
   region->fileOffset = setup.fileOffset;
   region->guarded = setup.guarded;
@@ -354,8 +385,11 @@ Region* OpenRegion(Lifetime* lifetime, void* base, size_t size, RegionSetup setu
 }
 
 GuardCounts FaultCounts(const Region* region) {
-  const Span* span = region->span;
-  return span == nullptr || span->faultSlot < 0 ? GuardCounts() : GuardCountsOf(span->faultSlot);
+  GuardCounts counts = region->carried;
+  if (region->span != nullptr && region->span->faultSlot >= 0)
+    AddCounts(&counts, GuardCountsOf(region->span->faultSlot));
+  for (const Span* span : region->former) AddCounts(&counts, GuardCountsOf(span->faultSlot));
+  return counts;
 }
 
 bool AttachHandle(napi_env env, Region* region, napi_value handle) {
@@ -498,12 +532,12 @@ void ResizeSpan(Span* span, void* base, size_t size) {
 }
 
 Span* AdoptSpan(Region* region, void* base, size_t size) {
-  GuardCounts carried = FaultCounts(region);
+  LetGo(region, region->span);
   region->span = NewSpan(region->owner, base, size);
   Pin(region->span);
   // A guarded region that cannot register its new span (out of descriptors) goes on with the
   // span unguarded rather than lose the pages it just moved; its old span stays guarded.
-  RegisterFaults(region, region->span, region->fileOffset, carried);
+  RegisterFaults(region, region->span, region->fileOffset, GuardCounts());
   return region->span;
 }
 
@@ -522,6 +556,7 @@ void SplitTail(Region* region, size_t newSize) {
     GuardMove(head->faultSlot, reinterpret_cast<uintptr_t>(head->base), head->size,
               region->fileOffset);
   RegisterFaults(region, old, region->fileOffset + newSize, GuardCounts());
+  LetGo(region, old);
   region->span = head;
   RetireSpan(old, false);
 }

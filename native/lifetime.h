@@ -36,6 +36,7 @@ namespace mman {
 struct Lifetime;
 struct BufferRecord;
 struct Canary;
+struct Region;
 
 // A range of address space this addon mapped: [base, base + size).
 struct Span {
@@ -45,7 +46,10 @@ struct Span {
   bool retired = false;   // no open region owns it; it lives on for its other pins
   int faultSlot = -1;     // its slot in the fault table (guard.h), or -1 if the table was full
   Span* keeps = nullptr;  // a span this one pins (a shrunk region's head, see SplitTail)
-  int64_t weight = 0;     // bytes reported to V8 while retired
+  // A guarded span the open region below let go of (resize): its faults are still the region's
+  // to report, while both live (Region::former).
+  Region* formerOf = nullptr;
+  int64_t weight = 0;  // bytes reported to V8 while retired
   Lifetime* owner = nullptr;
   Span* prev = nullptr;  // owner's list of live spans
   Span* next = nullptr;
@@ -53,17 +57,25 @@ struct Span {
 
 // The native side of one Mapping, named by its JS handle (an External).
 struct Region {
+  ~Region() {
+    for (Span* span : former) span->formerOf = nullptr;
+  }
   Span* span = nullptr;  // its pages, pinned while open
   bool open = true;      // false once closed: the Mapping's methods are done with it
   int flags = 0;         // the mmap flags it was made with (resize() may need them)
   int prot = 0;          // its protection as the Mapping last set it over the whole region
+  size_t granule = 0;    // its page size: the system's, or a huge page's (MAP_HUGETLB, hugetlbfs)
   // A file mapping keeps a duplicate of the file's descriptor (O_CLOEXEC) while open only when
   // asked to (keepFile) or guarded: a private one's resize() that must move maps the file
   // again beside the old pages; a shared one grows the file (growFile) and is handed to other
   // threads (share()); a guarded one registers the spans it moves to with the file.
   int fileFd = -1;
-  uint64_t fileOffset = 0;    // of its first page, for a file mapping
-  bool guarded = false;       // its spans' SIGBUS faults are survived (guard.h)
+  uint64_t fileOffset = 0;  // of its first page, for a file mapping
+  bool guarded = false;     // its spans' SIGBUS faults are survived (guard.h)
+  // Guarded spans it let go of while open (resize), still mapped for old views: a fault there
+  // is still this region's to report. Their counts move to `carried` when they are released.
+  std::vector<Span*> former;
+  GuardCounts carried;
   std::string label;          // what a fault message calls it: the path, or empty
   napi_ref handle = nullptr;  // weak, to the JS handle; its finalizer is OnHandleCollected
   // Buffers lent over the region whose object is known gone only when the handle is.
@@ -125,6 +137,7 @@ struct Lifetime {
 struct RegionSetup {
   int flags = 0;
   int prot = 0;
+  size_t granule = 0;
   int fileFd = -1;  // the region's own duplicate, or -1
   uint64_t fileOffset = 0;
   bool guarded = false;
@@ -170,7 +183,8 @@ void ResizeSpan(Span* span, void* base, size_t size);
 // carries over the old one's fault counts.
 Span* AdoptSpan(Region* region, void* base, size_t size);
 
-// The region's fault counts: those of its span (carried over every move).
+// The region's fault counts: those of its span (carried over every move), and of the spans it
+// let go of that old views may still write to.
 GuardCounts FaultCounts(const Region* region);
 
 // Shrinking with pins on the pages: the tail [newSize, size) stays mapped for them as a

@@ -58,8 +58,9 @@ bool MayMapAnother() {
     return true;
   }
   // A new mapping can add up to two areas (it may split a neighbour's): keep a reserve of
-  // 1/16 of the limit, at least 1024, for the runtime's own heap, stacks and libraries.
-  int64_t reserve = std::max<int64_t>(1024, max / 16);
+  // 1/16 of the limit, at least 4096, for the runtime's own heap, stacks, threads and
+  // libraries (a worker starting, a heap growing: each takes areas of its own).
+  int64_t reserve = std::max<int64_t>(4096, max / 16);
   last = {areas, max, reserve};
   int64_t room = max - reserve - areas;
   if (room <= 0) {

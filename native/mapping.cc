@@ -188,7 +188,8 @@ int MovePrivate(Region* region, size_t newSize) {
 }
 
 // map(length, prot, flags, fd, offset, hint: bigint | undefined, label: string,
-//     options: kKeepFile | kGuard) -> handle | -errno | answers::kMapLimit | answers::kGuardFull
+//     options: kKeepFile | kGuard, granule) -> handle | -errno | answers::kMapLimit |
+//     answers::kGuardFull
 // kKeepFile: the region keeps a duplicate of `fd` while open (share(), growFile, a private
 // resize that moves); kGuard: its SIGBUS faults are survived (guard.h), which keeps one too.
 Napi::Value Map(const Napi::CallbackInfo& info) {
@@ -210,6 +211,12 @@ Napi::Value Map(const Napi::CallbackInfo& info) {
   }
   std::string label = info[6].IsString() ? info[6].As<Napi::String>().Utf8Value() : std::string();
   int options = info[7].IsNumber() ? info[7].As<Napi::Number>().Int32Value() : 0;
+  size_t granule = PageSize();  // a huge page's size for MAP_HUGETLB and hugetlbfs files
+  if (info[8].IsNumber() && !ReadSize(env, info[8], "granule", &granule)) return env.Undefined();
+  if (granule < PageSize() || (granule & (granule - 1)) != 0) {
+    NAPI_THROW(ArgRangeError(env, "native: granule must be a power of two >= the page size"),
+               env.Undefined());
+  }
   if ((flags & MAP_FIXED) != 0) {  // the TypeScript layer must route MAP_FIXED through Fixed()
     ArgTypeError(env, "native: MAP_FIXED is not accepted by map()").ThrowAsJavaScriptException();
     return env.Undefined();
@@ -220,6 +227,7 @@ Napi::Value Map(const Napi::CallbackInfo& info) {
   RegionSetup setup;
   setup.flags = flags;
   setup.prot = prot;
+  setup.granule = granule;
   setup.fileOffset = file ? offset : 0;
   setup.guarded = guarded;
   setup.label = std::move(label);
@@ -233,7 +241,7 @@ Napi::Value Map(const Napi::CallbackInfo& info) {
     if (setup.fileFd >= 0) close(setup.fileFd);
     return Errno(env, err);
   }
-  size_t size = (length + PageSize() - 1) / PageSize() * PageSize();
+  size_t size = (length + granule - 1) / granule * granule;  // what the kernel mapped
   Region* region = OpenRegion(LifetimeOf(env), addr, size, std::move(setup));
   if (region == nullptr)  // unmapped, its descriptor closed
     return Napi::Number::New(env, errno == ENOSPC ? answers::kGuardFull : -errno);
@@ -390,6 +398,11 @@ Napi::Value Fixed(const Napi::CallbackInfo& info) {
   int fd = info[5].As<Napi::Number>().Int32Value();
   void* got = mmap(addr, length, prot, flags | MAP_FIXED, fd, static_cast<off_t>(fileOffset));
   if (got == MAP_FAILED) return Errno(env, errno);
+  // The pages there have this protection now: the fault table's messages and zero pages too.
+  Span* span = region->span;
+  bool whole = addr == span->base && length == span->size;
+  if (whole) region->prot = prot;
+  if (span->faultSlot >= 0) GuardProtect(span->faultSlot, prot, whole);
   return Napi::Number::New(env, 0);
 }
 
@@ -434,6 +447,23 @@ Napi::Value MapLimitInfo(const Napi::CallbackInfo& info) {
 size_t PageSize() {
   static const size_t size = static_cast<size_t>(sysconf(_SC_PAGESIZE));
   return size;
+}
+
+size_t VmaExtent(const void* addr) {
+  FILE* maps = fopen("/proc/self/maps", "re");
+  if (maps == nullptr) return 0;
+  uintptr_t want = reinterpret_cast<uintptr_t>(addr);
+  size_t extent = 0;
+  char line[512];
+  while (fgets(line, sizeof line, maps) != nullptr) {
+    unsigned long start, end;
+    if (sscanf(line, "%lx-%lx", &start, &end) == 2 && start == want) {
+      extent = end - start;
+      break;
+    }
+  }
+  fclose(maps);
+  return extent;
 }
 
 Lifetime* LifetimeOf(napi_env env) {

@@ -254,15 +254,21 @@ class RecvFdJob : public ThreadJob {
       }
     }
     if (fd_ < 0) result_ = n == 0 ? -ECONNRESET : -EBADMSG;
+    // Who sent it, as the kernel knows the peer (the credentials it connected with).
+    ucred cred = {};
+    socklen_t len = sizeof cred;
+    if (getsockopt(socket_, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0) peerUid_ = cred.uid;
   }
   void Deliver(Napi::Env env) override {
     if (result_ < 0) {
       promise_.Resolve(env, Napi::Number::New(env, result_));
       return;
     }
-    Napi::Array out = Napi::Array::New(env, 2);
+    Napi::Array out = Napi::Array::New(env, 3);
     out.Set(0u, Napi::Number::New(env, fd_));
     out.Set(1u, Napi::String::New(env, payload_, length_));
+    out.Set(2u, Napi::Number::New(
+                    env, peerUid_ == static_cast<uid_t>(-1) ? -1 : static_cast<double>(peerUid_)));
     if (promise_.Resolve(env, out)) fd_ = -1;  // JavaScript's now; else the destructor closes it
   }
   void Abandon() override {}  // the destructor closes a descriptor received meanwhile
@@ -273,11 +279,12 @@ class RecvFdJob : public ThreadJob {
   int timeoutMs_;
   char payload_[512];
   size_t length_ = 0;
+  uid_t peerUid_ = static_cast<uid_t>(-1);
   int fd_ = -1;
   int result_ = 0;
 };
 
-// recvFd(socket, timeoutMs) -> Promise<[fd, payload] | -errno>
+// recvFd(socket, timeoutMs) -> Promise<[fd, payload, peer uid (-1: unknown)] | -errno>
 Napi::Value RecvFd(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   auto* job = new RecvFdJob(env, info[0].As<Napi::Number>().Int32Value(),
@@ -346,7 +353,19 @@ Napi::Value SetCloexec(const Napi::CallbackInfo& info) {
 // afterwards), O_NOCTTY and O_CLOEXEC. On a regular file O_NONBLOCK changes nothing.
 constexpr int kOpenFlags = O_CLOEXEC | O_NONBLOCK | O_NOCTTY;
 
-// [fd, st_mode, st_size, created] of a descriptor just opened, or -errno (and it closed).
+// The huge page size of a file on hugetlbfs (which maps and unmaps only whole huge pages),
+// else 0. Its st_blksize is the huge page size; only a large one is worth an fstatfs.
+size_t HugePageOf(int fd, const struct stat& st) {
+  if (!S_ISREG(st.st_mode) ||
+      static_cast<size_t>(st.st_blksize) <= static_cast<size_t>(sysconf(_SC_PAGESIZE)))
+    return 0;
+  struct statfs fs;
+  if (fstatfs(fd, &fs) != 0 || static_cast<uint32_t>(fs.f_type) != HUGETLBFS_MAGIC) return 0;
+  return static_cast<size_t>(st.st_blksize);
+}
+
+// [fd, st_mode, st_size, created, huge page size or 0] of a descriptor just opened, or -errno
+// (and it closed).
 Napi::Value Opened(Napi::Env env, int fd, bool created) {
   if (fd < 0) return Errno(env, errno);
   struct stat st;
@@ -355,11 +374,12 @@ Napi::Value Opened(Napi::Env env, int fd, bool created) {
     close(fd);
     return Errno(env, err);
   }
-  Napi::Array out = Napi::Array::New(env, 4);
+  Napi::Array out = Napi::Array::New(env, 5);
   out.Set(0u, Napi::Number::New(env, fd));
   out.Set(1u, Napi::Number::New(env, static_cast<double>(st.st_mode)));
   out.Set(2u, Napi::Number::New(env, static_cast<double>(st.st_size)));
   out.Set(3u, Napi::Boolean::New(env, created));
+  out.Set(4u, Napi::Number::New(env, static_cast<double>(HugePageOf(fd, st))));
   return out;
 }
 
@@ -484,8 +504,8 @@ Napi::Value UnlinkFile(const Napi::CallbackInfo& info) {
 }
 
 // describeFd(fd) -> [st_mode, st_size, F_GETFL flags, f_type of its filesystem, seals (-1: it
-// cannot be sealed)] | -errno: what receive() checks of a descriptor a peer sent, asking the
-// kernel rather than believing the message that came with it.
+// cannot be sealed), owner uid] | -errno: what receive() checks of a descriptor a peer sent, asking
+// the kernel rather than believing the message that came with it.
 Napi::Value DescribeFd(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   int fd = info[0].As<Napi::Number>().Int32Value();
@@ -494,12 +514,13 @@ Napi::Value DescribeFd(const Napi::CallbackInfo& info) {
   int flags = fcntl(fd, F_GETFL);
   if (flags < 0 || fstat(fd, &st) != 0 || fstatfs(fd, &fs) != 0) return Errno(env, errno);
   int seals = fcntl(fd, F_GET_SEALS);
-  Napi::Array out = Napi::Array::New(env, 5);
+  Napi::Array out = Napi::Array::New(env, 6);
   out.Set(0u, Napi::Number::New(env, static_cast<double>(st.st_mode)));
   out.Set(1u, Napi::Number::New(env, static_cast<double>(st.st_size)));
   out.Set(2u, Napi::Number::New(env, flags));
   out.Set(3u, Napi::Number::New(env, static_cast<double>(static_cast<uint32_t>(fs.f_type))));
   out.Set(4u, Napi::Number::New(env, seals < 0 ? -1 : seals));
+  out.Set(5u, Napi::Number::New(env, static_cast<double>(st.st_uid)));
   return out;
 }
 
@@ -516,14 +537,16 @@ Napi::Value IsFileAt(const Napi::CallbackInfo& info) {
   return Napi::Boolean::New(env, same);
 }
 
-// fdStat(fd) -> [st_mode, st_size] | -errno
+// fdStat(fd) -> [st_mode, st_size, huge page size or 0] | -errno
 Napi::Value FdStat(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   struct stat st;
-  if (fstat(info[0].As<Napi::Number>().Int32Value(), &st) != 0) return Errno(env, errno);
-  Napi::Array out = Napi::Array::New(env, 2);
+  int fd = info[0].As<Napi::Number>().Int32Value();
+  if (fstat(fd, &st) != 0) return Errno(env, errno);
+  Napi::Array out = Napi::Array::New(env, 3);
   out.Set(0u, Napi::Number::New(env, static_cast<double>(st.st_mode)));
   out.Set(1u, Napi::Number::New(env, static_cast<double>(st.st_size)));
+  out.Set(2u, Napi::Number::New(env, static_cast<double>(HugePageOf(fd, st))));
   return out;
 }
 

@@ -807,6 +807,8 @@ export class Mapping implements Disposable {
     validateFileOffset(fileOffset);
     const rc = native.fixed(handle, start, roundUp(len, PAGE_SIZE), prot, flags, fd, fileOffset);
     if (rc < 0) throw systemError(rc, 'mmap');
+    if (start === 0 && roundUp(len, PAGE_SIZE) >= this.#mappedSize()) this.#prot = prot;
+    else if ((prot & Prot.Write) === 0) this.#prot &= ~Prot.Write; // a part read-only: not writable as a whole
   }
 
   /**
@@ -895,6 +897,8 @@ interface FileKept {
   guard: boolean;
   /** The file was sized without reserving its blocks: growFile does the same. */
   sparse?: boolean;
+  /** The page size of the file's mappings: a huge page's on hugetlbfs. */
+  granule?: number;
   /** The file offset of the first exposed byte. */
   start: number;
 }
@@ -931,10 +935,10 @@ function create(
       `This runtime cannot put an ArrayBuffer over mapped memory: ${why}. mman maps nothing here; read the file with fs instead`,
     );
   }
-  const granule = (flags & MapFlags.HugeTLB) !== 0 ? hugePageSize(flags) : PAGE_SIZE;
+  const granule = (flags & MapFlags.HugeTLB) !== 0 ? hugePageSize(flags) : (file.granule ?? PAGE_SIZE);
   const size = roundUp(delta + length, granule);
   const options = (file.keepFile ? MAP_KEEP_FILE : 0) | (file.guard ? MAP_GUARD : 0);
-  const result = native.map(size, prot, flags, fd, offset, hint, file.path ?? '', options);
+  const result = native.map(size, prot, flags, fd, offset, hint, file.path ?? '', options, granule);
   if (typeof result === 'number') {
     if (result === MAP_LIMIT) throw mapLimitError();
     if (result === GUARD_FULL)
@@ -997,11 +1001,11 @@ const S_IFBLK = 0o060000;
  * @internal fstat(2) through the addon, which works on any descriptor; some runtimes' fs
  * (Deno's) refuse one they did not open themselves.
  */
-export function statFd(fd: number): { isFile: boolean; type: number; size: number } {
+export function statFd(fd: number): { isFile: boolean; type: number; size: number; hugePage: number } {
   const result = native.fdStat(fd);
   if (typeof result === 'number') throw systemError(result, 'fstat');
   const type = result[0] & S_IFMT;
-  return { isFile: type === S_IFREG, type, size: result[1] };
+  return { isFile: type === S_IFREG, type, size: result[1], hugePage: result[2] };
 }
 
 // A descriptor about to be mapped: a regular file, a block device or a character device (for
@@ -1023,6 +1027,8 @@ interface TargetFile {
   /** This call opened it from `path` (with O_TRUNC for 'w+'), and closes it after mapping. */
   opened: boolean;
   path?: string | Buffer;
+  /** A file on hugetlbfs: its huge page size (mappings are made of whole huge pages), else 0. */
+  hugePage: number;
 }
 
 function describePath(path: PathLike): string | Buffer {
@@ -1036,13 +1042,13 @@ function describePath(path: PathLike): string | Buffer {
 
 function openedFile(result: OpenedFile | number, path: string | Buffer): TargetFile {
   if (typeof result === 'number') throw systemError(result, 'open', path.toString());
-  const [fd, mode, size, created] = result;
-  return { fd, type: mode & S_IFMT, size, created, opened: true, path };
+  const [fd, mode, size, created, hugePage] = result;
+  return { fd, type: mode & S_IFMT, size, created, opened: true, path, hugePage };
 }
 
 function givenFile(fd: number): TargetFile {
   const stat = statFd(fd);
-  return { fd, type: stat.type, size: stat.size, created: false, opened: false };
+  return { fd, type: stat.type, size: stat.size, created: false, opened: false, hugePage: stat.hugePage };
 }
 
 /** Options for {@link mapFile}. */
@@ -1182,8 +1188,8 @@ function fileTarget(file: unknown): { path: string | Buffer; fd?: undefined } | 
   if (typeof file === 'string' || file instanceof URL || Buffer.isBuffer(file)) return { path: describePath(file) };
   if (file !== null && typeof file === 'object' && typeof (file as FileHandle).fd === 'number') {
     const fd = (file as FileHandle).fd;
-    if (fd < 0) throw systemError(-osConstants.errno.EBADF, 'fstat'); // a closed FileHandle, as fs.promises says
-    return { fd };
+    if (fd === -1) throw systemError(-osConstants.errno.EBADF, 'fstat'); // a closed FileHandle, as fs.promises says
+    return { fd: validateInt32(fd, 'file.fd', 0) };
   }
   throw invalidArgType('file', 'a path (string, Buffer, URL), a file descriptor or a FileHandle', file);
 }
@@ -1243,13 +1249,16 @@ function mapOpenFile(file: TargetFile, plan: FilePlan): Mapping {
     } else if (length === undefined) {
       throw invalidArgValue('options.length', length, 'is required for a file that is not a regular file');
     }
-    const pageOffset = roundDown(plan.offset, PAGE_SIZE);
+    // hugetlbfs maps whole huge pages, from a file offset that is a multiple of one.
+    const granule = file.hugePage || PAGE_SIZE;
+    const pageOffset = roundDown(plan.offset, granule);
     const mapping = create(length, plan.prot, plan.flags, file.fd, pageOffset, plan.offset - pageOffset, undefined, {
       path,
       keepFile: plan.keepFile,
       guard: plan.guard,
       sparse: plan.sparse,
       start: plan.offset,
+      granule,
     });
     try {
       if (plan.advice !== undefined) mapping.advise(plan.advice);

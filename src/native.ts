@@ -24,7 +24,7 @@ export interface NativeTools {
 }
 
 /** What native.openFile answers for a file it opened. */
-export type OpenedFile = [fd: number, mode: number, size: number, created: boolean];
+export type OpenedFile = [fd: number, mode: number, size: number, created: boolean, hugePage: number];
 
 export interface NativeAddon {
   readonly pageSize: number;
@@ -64,6 +64,7 @@ export interface NativeAddon {
     hint: bigint | undefined,
     label: string,
     options: number,
+    granule: number,
   ): Handle | number;
   /** What the last count of this process's memory areas saw: [areas, vm.max_map_count, reserve]. */
   mapLimit(): [areas: number, max: number, reserve: number];
@@ -119,7 +120,7 @@ export interface NativeAddon {
   /** sendmsg of `payload` with a duplicate of `fd` attached (SCM_RIGHTS), on the threadpool: 0 or -errno. */
   sendFd(socket: number, fd: number, payload: string, timeoutMs: number): Promise<number>;
   /** recvmsg of one message and the descriptor it carries, on the threadpool: [fd, payload] or -errno. */
-  recvFd(socket: number, timeoutMs: number): Promise<[fd: number, payload: string] | number>;
+  recvFd(socket: number, timeoutMs: number): Promise<[fd: number, payload: string, peerUid: number] | number>;
   memfdCreate(name: string, flags: number): number;
   addSeals(fd: number, seals: number): number;
   getSeals(fd: number): number;
@@ -135,9 +136,12 @@ export interface NativeAddon {
   fdAllocate(fd: number, offset: number, length: number): number;
   /** unlink(2): 0 or -errno. */
   unlinkFile(path: string | Buffer): number;
-  fdStat(fd: number): [mode: number, size: number] | number;
+  /** fstat(2): [st_mode, st_size, the huge page size of a hugetlbfs file or 0], or -errno. */
+  fdStat(fd: number): [mode: number, size: number, hugePage: number] | number;
   /** What the kernel says of a descriptor: [st_mode, st_size, F_GETFL flags, fs f_type, seals or -1], or -errno. */
-  describeFd(fd: number): [mode: number, size: number, flags: number, fsType: number, seals: number] | number;
+  describeFd(
+    fd: number,
+  ): [mode: number, size: number, flags: number, fsType: number, seals: number, uid: number] | number;
   /** True if `path` (a symlink not followed) is the very file `fd` is: same device and inode. */
   isFileAt(fd: number, path: string): boolean;
   fdTruncate(fd: number, size: number): number;

@@ -6,7 +6,7 @@ import { availableParallelism, constants as osConstants } from 'node:os';
 import { SharedMemory } from './shared';
 import { dispose, type Mapping } from './mapping';
 // eslint-disable-next-line @typescript-eslint/no-unused-vars -- named by {@link} in the doc comments
-import { notify, wait, waitAsync, type WaitOptions } from './futex';
+import { notify, validateTimeout, wait, waitAsync, type WaitOptions } from './futex';
 import {
   invalidArgType,
   invalidArgValue,
@@ -15,6 +15,7 @@ import {
   outOfRange,
   systemError,
   validateInt32,
+  validateAbortSignal,
   validateInteger,
   validateOptions,
 } from './errors';
@@ -45,6 +46,13 @@ export interface RingBufferOptions {
    * than one CPU, else 0.
    */
   spin?: number;
+}
+
+// The options of a blocking call, checked before it blocks: its timeout, for wait().
+function waitTimeout(options: unknown): number | undefined {
+  const { timeoutMs } = validateOptions<RingWaitOptions>(options);
+  validateTimeout(timeoutMs);
+  return timeoutMs;
 }
 
 /** Options for the blocking calls of {@link RingBuffer}. */
@@ -155,6 +163,7 @@ export class RingBuffer implements Disposable {
    */
   reserve(length: number, options?: RingWaitOptions): Uint8Array {
     this.#live();
+    const timeoutMs = waitTimeout(options);
     const need = this.#need(length);
     for (;;) {
       const at = this.#room(need);
@@ -162,8 +171,7 @@ export class RingBuffer implements Disposable {
       const head = Atomics.load(this.#words, HEAD);
       if (this.#room(need) >= 0) continue;
       if (
-        wait(this.#words, HEAD, head, options?.timeoutMs, { spin: this.#spin, waitersIndex: WRITERS_ASLEEP }) ===
-        'timed-out'
+        wait(this.#words, HEAD, head, timeoutMs, { spin: this.#spin, waitersIndex: WRITERS_ASLEEP }) === 'timed-out'
       ) {
         throw systemError(-osConstants.errno.ETIMEDOUT, 'futex');
       }
@@ -173,13 +181,14 @@ export class RingBuffer implements Disposable {
   /** {@link RingBuffer.reserve} without blocking the event loop while the ring is full. */
   async reserveAsync(length: number, options?: { signal?: AbortSignal }): Promise<Uint8Array> {
     this.#live();
+    const signal = validateAbortSignal(validateOptions<{ signal?: AbortSignal }>(options).signal, 'options.signal');
     const need = this.#need(length);
     for (;;) {
       const at = this.#room(need);
       if (at >= 0) return this.#place(at, length);
       const head = Atomics.load(this.#words, HEAD);
       if (this.#room(need) >= 0) continue;
-      await waitAsync(this.#words, HEAD, head, undefined, { signal: options?.signal, waitersIndex: WRITERS_ASLEEP });
+      await waitAsync(this.#words, HEAD, head, undefined, { signal, waitersIndex: WRITERS_ASLEEP });
     }
   }
 
@@ -257,6 +266,7 @@ export class RingBuffer implements Disposable {
    */
   read(options?: RingWaitOptions): Uint8Array | null | undefined {
     this.#live();
+    const timeoutMs = waitTimeout(options);
     this.release();
     for (;;) {
       const message = this.#take();
@@ -264,8 +274,7 @@ export class RingBuffer implements Disposable {
       const tail = Atomics.load(this.#words, TAIL);
       if (tail >>> 0 !== Atomics.load(this.#words, HEAD) >>> 0) continue;
       if (
-        wait(this.#words, TAIL, tail, options?.timeoutMs, { spin: this.#spin, waitersIndex: READERS_ASLEEP }) ===
-        'timed-out'
+        wait(this.#words, TAIL, tail, timeoutMs, { spin: this.#spin, waitersIndex: READERS_ASLEEP }) === 'timed-out'
       ) {
         return undefined;
       }
@@ -275,13 +284,14 @@ export class RingBuffer implements Disposable {
   /** {@link RingBuffer.read} without blocking the event loop while the ring is empty. */
   async readAsync(options?: { signal?: AbortSignal }): Promise<Uint8Array | null> {
     this.#live();
+    const signal = validateAbortSignal(validateOptions<{ signal?: AbortSignal }>(options).signal, 'options.signal');
     this.release();
     for (;;) {
       const message = this.#take();
       if (message !== undefined) return message;
       const tail = Atomics.load(this.#words, TAIL);
       if (tail >>> 0 !== Atomics.load(this.#words, HEAD) >>> 0) continue;
-      await waitAsync(this.#words, TAIL, tail, undefined, { signal: options?.signal, waitersIndex: READERS_ASLEEP });
+      await waitAsync(this.#words, TAIL, tail, undefined, { signal, waitersIndex: READERS_ASLEEP });
     }
   }
 

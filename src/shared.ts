@@ -4,6 +4,7 @@ import { fork as forkProcess, type ChildProcess, type ForkOptions, type StdioOpt
 import { constants as fsConstants, unlinkSync } from 'node:fs';
 import { constants as osConstants } from 'node:os';
 import { Socket } from 'node:net';
+import { isMainThread } from 'node:worker_threads';
 import { join } from 'node:path';
 
 import { native } from './native';
@@ -229,21 +230,21 @@ function badDescriptor(fd: number, why: string): Error {
 }
 
 // What receive() accepts, from the kernel's own answers about the descriptor: a regular file
-// of a memory filesystem, opened for reading. Returns whether it is read-only and whether it
-// is sealed against shrinking; closes it and throws otherwise.
-function checkReceived(fd: number): { readOnly: boolean; sealed: boolean } {
+// of a memory filesystem, opened for reading. Returns whether it is read-only, whether it is
+// sealed against shrinking, and its owner; closes it and throws otherwise.
+function checkReceived(fd: number): { readOnly: boolean; sealed: boolean; uid: number } {
   const described = native.describeFd(fd);
   if (typeof described === 'number') {
     native.fdClose(fd);
     throw systemError(described, 'fstat');
   }
-  const [mode, , flags, fsType, seals] = described;
+  const [mode, , flags, fsType, seals, uid] = described;
   if ((flags & O_PATH) !== 0) throw badDescriptor(fd, 'an O_PATH descriptor, which cannot be mapped');
   if ((mode & S_IFMT) !== S_IFREG) throw badDescriptor(fd, 'not a regular file');
   if (!MEMORY_FILESYSTEMS.has(fsType)) throw badDescriptor(fd, 'a file outside tmpfs and hugetlbfs');
   const access = flags & O_ACCMODE;
   if (access === fsConstants.O_WRONLY) throw badDescriptor(fd, 'opened write-only, which cannot be mapped');
-  return { readOnly: access === fsConstants.O_RDONLY, sealed: seals >= 0 && (seals & F_SEAL_SHRINK) !== 0 };
+  return { readOnly: access === fsConstants.O_RDONLY, sealed: seals >= 0 && (seals & F_SEAL_SHRINK) !== 0, uid };
 }
 
 /**
@@ -371,7 +372,10 @@ export class SharedMemory implements Disposable {
    */
   static from(descriptor: SharedMemoryDescriptor): SharedMemory {
     const { fd, d } = takeAside<SharedMemoryDescriptor>(descriptor, 'mman.SharedMemory');
-    return new SharedMemory(CONSTRUCT, fd, typeof d.name === 'string' ? d.name : undefined, d.readOnly === true);
+    // A name is only ever one path component (the descriptor object is plain data: anything
+    // in this process could have changed it before it got here).
+    const name = typeof d.name === 'string' && isValidName(d.name) ? d.name : undefined;
+    return new SharedMemory(CONSTRUCT, fd, name, d.readOnly === true);
   }
 
   /**
@@ -417,8 +421,9 @@ export class SharedMemory implements Disposable {
    * message. Only a regular file on tmpfs or hugetlbfs (a memfd, a `/dev/shm` file) opened for
    * reading is accepted; the segment is read-only if the descriptor is (`O_RDONLY`), whatever
    * the message says; it keeps a name only if `/dev/shm/<name>` is that very file (same device
-   * and inode), so {@link SharedMemory.unlink} can never remove another application's
-   * segment; and unless it is sealed against shrinking (`F_SEAL_SHRINK`), every mapping of it
+   * and inode) and the peer owns it (its credentials, `SO_PEERCRED`) or is root, so
+   * {@link SharedMemory.unlink} never removes a segment the peer could not have removed
+   * itself; and unless it is sealed against shrinking (`F_SEAL_SHRINK`), every mapping of it
    * is guarded, so a peer that truncates it cannot kill this process.
    */
   static async receive(socket: Socket, options?: SocketPassOptions): Promise<SharedMemory> {
@@ -442,10 +447,12 @@ export class SharedMemory implements Disposable {
         throw mmanError('ERR_SHARED_MEMORY_NO_DESCRIPTOR', 'The peer sent a message without a descriptor');
       throw systemError(got, 'recvmsg');
     }
-    const [fd, payload] = got;
-    // The descriptor says what it is; the payload is a stranger's word, and only a name that
-    // turns out to be this very file in /dev/shm is kept from it.
-    const { readOnly } = checkReceived(fd);
+    const [fd, payload, peerUid] = got;
+    // The descriptor says what it is; the payload is a stranger's word. A name is kept from it
+    // only if /dev/shm/<name> is this very file and the peer could remove it itself (it owns
+    // the file, or is root): unlink() here must never remove what the peer could only read.
+    const { readOnly, uid } = checkReceived(fd);
+    const mayName = peerUid === 0 || peerUid === uid;
     let name: string | undefined;
     try {
       const parsed = JSON.parse(payload) as unknown;
@@ -453,7 +460,7 @@ export class SharedMemory implements Disposable {
         parsed !== null && typeof parsed === 'object' && (parsed as Record<string, unknown>)[PAYLOAD_TAG] === 1
           ? (parsed as Record<string, unknown>).name
           : undefined;
-      if (typeof claimed === 'string' && native.isFileAt(fd, join(SHM_DIRECTORY, validateName(claimed))))
+      if (mayName && typeof claimed === 'string' && native.isFileAt(fd, join(SHM_DIRECTORY, validateName(claimed))))
         name = claimed;
     } catch {
       // another program's payload, or a name that is not one: the descriptor is what counts
@@ -513,11 +520,15 @@ export class SharedMemory implements Disposable {
 
   /**
    * In a child started by {@link fork}: the segments the parent passed in `share`, in the
-   * same order (empty in any other process). Made once; their fds are marked close-on-exec
+   * same order (empty in any other process, and in a worker thread: take them in the main
+   * thread, and hand them to workers with {@link SharedMemory.share}). Made once; their fds are marked close-on-exec
    * so they go no further than this process.
    */
   static inherited(): SharedMemory[] {
     if (inheritedSegments !== undefined) return inheritedSegments;
+    // The descriptors are the process's, handed to its main thread: a worker (which starts
+    // with a copy of the environment) must not take them as its own, and close them with it.
+    if (!isMainThread) return (inheritedSegments = []);
     const described = process.env[SHARED_ENV];
     delete process.env[SHARED_ENV]; // a grandchild must not take our fd numbers for its own
     inheritedSegments = [];
@@ -543,6 +554,11 @@ export class SharedMemory implements Disposable {
       if (name !== undefined && (typeof name !== 'string' || !isValidName(name))) throw bad(`has a bad name at [${i}]`);
       return { fd, name: name as string | undefined };
     });
+    for (const { fd } of entries) {
+      const described = native.describeFd(fd);
+      if (typeof described === 'number' || (described[0] & S_IFMT) !== S_IFREG || !MEMORY_FILESYSTEMS.has(described[3]))
+        throw bad(`names descriptor ${fd}, which is not a memfd or a file in /dev/shm`);
+    }
     for (const { fd, name } of entries) {
       const rc = native.setCloexec(fd, true);
       if (rc < 0) throw systemError(rc, 'fcntl');

@@ -135,6 +135,14 @@ describe('mapFile arguments', () => {
     const handle = await open(file, 'r');
     await handle.close();
     expect(expectCode(() => mapFile(handle), 'EBADF')).toMatchObject({ errno: -9, syscall: 'fstat' });
+    // A FileHandle-like object whose fd is not a descriptor number: never wrapped into one.
+    const real = openSync(file, 'r');
+    try {
+      for (const bad of [2 ** 32 + real, real + 0.9, NaN, Infinity, -2])
+        expectCode(() => mapFile({ fd: bad } as never), 'ERR_OUT_OF_RANGE', RangeError);
+    } finally {
+      closeSync(real);
+    }
   });
   test('wrong types and values of arguments and options', () => {
     expectCode(() => mapFile(true as unknown as string), 'ERR_INVALID_ARG_TYPE', TypeError);

@@ -71,3 +71,11 @@ test("the guard's zero page takes the mapping's protection: after protect(Prot.R
   expect(child.stderr).toContain('mman: SIGSEGV');
   expect(child.stderr).toContain('a write to read-only memory');
 });
+
+test("a view kept from before a shrink reaches the cut-off tail: a truncation there is still the mapping's to report", () => {
+  const path = fileWith(dir, 'shrunk.bin', new Uint8Array(4 * PAGE_SIZE).fill(8));
+  const child = runFixture('guard-child.js', 'shrunk', [path]);
+  expect(child.stderr).toBe('');
+  expect(child.status).toBe(0);
+  expect(JSON.parse(child.stdout)).toEqual({ read: 0, truncated: true, next: 'ERR_MAPPING_TRUNCATED' });
+});

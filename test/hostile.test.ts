@@ -78,6 +78,26 @@ maybe('SharedMemory.receive() from a peer that lies', () => {
     }
   });
 
+  (process.getuid?.() === 0 ? test : test.skip)(
+    "a peer running as nobody names root's segment it could only read: the name is not kept, and unlink() removes nothing",
+    () => {
+      const named = SharedMemory.create(PAGE_SIZE, { name: uniqueName('roots'), mode: 0o644 });
+      named.map().bytes.set(Buffer.from('from the peer'));
+      try {
+        const report = receiveFrom('nobody-names-it', named.name);
+        expect(report).toMatchObject({
+          name: null,
+          readOnly: true,
+          seen: 'from the peer',
+          victimStill: true,
+          leaked: [],
+        });
+      } finally {
+        remove(named);
+      }
+    },
+  );
+
   test('a read-only descriptor that claims to be writable: read-only, whatever the message says', () => {
     const named = SharedMemory.create(PAGE_SIZE, { name: uniqueName('ro') });
     named.map().bytes.set(Buffer.from('from the peer'));

@@ -66,6 +66,9 @@ describe('MAP_FIXED is confined to pages the mapping owns', () => {
       expect(region.bytes[4 * PAGE_SIZE - 1]).toBe(1);
       expect(permsAt(region.address + BigInt(PAGE_SIZE))).toBe('r--s');
       expect(permsAt(region.address + BigInt(2 * PAGE_SIZE))).toBe('rw-p');
+      // A read-only page inside: the mapping is no longer writable as a whole, and the APIs that
+      // write refuse it rather than fault on that page.
+      expect(region.writable).toBe(false);
       // Past its own end it refuses, before any syscall: the pages after it are someone else's.
       // Here a page of this test's own, so that only the refused call could change it.
       const after = region.address + BigInt(4 * PAGE_SIZE);

@@ -121,6 +121,12 @@ describe('SharedMemory.share() / SharedMemory.from()', () => {
   });
 });
 
+test('SharedMemory.from() keeps only a name that is one path component: a changed descriptor cannot point unlink() elsewhere', () => {
+  using shm = SharedMemory.create(PAGE_SIZE);
+  for (const name of ['../../tmp/x', '/etc/passwd', '', '..'])
+    expect(SharedMemory.from({ ...shm.share(), name }).name).toBeUndefined();
+});
+
 describe('Mapping.share() / Mapping.from()', () => {
   test('a worker maps the same window of the file, writes through it; this mapping and fs see it', async () => {
     const path = fileWith(dir, 'shared.bin', Buffer.alloc(4 * PAGE_SIZE, 'a'));

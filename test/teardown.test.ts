@@ -4,6 +4,7 @@
 import { runFixture } from './helpers';
 
 const JOBS = ['populate', 'flush', 'mapFileAsync', 'receive', 'receiveForever', 'sendToFullSocket', 'waitAsync'];
+const LOOPS = ['mapLoop', 'flushLoop']; // the addon called without pause: termination lands inside a call
 
 interface Report {
   exitCode: number;
@@ -26,6 +27,20 @@ describe.each(['terminate', 'exit'])('a worker ends (%s) with a job pending', (e
     expect(report.after.threads).toBe(report.before.threads);
     expect(report.after.stats).toEqual(report.before.stats);
     expect(report.alive).toBe(true);
+  });
+});
+
+describe('a worker calling into the addon without pause is terminated, ten times over', () => {
+  test.each(LOOPS)('%s: the process lives on, and gets back every descriptor and mapping', (job) => {
+    for (let round = 0; round < 10; round++) {
+      const child = runFixture('teardown-child.js', job, ['terminate'], ['--expose-gc'], { timeout: 60_000 });
+      expect(child.signal).toBeNull();
+      expect(child.stderr).toBe('');
+      expect(child.status).toBe(0);
+      const report = JSON.parse(child.stdout) as Report;
+      expect(report.opened).toEqual([]);
+      expect(report.after.stats).toEqual(report.before.stats);
+    }
   });
 });
 
