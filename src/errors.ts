@@ -35,7 +35,9 @@ export type MmanErrorCode =
   | 'ERR_SOCKET_ALREADY_READ'
   | 'ERR_MUTEX_DEADLOCK'
   | 'ERR_MUTEX_NOT_OWNER'
-  | 'ERR_INVALID_STATE';
+  | 'ERR_INVALID_STATE'
+  | 'ERR_ILLEGAL_CONSTRUCTOR'
+  | 'ABORT_ERR';
 
 let systemErrorMap: Map<number, [string, string]> | undefined;
 
