@@ -26,8 +26,10 @@ struct AddonEnv {
   Lifetime lifetime;
   FutexEnv* futex = nullptr;  // made on first waitAsync
   JobsEnv* jobs = nullptr;    // made on the first job (jobs.h)
-  // The descriptors SharedMemory objects of this thread hold: closed with the thread if
-  // JavaScript never closed them (a worker terminated with a segment open).
+  // Every descriptor the addon hands to JavaScript on this thread (opened, created, received,
+  // taken from another thread) and those SharedMemory objects took over: closed with the thread
+  // unless fdClose() closed it first. A worker terminated between the moment a descriptor
+  // reaches JavaScript and the code that would close it leaks nothing.
   std::unordered_set<int> ownedFds;
 };
 

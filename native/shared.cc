@@ -48,6 +48,12 @@ struct Shared {
 std::mutex sharedLock;
 std::unordered_map<uint64_t, Shared>* sharedFds = new std::unordered_map<uint64_t, Shared>();
 
+// The calling thread owns `fd` from now on (env.h): it goes with the thread unless closed.
+int Owned(Napi::Env env, int fd) {
+  if (fd >= 0) AddonEnvOf(env)->ownedFds.insert(fd);
+  return fd;
+}
+
 uint64_t NowMs() {
   timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -100,7 +106,7 @@ Napi::Value TakeFd(const Napi::CallbackInfo& info) {
   if (it == sharedFds->end()) return Napi::Number::New(env, -ENOENT);
   int fd = it->second.fd;
   sharedFds->erase(it);
-  return Napi::Number::New(env, fd);
+  return Napi::Number::New(env, Owned(env, fd));
 }
 
 // ---- passing a descriptor over a Unix-domain socket (SCM_RIGHTS) ----
@@ -265,11 +271,12 @@ class RecvFdJob : public ThreadJob {
       return;
     }
     Napi::Array out = Napi::Array::New(env, 3);
-    out.Set(0u, Napi::Number::New(env, fd_));
+    out.Set(0u, Napi::Number::New(env, Owned(env, fd_)));
     out.Set(1u, Napi::String::New(env, payload_, length_));
     out.Set(2u, Napi::Number::New(
                     env, peerUid_ == static_cast<uid_t>(-1) ? -1 : static_cast<double>(peerUid_)));
-    if (promise_.Resolve(env, out)) fd_ = -1;  // JavaScript's now; else the destructor closes it
+    fd_ = -1;  // the thread's now: closed with it, if JavaScript does not close it first
+    promise_.Resolve(env, out);
   }
   void Abandon() override {}  // the destructor closes a descriptor received meanwhile
 
@@ -312,7 +319,7 @@ Napi::Value MemfdCreate(const Napi::CallbackInfo& info) {
   unsigned flags = info[1].As<Napi::Number>().Uint32Value();
   int fd = memfd_create(name.c_str(), flags);
   if (fd < 0) return Errno(env, errno);
-  return Napi::Number::New(env, fd);
+  return Napi::Number::New(env, Owned(env, fd));
 }
 
 // addSeals(fd, seals) -> 0 | -errno
@@ -368,9 +375,11 @@ size_t HugePageOf(int fd, const struct stat& st) {
 // (and it closed).
 Napi::Value Opened(Napi::Env env, int fd, bool created) {
   if (fd < 0) return Errno(env, errno);
+  Owned(env, fd);
   struct stat st;
   if (fstat(fd, &st) != 0) {
     int err = errno;
+    AddonEnvOf(env)->ownedFds.erase(fd);
     close(fd);
     return Errno(env, err);
   }
@@ -453,10 +462,10 @@ class OpenJob : public PoolJob {
   }
   void Deliver(Napi::Env env) override {
     errno = err_;
-    Napi::Value out = Opened(env, fd_, created_);  // closes the descriptor if it fails
     int fd = fd_;
-    fd_ = -1;
-    if (!promise_.Resolve(env, out) && out.IsArray()) close(fd);
+    fd_ = -1;  // the thread's now (Opened), closed with it if nothing else closes it first
+    Napi::Value out = Opened(env, fd, created_);
+    promise_.Resolve(env, out);
   }
   void Abandon() override {}  // the destructor closes what was opened
 
@@ -568,26 +577,19 @@ Napi::Value FdChmod(const Napi::CallbackInfo& info) {
   return Napi::Number::New(env, 0);
 }
 
-// ownFd(fd): the calling thread's SharedMemory holds `fd` now; it is closed with the thread
-// unless closeOwnedFd() closes it first.
+// ownFd(fd): the calling thread's SharedMemory holds `fd` now (one it was given: fromFd()); it
+// is closed with the thread unless fdClose() closes it first.
 Napi::Value OwnFd(const Napi::CallbackInfo& info) {
   AddonEnvOf(info.Env())->ownedFds.insert(info[0].As<Napi::Number>().Int32Value());
   return info.Env().Undefined();
 }
 
-// closeOwnedFd(fd) -> 0 | -errno
-Napi::Value CloseOwnedFd(const Napi::CallbackInfo& info) {
+// fdClose(fd) -> 0 | -errno: closes it, and the thread owns it no more.
+Napi::Value FdClose(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   int fd = info[0].As<Napi::Number>().Int32Value();
   AddonEnvOf(env)->ownedFds.erase(fd);
   if (close(fd) != 0) return Errno(env, errno);
-  return Napi::Number::New(env, 0);
-}
-
-// fdClose(fd) -> 0 | -errno
-Napi::Value FdClose(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  if (close(info[0].As<Napi::Number>().Int32Value()) != 0) return Errno(env, errno);
   return Napi::Number::New(env, 0);
 }
 
@@ -605,7 +607,6 @@ void InitShared(Napi::Env env, Napi::Object exports) {
   exports.Set("fdChmod", Napi::Function::New(env, FdChmod, "fdChmod"));
   exports.Set("fdClose", Napi::Function::New(env, FdClose, "fdClose"));
   exports.Set("ownFd", Napi::Function::New(env, OwnFd, "ownFd"));
-  exports.Set("closeOwnedFd", Napi::Function::New(env, CloseOwnedFd, "closeOwnedFd"));
   exports.Set("memfdCreate", Napi::Function::New(env, MemfdCreate, "memfdCreate"));
   exports.Set("addSeals", Napi::Function::New(env, AddSeals, "addSeals"));
   exports.Set("getSeals", Napi::Function::New(env, GetSeals, "getSeals"));

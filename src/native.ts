@@ -146,11 +146,14 @@ export interface NativeAddon {
   isFileAt(fd: number, path: string): boolean;
   fdTruncate(fd: number, size: number): number;
   fdChmod(fd: number, mode: number): number;
+  /** close(2), and the calling thread owns `fd` no more: 0 or -errno. */
   fdClose(fd: number): number;
-  /** The calling thread's SharedMemory holds `fd`: closed with the thread unless closeOwnedFd() comes first. */
+  /**
+   * The calling thread owns `fd` (a descriptor SharedMemory.fromFd() was given): closed with
+   * the thread unless fdClose() comes first. Those the addon opens, creates, receives or takes
+   * are owned from the start.
+   */
   ownFd(fd: number): void;
-  /** Closes a descriptor given to ownFd(): 0 or -errno. */
-  closeOwnedFd(fd: number): number;
   wait(
     handle: Handle,
     buffer: ArrayBuffer,

@@ -197,7 +197,7 @@ const CONSTRUCT = Symbol('SharedMemory.construct');
 
 // A SharedMemory dropped without close() gives its descriptor back when it is collected, as a
 // FileHandle does (mappings made from it have their own).
-const closeOnCollect = new FinalizationRegistry<number>((fd) => native.closeOwnedFd(fd));
+const closeOnCollect = new FinalizationRegistry<number>((fd) => native.fdClose(fd));
 
 let inheritedSegments: SharedMemory[] | undefined;
 
@@ -632,7 +632,7 @@ export class SharedMemory implements Disposable {
     if (fd < 0) return;
     this.#fd = -1;
     closeOnCollect.unregister(this);
-    check(native.closeOwnedFd(fd), 'close');
+    check(native.fdClose(fd), 'close');
   }
 
   /**

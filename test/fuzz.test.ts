@@ -10,7 +10,9 @@ afterEach(() => cleanup());
 
 function fuzz(pass: string, runs: number): Record<string, unknown> {
   const child = runFixture('fuzz-child.js', pass, [String(runs), dir], ['--expose-gc'], { cwd: dir, timeout: 120_000 });
-  expect(child.signal).toBeNull(); // a crash is the first thing a fuzz pass must not find
+  // A crash (or the watchdog ending a call that never returned) is the first thing a fuzz pass
+  // must not find; its stderr names the seed and the call.
+  if (child.signal !== null) throw new Error(`the fuzz child died of ${child.signal}:\n${child.stderr}`);
   const report = JSON.parse(child.stdout);
   expect(report.failure).toBeUndefined();
   expect(child.status).toBe(0);
