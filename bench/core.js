@@ -102,17 +102,17 @@ function mapUnmapVariants(fd) {
   return {
     'C loop in this process (native mapUnmapLoop)': (iterations) => tools.mapUnmapLoop(iterations),
     'addon map() + unmap(), no Mapping object': timed((n) => {
-      for (let i = 0; i < n; i++) native.unmap(native.map(PAGE_SIZE, prot, flags, -1, 0), null, false);
+      for (let i = 0; i < n; i++) native.unmap(native.map(PAGE_SIZE, prot, flags, -1, 0, undefined, '', 0, PAGE_SIZE), null, false);
     }),
     'addon map() + buffer() + unmap(), no Mapping object': timed((n) => {
       for (let i = 0; i < n; i++) {
-        const handle = native.map(PAGE_SIZE, prot, flags, -1, 0);
+        const handle = native.map(PAGE_SIZE, prot, flags, -1, 0, undefined, '', 0, PAGE_SIZE);
         native.unmap(handle, lend(handle, 0, PAGE_SIZE, true), false);
       }
     }),
     'addon map() + buffer() + new Uint8Array + unmap()': timed((n) => {
       for (let i = 0; i < n; i++) {
-        const handle = native.map(PAGE_SIZE, prot, flags, -1, 0);
+        const handle = native.map(PAGE_SIZE, prot, flags, -1, 0, undefined, '', 0, PAGE_SIZE);
         const buffer = lend(handle, 0, PAGE_SIZE, true);
         void new Uint8Array(buffer);
         native.unmap(handle, buffer, false);
@@ -120,7 +120,7 @@ function mapUnmapVariants(fd) {
     }),
     'addon map() + buffer() + owner property + unmap()': timed((n) => {
       for (let i = 0; i < n; i++) {
-        const handle = native.map(PAGE_SIZE, prot, flags, -1, 0);
+        const handle = native.map(PAGE_SIZE, prot, flags, -1, 0, undefined, '', 0, PAGE_SIZE);
         const buffer = lend(handle, 0, PAGE_SIZE, true);
         buffer[OWNER] = handle;
         native.unmap(handle, buffer, false);

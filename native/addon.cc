@@ -117,6 +117,8 @@ void InitAnswers(Napi::Env env, Napi::Object exports) {
   a.Set("GUARD_SLOTS", kGuardSlots);
   a.Set("MAP_KEEP_FILE", kKeepFile);
   a.Set("MAP_GUARD", kGuard);
+  a.Set("MAP_HINT", kHint);
+  a.Set("MAP_LABEL", kLabel);
   a.Set("LOCK_ACQUIRED", answers::kLockAcquired);
   a.Set("LOCK_OWNER_DIED", answers::kLockOwnerDied);
   a.Set("LOCK_BUSY", answers::kLockBusy);

@@ -42,6 +42,8 @@ constexpr int kLockTimedOut = 3;
 // map()'s options, a bit set.
 constexpr int kKeepFile = 1;  // the region keeps a duplicate of the file's descriptor while open
 constexpr int kGuard = 2;     // its SIGBUS faults are survived (guard.h)
+constexpr int kHint = 4;      // `hint` is an address (a bigint) to map at
+constexpr int kLabel = 8;     // `label` names the mapping in fault messages
 
 // -errno, for an errno the caller has (a positive number).
 inline Napi::Value Errno(Napi::Env env, int err) {

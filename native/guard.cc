@@ -24,6 +24,7 @@
 #include <sys/stat.h>
 #include <sys/vfs.h>
 #include <fcntl.h>
+#include <sched.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -55,7 +56,20 @@ constexpr int kChunkSlots = 4096;
 constexpr int kChunks = kGuardSlots / kChunkSlots;
 std::atomic<Slot*> chunks[kChunks];
 std::atomic<int> highWater{0};  // slots [0, highWater) may be in use
-std::mutex tableLock;           // registration and unregistration; never taken in a handler
+// Registration and unregistration take turns; never taken in a handler. A spin lock: it is
+// held for a few stores, on every map and unmap, and almost never contended.
+class SpinLock {
+ public:
+  void lock() {
+    while (held_.exchange(true, std::memory_order_acquire))
+      while (held_.load(std::memory_order_relaxed)) sched_yield();
+  }
+  void unlock() { held_.store(false, std::memory_order_release); }
+
+ private:
+  std::atomic<bool> held_{false};
+};
+SpinLock tableLock;
 std::vector<int>* freeSlots = new std::vector<int>();  // never destroyed: used at exit too
 int inUse = 0;
 
@@ -272,7 +286,7 @@ int GuardRegister(uintptr_t start, size_t length, const GuardSlotInfo& info) {
   }
   int index;
   {
-    std::lock_guard<std::mutex> hold(tableLock);
+    std::lock_guard<SpinLock> hold(tableLock);
     if (!freeSlots->empty()) {
       index = freeSlots->back();
       freeSlots->pop_back();
@@ -330,7 +344,7 @@ void GuardUnregister(int index) {
   slot.start.store(0, std::memory_order_release);
   int fd = slot.fd.exchange(-1, std::memory_order_acq_rel);
   if (fd >= 0) close(fd);
-  std::lock_guard<std::mutex> hold(tableLock);
+  std::lock_guard<SpinLock> hold(tableLock);
   freeSlots->push_back(index);
   --inUse;
 }
@@ -351,7 +365,7 @@ bool GuardIsGuarded(int index) {
 }
 
 int GuardSlotsInUse() {
-  std::lock_guard<std::mutex> hold(tableLock);
+  std::lock_guard<SpinLock> hold(tableLock);
   return inUse;
 }
 

@@ -33,12 +33,12 @@ const napi_type_tag kRegionTag = {0x6d6d616e5f726567ULL, 0x696f6e5f68616e64ULL};
 
 // A non-negative integer that fits a size_t, as passed by the TypeScript layer.
 bool ReadSize(Napi::Env env, const Napi::Value& value, const char* name, size_t* out) {
-  if (!value.IsNumber()) {
+  double d;
+  if (napi_get_value_double(env, value, &d) != napi_ok) {  // one call: the type is checked there
     ArgTypeError(env, std::string("native: ") + name + " must be a number")
         .ThrowAsJavaScriptException();
     return false;
   }
-  double d = value.As<Napi::Number>().DoubleValue();
   if (!(d >= 0) || d != std::floor(d) || d > 9007199254740991.0) {
     ArgRangeError(env, std::string("native: ") + name + " must be a safe integer >= 0")
         .ThrowAsJavaScriptException();
@@ -188,8 +188,8 @@ int MovePrivate(Region* region, size_t newSize) {
 }
 
 // map(length, prot, flags, fd, offset, hint: bigint | undefined, label: string,
-//     options: kKeepFile | kGuard, granule) -> handle | -errno | answers::kMapLimit |
-//     answers::kGuardFull
+//     options: kKeepFile | kGuard | kHint | kLabel, granule) -> handle | -errno |
+//     answers::kMapLimit | answers::kGuardFull
 // kKeepFile: the region keeps a duplicate of `fd` while open (share(), growFile, a private
 // resize that moves); kGuard: its SIGBUS faults are survived (guard.h), which keeps one too.
 Napi::Value Map(const Napi::CallbackInfo& info) {
@@ -200,8 +200,10 @@ Napi::Value Map(const Napi::CallbackInfo& info) {
   int prot = info[1].As<Napi::Number>().Int32Value();
   int flags = info[2].As<Napi::Number>().Int32Value();
   int fd = info[3].As<Napi::Number>().Int32Value();
+  // Every argument is passed; what options does not flag is not looked at (each look is a call).
+  int options = info[7].As<Napi::Number>().Int32Value();
   void* hint = nullptr;
-  if (info[5].IsBigInt()) {
+  if ((options & kHint) != 0) {
     bool lossless = true;
     uint64_t address = info[5].As<Napi::BigInt>().Uint64Value(&lossless);
     if (!lossless || address % PageSize() != 0) {  // the TypeScript layer checks the range
@@ -209,10 +211,10 @@ Napi::Value Map(const Napi::CallbackInfo& info) {
     }
     hint = reinterpret_cast<void*>(static_cast<uintptr_t>(address));
   }
-  std::string label = info[6].IsString() ? info[6].As<Napi::String>().Utf8Value() : std::string();
-  int options = info[7].IsNumber() ? info[7].As<Napi::Number>().Int32Value() : 0;
-  size_t granule = PageSize();  // a huge page's size for MAP_HUGETLB and hugetlbfs files
-  if (info[8].IsNumber() && !ReadSize(env, info[8], "granule", &granule)) return env.Undefined();
+  std::string label =
+      (options & kLabel) != 0 ? info[6].As<Napi::String>().Utf8Value() : std::string();
+  size_t granule;  // the page size, or a huge page's for MAP_HUGETLB and hugetlbfs files
+  if (!ReadSize(env, info[8], "granule", &granule)) return env.Undefined();
   if (granule < PageSize() || (granule & (granule - 1)) != 0) {
     NAPI_THROW(ArgRangeError(env, "native: granule must be a power of two >= the page size"),
                env.Undefined());

@@ -904,7 +904,7 @@ interface FileKept {
 }
 
 const NO_FILE: FileKept = { keepFile: false, guard: false, start: 0 };
-const { MAP_LIMIT, MAP_KEEP_FILE, MAP_GUARD, GUARD_FULL, GUARD_SLOTS } = native.answers;
+const { MAP_LIMIT, MAP_KEEP_FILE, MAP_GUARD, MAP_HINT, MAP_LABEL, GUARD_FULL, GUARD_SLOTS } = native.answers;
 
 function mapLimitError(): Error {
   const [areas, max, reserve] = native.mapLimit();
@@ -937,7 +937,11 @@ function create(
   }
   const granule = (flags & MapFlags.HugeTLB) !== 0 ? hugePageSize(flags) : (file.granule ?? PAGE_SIZE);
   const size = roundUp(delta + length, granule);
-  const options = (file.keepFile ? MAP_KEEP_FILE : 0) | (file.guard ? MAP_GUARD : 0);
+  const options =
+    (file.keepFile ? MAP_KEEP_FILE : 0) |
+    (file.guard ? MAP_GUARD : 0) |
+    (hint !== undefined ? MAP_HINT : 0) |
+    (file.path !== undefined ? MAP_LABEL : 0);
   const result = native.map(size, prot, flags, fd, offset, hint, file.path ?? '', options, granule);
   if (typeof result === 'number') {
     if (result === MAP_LIMIT) throw mapLimitError();

@@ -42,6 +42,8 @@ export interface NativeAddon {
     GUARD_SLOTS: number;
     MAP_KEEP_FILE: number;
     MAP_GUARD: number;
+    MAP_HINT: number;
+    MAP_LABEL: number;
     LOCK_ACQUIRED: number;
     LOCK_OWNER_DIED: number;
     LOCK_BUSY: number;
@@ -53,7 +55,8 @@ export interface NativeAddon {
   /**
    * mmap(2), and the region over the result: its handle, -errno, or answers.MAP_LIMIT (refused
    * near vm.max_map_count, before any syscall). `label` names it in fault messages; `options`
-   * is answers.MAP_KEEP_FILE | answers.MAP_GUARD.
+   * is answers.MAP_KEEP_FILE | MAP_GUARD | MAP_HINT (`hint` is given) | MAP_LABEL (`label` is);
+   * `granule` the page size it is made of.
    */
   map(
     length: number,

@@ -111,7 +111,9 @@ describe('the answers of the addon', () => {
       'LOCK_OWNER_DIED',
       'LOCK_TIMED_OUT',
       'MAP_GUARD',
+      'MAP_HINT',
       'MAP_KEEP_FILE',
+      'MAP_LABEL',
       'MAP_LIMIT',
       'MISALIGNED',
       'MOVED_NOT_GROWN',
@@ -145,7 +147,9 @@ describe('the answers of the addon', () => {
       expect(answer).not.toBe(a.MISALIGNED);
     }
     expect(a.MAP_LIMIT).not.toBe(a.GUARD_FULL);
-    expect([a.MAP_KEEP_FILE & a.MAP_GUARD, a.MAP_KEEP_FILE > 0, a.MAP_GUARD > 0]).toEqual([0, true, true]);
+    const bits = [a.MAP_KEEP_FILE, a.MAP_GUARD, a.MAP_HINT, a.MAP_LABEL];
+    for (const bit of bits) expect(bit > 0 && (bit & (bit - 1)) === 0).toBe(true);
+    expect(bits.reduce((x, y) => x | y)).toBe(bits.reduce((x, y) => x + y)); // distinct bits
   });
 
   test('MOVED_NOT_GROWN is positive: remap otherwise answers 0 or a negative errno', () => {
