@@ -360,6 +360,10 @@ GuardCounts GuardCountsOf(int index) {
   return counts;
 }
 
+int GuardFileOf(int index) {
+  return At(index)->fd.load(std::memory_order_relaxed);
+}
+
 bool GuardIsGuarded(int index) {
   return At(index)->fd.load(std::memory_order_relaxed) >= 0;
 }

@@ -44,6 +44,8 @@ void GuardProtect(int slot, int prot, bool whole);
 // Forgets the slot (and closes its descriptor): faults in the range go to the previous handlers.
 void GuardUnregister(int slot);
 GuardCounts GuardCountsOf(int slot);
+// The descriptor a guarded slot keeps (still the slot's: duplicate it to keep it), or -1.
+int GuardFileOf(int slot);
 bool GuardIsGuarded(int slot);
 // Slots in use now.
 int GuardSlotsInUse();

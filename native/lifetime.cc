@@ -106,11 +106,11 @@ void LetGo(Region* region, Span* span) {
 // Enters `span` (the region's, at `fileOffset` in its file) in the fault table. False only for
 // a guarded region whose span could not be entered: then it must not be used unguarded.
 bool RegisterFaults(const Region* region, Span* span, uint64_t fileOffset,
-                    const GuardCounts& carried) {
+                    const GuardCounts& carried, int fileFd) {
   GuardSlotInfo info;
   info.prot = region->prot;
   info.granule = region->granule;
-  info.fileFd = region->guarded ? region->fileFd : -1;
+  info.fileFd = region->guarded ? fileFd : -1;  // the slot keeps a duplicate of its own
   info.fileOffset = fileOffset;
   info.label = region->label.c_str();
   info.counts = carried;
@@ -366,13 +366,13 @@ Region* OpenRegion(Lifetime* lifetime, void* base, size_t size, RegionSetup setu
   region->flags = setup.flags;
   region->prot = setup.prot;
   region->granule = setup.granule;
-  region->fileFd = setup.fileFd;
+  region->fileFd = setup.fileFd;  // with keepFile only; a guarded one's entry keeps its own
   region->fileOffset = setup.fileOffset;
   region->guarded = setup.guarded;
   region->label = std::move(setup.label);
   region->span = NewSpan(lifetime, base, size);
   Pin(region->span);
-  if (!RegisterFaults(region, region->span, region->fileOffset, GuardCounts())) {
+  if (!RegisterFaults(region, region->span, region->fileOffset, GuardCounts(), setup.sourceFd)) {
     int err = errno;
     region->open = false;
     ForgetFile(region);
@@ -532,12 +532,15 @@ void ResizeSpan(Span* span, void* base, size_t size) {
 }
 
 Span* AdoptSpan(Region* region, void* base, size_t size) {
-  LetGo(region, region->span);
+  Span* old = region->span;
+  LetGo(region, old);
   region->span = NewSpan(region->owner, base, size);
   Pin(region->span);
   // A guarded region that cannot register its new span (out of descriptors) goes on with the
-  // span unguarded rather than lose the pages it just moved; its old span stays guarded.
-  RegisterFaults(region, region->span, region->fileOffset, GuardCounts());
+  // span unguarded rather than lose the pages it just moved; its old span stays guarded. The
+  // file's descriptor comes from the old span's entry: a guarded region keeps none of its own.
+  RegisterFaults(region, region->span, region->fileOffset, GuardCounts(),
+                 old->faultSlot >= 0 ? GuardFileOf(old->faultSlot) : -1);
   return region->span;
 }
 
@@ -555,7 +558,8 @@ void SplitTail(Region* region, size_t newSize) {
   if (head->faultSlot >= 0)
     GuardMove(head->faultSlot, reinterpret_cast<uintptr_t>(head->base), head->size,
               region->fileOffset);
-  RegisterFaults(region, old, region->fileOffset + newSize, GuardCounts());
+  RegisterFaults(region, old, region->fileOffset + newSize, GuardCounts(),
+                 head->faultSlot >= 0 ? GuardFileOf(head->faultSlot) : -1);
   LetGo(region, old);
   region->span = head;
   RetireSpan(old, false);

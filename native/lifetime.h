@@ -66,9 +66,9 @@ struct Region {
   int prot = 0;          // its protection as the Mapping last set it over the whole region
   size_t granule = 0;    // its page size: the system's, or a huge page's (MAP_HUGETLB, hugetlbfs)
   // A file mapping keeps a duplicate of the file's descriptor (O_CLOEXEC) while open only when
-  // asked to (keepFile) or guarded: a private one's resize() that must move maps the file
-  // again beside the old pages; a shared one grows the file (growFile) and is handed to other
-  // threads (share()); a guarded one registers the spans it moves to with the file.
+  // asked to (keepFile): a private one's resize() that must move maps the file again beside
+  // the old pages; a shared one grows the file (growFile) and is handed to other threads
+  // (share()). A guarded one's entry in the fault table keeps one of its own (guard.h).
   int fileFd = -1;
   uint64_t fileOffset = 0;  // of its first page, for a file mapping
   bool guarded = false;     // its spans' SIGBUS faults are survived (guard.h)
@@ -138,7 +138,8 @@ struct RegionSetup {
   int flags = 0;
   int prot = 0;
   size_t granule = 0;
-  int fileFd = -1;  // the region's own duplicate, or -1
+  int fileFd = -1;    // the region's own duplicate (keepFile), or -1
+  int sourceFd = -1;  // guarded: the caller's descriptor, which the fault table duplicates
   uint64_t fileOffset = 0;
   bool guarded = false;
   std::string label;

@@ -73,6 +73,15 @@ int VmaProt(const void* addr) {
   return prot;
 }
 
+// The descriptor of a file region's file, if it has one: its own (keepFile), or the one its
+// fault table entry keeps (guarded). Still theirs: duplicate it to keep it.
+int FileOf(const Region* region) {
+  if (region->fileFd >= 0) return region->fileFd;
+  if (region->guarded && region->span != nullptr && region->span->faultSlot >= 0)
+    return GuardFileOf(region->span->faultSlot);
+  return -1;
+}
+
 // Resizing where the kernel may move or cut the pages: nothing but the region pins them.
 int RemapAlone(Region* region, size_t newSize, int flags) {
   Span* span = region->span;
@@ -142,7 +151,7 @@ int CopyAnonymous(Region* region, size_t newSize) {
 // is mapped again at the new size (from the descriptor the region keeps), and the pages this
 // mapping wrote (those that differ from the file) are copied in. The old range is not
 // touched, so whatever reads or writes it meanwhile sees the mapping's own pages.
-int RemapPrivateFile(Region* region, size_t newSize) {
+int RemapPrivateFile(Region* region, size_t newSize, int fileFd) {
   Span* old = region->span;
   uint8_t* oldBase = old->base;
   size_t oldSize = old->size;
@@ -150,7 +159,7 @@ int RemapPrivateFile(Region* region, size_t newSize) {
   if (prot < 0) return -EFAULT;
   int keep = MAP_NORESERVE | MAP_LOCKED;
   void* addr = mmap(nullptr, newSize, PROT_READ | PROT_WRITE, MAP_PRIVATE | (region->flags & keep),
-                    region->fileFd, static_cast<off_t>(region->fileOffset));
+                    fileFd, static_cast<off_t>(region->fileOffset));
   if (addr == MAP_FAILED) return -errno;
   Span* span = AdoptSpan(region, addr, newSize);  // guarded, if the region is: the compare
   RetireSpan(old, true);  // below reads the file's pages. The old range stays for its pins.
@@ -233,7 +242,8 @@ Napi::Value Map(const Napi::CallbackInfo& info) {
   setup.fileOffset = file ? offset : 0;
   setup.guarded = guarded;
   setup.label = std::move(label);
-  if (file && (guarded || (options & kKeepFile) != 0)) {
+  if (guarded) setup.sourceFd = fd;
+  if (file && (options & kKeepFile) != 0) {
     setup.fileFd = fcntl(fd, F_DUPFD_CLOEXEC, 3);
     if (setup.fileFd < 0) return Errno(env, errno);
   }
@@ -331,7 +341,8 @@ Napi::Value Remap(const Napi::CallbackInfo& info) {
     else if ((region->flags & MAP_ANONYMOUS) != 0)
       rc = CopyAnonymous(region, newSize);
     else
-      rc = region->fileFd >= 0 ? RemapPrivateFile(region, newSize) : MovePrivate(region, newSize);
+      rc = FileOf(region) >= 0 ? RemapPrivateFile(region, newSize, FileOf(region))
+                               : MovePrivate(region, newSize);
   }
   // The old buffers keep the old extent, which stays mapped while they can reach it.
   if (rc >= 0) RetireBuffers(env, region, KeptArg(info, 3));
@@ -351,25 +362,26 @@ Napi::Value GrowFile(const Napi::CallbackInfo& info) {
   if (!ReadSize(env, info[1], "bytes", &bytes)) return env.Undefined();
   bool sparse = info[2].ToBoolean().Value();
   if (!region->open) NAPI_THROW(ClosedError(env), env.Undefined());
-  if (region->fileFd < 0) return Napi::Number::New(env, -EBADF);
+  int fileFd = FileOf(region);
+  if (fileFd < 0) return Napi::Number::New(env, -EBADF);
   struct stat st;
-  if (fstat(region->fileFd, &st) != 0) return Errno(env, errno);
+  if (fstat(fileFd, &st) != 0) return Errno(env, errno);
   off_t wanted = static_cast<off_t>(region->fileOffset + bytes);
   if (!S_ISREG(st.st_mode) || st.st_size >= wanted) return Napi::Number::New(env, 0);
   if (!sparse) {
     int rc;
-    do rc = fallocate(region->fileFd, 0, st.st_size, wanted - st.st_size);
+    do rc = fallocate(fileFd, 0, st.st_size, wanted - st.st_size);
     while (rc != 0 && errno == EINTR);
     if (rc == 0) return Napi::Number::New(env, 0);
     if (errno != EOPNOTSUPP) {
       int err = errno;
-      if (ftruncate(region->fileFd, st.st_size) != 0) {
+      if (ftruncate(fileFd, st.st_size) != 0) {
         // It was this size a moment ago: nothing better to do than report the first error.
       }
       return Errno(env, err);
     }
   }
-  return Result(env, ftruncate(region->fileFd, wanted));
+  return Result(env, ftruncate(fileFd, wanted));
 }
 
 // regionFile(handle) -> [fd, fileOffset] | -EBADF: the descriptor the region keeps (still the
@@ -379,9 +391,10 @@ Napi::Value RegionFile(const Napi::CallbackInfo& info) {
   Region* region = UnwrapRegion(env, info[0]);
   if (region == nullptr) return env.Undefined();
   if (!region->open) NAPI_THROW(ClosedError(env), env.Undefined());
-  if (region->fileFd < 0) return Napi::Number::New(env, -EBADF);
+  int fileFd = FileOf(region);
+  if (fileFd < 0) return Napi::Number::New(env, -EBADF);
   Napi::Array out = Napi::Array::New(env, 2);
-  out.Set(0u, Napi::Number::New(env, region->fileFd));
+  out.Set(0u, Napi::Number::New(env, fileFd));
   out.Set(1u, Napi::Number::New(env, static_cast<double>(region->fileOffset)));
   return out;
 }

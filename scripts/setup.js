@@ -21,9 +21,10 @@ if (!built('node_modules/node-addon-api') || !built('node_modules/typescript')) 
   // npm install runs the `install` (node-gyp) and `prepare` (tsc) scripts.
   run('npm install --no-audit --no-fund');
 }
-// In this repository the addon is always built from native/, never taken from prebuilds/
-// (which `npm pack` leaves behind): a changed source tree is what the tests must run. A source
-// file added or removed since the build was configured needs the build configured again.
+// The addon the tests load: build/Release if there is one, else the prebuild for this machine
+// (which scripts/prebuilds.sh leaves, and CI tests on purpose). Either is rebuilt from native/
+// when a source or build file is newer than it: a changed source tree is always what runs. A
+// source file added or removed since the build was configured needs it configured again.
 const sources = readdirSync(join(root, 'native')).filter((f) => f.endsWith('.cc'));
 const configured = () => {
   try {
@@ -34,9 +35,13 @@ const configured = () => {
     return false;
   }
 };
-if (!built('build/Release/mman.node') || !configured()) {
+const sourcesChanged = Math.max(newest('native'), mtime('binding.gyp'));
+const prebuild = `prebuilds/${process.platform}-${process.arch}/mman.glibc.node`;
+if (!built('build/Release/mman.node')) {
+  if (!built(prebuild) || sourcesChanged > mtime(prebuild)) run('npx node-gyp rebuild');
+} else if (!configured()) {
   run('npx node-gyp rebuild');
-} else if (Math.max(newest('native'), mtime('binding.gyp')) > mtime('build/Release/mman.node')) {
+} else if (sourcesChanged > mtime('build/Release/mman.node')) {
   run('npx node-gyp build');
 }
 if (!built('lib/index.js') || !built('lib/cli/index.js') || newest('src') > mtime('lib/index.js')) run('npx tsc -p tsconfig.json');

@@ -328,7 +328,7 @@ export class Mapping implements Disposable {
       });
     }
     this.#guarded = file.guard;
-    this.#keepsFile = file.keepFile;
+    this.#keepsFile = file.keepFile || file.guard; // a guarded one's fault-table entry keeps one
     this.#sparse = file.sparse === true;
     this.#fileStart = file.start;
     this.#handle = handle;
@@ -768,7 +768,7 @@ export class Mapping implements Disposable {
         offset: d.offset,
         length: d.length,
         guard: d.guard === true,
-        keepFile: true,
+        keepFile: d.guard !== true, // to share it on; a guarded one's fault-table entry keeps one anyway
       });
     } finally {
       native.fdClose(fd); // the mapping keeps a descriptor of its own
@@ -1096,7 +1096,8 @@ export interface MapFileOptions {
    * `'copy'` mapping's {@link Mapping.resize} to move without ever exposing the file's bytes
    * where it wrote its own. Default: `true` with `create` or mode `'w+'` (a file made to be
    * written and grown), else `false`: a mapping holds no descriptor, so a process can hold as
-   * many mappings as `vm.max_map_count` allows whatever its `ulimit -n`.
+   * many mappings as `vm.max_map_count` allows whatever its `ulimit -n`. A guarded mapping
+   * holds one in any case (the guard reads the file's size), which serves for all of these.
    */
   keepFile?: boolean;
   /**

@@ -2,7 +2,7 @@
 // still sees. The strategies are in docs/ARCHITECTURE.md ("resize()").
 import { readdirSync, readFileSync, readlinkSync, realpathSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { mapAnonymous, mapFile, mmap, MapFlags, type Mapping, mappingStats, PAGE_SIZE, Prot } from '../src';
+import { mapAnonymous, mapFile, mmap, MapFlags, Mapping, mappingStats, PAGE_SIZE, Prot } from '../src';
 import { fileWith, permsAt, quietStats, expectBackTo, tempDir } from './helpers';
 
 let dir: string;
@@ -193,6 +193,16 @@ describe('a file mapping keeps a descriptor only when asked to (keepFile: resize
       shared.unmap();
       expect(descriptorsOn(path)).toEqual([]);
     }
+    // A guarded one holds exactly one (its entry in the fault table's), which serves share() too.
+    const guarded = mapFile(path, { mode: 'r+', guard: true });
+    expect(descriptorsOn(path).length).toBe(1);
+    guarded.resize(2 * PAGE_SIZE); // its new span's entry takes a descriptor of its own from the old one's
+    expect(descriptorsOn(path).length).toBe(1);
+    const there = Mapping.from(guarded.share());
+    expect([there.guarded, descriptorsOn(path).length]).toEqual([true, 2]);
+    there.unmap();
+    guarded.unmap();
+    expect(descriptorsOn(path)).toEqual([]);
     // create and 'w+' keep one by default: a file made to be written and grown.
     const made = mapFile(join(dir, 'made.bin'), { mode: 'w+', length: PAGE_SIZE });
     expect(descriptorsOn(realpathSync(join(dir, 'made.bin'))).length).toBe(1);
