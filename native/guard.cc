@@ -27,6 +27,7 @@
 #include <sched.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <mutex>
 #include <vector>
@@ -35,13 +36,16 @@ namespace mman {
 
 namespace {
 
+constexpr int kNotGuarded = -1;     // Slot::fd: SIGBUS in the slot is named, not survived
+constexpr int kGuardedNoFile = -2;  // survived, counted as truncation: the mapping was unmapped
+
 // Lock-free for the handlers, which only load: registration publishes `start` last and
 // unregistration clears it first.
 struct Slot {
   std::atomic<uintptr_t> start{0};  // 0: not in use
   std::atomic<uintptr_t> end{0};
   std::atomic<int> prot{0};
-  std::atomic<int> fd{-1};  // >= 0: guarded
+  std::atomic<int> fd{kNotGuarded};  // >= 0: guarded, the file's descriptor to ask
   std::atomic<uint64_t> fileOffset{0};
   std::atomic<uint32_t> truncated{0};
   std::atomic<uint32_t> lost{0};
@@ -49,6 +53,8 @@ struct Slot {
   std::atomic<uint64_t> lostEnd{0};
   std::atomic<int> lostErrno{0};
   std::atomic<uintptr_t> granule{0};  // the size of its pages: a zero page replaces one whole
+  std::atomic<bool> mixed{false};     // protect() changed part of it: `prot` is the union, and a
+                                      // page's own protection is the kernel's to say
   char label[112] = {};
 };
 
@@ -95,6 +101,54 @@ Slot* Find(uintptr_t addr) {
     }
   }
   return nullptr;
+}
+
+// The protection of the memory area holding `addr`, from /proc/self/maps, read with plain
+// system calls into a buffer on the stack (fit for a signal handler); -1 if not found.
+int ProtAt(uintptr_t addr) {
+  int fd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return -1;
+  char buffer[4096];
+  char line[256];
+  size_t used = 0;
+  int prot = -1;
+  ssize_t n;
+  while (prot < 0 && (n = read(fd, buffer, sizeof buffer)) > 0) {
+    for (ssize_t i = 0; i < n && prot < 0; ++i) {
+      if (buffer[i] != '\n') {
+        if (used < sizeof line - 1) line[used++] = buffer[i];
+        continue;
+      }
+      line[used] = '\0';
+      used = 0;
+      // "start-end perms ...", in hex
+      uintptr_t lo = 0, hi = 0;
+      const char* c = line;
+      auto hex = [&c](uintptr_t* out) {
+        for (; *c != '\0'; ++c) {
+          int d = *c >= '0' && *c <= '9' ? *c - '0' : *c >= 'a' && *c <= 'f' ? *c - 'a' + 10 : -1;
+          if (d < 0) break;
+          *out = (*out << 4) | static_cast<uintptr_t>(d);
+        }
+      };
+      hex(&lo);
+      if (*c++ != '-') continue;
+      hex(&hi);
+      if (*c++ != ' ' || addr < lo || addr >= hi) continue;
+      prot = (c[0] == 'r' ? PROT_READ : 0) | (c[1] == 'w' ? PROT_WRITE : 0) |
+             (c[2] == 'x' ? PROT_EXEC : 0);
+    }
+  }
+  close(fd);
+  return prot;
+}
+
+// A slot's protection at `addr`: the slot's own, unless protect() changed part of it.
+int SlotProtAt(const Slot& slot, uintptr_t addr) {
+  int prot = slot.prot.load(std::memory_order_relaxed);
+  if (!slot.mixed.load(std::memory_order_relaxed)) return prot;
+  int actual = ProtAt(addr);
+  return actual >= 0 ? actual : prot;
 }
 
 // ---- messages, built without malloc or stdio ----
@@ -147,7 +201,7 @@ struct Line {
   }
 };
 
-void SayBus(const Slot& slot, uintptr_t addr) {
+void SayBus(const Slot& slot, uintptr_t addr, int failed) {
   Line line;
   line.Add("mman: SIGBUS at ");
   line.Hex(addr);
@@ -155,13 +209,22 @@ void SayBus(const Slot& slot, uintptr_t addr) {
   line.Mapping(slot);
   line.Add(
       ": no file page backs it (the file was truncated under the mapping, or its filesystem "
-      "is full or failed). The process dies; map the file with { guard: true } to survive "
-      "this, or reserve its space first (mapFile with create: true, SharedMemory.create).");
+      "is full or failed). ");
+  if (slot.fd.load(std::memory_order_relaxed) == kNotGuarded) {
+    line.Add(
+        "The process dies; map the file with { guard: true } to survive this, or reserve "
+        "its space first (mapFile with create: true, SharedMemory.create).");
+  } else {
+    line.Add("The mapping is guarded, but the guard could not map zero pages in its place (");
+    line.Add(failed == ENOMEM ? "ENOMEM: out of memory areas, see vm.max_map_count"
+                              : "mmap failed");
+    line.Add("). The process dies.");
+  }
   line.Print();
 }
 
 void SaySegv(const Slot& slot, uintptr_t addr) {
-  int prot = slot.prot.load(std::memory_order_relaxed);
+  int prot = SlotProtAt(slot, addr);
   Line line;
   line.Add("mman: SIGSEGV at ");
   line.Hex(addr);
@@ -188,46 +251,80 @@ void Chain(const struct sigaction& previous, int sig, siginfo_t* info, void* con
              previous.sa_handler != nullptr) {
     previous.sa_handler(sig);
   } else {
-    // Returning re-executes the access, which faults again and now takes the default action.
+    // Returning re-executes the access, which faults again and now takes the default action. A
+    // signal sent by kill() or raise() (si_code <= 0) re-executes nothing: send it again.
     struct sigaction dfl;
     memset(&dfl, 0, sizeof dfl);
     dfl.sa_handler = SIG_DFL;
     sigaction(sig, &dfl, nullptr);
+    if (info == nullptr || info->si_code <= 0) raise(sig);
   }
 }
 
-// A guarded slot's page holding `addr` could not be read: a zero page takes its place. True if
-// it did (the access runs again, on zeros). A hugetlbfs mapping is replaced a huge page at a
-// time: the kernel splits such a mapping only at huge page boundaries.
-bool Recover(Slot& slot, uintptr_t addr) {
+// A guarded slot's page holding `addr` could not be read: zero pages take its place, and the
+// access runs again, on zeros. True if they did. Every page that would fault the same way goes
+// at once, so that a reader walking a truncated file costs two memory areas, not two per page
+// (vm.max_map_count): past the end of the file, everything from the end to the slot's end; in
+// a hole of a file whose filesystem cannot back it, the rest of that hole (SEEK_DATA says
+// where data starts again). A hugetlbfs mapping is replaced in whole huge pages: the kernel
+// splits such a mapping only at their boundaries.
+bool Recover(Slot& slot, uintptr_t addr, int* failed) {
   int fd = slot.fd.load(std::memory_order_acquire);
-  if (fd < 0) return false;
+  if (fd == kNotGuarded) return false;
   uintptr_t granule = slot.granule.load(std::memory_order_relaxed);
+  uintptr_t start = slot.start.load(std::memory_order_relaxed);
+  uintptr_t end = slot.end.load(std::memory_order_relaxed);
   uintptr_t page = addr & ~(granule - 1);
-  uint64_t offset = slot.fileOffset.load(std::memory_order_relaxed) +
-                    (page - slot.start.load(std::memory_order_relaxed));
+  uint64_t fileOffset = slot.fileOffset.load(std::memory_order_relaxed);
+  uint64_t offset = fileOffset + (page - start);
+  auto roundUp = [granule](uint64_t n) {
+    return (n + granule - 1) & ~static_cast<uint64_t>(granule - 1);
+  };
+  // No file to ask (the mapping was unmapped, and a view kept reads on): a truncation, page by
+  // page.
   struct stat st;
-  bool truncated = fstat(fd, &st) != 0 || offset >= static_cast<uint64_t>(st.st_size);
-  void* zero =
-      mmap(reinterpret_cast<void*>(page), granule, slot.prot.load(std::memory_order_relaxed),
-           MAP_FIXED | MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-  if (zero == MAP_FAILED) return false;
+  bool truncated =
+      fd == kGuardedNoFile || fstat(fd, &st) != 0 || offset >= static_cast<uint64_t>(st.st_size);
+  uintptr_t from = page;
+  uintptr_t to = page + granule;
+  if (truncated && fd != kGuardedNoFile) {
+    uint64_t eof = roundUp(static_cast<uint64_t>(st.st_size));  // the first whole page past the end
+    if (eof > fileOffset)
+      from = std::max(start, std::min(page, start + (eof - fileOffset)));
+    else
+      from = start;
+    to = end;
+  } else if (!truncated) {
+    off_t data = lseek(fd, static_cast<off_t>(offset + granule), SEEK_DATA);
+    uint64_t holeEnd = data < 0
+                           ? roundUp(static_cast<uint64_t>(st.st_size))  // ENXIO: no data after
+                           : static_cast<uint64_t>(data) & ~static_cast<uint64_t>(granule - 1);
+    if (holeEnd > offset + granule) to = std::min<uint64_t>(end, start + (holeEnd - fileOffset));
+  }
+  void* zero = mmap(reinterpret_cast<void*>(from), to - from, SlotProtAt(slot, page),
+                    MAP_FIXED | MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (zero == MAP_FAILED) {
+    *failed = errno;
+    return false;
+  }
+  uint32_t pages = static_cast<uint32_t>((to - from) / granule);
   if (truncated) {
-    slot.truncated.fetch_add(1, std::memory_order_relaxed);
+    slot.truncated.fetch_add(pages, std::memory_order_relaxed);
     return true;
   }
   // Inside the file: the page could not be backed. No space left, or an I/O error.
   struct statfs fs;
   bool full = fstatfs(fd, &fs) == 0 && (fs.f_bavail == 0 || fs.f_bfree == 0);
   slot.lostErrno.store(full ? ENOSPC : EIO, std::memory_order_relaxed);
+  uint64_t firstLost = fileOffset + (from - start);
   uint64_t first = slot.lostFirst.load(std::memory_order_relaxed);
-  while (offset < first && !slot.lostFirst.compare_exchange_weak(first, offset)) {
+  while (firstLost < first && !slot.lostFirst.compare_exchange_weak(first, firstLost)) {
   }
-  uint64_t end = offset + granule;
+  uint64_t endLost = fileOffset + (to - start);
   uint64_t last = slot.lostEnd.load(std::memory_order_relaxed);
-  while (end > last && !slot.lostEnd.compare_exchange_weak(last, end)) {
+  while (endLost > last && !slot.lostEnd.compare_exchange_weak(last, endLost)) {
   }
-  slot.lost.fetch_add(1, std::memory_order_release);
+  slot.lost.fetch_add(pages, std::memory_order_release);
   return true;
 }
 
@@ -236,11 +333,12 @@ void OnSigbus(int sig, siginfo_t* info, void* context) {
   if (info != nullptr) {
     uintptr_t addr = reinterpret_cast<uintptr_t>(info->si_addr);
     if (Slot* slot = Find(addr)) {
-      if (info->si_code == BUS_ADRERR && Recover(*slot, addr)) {
+      int failed = 0;
+      if (info->si_code == BUS_ADRERR && Recover(*slot, addr, &failed)) {
         errno = savedErrno;
         return;  // the faulting access runs again, on the zero page
       }
-      SayBus(*slot, addr);
+      SayBus(*slot, addr, failed);
     }
   }
   errno = savedErrno;
@@ -269,10 +367,22 @@ void Install() {
   sigaction(SIGSEGV, &action, &previousSegv);
 }
 
+// A label too long for the slot keeps its end (a path's file name) after "...", cut at a
+// character boundary (UTF-8), so that a message never names another, plausible path.
 void CopyLabel(Slot& slot, const char* label) {
-  size_t n = strnlen(label, sizeof slot.label - 1);
-  memcpy(slot.label, label, n);
-  slot.label[n] = '\0';
+  size_t n = strlen(label);
+  size_t room = sizeof slot.label - 1;
+  if (n <= room) {
+    memcpy(slot.label, label, n);
+    slot.label[n] = '\0';
+    return;
+  }
+  const char* tail = label + n - (room - 3);
+  while ((static_cast<unsigned char>(*tail) & 0xC0) == 0x80) ++tail;  // not inside a character
+  memcpy(slot.label, "...", 3);
+  size_t rest = strlen(tail);
+  memcpy(slot.label + 3, tail, rest);
+  slot.label[3 + rest] = '\0';
 }
 
 }  // namespace
@@ -304,6 +414,7 @@ int GuardRegister(uintptr_t start, size_t length, const GuardSlotInfo& info) {
   }
   Slot& slot = *At(index);
   slot.prot.store(info.prot, std::memory_order_relaxed);
+  slot.mixed.store(false, std::memory_order_relaxed);
   slot.granule.store(info.granule != 0 ? info.granule : ~pageMask + 1, std::memory_order_relaxed);
   slot.fileOffset.store(info.fileOffset, std::memory_order_relaxed);
   slot.truncated.store(info.counts.truncated, std::memory_order_relaxed);
@@ -333,16 +444,27 @@ void GuardMove(int index, uintptr_t start, size_t length) {
 
 void GuardProtect(int index, int prot, bool whole) {
   Slot& slot = *At(index);
-  if (whole)
+  if (whole) {
     slot.prot.store(prot, std::memory_order_relaxed);
-  else
+    slot.mixed.store(false, std::memory_order_relaxed);
+  } else {
     slot.prot.fetch_or(prot, std::memory_order_relaxed);
+    slot.mixed.store(true, std::memory_order_relaxed);
+  }
+}
+
+void GuardForgetFile(int index) {
+  Slot& slot = *At(index);
+  int fd = slot.fd.load(std::memory_order_acquire);
+  if (fd < 0) return;
+  slot.fd.store(kGuardedNoFile, std::memory_order_release);
+  close(fd);
 }
 
 void GuardUnregister(int index) {
   Slot& slot = *At(index);
   slot.start.store(0, std::memory_order_release);
-  int fd = slot.fd.exchange(-1, std::memory_order_acq_rel);
+  int fd = slot.fd.exchange(kNotGuarded, std::memory_order_acq_rel);
   if (fd >= 0) close(fd);
   std::lock_guard<SpinLock> hold(tableLock);
   freeSlots->push_back(index);
@@ -361,11 +483,12 @@ GuardCounts GuardCountsOf(int index) {
 }
 
 int GuardFileOf(int index) {
-  return At(index)->fd.load(std::memory_order_relaxed);
+  int fd = At(index)->fd.load(std::memory_order_relaxed);
+  return fd >= 0 ? fd : -1;
 }
 
 bool GuardIsGuarded(int index) {
-  return At(index)->fd.load(std::memory_order_relaxed) >= 0;
+  return At(index)->fd.load(std::memory_order_relaxed) != kNotGuarded;
 }
 
 int GuardSlotsInUse() {

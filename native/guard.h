@@ -39,8 +39,12 @@ constexpr int kGuardSlots = 1 << 20;
 void GuardMove(int slot, uintptr_t start, size_t length, uint64_t fileOffset);
 void GuardMove(int slot, uintptr_t start, size_t length);
 // The protection changed (mprotect) over the whole slot, or over part of it (`whole` false):
-// a part keeps the union, so that no zero page is ever less accessible than the page it replaces.
+// then the handlers ask the kernel for a page's protection when they need it.
 void GuardProtect(int slot, int prot, bool whole);
+// The mapping was unmapped, and the slot's range lives on only for views kept: its SIGBUS
+// faults are still survived, but no longer told apart (nobody asks the mapping any more), and
+// the slot's descriptor is closed now rather than when the collector releases the range.
+void GuardForgetFile(int slot);
 // Forgets the slot (and closes its descriptor): faults in the range go to the previous handlers.
 void GuardUnregister(int slot);
 GuardCounts GuardCountsOf(int slot);

@@ -498,6 +498,10 @@ void CloseRegion(napi_env env, Region* region, napi_value kept, bool detach) {
   if (!region->buffers.empty()) AddIndexed(region->owner->closed, region, &Region::closedIndex);
   Span* span = region->span;
   region->span = nullptr;
+  // Nobody asks this mapping about faults any more: the guard goes on saving the views kept,
+  // without holding the file's descriptor until the collector releases the range.
+  if (span->faultSlot >= 0) GuardForgetFile(span->faultSlot);
+  for (Span* former : region->former) GuardForgetFile(former->faultSlot);
   RetireSpan(span, hidden);
   SweepIfCollected(region->owner);
 }

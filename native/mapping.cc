@@ -411,6 +411,9 @@ Napi::Value Fixed(const Napi::CallbackInfo& info) {
   int prot = info[3].As<Napi::Number>().Int32Value();
   int flags = info[4].As<Napi::Number>().Int32Value();
   int fd = info[5].As<Napi::Number>().Int32Value();
+  // Inside the mapping: a split, and one more memory area (limits.h), unless it is all of it.
+  if ((addr != region->span->base || length != region->span->size) && !MayMapAnother())
+    return Napi::Number::New(env, answers::kMapLimit);
   void* got = mmap(addr, length, prot, flags | MAP_FIXED, fd, static_cast<off_t>(fileOffset));
   if (got == MAP_FAILED) return Errno(env, errno);
   // The pages there have this protection now: the fault table's messages and zero pages too.

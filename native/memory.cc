@@ -16,6 +16,7 @@
 #include "answers.h"
 #include "guard.h"
 #include "jobs.h"
+#include "limits.h"
 #include "mapping.h"
 
 namespace mman {
@@ -24,6 +25,14 @@ namespace {
 
 int IntArg(const Napi::CallbackInfo& info, size_t i) {
   return info[i].As<Napi::Number>().Int32Value();
+}
+
+// A call that changes what the kernel keeps per memory area (protection, advice, locks, names)
+// over part of a mapping splits its area, and each split takes one more of vm.max_map_count:
+// it asks limits.h first, as a new mapping does. True if it may go ahead.
+bool MaySplit(const Region* region, const uint8_t* addr, size_t length) {
+  const Span* span = region->span;
+  return (addr == span->base && length == span->size) || MayMapAnother();
 }
 
 // The (handle, offset, length) every call here starts with: the first byte of the checked
@@ -43,6 +52,7 @@ Napi::Value Protect(const Napi::CallbackInfo& info) {
   uint8_t* addr = RangeArgs(info, &length, &region);
   if (addr == nullptr) return env.Undefined();
   int prot = IntArg(info, 3);
+  if (!MaySplit(region, addr, length)) return Napi::Number::New(env, answers::kMapLimit);
   if (mprotect(addr, length, prot) != 0) return Errno(env, errno);
   // The fault table must know: its messages name the protection, and the guard's zero pages
   // take it.
@@ -57,8 +67,10 @@ Napi::Value Protect(const Napi::CallbackInfo& info) {
 Napi::Value Advise(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   size_t length;
-  uint8_t* addr = RangeArgs(info, &length);
+  Region* region = nullptr;
+  uint8_t* addr = RangeArgs(info, &length, &region);
   if (addr == nullptr) return env.Undefined();
+  if (!MaySplit(region, addr, length)) return Napi::Number::New(env, answers::kMapLimit);
   return Result(env, madvise(addr, length, IntArg(info, 3)));
 }
 
@@ -179,8 +191,10 @@ Napi::Value Populate(const Napi::CallbackInfo& info) {
 Napi::Value Name(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   size_t length;
-  uint8_t* addr = RangeArgs(info, &length);
+  Region* region = nullptr;
+  uint8_t* addr = RangeArgs(info, &length, &region);
   if (addr == nullptr) return env.Undefined();
+  if (!MaySplit(region, addr, length)) return Napi::Number::New(env, answers::kMapLimit);
   std::string name;
   bool named = info[3].IsString();
   if (named) name = info[3].As<Napi::String>().Utf8Value();
@@ -192,8 +206,10 @@ Napi::Value Name(const Napi::CallbackInfo& info) {
 Napi::Value Lock(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   size_t length;
-  uint8_t* addr = RangeArgs(info, &length);
+  Region* region = nullptr;
+  uint8_t* addr = RangeArgs(info, &length, &region);
   if (addr == nullptr) return env.Undefined();
+  if (!MaySplit(region, addr, length)) return Napi::Number::New(env, answers::kMapLimit);
   unsigned flags = static_cast<unsigned>(IntArg(info, 3));
   // The raw syscalls: a sanitizer runtime replaces the libc wrappers with no-ops.
   return Result(env, static_cast<int>(flags == 0 ? syscall(SYS_mlock, addr, length)
@@ -204,8 +220,10 @@ Napi::Value Lock(const Napi::CallbackInfo& info) {
 Napi::Value Unlock(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   size_t length;
-  uint8_t* addr = RangeArgs(info, &length);
+  Region* region = nullptr;
+  uint8_t* addr = RangeArgs(info, &length, &region);
   if (addr == nullptr) return env.Undefined();
+  if (!MaySplit(region, addr, length)) return Napi::Number::New(env, answers::kMapLimit);
   return Result(env, static_cast<int>(syscall(SYS_munlock, addr, length)));
 }
 

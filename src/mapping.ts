@@ -517,7 +517,7 @@ export class Mapping implements Disposable {
     const [start, len] = this.#pages(offset, length);
     if (len === 0) return;
     const rc = native.protect(handle, start, len, prot);
-    if (rc < 0) throw systemError(rc, 'mprotect');
+    if (rc < 0) throw callError(rc, 'mprotect');
     if (start === 0 && len >= this.#mappedSize()) this.#prot = prot;
     else if ((prot & Prot.Write) === 0) this.#prot &= ~Prot.Write; // a part read-only: not writable as a whole
   }
@@ -530,7 +530,7 @@ export class Mapping implements Disposable {
     const [start, len] = this.#pages(offset, length);
     if (len === 0) return;
     const rc = native.advise(handle, start, len, advice);
-    if (rc < 0) throw systemError(rc, 'madvise');
+    if (rc < 0) throw callError(rc, 'madvise');
   }
 
   /**
@@ -571,7 +571,7 @@ export class Mapping implements Disposable {
     const [start, len] = this.#pages(offset, length);
     if (len === 0) return;
     const rc = native.lock(handle, start, len, flags);
-    if (rc < 0) throw systemError(rc, flags === 0 ? 'mlock' : 'mlock2');
+    if (rc < 0) throw callError(rc, flags === 0 ? 'mlock' : 'mlock2');
   }
 
   /** Unlocks the pages that `[offset, offset + length)` touches (munlock(2)). */
@@ -580,7 +580,7 @@ export class Mapping implements Disposable {
     const [start, len] = this.#pages(offset, length);
     if (len === 0) return;
     const rc = native.unlock(handle, start, len);
-    if (rc < 0) throw systemError(rc, 'munlock');
+    if (rc < 0) throw callError(rc, 'munlock');
   }
 
   /**
@@ -662,6 +662,7 @@ export class Mapping implements Disposable {
   /** @internal Names its anonymous memory (mapAnonymous's options.name); 0 or -errno. */
   nameAnonymous(name: string): number {
     const rc = native.name(this.#open(), 0, this.#mappedSize(), name);
+    if (rc === MAP_LIMIT) throw mapLimitError();
     if (rc === 0) this.#name = name;
     return rc;
   }
@@ -806,7 +807,7 @@ export class Mapping implements Disposable {
     validateFd(fd, flags);
     validateFileOffset(fileOffset);
     const rc = native.fixed(handle, start, roundUp(len, PAGE_SIZE), prot, flags, fd, fileOffset);
-    if (rc < 0) throw systemError(rc, 'mmap');
+    if (rc < 0) throw callError(rc, 'mmap');
     if (start === 0 && roundUp(len, PAGE_SIZE) >= this.#mappedSize()) this.#prot = prot;
     else if ((prot & Prot.Write) === 0) this.#prot &= ~Prot.Write; // a part read-only: not writable as a whole
   }
@@ -905,6 +906,12 @@ interface FileKept {
 
 const NO_FILE: FileKept = { keepFile: false, guard: false, start: 0 };
 const { MAP_LIMIT, MAP_KEEP_FILE, MAP_GUARD, MAP_HINT, MAP_LABEL, GUARD_FULL, GUARD_SLOTS } = native.answers;
+
+// The error of a call on a live mapping: ERR_MAPPING_LIMIT when it would have split a memory
+// area within mman's reserve of vm.max_map_count, else the system error.
+function callError(rc: number, syscall: string): Error {
+  return rc === MAP_LIMIT ? mapLimitError() : systemError(rc, syscall);
+}
 
 function mapLimitError(): Error {
   const [areas, max, reserve] = native.mapLimit();

@@ -75,6 +75,18 @@ export function mapsCount(): number {
   return readFileSync('/proc/self/maps', 'latin1').split('\n').length - 1;
 }
 
+/**
+ * Collects and lets FinalizationRegistry callbacks run, so that a count of descriptors taken
+ * next is not lowered meanwhile by a SharedMemory an earlier test dropped without close()
+ * (collected, it closes its descriptor).
+ */
+export async function settleFinalizers(): Promise<void> {
+  for (let i = 0; i < 3; i++) {
+    fullGc();
+    await new Promise((r) => setTimeout(r, 1));
+  }
+}
+
 /** Lets queued finalizers run: they run on a later turn of the event loop. */
 export async function turns(n = 3): Promise<void> {
   for (let i = 0; i < n; i++) await new Promise((r) => setImmediate(r));

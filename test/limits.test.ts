@@ -43,6 +43,22 @@ test('70,000 one-page file mappings under ulimit -n 1024: no descriptor each; re
   expect(report.sum).toBe(report.held);
 });
 
+test('protect() splitting a mapping into 35,000 areas: refused with ERR_MAPPING_LIMIT inside the reserve, as a new mapping is', () => {
+  const report = run('splits') as {
+    error: string;
+    refusedAt: number;
+    areas: number;
+    then: string;
+    max: number;
+    compiled: number;
+  };
+  expect(report.error).toBe('ERR_MAPPING_LIMIT');
+  expect(report.refusedAt).toBeGreaterThan(0);
+  expect(report.areas).toBeLessThan(report.max);
+  expect(report.then).toBe('ERR_MAPPING_LIMIT');
+  expect(report.compiled).toBe(42);
+});
+
 test('an address outside the address space, below vm.mmap_min_addr, past 2^64 or unaligned: ERR_OUT_OF_RANGE, nothing mapped', () => {
   const report = run('addresses') as {
     tried: Record<string, string>;

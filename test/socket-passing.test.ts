@@ -6,7 +6,7 @@ import { once } from 'node:events';
 import net from 'node:net';
 import { join } from 'node:path';
 import { PAGE_SIZE, SharedMemory } from '../src';
-import { descriptorsOf, descriptorsTo, fixture, tempDir } from './helpers';
+import { descriptorsOf, descriptorsTo, fixture, settleFinalizers, tempDir } from './helpers';
 
 let dir: string;
 let cleanup: () => void;
@@ -90,6 +90,7 @@ describe('SharedMemory.sendTo() / SharedMemory.receive()', () => {
   });
 
   test('from a process started with plain spawn: received here, mapped, read', async () => {
+    await settleFinalizers();
     const before = openFds();
     let seen = '';
     const server = await serve(async (socket) => {
@@ -134,6 +135,7 @@ describe('SharedMemory.sendTo() / SharedMemory.receive()', () => {
   });
 
   test('a peer that sends no descriptor: ERR_SHARED_MEMORY_NO_DESCRIPTOR, no descriptor kept', async () => {
+    await settleFinalizers();
     const before = openFds();
     let err: unknown;
     const server = await serve(async (socket) => {
@@ -148,6 +150,7 @@ describe('SharedMemory.sendTo() / SharedMemory.receive()', () => {
   (hasPython ? test : test.skip)(
     'a descriptor that is not a memory file (a pipe): ERR_SHARED_MEMORY_BAD_DESCRIPTOR, closed',
     async () => {
+      await settleFinalizers();
       const before = openPipes(); // python's own stdio pipes are closed by the time it is counted again
       let err: unknown;
       const server = await serve(async (socket) => {
