@@ -88,5 +88,6 @@ test('a reader walking a large truncated file: zero pages replace the whole tail
   const out = JSON.parse(child.stdout);
   expect(out.sum).toBe(0);
   expect(out.next).toBe('ERR_MAPPING_TRUNCATED');
-  expect(out.areasAdded).toBeLessThan(64); // two for the tail, a few the runtime made meanwhile: not two per page (40,000)
+  // Two areas for the tail, a few the runtime made meanwhile: not two per page (40,000).
+  expect(out.areasAdded).toBeLessThan(64);
 });
