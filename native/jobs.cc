@@ -20,9 +20,16 @@ namespace mman {
 void DeliverJobs(Napi::Env env, Napi::Function, JobsEnv* state, void*);
 using JobsFunction = Napi::TypedThreadSafeFunction<JobsEnv, void, DeliverJobs>;
 
+void ThreadJob::Cancel() {
+  uint64_t one = 1;
+  if (write(cancelFd_, &one, sizeof one) < 0) {
+    // An eventfd write fails only on overflow, which these few writes cannot cause.
+  }
+}
+
 struct JobsEnv {
   JobsFunction tsfn;
-  int cancelFd = -1;             // readable once the environment is going away
+  double nextId = 1;
   std::vector<ThreadJob*> live;  // started, not yet delivered (JS thread only)
   std::mutex doneMutex;
   std::vector<ThreadJob*> done;  // Run() returned; guarded by doneMutex
@@ -44,10 +51,7 @@ struct JobsEnv {
 
   // The cleanup hook: every job is told to stop, waited for, and let go of.
   void Stop() {
-    uint64_t one = 1;
-    if (write(cancelFd, &one, sizeof one) < 0) {
-      // An eventfd write fails only on overflow, which one write cannot cause.
-    }
+    for (ThreadJob* job : live) job->Cancel();
     for (ThreadJob* job : live)
       if (job->thread_.joinable()) job->thread_.join();
     for (ThreadJob* job : live) {
@@ -89,12 +93,6 @@ JobsEnv* JobsOf(Napi::Env env) {
   AddonEnv* addon = AddonEnvOf(env);
   if (addon->jobs != nullptr) return addon->jobs;
   auto* state = new JobsEnv();
-  state->cancelFd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-  if (state->cancelFd < 0) {
-    int err = errno;
-    delete state;
-    NAPI_THROW(Napi::Error::New(env, std::string("native: eventfd: ") + strerror(err)), nullptr);
-  }
   state->tsfn = JobsFunction::New(env, "mman.job", 0, 1, state);
   state->tsfn.Unref(env);
   addon->jobs = state;  // freed with the AddonEnv, after the hook below ran
@@ -105,15 +103,21 @@ JobsEnv* JobsOf(Napi::Env env) {
 
 }  // namespace
 
-void StartThreadJob(Napi::Env env, ThreadJob* job) {
+double StartThreadJob(Napi::Env env, ThreadJob* job) {
   JobsEnv* state = JobsOf(env);
-  if (state == nullptr) {
+  job->cancelFd_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  if (state == nullptr || job->cancelFd_ < 0) {
+    int err = errno;
+    job->Abandon();
     delete job;
-    return;  // a JS exception is pending
+    if (state != nullptr)
+      NAPI_THROW(Napi::Error::New(env, std::string("native: eventfd: ") + strerror(err)), 0);
+    return 0;  // a JS exception is pending
   }
+  job->id_ = state->nextId++;
   if (state->live.empty()) state->tsfn.Ref(env);
   state->live.push_back(job);
-  int cancelFd = state->cancelFd;
+  int cancelFd = job->cancelFd_;
   try {
     job->thread_ = std::thread([state, job, cancelFd] {
       job->Run(cancelFd);
@@ -123,14 +127,27 @@ void StartThreadJob(Napi::Env env, ThreadJob* job) {
     state->Forget(env, job);
     job->Abandon();
     delete job;
-    NAPI_THROW_VOID(
-        Napi::Error::New(env, std::string("native: cannot start a thread: ") + e.what()));
+    NAPI_THROW(Napi::Error::New(env, std::string("native: cannot start a thread: ") + e.what()), 0);
   }
+  return job->id_;
+}
+
+bool CancelThreadJob(Napi::Env env, double id) {
+  JobsEnv* state = AddonEnvOf(env)->jobs;
+  if (state == nullptr) return false;
+  for (ThreadJob* job : state->live) {
+    if (job->id_ != id) continue;
+    job->Cancel();
+    return true;
+  }
+  return false;
+}
+
+ThreadJob::~ThreadJob() {
+  if (cancelFd_ >= 0) close(cancelFd_);
 }
 
 void DestroyJobsEnv(JobsEnv* jobs) {
-  if (jobs == nullptr) return;
-  if (jobs->cancelFd >= 0) close(jobs->cancelFd);
   delete jobs;
 }
 

@@ -10,10 +10,11 @@
 // ThreadJob: work that may wait for a long time (for a peer on a socket) runs on a thread of
 // the addon's own, never on libuv's threadpool: a threadpool thread held by a wait starves fs and
 // crypto, and Node joins those threads at process.exit() and waits for their work when a
-// worker is terminated, so a wait that never ends hangs both. A job's thread polls the
-// environment's cancel descriptor beside what it waits for; when the environment goes away
-// (worker terminated or exiting, process exiting) one cleanup hook signals that descriptor,
-// joins every job's thread, and lets go of what each holds (Abandon()), running no JavaScript.
+// worker is terminated, so a wait that never ends hangs both. A job's thread polls its cancel
+// descriptor beside what it waits for. It is signalled by CancelThreadJob() (the socket the job
+// waits on was closed in JavaScript), and, for every job, by the one cleanup hook that runs
+// when the environment goes away (worker terminated or exiting, process exiting), which then
+// joins every job's thread and lets go of what each holds (Abandon()), running no JavaScript.
 #pragma once
 
 #include <napi.h>
@@ -30,10 +31,11 @@ void DeliverJobs(Napi::Env env, Napi::Function, JobsEnv* state, void*);
 
 class ThreadJob {
  public:
-  virtual ~ThreadJob() = default;
+  virtual ~ThreadJob();
 
-  // On the job's thread. `cancelFd` becomes readable (POLLIN) when the environment is going
-  // away: poll it beside whatever the job waits for, and return soon after it fires.
+  // On the job's thread. `cancelFd` becomes readable (POLLIN) when the job is cancelled or the
+  // environment is going away: poll it beside whatever the job waits for, and return soon
+  // after it fires.
   virtual void Run(int cancelFd) = 0;
   // On the JavaScript thread, after Run() returned: settle the promise, hand over results.
   virtual void Deliver(Napi::Env env) = 0;
@@ -42,14 +44,23 @@ class ThreadJob {
 
  private:
   friend struct JobsEnv;
-  friend void StartThreadJob(Napi::Env env, ThreadJob* job);
+  friend double StartThreadJob(Napi::Env env, ThreadJob* job);
+  friend bool CancelThreadJob(Napi::Env env, double id);
   friend void DeliverJobs(Napi::Env env, Napi::Function, JobsEnv* state, void*);
+  void Cancel();
   std::thread thread_;
+  int cancelFd_ = -1;  // an eventfd: readable once cancelled
+  double id_ = 0;
 };
 
 // Starts `job` on a thread of its own; the environment owns it from now on (deleted after
-// Deliver() or Abandon()). While any job is pending, the event loop stays alive.
-void StartThreadJob(Napi::Env env, ThreadJob* job);
+// Deliver() or Abandon()). While any job is pending, the event loop stays alive. Returns its
+// id for CancelThreadJob(), or 0 (a JS exception pending) if it could not start.
+double StartThreadJob(Napi::Env env, ThreadJob* job);
+
+// Signals the job with this id, if it is still pending: its Run() returns soon, and
+// Deliver() runs as usual. False if there is none.
+bool CancelThreadJob(Napi::Env env, double id);
 
 // Bounded work on libuv's threadpool (see above). Queue() it; it deletes itself.
 class PoolJob : public Napi::AsyncWorker {

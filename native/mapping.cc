@@ -301,6 +301,18 @@ Napi::Value Unmap(const Napi::CallbackInfo& info) {
   return Napi::Number::New(env, 0);
 }
 
+// retireBuffers(handle, kept?): the buffers made so far stop being the region's (as after a
+// resize): the next `buffer` is a new one. For a read-only mapping made writable, whose
+// buffers were immutable.
+Napi::Value Retire(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Region* region = UnwrapRegion(env, info[0]);
+  if (region == nullptr) return env.Undefined();
+  if (!region->open) NAPI_THROW(ClosedError(env), env.Undefined());
+  RetireBuffers(env, region, KeptArg(info, 1));
+  return env.Undefined();
+}
+
 // noteTransfer(buffer): called by the transfer() of a buffer we made, before it moves the store.
 Napi::Value NoteTransfer(const Napi::CallbackInfo& info) {
   if (info.Length() > 0 && info[0].IsArrayBuffer()) NoteStoreMoving(info.Env(), info[0]);
@@ -526,6 +538,7 @@ void InitMapping(Napi::Env env, Napi::Object exports) {
   exports.Set("growFile", Napi::Function::New(env, GrowFile, "growFile"));
   exports.Set("regionFile", Napi::Function::New(env, RegionFile, "regionFile"));
   exports.Set("noteTransfer", Napi::Function::New(env, NoteTransfer, "noteTransfer"));
+  exports.Set("retireBuffers", Napi::Function::New(env, Retire, "retireBuffers"));
   exports.Set("fixed", Napi::Function::New(env, Fixed, "fixed"));
   exports.Set("address", Napi::Function::New(env, Address, "address"));
   exports.Set("stats", Napi::Function::New(env, Stats, "stats"));

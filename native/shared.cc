@@ -178,6 +178,11 @@ class SendFdJob : public ThreadJob {
     cmsg->cmsg_len = CMSG_LEN(sizeof(int));
     memcpy(CMSG_DATA(cmsg), &fd_, sizeof(int));
     for (;;) {
+      pollfd cancelled = {cancelFd, POLLIN, 0};  // cancelled before it could send: send nothing
+      if (poll(&cancelled, 1, 0) > 0) {
+        result_ = -ECANCELED;
+        return;
+      }
       ssize_t n = sendmsg(socket_, &msg, MSG_DONTWAIT | MSG_NOSIGNAL);
       if (n >= 0) return;  // a stream socket takes a message this small whole, or not at all
       if (errno == EINTR) continue;
@@ -198,16 +203,32 @@ class SendFdJob : public ThreadJob {
   int result_ = 0;
 };
 
-// sendFd(socket, fd, payload: string, timeoutMs) -> Promise<0 | -errno>. Sends a duplicate
-// made now, so that closing `fd` meanwhile changes nothing.
+// A pending job's promise, and its id for cancelJob().
+Napi::Value Pending(Napi::Env env, Napi::Value promise, double id) {
+  if (id == 0) return env.Undefined();  // it could not start: a JS exception is pending
+  Napi::Object out = Napi::Object::New(env);
+  out.Set("promise", promise);
+  out.Set("id", Napi::Number::New(env, id));
+  return out;
+}
+
+// sendFd(socket, fd, payload: string, timeoutMs) -> { promise: Promise<0 | -errno>, id }.
+// Sends a duplicate made now, so that closing `fd` meanwhile changes nothing; -ECANCELED if
+// cancelJob(id) came first (the socket was closed in JavaScript).
 Napi::Value SendFd(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   auto* job = new SendFdJob(
       env, info[0].As<Napi::Number>().Int32Value(), info[1].As<Napi::Number>().Int32Value(),
       info[2].As<Napi::String>().Utf8Value(), info[3].As<Napi::Number>().Int32Value());
   Napi::Value promise = job->Promise();
-  StartThreadJob(env, job);
-  return promise;
+  return Pending(env, promise, StartThreadJob(env, job));
+}
+
+// cancelJob(id) -> whether it was pending: a sendFd or recvFd whose socket JavaScript closed
+// ends now with -ECANCELED.
+Napi::Value CancelJob(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  return Napi::Boolean::New(env, CancelThreadJob(env, info[0].As<Napi::Number>().DoubleValue()));
 }
 
 // recvFd on a thread of its own (jobs.h): waits for one message and takes the descriptor it
@@ -270,12 +291,13 @@ class RecvFdJob : public ThreadJob {
       promise_.Resolve(env, Napi::Number::New(env, result_));
       return;
     }
+    int fd = Owned(env, fd_);
+    fd_ = -1;  // the thread's now: closed with it, if JavaScript does not close it first
     Napi::Array out = Napi::Array::New(env, 3);
-    out.Set(0u, Napi::Number::New(env, Owned(env, fd_)));
+    out.Set(0u, Napi::Number::New(env, fd));
     out.Set(1u, Napi::String::New(env, payload_, length_));
     out.Set(2u, Napi::Number::New(
                     env, peerUid_ == static_cast<uid_t>(-1) ? -1 : static_cast<double>(peerUid_)));
-    fd_ = -1;  // the thread's now: closed with it, if JavaScript does not close it first
     promise_.Resolve(env, out);
   }
   void Abandon() override {}  // the destructor closes a descriptor received meanwhile
@@ -291,14 +313,14 @@ class RecvFdJob : public ThreadJob {
   int result_ = 0;
 };
 
-// recvFd(socket, timeoutMs) -> Promise<[fd, payload, peer uid (-1: unknown)] | -errno>
+// recvFd(socket, timeoutMs) -> { promise: Promise<[fd, payload, peer uid (-1: unknown)] |
+// -errno>, id }
 Napi::Value RecvFd(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   auto* job = new RecvFdJob(env, info[0].As<Napi::Number>().Int32Value(),
                             info[1].As<Napi::Number>().Int32Value());
   Napi::Value promise = job->Promise();
-  StartThreadJob(env, job);
-  return promise;
+  return Pending(env, promise, StartThreadJob(env, job));
 }
 
 // sweepShared() -> how many are still waiting to be taken
@@ -584,6 +606,14 @@ Napi::Value OwnFd(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+// ownsFd(fd) -> whether the calling thread owns `fd` already (something of the addon's will close
+// it).
+Napi::Value OwnsFd(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  return Napi::Boolean::New(
+      env, AddonEnvOf(env)->ownedFds.count(info[0].As<Napi::Number>().Int32Value()) != 0);
+}
+
 // fdClose(fd) -> 0 | -errno: closes it, and the thread owns it no more.
 Napi::Value FdClose(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -607,6 +637,7 @@ void InitShared(Napi::Env env, Napi::Object exports) {
   exports.Set("fdChmod", Napi::Function::New(env, FdChmod, "fdChmod"));
   exports.Set("fdClose", Napi::Function::New(env, FdClose, "fdClose"));
   exports.Set("ownFd", Napi::Function::New(env, OwnFd, "ownFd"));
+  exports.Set("ownsFd", Napi::Function::New(env, OwnsFd, "ownsFd"));
   exports.Set("memfdCreate", Napi::Function::New(env, MemfdCreate, "memfdCreate"));
   exports.Set("addSeals", Napi::Function::New(env, AddSeals, "addSeals"));
   exports.Set("getSeals", Napi::Function::New(env, GetSeals, "getSeals"));
@@ -617,6 +648,7 @@ void InitShared(Napi::Env env, Napi::Object exports) {
   exports.Set("socketDomain", Napi::Function::New(env, SocketDomain, "socketDomain"));
   exports.Set("sendFd", Napi::Function::New(env, SendFd, "sendFd"));
   exports.Set("recvFd", Napi::Function::New(env, RecvFd, "recvFd"));
+  exports.Set("cancelJob", Napi::Function::New(env, CancelJob, "cancelJob"));
   Napi::Object c = exports.Get("constants").As<Napi::Object>();
   MMAN_EXPORT_CONSTANT(c, MFD_CLOEXEC);
   MMAN_EXPORT_CONSTANT(c, MFD_ALLOW_SEALING);

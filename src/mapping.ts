@@ -217,6 +217,10 @@ export interface LockOptions {
 
 const CONSTRUCT = Symbol('Mapping.construct');
 
+// This runtime hands out immutable buffers for read-only mappings (src/native.ts lend()).
+const IMMUTABLE =
+  typeof (ArrayBuffer.prototype as { transferToImmutable?: unknown }).transferToImmutable === 'function';
+
 // native.remap(): the region moved to grow, then could not (ENOMEM); its old buffers are retired.
 const { MOVED_NOT_GROWN } = native.answers;
 
@@ -518,8 +522,16 @@ export class Mapping implements Disposable {
     if (len === 0) return;
     const rc = native.protect(handle, start, len, prot);
     if (rc < 0) throw callError(rc, 'mprotect');
+    const wasWritable = (this.#prot & Prot.Write) !== 0;
     if (start === 0 && len >= this.#mappedSize()) this.#prot = prot;
     else if ((prot & Prot.Write) === 0) this.#prot &= ~Prot.Write; // a part read-only: not writable as a whole
+    // Made writable as a whole: a buffer handed out while it was not may be immutable (where
+    // the runtime has them); the next `buffer` is a new, writable one.
+    if (!wasWritable && (this.#prot & Prot.Write) !== 0 && this.#buffer !== null && IMMUTABLE) {
+      native.retireBuffers(handle, this.#buffer);
+      this.#buffer = null;
+      this.#bytes = null;
+    }
   }
 
   /** Gives the kernel advice about the pages that `[offset, offset + length)` touches (madvise(2)). */
@@ -1335,17 +1347,15 @@ export async function mapFileAsync(file: FileTarget, options?: MapFileAsyncOptio
   const target = fileTarget(file);
   if (signal?.aborted) throw abortError(signal);
   let mapping: Mapping;
+  let created = false; // this call made the file: a failure from here on removes it again
   if (target.fd !== undefined) {
     mapping = mapOpenFile(givenFile(target.fd), plan);
   } else {
-    // Opened on the threadpool; an abort meanwhile rejects at once, and whatever the open
-    // brings back later is closed (and removed, if it created the file).
+    // Opened on the threadpool, never waiting (O_NONBLOCK): an abort meanwhile is seen as soon
+    // as the open is back, and whatever it made is undone before the promise rejects, so that
+    // nothing is left behind once it has.
     const path = target.path;
-    const result = await untilAborted(native.openFileAsync(path, plan.open, 0o666), signal, (late) => {
-      if (typeof late === 'number') return;
-      native.fdClose(late[0]);
-      if (late[3]) native.unlinkFile(path);
-    });
+    const result = await native.openFileAsync(path, plan.open, 0o666);
     const opened = openedFile(result, path);
     try {
       if (signal?.aborted) {
@@ -1353,6 +1363,7 @@ export async function mapFileAsync(file: FileTarget, options?: MapFileAsyncOptio
         throw abortError(signal);
       }
       mapping = mapOpenFile(opened, plan);
+      created = opened.created;
     } finally {
       native.fdClose(opened.fd);
     }
@@ -1362,41 +1373,10 @@ export async function mapFileAsync(file: FileTarget, options?: MapFileAsyncOptio
     else if (signal?.aborted) throw abortError(signal);
   } catch (err) {
     mapping.unmap();
+    if (created) native.unlinkFile(target.path!);
     throw err;
   }
   return mapping;
-}
-
-// `promise`, or an AbortError as soon as `signal` aborts; what the promise brings after that
-// goes to `late`, so that nothing it opened is left behind.
-function untilAborted<T>(promise: Promise<T>, signal: AbortSignal | undefined, late: (value: T) => void): Promise<T> {
-  if (signal === undefined) return promise;
-  return new Promise<T>((resolve, reject) => {
-    let settled = false;
-    const onAbort = (): void => {
-      if (settled) return;
-      settled = true;
-      reject(abortError(signal));
-    };
-    signal.addEventListener('abort', onAbort, { once: true });
-    promise.then(
-      (value) => {
-        signal.removeEventListener('abort', onAbort);
-        if (settled) late(value);
-        else {
-          settled = true;
-          resolve(value);
-        }
-      },
-      (err: unknown) => {
-        signal.removeEventListener('abort', onAbort);
-        if (!settled) {
-          settled = true;
-          reject(err);
-        }
-      },
-    );
-  });
 }
 
 /** Options for {@link mapAnonymous}. */

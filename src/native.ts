@@ -77,6 +77,8 @@ export interface NativeAddon {
   unmap(handle: Handle, kept: ArrayBuffer | null, detach: boolean): number;
   /** Called by a buffer's transfer() before its store moves to another ArrayBuffer. */
   noteTransfer(buffer: ArrayBuffer): void;
+  /** The buffers made so far stop being the region's (observed on their own, as after a resize). */
+  retireBuffers(handle: Handle, kept: ArrayBuffer | null): void;
   /** 0, -errno (nothing changed), or answers.MOVED_NOT_GROWN (ENOMEM after moving; old buffers retired). */
   remap(handle: Handle, newSize: number, flags: number, kept: ArrayBuffer | null): number;
   fixed(
@@ -120,10 +122,21 @@ export interface NativeAddon {
   sweepShared(): number;
   /** The AF_* domain of socket `fd`, or -errno (-ENOTSOCK). */
   socketDomain(fd: number): number;
-  /** sendmsg of `payload` with a duplicate of `fd` attached (SCM_RIGHTS), on the threadpool: 0 or -errno. */
-  sendFd(socket: number, fd: number, payload: string, timeoutMs: number): Promise<number>;
-  /** recvmsg of one message and the descriptor it carries, on the threadpool: [fd, payload] or -errno. */
-  recvFd(socket: number, timeoutMs: number): Promise<[fd: number, payload: string, peerUid: number] | number>;
+  /**
+   * sendmsg of `payload` with a duplicate of `fd` attached (SCM_RIGHTS), on a thread of its own:
+   * 0 or -errno (-ECANCELED after cancelJob(id)).
+   */
+  sendFd(socket: number, fd: number, payload: string, timeoutMs: number): { promise: Promise<number>; id: number };
+  /**
+   * recvmsg of one message and the descriptor it carries, on a thread of its own: [fd, payload,
+   * the peer's uid] or -errno (-ECANCELED after cancelJob(id)).
+   */
+  recvFd(
+    socket: number,
+    timeoutMs: number,
+  ): { promise: Promise<[fd: number, payload: string, peerUid: number] | number>; id: number };
+  /** Ends a pending sendFd/recvFd with -ECANCELED (its socket was closed in JavaScript); whether it was pending. */
+  cancelJob(id: number): boolean;
   memfdCreate(name: string, flags: number): number;
   addSeals(fd: number, seals: number): number;
   getSeals(fd: number): number;
@@ -157,6 +170,8 @@ export interface NativeAddon {
    * are owned from the start.
    */
   ownFd(fd: number): void;
+  /** Whether the calling thread owns `fd` already (a SharedMemory of its, or one the addon handed out). */
+  ownsFd(fd: number): boolean;
   wait(
     handle: Handle,
     buffer: ArrayBuffer,

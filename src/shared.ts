@@ -138,6 +138,27 @@ function unixSocketFd(socket: unknown): number {
   return fd;
 }
 
+// A wait on a socket's descriptor ends when the socket is closed in JavaScript (the wait holds
+// a duplicate, which would keep the connection up and send, or take, a descriptor after all):
+// the promise rejects with ERR_SOCKET_CLOSED.
+async function untilClosed<T>(
+  socket: Socket,
+  pending: { promise: Promise<T | number>; id: number },
+): Promise<T | number> {
+  const cancel = (): void => {
+    native.cancelJob(pending.id);
+  };
+  socket.once('close', cancel);
+  try {
+    const result = await pending.promise;
+    if (result === -osConstants.errno.ECANCELED)
+      throw mmanError('ERR_SOCKET_CLOSED', 'The socket was closed while waiting: nothing was sent or received');
+    return result;
+  } finally {
+    socket.off('close', cancel);
+  }
+}
+
 function socketTimeout(options: unknown): number {
   const opts = validateOptions<SocketPassOptions>(options);
   return opts.timeoutMs === undefined ? -1 : validateInt32(opts.timeoutMs, 'options.timeoutMs', 0);
@@ -402,7 +423,7 @@ export class SharedMemory implements Disposable {
     if (socket.writableLength > 0)
       throw mmanError('ERR_INVALID_STATE', 'The socket has data queued: send the segment once it has drained');
     const payload = JSON.stringify({ [PAYLOAD_TAG]: 1, name: this.#name ?? null });
-    const rc = await native.sendFd(sock, fd, payload, timeout);
+    const rc = await untilClosed(socket, native.sendFd(sock, fd, payload, timeout));
     if (rc < 0) throw systemError(rc, 'sendmsg');
   }
 
@@ -441,7 +462,7 @@ export class SharedMemory implements Disposable {
       handle.reading = false;
       handle.readStop(); // libuv must not read: it would drop the descriptor
     }
-    const got = await native.recvFd(sock, timeout);
+    const got = await untilClosed(socket, native.recvFd(sock, timeout));
     if (typeof got === 'number') {
       if (got === -osConstants.errno.EBADMSG)
         throw mmanError('ERR_SHARED_MEMORY_NO_DESCRIPTOR', 'The peer sent a message without a descriptor');
@@ -510,6 +531,13 @@ export class SharedMemory implements Disposable {
   static fromFd(fd: number, name?: string): SharedMemory {
     validateInt32(fd, 'fd', 0);
     if (name !== undefined) validateName(name);
+    // Two owners would both close it, the second time whatever file took its number meanwhile.
+    if (native.ownsFd(fd))
+      throw invalidArgValue(
+        'fd',
+        fd,
+        'is held already by a SharedMemory of this thread (fromFd() takes ownership): use that one, or duplicate the descriptor',
+      );
     const described = native.describeFd(fd);
     if (typeof described === 'number') throw systemError(described, 'fstat');
     const [mode, , flags] = described;

@@ -50,7 +50,13 @@ describe('a write into a read-only mapping', () => {
     () => {
       const child = runFixture('faults-child.js', 'immutable', [file], ['--js-immutable-arraybuffer']);
       expect(child.stderr).toBe('');
-      expect(JSON.parse(child.stdout)).toEqual({ immutable: true, write: 'TypeError', fill: 'TypeError', first: 104 });
+      expect(JSON.parse(child.stdout)).toEqual({
+        immutable: true,
+        write: 'TypeError',
+        fill: 'TypeError',
+        first: 104,
+        afterProtect: { immutableBefore: true, written: 7 },
+      });
     },
   );
 });

@@ -1,12 +1,12 @@
 // populate() and mapFileAsync(): pages made resident off the event loop, on real files with
 // a cold page cache (posix_fadvise DONTNEED), as mincore(2) and the timers of this process see.
-import { closeSync, openSync, truncateSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, openSync, truncateSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { mapAnonymous, mapFile, mapFileAsync, PAGE_SIZE } from '../src';
 import { tools } from '../src/internal';
 import { handleOf } from '../src/mapping';
 import { evictFile } from '../src/cli/bench/page-cache';
-import { fileWith, quietStats, expectBackTo, tempDir, TMP_IN_MEMORY } from './helpers';
+import { descriptorsTo, fileWith, quietStats, expectBackTo, tempDir, TMP_IN_MEMORY } from './helpers';
 
 let dir: string;
 let cleanup: () => void;
@@ -185,5 +185,22 @@ describe('mapFileAsync()', () => {
     controller.abort();
     await expect(pending).rejects.toMatchObject({ name: 'AbortError' });
     await expectBackTo(base);
+  });
+
+  test('aborted at any step, a file it created is removed again, and no descriptor is left', async () => {
+    const created = join(dir, 'created');
+    for (const delay of [0, 1, 2, 5, 10, 20]) {
+      const path = `${created}-${delay}.bin`;
+      const controller = new AbortController();
+      const pending = mapFileAsync(path, { mode: 'w+', length: 64 * MiB, signal: controller.signal });
+      setTimeout(() => controller.abort(), delay);
+      const result = await pending.then(
+        (m) => (m.unmap(), 'mapped'),
+        (err: { name: string }) => err.name,
+      );
+      // Either it finished first (and the file is the mapping's to keep) or it is gone.
+      expect([result, existsSync(path)]).toEqual(result === 'mapped' ? ['mapped', true] : ['AbortError', false]);
+    }
+    expect(descriptorsTo(/\/created-/)).toBe(0);
   });
 });

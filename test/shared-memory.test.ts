@@ -2,7 +2,7 @@
 // the other way round; seals, names, modes, and every refused argument.
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { existsSync, ftruncateSync, readdirSync, statSync } from 'node:fs';
+import { existsSync, ftruncateSync, openSync, readdirSync, statSync } from 'node:fs';
 import { release } from 'node:os';
 import { join } from 'node:path';
 
@@ -126,11 +126,13 @@ describe('memfd segment (SharedMemory.create(size))', () => {
     expect(permsAt(all.address)).toBe('rw-s');
   });
 
-  test('fromFd() wraps an fd; inherited() is empty in a process not started by fork()', () => {
-    const original = SharedMemory.create(PAGE_SIZE);
-    const copy = SharedMemory.fromFd(original.fd);
+  test('fromFd() wraps an fd, once; inherited() is empty in a process not started by fork()', () => {
+    using original = SharedMemory.create(PAGE_SIZE);
+    using copy = SharedMemory.fromFd(openSync(`/proc/self/fd/${original.fd}`, 'r+'));
     expect(copy.size).toBe(PAGE_SIZE);
     expect(copy.name).toBeUndefined();
+    // A descriptor a SharedMemory holds already: two owners would both close it.
+    expect(() => SharedMemory.fromFd(original.fd)).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARG_VALUE' }));
     expect(SharedMemory.inherited()).toEqual([]);
   });
 });

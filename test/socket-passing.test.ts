@@ -168,6 +168,55 @@ describe('SharedMemory.sendTo() / SharedMemory.receive()', () => {
     },
   );
 
+  test('the socket destroyed here while receive() waits: ERR_SOCKET_CLOSED, and the peer sees the connection end', async () => {
+    let err: unknown;
+    let peerClosed: Promise<unknown> = Promise.resolve();
+    const server = await serve(async (socket) => {
+      const waiting = SharedMemory.receive(socket).catch((e: unknown) => e);
+      await new Promise((r) => setTimeout(r, 20));
+      socket.destroy();
+      err = await waiting;
+    });
+    const peer = net.connect(server.path);
+    peerClosed = once(peer, 'close');
+    await server.done;
+    expect(err).toMatchObject({ code: 'ERR_SOCKET_CLOSED' });
+    // Not held open by the wait's own duplicate of the socket: the peer's end closes.
+    const closed = await Promise.race([
+      peerClosed.then(() => true),
+      new Promise((r) => setTimeout(() => r(false), 5000)),
+    ]);
+    expect(closed).toBe(true);
+  });
+
+  test('the socket destroyed here while sendTo() waits for room: nothing more reaches the peer', async () => {
+    using shm = SharedMemory.create(PAGE_SIZE);
+    let settled: unknown[] = [];
+    let received = 0;
+    const server = await serve(async (socket) => {
+      // The peer does not read: sends pile up until the socket is full, then wait.
+      const sends = Array.from({ length: 400 }, () =>
+        shm.sendTo(socket).then(
+          () => 'sent',
+          (e: { code: string }) => e.code,
+        ),
+      );
+      await new Promise((r) => setTimeout(r, 200));
+      socket.destroy();
+      settled = await Promise.all(sends);
+    });
+    const peer = net.connect(server.path);
+    await server.done;
+    peer.on('data', (d: Buffer) => (received += d.length));
+    await Promise.race([once(peer, 'close'), new Promise((r) => setTimeout(r, 5000))]);
+    const sent = settled.filter((s) => s === 'sent').length;
+    expect(settled.filter((s) => s !== 'sent').every((s) => s === 'ERR_SOCKET_CLOSED')).toBe(true);
+    expect(sent).toBeLessThan(1000); // some were still waiting for room
+    const payload = JSON.stringify({ 'mman-shm': 1, name: null }).length;
+    expect(received).toBeLessThanOrEqual(sent * payload); // none of those cancelled went out
+    peer.destroy();
+  });
+
   test('the peer closing first: ECONNRESET; a timeout: ETIMEDOUT', async () => {
     let closed: unknown;
     const server = await serve(async (socket) => {
