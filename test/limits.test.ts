@@ -43,6 +43,22 @@ test('70,000 one-page file mappings under ulimit -n 1024: no descriptor each; re
   expect(report.sum).toBe(report.held);
 });
 
+test('20,000 guarded mappings made and unmapped in a loop under ulimit -n 1024: a descriptor each while open, none after', () => {
+  const child = spawnSync(
+    'sh',
+    [
+      '-c',
+      'ulimit -n 1024 && exec "$0" --expose-gc "$1" guardedLoop "$2"',
+      process.execPath,
+      fixture('limits-child.js'),
+      dir,
+    ],
+    { encoding: 'utf8', timeout: 120_000 },
+  );
+  expect(child.stderr).toBe('');
+  expect(JSON.parse(child.stdout)).toEqual({ failures: 0, first: null });
+});
+
 test('protect() splitting a mapping into 35,000 areas: refused with ERR_MAPPING_LIMIT inside the reserve, as a new mapping is', () => {
   const report = run('splits') as {
     error: string;
