@@ -30,7 +30,18 @@ test('bench/core.js: every row, each with a measured figure', () => {
   expect(number(out, /\| one-page mmap\(\) \+ unmap\(\), ns \| (\d+) \| C mmap \+ munmap.*?: \d+/)).toBeGreaterThan(0);
   expect(number(out, /first write per page.*?\| (\d+)/)).toBeGreaterThan(0);
   expect(number(out, /first write per page.*?C loop: (\d+)/)).toBeGreaterThan(0);
+  expect(
+    number(out, /\| one-page file mmap\(fd\) \+ \.bytes \+ unmap\(\), ns \| (\d+) \| C mmap\(fd\) \+ munmap/),
+  ).toBeGreaterThan(0);
+  expect(number(out, /C mmap\(fd\) \+ munmap, same descriptor: (\d+)/)).toBeGreaterThan(0);
 }, 180_000);
+
+test('bench/wait-cancel.js: 200 waits started, aborted and settled, each phase timed', () => {
+  const out = JSON.parse(bench('wait-cancel.js', ['200']));
+  expect(out.count).toBe(200);
+  for (const phase of ['startMs', 'abortMs', 'settleMs']) expect(out[phase]).toBeGreaterThanOrEqual(0);
+  expect(out.threads).toBeGreaterThan(0);
+});
 
 test('bench/ipc.js --quick: both ratios, each measured', () => {
   const out = bench('ipc.js', ['--quick']);
