@@ -145,19 +145,33 @@ async function untilClosed<T>(
   socket: Socket,
   pending: { promise: Promise<T | number>; id: number },
 ): Promise<T | number> {
-  const cancel = (): void => {
-    native.cancelJob(pending.id);
-  };
-  socket.once('close', cancel);
+  // One 'close' listener per socket however many calls wait on it (Node warns past ten).
+  let waiting = waitingOn.get(socket);
+  if (waiting === undefined) {
+    const jobs = new Set<number>();
+    const listener = (): void => {
+      waitingOn.delete(socket);
+      for (const id of jobs) native.cancelJob(id);
+    };
+    waiting = { jobs, listener };
+    waitingOn.set(socket, waiting);
+    socket.once('close', listener);
+  }
+  waiting.jobs.add(pending.id);
   try {
     const result = await pending.promise;
     if (result === -osConstants.errno.ECANCELED)
       throw mmanError('ERR_SOCKET_CLOSED', 'The socket was closed while waiting: nothing was sent or received');
     return result;
   } finally {
-    socket.off('close', cancel);
+    waiting.jobs.delete(pending.id);
+    if (waiting.jobs.size === 0 && waitingOn.get(socket) === waiting) {
+      waitingOn.delete(socket);
+      socket.off('close', waiting.listener);
+    }
   }
 }
+const waitingOn = new WeakMap<Socket, { jobs: Set<number>; listener: () => void }>();
 
 function socketTimeout(options: unknown): number {
   const opts = validateOptions<SocketPassOptions>(options);

@@ -193,6 +193,9 @@ describe('SharedMemory.sendTo() / SharedMemory.receive()', () => {
     using shm = SharedMemory.create(PAGE_SIZE);
     let settled: unknown[] = [];
     let received = 0;
+    const warnings: string[] = [];
+    const onWarning = (w: Error): void => void warnings.push(w.name);
+    process.on('warning', onWarning);
     const server = await serve(async (socket) => {
       // The peer does not read: sends pile up until the socket is full, then wait.
       const sends = Array.from({ length: 400 }, () =>
@@ -215,6 +218,8 @@ describe('SharedMemory.sendTo() / SharedMemory.receive()', () => {
     const payload = JSON.stringify({ 'mman-shm': 1, name: null }).length;
     expect(received).toBeLessThanOrEqual(sent * payload); // none of those cancelled went out
     peer.destroy();
+    process.off('warning', onWarning);
+    expect(warnings).not.toContain('MaxListenersExceededWarning'); // one listener per socket
   });
 
   test('the peer closing first: ECONNRESET; a timeout: ETIMEDOUT', async () => {
