@@ -77,7 +77,6 @@ class SpinLock {
 };
 SpinLock tableLock;
 std::vector<int>* freeSlots = new std::vector<int>();  // never destroyed: used at exit too
-int inUse = 0;
 
 struct sigaction previousBus;
 struct sigaction previousSegv;
@@ -410,19 +409,17 @@ int GuardRegister(uintptr_t start, size_t length, const GuardSlotInfo& info) {
         chunks[index / kChunkSlots].store(new Slot[kChunkSlots], std::memory_order_release);
       highWater.store(index + 1, std::memory_order_release);
     }
-    ++inUse;
   }
   Slot& slot = *At(index);
   slot.prot.store(info.prot, std::memory_order_relaxed);
   slot.mixed.store(false, std::memory_order_relaxed);
   slot.granule.store(info.granule != 0 ? info.granule : ~pageMask + 1, std::memory_order_relaxed);
   slot.fileOffset.store(info.fileOffset, std::memory_order_relaxed);
-  slot.truncated.store(info.counts.truncated, std::memory_order_relaxed);
-  slot.lost.store(info.counts.lost, std::memory_order_relaxed);
-  slot.lostFirst.store(info.counts.lost != 0 ? info.counts.lostFirst : UINT64_MAX,
-                       std::memory_order_relaxed);
-  slot.lostEnd.store(info.counts.lostEnd, std::memory_order_relaxed);
-  slot.lostErrno.store(info.counts.lostErrno, std::memory_order_relaxed);
+  slot.truncated.store(0, std::memory_order_relaxed);
+  slot.lost.store(0, std::memory_order_relaxed);
+  slot.lostFirst.store(UINT64_MAX, std::memory_order_relaxed);
+  slot.lostEnd.store(0, std::memory_order_relaxed);
+  slot.lostErrno.store(0, std::memory_order_relaxed);
   CopyLabel(slot, info.label);
   slot.fd.store(fd, std::memory_order_release);
   slot.end.store(start + length, std::memory_order_release);
@@ -430,16 +427,11 @@ int GuardRegister(uintptr_t start, size_t length, const GuardSlotInfo& info) {
   return index;
 }
 
-void GuardMove(int index, uintptr_t start, size_t length, uint64_t fileOffset) {
+void GuardMove(int index, uintptr_t start, size_t length) {
   Slot& slot = *At(index);
   slot.start.store(0, std::memory_order_release);
-  slot.fileOffset.store(fileOffset, std::memory_order_relaxed);
   slot.end.store(start + length, std::memory_order_release);
   slot.start.store(start, std::memory_order_release);
-}
-
-void GuardMove(int index, uintptr_t start, size_t length) {
-  GuardMove(index, start, length, At(index)->fileOffset.load(std::memory_order_relaxed));
 }
 
 void GuardProtect(int index, int prot, bool whole) {
@@ -468,7 +460,6 @@ void GuardUnregister(int index) {
   if (fd >= 0) close(fd);
   std::lock_guard<SpinLock> hold(tableLock);
   freeSlots->push_back(index);
-  --inUse;
 }
 
 GuardCounts GuardCountsOf(int index) {
@@ -485,15 +476,6 @@ GuardCounts GuardCountsOf(int index) {
 int GuardFileOf(int index) {
   int fd = At(index)->fd.load(std::memory_order_relaxed);
   return fd >= 0 ? fd : -1;
-}
-
-bool GuardIsGuarded(int index) {
-  return At(index)->fd.load(std::memory_order_relaxed) != kNotGuarded;
-}
-
-int GuardSlotsInUse() {
-  std::lock_guard<SpinLock> hold(tableLock);
-  return inUse;
 }
 
 }  // namespace mman

@@ -11,7 +11,7 @@
 
 namespace mman {
 
-// What a guarded slot has seen since it was registered (plus what it was registered with).
+// What a guarded slot has seen since it was registered.
 struct GuardCounts {
   uint32_t truncated = 0;  // pages past the end of the file, replaced by zero pages
   uint32_t lost = 0;       // pages inside the file that could not be backed, replaced too
@@ -26,7 +26,6 @@ struct GuardSlotInfo {
   int fileFd = -1;          // guarded: a descriptor of the file (the slot takes its own dup)
   uint64_t fileOffset = 0;  // the file offset of the slot's first byte (guarded)
   const char* label = "";   // what to call the mapping in a message: a path, a name, or ""
-  GuardCounts counts;       // carried over from the span this one replaces
 };
 
 // Registers [start, start + length). Returns the slot, -1 when every slot is taken
@@ -34,9 +33,8 @@ struct GuardSlotInfo {
 // Installs the handlers on first use.
 int GuardRegister(uintptr_t start, size_t length, const GuardSlotInfo& info);
 constexpr int kGuardSlots = 1 << 20;
-// Moves a registered slot to a new range (after mremap, or a split) at `fileOffset`; without
-// it, at the same file offset as before (mremap moves or grows a range in one piece).
-void GuardMove(int slot, uintptr_t start, size_t length, uint64_t fileOffset);
+// Moves a registered slot to a new range that starts at the same file offset (after mremap,
+// which moves or grows a range in one piece, or a split that keeps the head).
 void GuardMove(int slot, uintptr_t start, size_t length);
 // The protection changed (mprotect) over the whole slot, or over part of it (`whole` false):
 // then the handlers ask the kernel for a page's protection when they need it.
@@ -50,8 +48,5 @@ void GuardUnregister(int slot);
 GuardCounts GuardCountsOf(int slot);
 // The descriptor a guarded slot keeps (still the slot's: duplicate it to keep it), or -1.
 int GuardFileOf(int slot);
-bool GuardIsGuarded(int slot);
-// Slots in use now.
-int GuardSlotsInUse();
 
 }  // namespace mman

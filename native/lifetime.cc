@@ -105,15 +105,13 @@ void LetGo(Region* region, Span* span) {
 
 // Enters `span` (the region's, at `fileOffset` in its file) in the fault table. False only for
 // a guarded region whose span could not be entered: then it must not be used unguarded.
-bool RegisterFaults(const Region* region, Span* span, uint64_t fileOffset,
-                    const GuardCounts& carried, int fileFd) {
+bool RegisterFaults(const Region* region, Span* span, uint64_t fileOffset, int fileFd) {
   GuardSlotInfo info;
   info.prot = region->prot;
   info.granule = region->granule;
   info.fileFd = region->guarded ? fileFd : -1;  // the slot keeps a duplicate of its own
   info.fileOffset = fileOffset;
   info.label = region->label.c_str();
-  info.counts = carried;
   span->faultSlot = GuardRegister(reinterpret_cast<uintptr_t>(span->base), span->size, info);
   if (span->faultSlot >= 0) return true;
   if (span->faultSlot == -1) errno = ENOSPC;
@@ -372,7 +370,7 @@ Region* OpenRegion(Lifetime* lifetime, void* base, size_t size, RegionSetup setu
   region->label = std::move(setup.label);
   region->span = NewSpan(lifetime, base, size);
   Pin(region->span);
-  if (!RegisterFaults(region, region->span, region->fileOffset, GuardCounts(), setup.sourceFd)) {
+  if (!RegisterFaults(region, region->span, region->fileOffset, setup.sourceFd)) {
     int err = errno;
     region->open = false;
     ForgetFile(region);
@@ -543,7 +541,7 @@ Span* AdoptSpan(Region* region, void* base, size_t size) {
   // A guarded region that cannot register its new span (out of descriptors) goes on with the
   // span unguarded rather than lose the pages it just moved; its old span stays guarded. The
   // file's descriptor comes from the old span's entry: a guarded region keeps none of its own.
-  RegisterFaults(region, region->span, region->fileOffset, GuardCounts(),
+  RegisterFaults(region, region->span, region->fileOffset,
                  old->faultSlot >= 0 ? GuardFileOf(old->faultSlot) : -1);
   return region->span;
 }
@@ -560,9 +558,8 @@ void SplitTail(Region* region, size_t newSize) {
   // The head keeps the slot (and its counts); the tail, now retired, gets a new one.
   head->faultSlot = old->faultSlot;
   if (head->faultSlot >= 0)
-    GuardMove(head->faultSlot, reinterpret_cast<uintptr_t>(head->base), head->size,
-              region->fileOffset);
-  RegisterFaults(region, old, region->fileOffset + newSize, GuardCounts(),
+    GuardMove(head->faultSlot, reinterpret_cast<uintptr_t>(head->base), head->size);
+  RegisterFaults(region, old, region->fileOffset + newSize,
                  head->faultSlot >= 0 ? GuardFileOf(head->faultSlot) : -1);
   LetGo(region, old);
   region->span = head;
