@@ -17,7 +17,6 @@
 
 namespace mman {
 
-void DeliverJobs(Napi::Env env, Napi::Function, JobsEnv* state, void*);
 using JobsFunction = Napi::TypedThreadSafeFunction<JobsEnv, void, DeliverJobs>;
 
 void ThreadJob::Cancel() {
@@ -171,11 +170,10 @@ JobPromise::JobPromise(Napi::Env env) {
   promise_ = Napi::Value(env, promise);
 }
 
-bool JobPromise::Resolve(Napi::Env env, napi_value value) {
-  if (deferred_ == nullptr) return false;
-  napi_status status = napi_resolve_deferred(env, deferred_, value);
+void JobPromise::Resolve(Napi::Env env, napi_value value) {
+  if (deferred_ == nullptr) return;
+  napi_resolve_deferred(env, deferred_, value);
   deferred_ = nullptr;
-  return status == napi_ok;
 }
 
 }  // namespace mman

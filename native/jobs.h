@@ -19,7 +19,6 @@
 
 #include <napi.h>
 
-#include <atomic>
 #include <thread>
 
 namespace mman {
@@ -81,8 +80,8 @@ class JobPromise {
  public:
   explicit JobPromise(Napi::Env env);
   Napi::Value Value() const { return promise_; }
-  // False if the environment went away first (then nothing will ever see `value`).
-  bool Resolve(Napi::Env env, napi_value value);
+  // Settles the promise with `value` (once; later calls do nothing).
+  void Resolve(Napi::Env env, napi_value value);
 
  private:
   napi_deferred deferred_ = nullptr;
