@@ -361,41 +361,6 @@ Napi::Value Remap(const Napi::CallbackInfo& info) {
   return Napi::Number::New(env, rc);
 }
 
-// growFile(handle, bytes, sparse) -> 0 | -errno: extends the file under a writable shared
-// mapping (on the descriptor the region keeps) so that it holds at least `bytes` past the
-// mapping's start; never shrinks it. The new blocks are reserved (fallocate) unless `sparse`,
-// so that a full filesystem is ENOSPC here, not SIGBUS at a later write; on failure the file
-// keeps its size. EBADF when the region keeps no descriptor.
-Napi::Value GrowFile(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  Region* region = UnwrapRegion(env, info[0]);
-  if (region == nullptr) return env.Undefined();
-  size_t bytes;
-  if (!ReadSize(env, info[1], "bytes", &bytes)) return env.Undefined();
-  bool sparse = info[2].ToBoolean().Value();
-  if (!region->open) NAPI_THROW(ClosedError(env), env.Undefined());
-  int fileFd = FileOf(region);
-  if (fileFd < 0) return Napi::Number::New(env, -EBADF);
-  struct stat st;
-  if (fstat(fileFd, &st) != 0) return Errno(env, errno);
-  off_t wanted = static_cast<off_t>(region->fileOffset + bytes);
-  if (!S_ISREG(st.st_mode) || st.st_size >= wanted) return Napi::Number::New(env, 0);
-  if (!sparse) {
-    int rc;
-    do rc = fallocate(fileFd, 0, st.st_size, wanted - st.st_size);
-    while (rc != 0 && errno == EINTR);
-    if (rc == 0) return Napi::Number::New(env, 0);
-    if (errno != EOPNOTSUPP) {
-      int err = errno;
-      if (ftruncate(fileFd, st.st_size) != 0) {
-        // It was this size a moment ago: nothing better to do than report the first error.
-      }
-      return Errno(env, err);
-    }
-  }
-  return Result(env, ftruncate(fileFd, wanted));
-}
-
 // regionFile(handle) -> [fd, fileOffset] | -EBADF: the descriptor the region keeps (still the
 // region's: duplicate it at once) and the file offset of its first page.
 Napi::Value RegionFile(const Napi::CallbackInfo& info) {
@@ -535,7 +500,6 @@ void InitMapping(Napi::Env env, Napi::Object exports) {
   exports.Set("buffer", Napi::Function::New(env, Buffer, "buffer"));
   exports.Set("unmap", Napi::Function::New(env, Unmap, "unmap"));
   exports.Set("remap", Napi::Function::New(env, Remap, "remap"));
-  exports.Set("growFile", Napi::Function::New(env, GrowFile, "growFile"));
   exports.Set("regionFile", Napi::Function::New(env, RegionFile, "regionFile"));
   exports.Set("noteTransfer", Napi::Function::New(env, NoteTransfer, "noteTransfer"));
   exports.Set("retireBuffers", Napi::Function::New(env, Retire, "retireBuffers"));

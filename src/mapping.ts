@@ -653,9 +653,14 @@ export class Mapping implements Disposable {
           true,
           "needs the file's descriptor, which this mapping does not keep: map it with { keepFile: true } (create: true and mode 'w+' keep it)",
         );
-      const grown = native.growFile(handle, this.#delta + newLength, this.#sparse);
-      if (grown < 0)
-        throw systemError(grown, this.#sparse || grown === -osConstants.errno.EBADF ? 'ftruncate' : 'fallocate');
+      // The file holds at least the new window; new blocks are reserved unless it was made
+      // sparse, so that a full filesystem is ENOSPC here rather than SIGBUS at a later write.
+      const file = native.regionFile(handle);
+      if (typeof file === 'number') throw systemError(file, 'ftruncate');
+      const [fd, fileOffset] = file;
+      const { isFile, size } = statFd(fd);
+      const wanted = fileOffset + this.#delta + newLength;
+      if (isFile && size < wanted) sizeFile(fd, size, wanted, this.#sparse);
     }
     const rc = native.remap(handle, newSize, mayMove ? RemapFlags.MayMove : 0, this.#buffer);
     if (rc < 0) throw systemError(rc, 'mremap');

@@ -107,11 +107,6 @@ export interface NativeAddon {
   populate(handle: Handle, offset: number, length: number, write: boolean): Promise<number>;
   /** prctl(PR_SET_VMA_ANON_NAME) over the range; null removes the name. 0 or -errno. */
   name(handle: Handle, offset: number, length: number, name: string | null): number;
-  /**
-   * Extends the file under a writable shared mapping to `bytes` past its start, the new
-   * blocks reserved unless `sparse`; never shrinks. 0 or -errno (-EBADF: no descriptor kept).
-   */
-  growFile(handle: Handle, bytes: number, sparse: boolean): number;
   /** The descriptor a file mapping keeps (still the region's) and the file offset of its first page, or -EBADF. */
   regionFile(handle: Handle): [fd: number, fileOffset: number] | number;
   /** A close-on-exec duplicate of `fd` put aside for another thread for `ttlMs`: its id, or -errno. */
