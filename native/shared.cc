@@ -527,13 +527,6 @@ Napi::Value FdAllocate(const Napi::CallbackInfo& info) {
   }
 }
 
-// unlinkFile(path) -> 0 | -errno
-Napi::Value UnlinkFile(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  if (!IsPath(info[0])) NAPI_THROW(ArgTypeError(env, "native: unlinkFile(path)"), env.Undefined());
-  return Result(env, unlink(PathOf(info[0]).c_str()));
-}
-
 // describeFd(fd) -> [st_mode, st_size, F_GETFL flags, f_type of its filesystem, seals (-1: it
 // cannot be sealed), owner uid] | -errno: what receive() checks of a descriptor a peer sent, asking
 // the kernel rather than believing the message that came with it.
@@ -629,7 +622,6 @@ void InitShared(Napi::Env env, Napi::Object exports) {
   exports.Set("openFile", Napi::Function::New(env, OpenFile, "openFile"));
   exports.Set("openFileAsync", Napi::Function::New(env, OpenFileAsync, "openFileAsync"));
   exports.Set("fdAllocate", Napi::Function::New(env, FdAllocate, "fdAllocate"));
-  exports.Set("unlinkFile", Napi::Function::New(env, UnlinkFile, "unlinkFile"));
   exports.Set("fdStat", Napi::Function::New(env, FdStat, "fdStat"));
   exports.Set("describeFd", Napi::Function::New(env, DescribeFd, "describeFd"));
   exports.Set("isFileAt", Napi::Function::New(env, IsFileAt, "isFileAt"));

@@ -1,11 +1,10 @@
 // class Mapping and the functions that create one: mmap(), mapFile(), mapAnonymous().
 // Policy lives here (defaults, validation, page arithmetic); native/ only makes the calls.
-import { constants as fsConstants, type PathLike } from 'node:fs';
+import { constants as fsConstants, readFileSync, unlinkSync, type PathLike } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { constants as bufferConstants } from 'node:buffer';
 import { constants as osConstants } from 'node:os';
-import { readFileSync } from 'node:fs';
 import { getSystemErrorMap } from 'node:util';
 
 import { lend, native, type Handle, type OpenedFile } from './native';
@@ -1240,6 +1239,18 @@ export function sizeFile(fd: number, size: number, wanted: number, sparse: boole
   if (rc < 0) throw systemError(rc, 'ftruncate', path);
 }
 
+/**
+ * @internal Removes a file this call created, on the way out of a failure: the error being
+ * thrown is the one to report, so a file already gone is not another.
+ */
+export function removeCreated(path: string | Buffer): void {
+  try {
+    unlinkSync(path);
+  } catch {
+    // Gone already (or its directory is): nothing is left behind either way.
+  }
+}
+
 // Maps an open file as planned: sizes it first if asked, then checks the window against it.
 // A file this call created is removed again if anything fails.
 function mapOpenFile(file: TargetFile, plan: FilePlan): Mapping {
@@ -1297,7 +1308,7 @@ function mapOpenFile(file: TargetFile, plan: FilePlan): Mapping {
     }
     return mapping;
   } catch (err) {
-    if (file.created && file.path !== undefined) native.unlinkFile(file.path);
+    if (file.created && file.path !== undefined) removeCreated(file.path);
     throw err;
   }
 }
@@ -1364,7 +1375,7 @@ export async function mapFileAsync(file: FileTarget, options?: MapFileAsyncOptio
     const opened = openedFile(result, path);
     try {
       if (signal?.aborted) {
-        if (opened.created) native.unlinkFile(path);
+        if (opened.created) removeCreated(path);
         throw abortError(signal);
       }
       mapping = mapOpenFile(opened, plan);
@@ -1378,7 +1389,7 @@ export async function mapFileAsync(file: FileTarget, options?: MapFileAsyncOptio
     else if (signal?.aborted) throw abortError(signal);
   } catch (err) {
     mapping.unmap();
-    if (created) native.unlinkFile(target.path!);
+    if (created) removeCreated(target.path!);
     throw err;
   }
   return mapping;

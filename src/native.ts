@@ -145,8 +145,6 @@ export interface NativeAddon {
   openFileAsync(path: string | Buffer, flags: number, mode: number): Promise<OpenedFile | number>;
   /** fallocate(2) mode 0 over [offset, offset + length): 0 or -errno (-EOPNOTSUPP: cannot reserve here). */
   fdAllocate(fd: number, offset: number, length: number): number;
-  /** unlink(2): 0 or -errno. */
-  unlinkFile(path: string | Buffer): number;
   /** fstat(2): [st_mode, st_size, the huge page size of a hugetlbfs file or 0], or -errno. */
   fdStat(fd: number): [mode: number, size: number, hugePage: number] | number;
   /** What the kernel says of a descriptor: [st_mode, st_size, F_GETFL flags, fs f_type, seals or -1], or -errno. */

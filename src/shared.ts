@@ -9,8 +9,17 @@ import { join } from 'node:path';
 
 import { native } from './native';
 import { putAside, takeAside, type ShareOptions, type SharedDescriptorBase } from './descriptors';
-// eslint-disable-next-line @typescript-eslint/no-unused-vars -- named by {@link} in the doc comments
-import { dispose, mapFile, MAX_LENGTH, sizeFile, statFd, type Mapping, type MapFileOptions } from './mapping';
+import {
+  dispose,
+  mapFile,
+  MAX_LENGTH,
+  removeCreated,
+  sizeFile,
+  statFd,
+  type Mapping,
+  // eslint-disable-next-line @typescript-eslint/no-unused-vars -- named by {@link} in the doc comments
+  type MapFileOptions,
+} from './mapping';
 import {
   invalidArgType,
   invalidArgValue,
@@ -351,7 +360,7 @@ export class SharedMemory implements Disposable {
         sizeFile(fd, 0, size, sparse, path); // ENOSPC here, not SIGBUS at a write
       } catch (err) {
         native.fdClose(fd);
-        unlinkSync(path);
+        removeCreated(path);
         throw err;
       }
       const shm = new SharedMemory(CONSTRUCT, fd, name);
