@@ -102,9 +102,9 @@ Slot* Find(uintptr_t addr) {
   return nullptr;
 }
 
-// The protection of the memory area holding `addr`, from /proc/self/maps, read with plain
-// system calls into a buffer on the stack (fit for a signal handler); -1 if not found.
-int ProtAt(uintptr_t addr) {
+}  // namespace
+
+int VmaAt(uintptr_t addr, uintptr_t* startOut, uintptr_t* endOut) {
   int fd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
   if (fd < 0) return -1;
   char buffer[4096];
@@ -136,17 +136,21 @@ int ProtAt(uintptr_t addr) {
       if (*c++ != ' ' || addr < lo || addr >= hi) continue;
       prot = (c[0] == 'r' ? PROT_READ : 0) | (c[1] == 'w' ? PROT_WRITE : 0) |
              (c[2] == 'x' ? PROT_EXEC : 0);
+      if (startOut != nullptr) *startOut = lo;
+      if (endOut != nullptr) *endOut = hi;
     }
   }
   close(fd);
   return prot;
 }
 
+namespace {
+
 // A slot's protection at `addr`: the slot's own, unless protect() changed part of it.
 int SlotProtAt(const Slot& slot, uintptr_t addr) {
   int prot = slot.prot.load(std::memory_order_relaxed);
   if (!slot.mixed.load(std::memory_order_relaxed)) return prot;
-  int actual = ProtAt(addr);
+  int actual = VmaAt(addr, nullptr, nullptr);
   return actual >= 0 ? actual : prot;
 }
 

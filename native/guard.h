@@ -49,4 +49,8 @@ GuardCounts GuardCountsOf(int slot);
 // The descriptor a guarded slot keeps (still the slot's: duplicate it to keep it), or -1.
 int GuardFileOf(int slot);
 
+// The protection of the memory area (VMA) holding `addr`, and its bounds, from /proc/self/maps;
+// -1 if no area holds it. Plain system calls into buffers on the stack: fit for a signal handler.
+int VmaAt(uintptr_t addr, uintptr_t* start, uintptr_t* end);
+
 }  // namespace mman

@@ -137,8 +137,9 @@ void ReleaseSpan(Span* span) {
   if (munmap(span->base, span->size) != 0 && errno == EINVAL) {
     // A hugetlbfs file mapped with mmap() at a length that is not a multiple of its huge
     // page: the kernel mapped whole huge pages, and unmaps only whole ones.
-    size_t extent = VmaExtent(span->base);
-    if (extent > span->size) munmap(span->base, extent);
+    uintptr_t base = reinterpret_cast<uintptr_t>(span->base), start = 0, end = 0;
+    if (VmaAt(base, &start, &end) >= 0 && start == base && end - start > span->size)
+      munmap(span->base, end - start);
   }
   AddCounts(-1, -static_cast<int64_t>(span->size));
   if (span->retired) AddRetiredCounts(-1, -static_cast<int64_t>(span->size));

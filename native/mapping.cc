@@ -6,7 +6,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
@@ -51,26 +50,6 @@ bool ReadSize(Napi::Env env, const Napi::Value& value, const char* name, size_t*
 // The optional ArrayBuffer argument a caller keeps and passes back to unmap()/remap().
 napi_value KeptArg(const Napi::CallbackInfo& info, size_t i) {
   return info.Length() > i && info[i].IsArrayBuffer() ? static_cast<napi_value>(info[i]) : nullptr;
-}
-
-// The protection of the VMA holding `addr`, from /proc/self/maps; -1 if none does.
-int VmaProt(const void* addr) {
-  FILE* maps = fopen("/proc/self/maps", "re");
-  if (maps == nullptr) return -1;
-  uintptr_t want = reinterpret_cast<uintptr_t>(addr);
-  int prot = -1;
-  char line[512];
-  while (fgets(line, sizeof line, maps) != nullptr) {
-    unsigned long start, end;
-    char perms[5];
-    if (sscanf(line, "%lx-%lx %4s", &start, &end, perms) != 3) continue;
-    if (want < start || want >= end) continue;
-    prot = (perms[0] == 'r' ? PROT_READ : 0) | (perms[1] == 'w' ? PROT_WRITE : 0) |
-           (perms[2] == 'x' ? PROT_EXEC : 0);
-    break;
-  }
-  fclose(maps);
-  return prot;
 }
 
 // The descriptor of a file region's file, if it has one: its own (keepFile), or the one its
@@ -129,7 +108,7 @@ bool AllZero(const uint8_t* page, size_t size) {
 // (madvise) is not carried over, nor an mlock().
 int CopyAnonymous(Region* region, size_t newSize) {
   Span* old = region->span;
-  int prot = VmaProt(old->base);
+  int prot = VmaAt(reinterpret_cast<uintptr_t>(old->base), nullptr, nullptr);
   if (prot < 0) return -EFAULT;
   int keep = MAP_NORESERVE | MAP_HUGETLB | MAP_LOCKED | (0x3f << MAP_HUGE_SHIFT);
   void* addr = mmap(nullptr, newSize, PROT_READ | PROT_WRITE,
@@ -155,7 +134,7 @@ int RemapPrivateFile(Region* region, size_t newSize, int fileFd) {
   Span* old = region->span;
   uint8_t* oldBase = old->base;
   size_t oldSize = old->size;
-  int prot = VmaProt(oldBase);
+  int prot = VmaAt(reinterpret_cast<uintptr_t>(oldBase), nullptr, nullptr);
   if (prot < 0) return -EFAULT;
   int keep = MAP_NORESERVE | MAP_LOCKED;
   void* addr = mmap(nullptr, newSize, PROT_READ | PROT_WRITE, MAP_PRIVATE | (region->flags & keep),
@@ -182,7 +161,7 @@ int MovePrivate(Region* region, size_t newSize) {
   Span* old = region->span;
   uint8_t* oldBase = old->base;
   size_t oldSize = old->size;
-  int prot = VmaProt(oldBase);
+  int prot = VmaAt(reinterpret_cast<uintptr_t>(oldBase), nullptr, nullptr);
   if (prot < 0) return -EFAULT;
   // The raw syscall: glibc's wrapper passes no new address without MREMAP_FIXED, and the
   // kernel refuses MREMAP_DONTUNMAP with a stray one.
@@ -442,23 +421,6 @@ Napi::Value MapLimitInfo(const Napi::CallbackInfo& info) {
 size_t PageSize() {
   static const size_t size = static_cast<size_t>(sysconf(_SC_PAGESIZE));
   return size;
-}
-
-size_t VmaExtent(const void* addr) {
-  FILE* maps = fopen("/proc/self/maps", "re");
-  if (maps == nullptr) return 0;
-  uintptr_t want = reinterpret_cast<uintptr_t>(addr);
-  size_t extent = 0;
-  char line[512];
-  while (fgets(line, sizeof line, maps) != nullptr) {
-    unsigned long start, end;
-    if (sscanf(line, "%lx-%lx", &start, &end) == 2 && start == want) {
-      extent = end - start;
-      break;
-    }
-  }
-  fclose(maps);
-  return extent;
 }
 
 Lifetime* LifetimeOf(napi_env env) {

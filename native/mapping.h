@@ -24,10 +24,6 @@ Lifetime* LifetimeOf(napi_env env);
 
 size_t PageSize();
 
-// The length of the memory area (VMA) that starts at `addr`, from /proc/self/maps; 0 if none
-// does. For the rare unmap the kernel refuses at the length we know (hugetlbfs).
-size_t VmaExtent(const void* addr);
-
 // Faults in every page of [addr, addr + length) through process_vm_readv (memory.cc): what
 // populate() does where the kernel lacks MADV_POPULATE_*. 0, or -EFAULT at a page that cannot
 // be read (past the end of a truncated file).
