@@ -367,16 +367,10 @@ Napi::Value Fixed(const Napi::CallbackInfo& info) {
   int prot = info[3].As<Napi::Number>().Int32Value();
   int flags = info[4].As<Napi::Number>().Int32Value();
   int fd = info[5].As<Napi::Number>().Int32Value();
-  // Inside the mapping: a split, and one more memory area (limits.h), unless it is all of it.
-  if ((addr != region->span->base || length != region->span->size) && !MayMapAnother())
-    return Napi::Number::New(env, answers::kMapLimit);
+  if (!MaySplit(region, addr, length)) return Napi::Number::New(env, answers::kMapLimit);
   void* got = mmap(addr, length, prot, flags | MAP_FIXED, fd, static_cast<off_t>(fileOffset));
   if (got == MAP_FAILED) return Errno(env, errno);
-  // The pages there have this protection now: the fault table's messages and zero pages too.
-  Span* span = region->span;
-  bool whole = addr == span->base && length == span->size;
-  if (whole) region->prot = prot;
-  if (span->faultSlot >= 0) GuardProtect(span->faultSlot, prot, whole);
+  NoteProtection(region, addr, length, prot);
   return Napi::Number::New(env, 0);
 }
 
@@ -455,6 +449,18 @@ uint8_t* RegionRange(Napi::Env env, Region* region, const Napi::Value& offsetVal
   }
   *lengthOut = length;
   return region->span->base + offset;
+}
+
+bool MaySplit(const Region* region, const uint8_t* addr, size_t length) {
+  const Span* span = region->span;
+  return (addr == span->base && length == span->size) || MayMapAnother();
+}
+
+void NoteProtection(Region* region, const uint8_t* addr, size_t length, int prot) {
+  Span* span = region->span;
+  bool whole = addr == span->base && length == span->size;
+  if (whole) region->prot = prot;
+  if (span->faultSlot >= 0) GuardProtect(span->faultSlot, prot, whole);
 }
 
 void InitMapping(Napi::Env env, Napi::Object exports) {

@@ -19,6 +19,17 @@ Region* UnwrapRegion(Napi::Env env, const Napi::Value& value);
 uint8_t* RegionRange(Napi::Env env, Region* region, const Napi::Value& offset,
                      const Napi::Value& length, size_t* lengthOut);
 
+// A call that changes what the kernel keeps per memory area (protection, advice, locks, names,
+// a MAP_FIXED mapping over part of it) on less than the whole mapping splits its area, and
+// each split takes one more of vm.max_map_count: it asks limits.h first, as a new mapping
+// does. True if it may go ahead.
+bool MaySplit(const Region* region, const uint8_t* addr, size_t length);
+
+// The pages [addr, addr + length) of the region have protection `prot` now (mprotect, or a
+// MAP_FIXED mapping over them): the region's own record when that is all of it, and the
+// fault table's, whose messages name the protection and whose zero pages take it.
+void NoteProtection(Region* region, const uint8_t* addr, size_t length, int prot);
+
 // The Lifetime of the calling thread (the main thread or a worker).
 Lifetime* LifetimeOf(napi_env env);
 

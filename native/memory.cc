@@ -16,7 +16,6 @@
 #include "answers.h"
 #include "guard.h"
 #include "jobs.h"
-#include "limits.h"
 #include "mapping.h"
 
 namespace mman {
@@ -25,14 +24,6 @@ namespace {
 
 int IntArg(const Napi::CallbackInfo& info, size_t i) {
   return info[i].As<Napi::Number>().Int32Value();
-}
-
-// A call that changes what the kernel keeps per memory area (protection, advice, locks, names)
-// over part of a mapping splits its area, and each split takes one more of vm.max_map_count:
-// it asks limits.h first, as a new mapping does. True if it may go ahead.
-bool MaySplit(const Region* region, const uint8_t* addr, size_t length) {
-  const Span* span = region->span;
-  return (addr == span->base && length == span->size) || MayMapAnother();
 }
 
 // The (handle, offset, length) every call here starts with: the first byte of the checked
@@ -54,12 +45,7 @@ Napi::Value Protect(const Napi::CallbackInfo& info) {
   int prot = IntArg(info, 3);
   if (!MaySplit(region, addr, length)) return Napi::Number::New(env, answers::kMapLimit);
   if (mprotect(addr, length, prot) != 0) return Errno(env, errno);
-  // The fault table must know: its messages name the protection, and the guard's zero pages
-  // take it.
-  Span* span = region->span;
-  bool whole = addr == span->base && length == span->size;
-  if (whole) region->prot = prot;
-  if (span->faultSlot >= 0) GuardProtect(span->faultSlot, prot, whole);
+  NoteProtection(region, addr, length, prot);
   return Napi::Number::New(env, 0);
 }
 
