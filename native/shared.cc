@@ -146,21 +146,49 @@ int DupCloexec(int fd) {
   return fcntl(fd, F_DUPFD_CLOEXEC, 3);
 }
 
-// sendFd on a thread of its own (jobs.h): one sendmsg of `payload` with `fd` attached,
-// waiting for room first.
-class SendFdJob : public ThreadJob {
+// What sendFd and recvFd share: a job on a thread of its own (jobs.h) over a duplicate of a
+// socket, with a timeout, a descriptor it sends or receives (closed with the job unless handed
+// over), and a promise for its result.
+class SocketJob : public ThreadJob {
  public:
-  SendFdJob(Napi::Env env, int socket, int fd, std::string payload, int timeoutMs)
-      : promise_(env), payload_(std::move(payload)), timeoutMs_(timeoutMs) {
+  SocketJob(Napi::Env env, int socket, int timeoutMs) : promise_(env), timeoutMs_(timeoutMs) {
     socket_ = DupCloexec(socket);
-    fd_ = socket_ < 0 ? -1 : DupCloexec(fd);
-    if (socket_ < 0 || fd_ < 0) result_ = -errno;
+    if (socket_ < 0) result_ = -errno;
   }
-  ~SendFdJob() override {
+  ~SocketJob() override {
     if (fd_ >= 0) close(fd_);
     if (socket_ >= 0) close(socket_);
   }
-  Napi::Value Promise() const { return promise_.Value(); }
+  void Abandon() override {}  // the destructor closes the descriptors
+
+  // Starts the job: { promise, id } (for cancelJob()), or undefined with a JS exception pending.
+  static Napi::Value Start(Napi::Env env, SocketJob* job) {
+    Napi::Value promise = job->promise_.Value();
+    double id = StartThreadJob(env, job);
+    if (id == 0) return env.Undefined();
+    Napi::Object out = Napi::Object::New(env);
+    out.Set("promise", promise);
+    out.Set("id", Napi::Number::New(env, id));
+    return out;
+  }
+
+ protected:
+  JobPromise promise_;
+  int socket_ = -1;
+  int fd_ = -1;
+  int timeoutMs_;
+  int result_ = 0;
+};
+
+// sendFd: one sendmsg of `payload` with `fd` attached, waiting for room first.
+class SendFdJob : public SocketJob {
+ public:
+  SendFdJob(Napi::Env env, int socket, int fd, std::string payload, int timeoutMs)
+      : SocketJob(env, socket, timeoutMs), payload_(std::move(payload)) {
+    if (result_ < 0) return;
+    fd_ = DupCloexec(fd);
+    if (fd_ < 0) result_ = -errno;
+  }
 
   void Run(int cancelFd) override {
     if (result_ < 0) return;
@@ -192,36 +220,20 @@ class SendFdJob : public ThreadJob {
     result_ = -errno;
   }
   void Deliver(Napi::Env env) override { promise_.Resolve(env, Napi::Number::New(env, result_)); }
-  void Abandon() override {}
 
  private:
-  JobPromise promise_;
-  int socket_ = -1;
-  int fd_ = -1;
   std::string payload_;
-  int timeoutMs_;
-  int result_ = 0;
 };
-
-// A pending job's promise, and its id for cancelJob().
-Napi::Value Pending(Napi::Env env, Napi::Value promise, double id) {
-  if (id == 0) return env.Undefined();  // it could not start: a JS exception is pending
-  Napi::Object out = Napi::Object::New(env);
-  out.Set("promise", promise);
-  out.Set("id", Napi::Number::New(env, id));
-  return out;
-}
 
 // sendFd(socket, fd, payload: string, timeoutMs) -> { promise: Promise<0 | -errno>, id }.
 // Sends a duplicate made now, so that closing `fd` meanwhile changes nothing; -ECANCELED if
 // cancelJob(id) came first (the socket was closed in JavaScript).
 Napi::Value SendFd(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  auto* job = new SendFdJob(
-      env, info[0].As<Napi::Number>().Int32Value(), info[1].As<Napi::Number>().Int32Value(),
-      info[2].As<Napi::String>().Utf8Value(), info[3].As<Napi::Number>().Int32Value());
-  Napi::Value promise = job->Promise();
-  return Pending(env, promise, StartThreadJob(env, job));
+  return SocketJob::Start(env, new SendFdJob(env, info[0].As<Napi::Number>().Int32Value(),
+                                             info[1].As<Napi::Number>().Int32Value(),
+                                             info[2].As<Napi::String>().Utf8Value(),
+                                             info[3].As<Napi::Number>().Int32Value()));
 }
 
 // cancelJob(id) -> whether it was pending: a sendFd or recvFd whose socket JavaScript closed
@@ -231,20 +243,12 @@ Napi::Value CancelJob(const Napi::CallbackInfo& info) {
   return Napi::Boolean::New(env, CancelThreadJob(env, info[0].As<Napi::Number>().DoubleValue()));
 }
 
-// recvFd on a thread of its own (jobs.h): waits for one message and takes the descriptor it
-// carries (MSG_CMSG_CLOEXEC). Any descriptor beyond the first is closed; none at all is
-// -EBADMSG; the peer closing first is -ECONNRESET.
-class RecvFdJob : public ThreadJob {
+// recvFd: waits for one message and takes the descriptor it carries (MSG_CMSG_CLOEXEC). Any
+// descriptor beyond the first is closed; none at all is -EBADMSG; the peer closing first is
+// -ECONNRESET.
+class RecvFdJob : public SocketJob {
  public:
-  RecvFdJob(Napi::Env env, int socket, int timeoutMs) : promise_(env), timeoutMs_(timeoutMs) {
-    socket_ = DupCloexec(socket);
-    if (socket_ < 0) result_ = -errno;
-  }
-  ~RecvFdJob() override {
-    if (fd_ >= 0) close(fd_);
-    if (socket_ >= 0) close(socket_);
-  }
-  Napi::Value Promise() const { return promise_.Value(); }
+  RecvFdJob(Napi::Env env, int socket, int timeoutMs) : SocketJob(env, socket, timeoutMs) {}
 
   void Run(int cancelFd) override {
     if (result_ < 0) return;
@@ -300,27 +304,19 @@ class RecvFdJob : public ThreadJob {
                     env, peerUid_ == static_cast<uid_t>(-1) ? -1 : static_cast<double>(peerUid_)));
     promise_.Resolve(env, out);
   }
-  void Abandon() override {}  // the destructor closes a descriptor received meanwhile
 
  private:
-  JobPromise promise_;
-  int socket_ = -1;
-  int timeoutMs_;
   char payload_[512];
   size_t length_ = 0;
   uid_t peerUid_ = static_cast<uid_t>(-1);
-  int fd_ = -1;
-  int result_ = 0;
 };
 
 // recvFd(socket, timeoutMs) -> { promise: Promise<[fd, payload, peer uid (-1: unknown)] |
 // -errno>, id }
 Napi::Value RecvFd(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  auto* job = new RecvFdJob(env, info[0].As<Napi::Number>().Int32Value(),
-                            info[1].As<Napi::Number>().Int32Value());
-  Napi::Value promise = job->Promise();
-  return Pending(env, promise, StartThreadJob(env, job));
+  return SocketJob::Start(env, new RecvFdJob(env, info[0].As<Napi::Number>().Int32Value(),
+                                             info[1].As<Napi::Number>().Int32Value()));
 }
 
 // sweepShared() -> how many are still waiting to be taken
