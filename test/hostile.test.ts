@@ -28,10 +28,24 @@ interface Report {
   leaked: string[];
 }
 
-// A named segment of the test's, gone whether or not the receiver unlinked it.
-function remove(shm: SharedMemory): void {
-  shm.close();
-  rmSync(join('/dev/shm', shm.name!), { force: true });
+// Runs `body` with a named segment of the test's (holding `content`, if given), gone afterwards
+// whether or not the receiver unlinked it.
+function withSegment(
+  label: string,
+  options: { mode?: number; content?: string },
+  body: (shm: SharedMemory) => void,
+): void {
+  const shm = SharedMemory.create(PAGE_SIZE, { name: uniqueName(label), mode: options.mode });
+  try {
+    if (options.content !== undefined) {
+      using m = shm.map();
+      m.bytes.set(Buffer.from(options.content));
+    }
+    body(shm);
+  } finally {
+    shm.close();
+    rmSync(join('/dev/shm', shm.name!), { force: true });
+  }
 }
 
 function receiveFrom(mode: string, arg = ''): Report {
@@ -44,8 +58,7 @@ function receiveFrom(mode: string, arg = ''): Report {
 
 maybe('SharedMemory.receive() from a peer that lies', () => {
   test("a memfd claiming another application's name and read-only: no name, writable as its descriptor is; unlink() leaves the other segment alone", () => {
-    const victim = SharedMemory.create(PAGE_SIZE, { name: uniqueName('victim') });
-    try {
+    withSegment('victim', {}, (victim) => {
       const report = receiveFrom('claims-victim', victim.name);
       expect(report).toMatchObject({
         name: null,
@@ -56,15 +69,11 @@ maybe('SharedMemory.receive() from a peer that lies', () => {
         leaked: [],
       });
       expect(existsSync(join('/dev/shm', victim.name!))).toBe(true);
-    } finally {
-      remove(victim);
-    }
+    });
   });
 
   test('a named segment sent under its own name keeps it: the very file in /dev/shm', () => {
-    const named = SharedMemory.create(PAGE_SIZE, { name: uniqueName('true-name') });
-    named.map().bytes.set(Buffer.from('from the peer'));
-    try {
+    withSegment('true-name', { content: 'from the peer' }, (named) => {
       const report = receiveFrom('is-named', named.name);
       expect(report).toMatchObject({
         name: named.name,
@@ -73,17 +82,13 @@ maybe('SharedMemory.receive() from a peer that lies', () => {
         victimStill: false,
         leaked: [],
       });
-    } finally {
-      remove(named);
-    }
+    });
   });
 
   (process.getuid?.() === 0 ? test : test.skip)(
     "a peer running as nobody names root's segment it could only read: the name is not kept, and unlink() removes nothing",
     () => {
-      const named = SharedMemory.create(PAGE_SIZE, { name: uniqueName('roots'), mode: 0o644 });
-      named.map().bytes.set(Buffer.from('from the peer'));
-      try {
+      withSegment('roots', { mode: 0o644, content: 'from the peer' }, (named) => {
         const report = receiveFrom('nobody-names-it', named.name);
         expect(report).toMatchObject({
           name: null,
@@ -92,21 +97,15 @@ maybe('SharedMemory.receive() from a peer that lies', () => {
           victimStill: true,
           leaked: [],
         });
-      } finally {
-        remove(named);
-      }
+      });
     },
   );
 
   test('a read-only descriptor that claims to be writable: read-only, whatever the message says', () => {
-    const named = SharedMemory.create(PAGE_SIZE, { name: uniqueName('ro') });
-    named.map().bytes.set(Buffer.from('from the peer'));
-    try {
+    withSegment('ro', { content: 'from the peer' }, (named) => {
       const report = receiveFrom('read-only-fd', named.name);
       expect(report).toMatchObject({ readOnly: true, writable: false, seen: 'from the peer', leaked: [] });
-    } finally {
-      remove(named);
-    }
+    });
   });
 
   test.each([
@@ -116,16 +115,16 @@ maybe('SharedMemory.receive() from a peer that lies', () => {
     ['directory', 'a directory', 'not a regular file'],
   ])('%s (%s): ERR_SHARED_MEMORY_BAD_DESCRIPTOR, and it is closed', (mode, _what, why) => {
     const { dir, cleanup } = tempDir();
-    const named = SharedMemory.create(PAGE_SIZE, { name: uniqueName(mode) });
     try {
-      const file = join(dir, 'disk.bin');
-      writeFileSync(file, Buffer.alloc(PAGE_SIZE));
-      const report = receiveFrom(mode, mode === 'regular-file' ? file : named.name);
-      expect(report.error).toBe('ERR_SHARED_MEMORY_BAD_DESCRIPTOR');
-      expect(report.message).toContain(why);
-      expect(report.leaked).toEqual([]);
+      withSegment(mode, {}, (named) => {
+        const file = join(dir, 'disk.bin');
+        writeFileSync(file, Buffer.alloc(PAGE_SIZE));
+        const report = receiveFrom(mode, mode === 'regular-file' ? file : named.name);
+        expect(report.error).toBe('ERR_SHARED_MEMORY_BAD_DESCRIPTOR');
+        expect(report.message).toContain(why);
+        expect(report.leaked).toEqual([]);
+      });
     } finally {
-      remove(named);
       cleanup();
     }
   });

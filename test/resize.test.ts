@@ -258,20 +258,14 @@ describe('resize() with growFile: the file grows with the mapping', () => {
     );
   });
 
-  test('a mapping that keeps no descriptor says which option it needs: nothing changes', () => {
-    const path = fileWith(dir, 'nofd.bin', pattern(PAGE_SIZE));
-    using m = mapFile(path, { mode: 'r+' });
+  test.each([
+    ['that keeps no descriptor says which option it needs', 'r+', 'keepFile: true'],
+    ['that is read-only cannot grow the file', 'r', 'writable'],
+  ] as const)('a mapping %s: nothing changes', (_what, mode, says) => {
+    const path = fileWith(dir, `${mode}.bin`, pattern(PAGE_SIZE));
+    using m = mapFile(path, { mode });
     expect(() => m.resize(2 * PAGE_SIZE, { growFile: true })).toThrow(
-      expect.objectContaining({ code: 'ERR_INVALID_ARG_VALUE', message: expect.stringContaining('keepFile: true') }),
-    );
-    expect([m.length, statSync(path).size]).toEqual([PAGE_SIZE, PAGE_SIZE]);
-  });
-
-  test('a read-only mapping of the file cannot grow it: nothing changes', () => {
-    const path = fileWith(dir, 'ro.bin', pattern(PAGE_SIZE));
-    using m = mapFile(path, { mode: 'r' });
-    expect(() => m.resize(2 * PAGE_SIZE, { growFile: true })).toThrow(
-      expect.objectContaining({ code: 'ERR_INVALID_ARG_VALUE', message: expect.stringContaining('writable') }),
+      expect.objectContaining({ code: 'ERR_INVALID_ARG_VALUE', message: expect.stringContaining(says) }),
     );
     expect([m.length, statSync(path).size]).toEqual([PAGE_SIZE, PAGE_SIZE]);
   });
