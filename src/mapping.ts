@@ -521,6 +521,11 @@ export class Mapping implements Disposable {
     if (len === 0) return;
     const rc = native.protect(handle, start, len, prot);
     if (rc < 0) throw callError(rc, 'mprotect');
+    this.#noteProtection(handle, start, len, prot);
+  }
+
+  // The mapped pages [start, start + len) have protection `prot` now (protect(), mapFixed()).
+  #noteProtection(handle: Handle, start: number, len: number, prot: number): void {
     const wasWritable = (this.#prot & Prot.Write) !== 0;
     if (start === 0 && len >= this.#mappedSize()) this.#prot = prot;
     else if ((prot & Prot.Write) === 0) this.#prot &= ~Prot.Write; // a part read-only: not writable as a whole
@@ -824,8 +829,7 @@ export class Mapping implements Disposable {
     validateFileOffset(fileOffset);
     const rc = native.fixed(handle, start, roundUp(len, PAGE_SIZE), prot, flags, fd, fileOffset);
     if (rc < 0) throw callError(rc, 'mmap');
-    if (start === 0 && roundUp(len, PAGE_SIZE) >= this.#mappedSize()) this.#prot = prot;
-    else if ((prot & Prot.Write) === 0) this.#prot &= ~Prot.Write; // a part read-only: not writable as a whole
+    this.#noteProtection(handle, start, roundUp(len, PAGE_SIZE), prot);
   }
 
   /**

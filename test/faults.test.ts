@@ -56,6 +56,7 @@ describe('a write into a read-only mapping', () => {
         fill: 'TypeError',
         first: 104,
         afterProtect: { immutableBefore: true, written: 7 },
+        afterMapFixed: { immutableBefore: true, written: 9 },
       });
     },
   );
