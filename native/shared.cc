@@ -523,9 +523,9 @@ Napi::Value FdAllocate(const Napi::CallbackInfo& info) {
   }
 }
 
-// describeFd(fd) -> [st_mode, st_size, F_GETFL flags, f_type of its filesystem, seals (-1: it
-// cannot be sealed), owner uid] | -errno: what receive() checks of a descriptor a peer sent, asking
-// the kernel rather than believing the message that came with it.
+// describeFd(fd) -> [st_mode, F_GETFL flags, f_type of its filesystem, owner uid] | -errno: what
+// receive() checks of a descriptor a peer sent, asking the kernel rather than believing the
+// message that came with it.
 Napi::Value DescribeFd(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   int fd = info[0].As<Napi::Number>().Int32Value();
@@ -533,14 +533,11 @@ Napi::Value DescribeFd(const Napi::CallbackInfo& info) {
   struct statfs fs;
   int flags = fcntl(fd, F_GETFL);
   if (flags < 0 || fstat(fd, &st) != 0 || fstatfs(fd, &fs) != 0) return Errno(env, errno);
-  int seals = fcntl(fd, F_GET_SEALS);
-  Napi::Array out = Napi::Array::New(env, 6);
+  Napi::Array out = Napi::Array::New(env, 4);
   out.Set(0u, Napi::Number::New(env, static_cast<double>(st.st_mode)));
-  out.Set(1u, Napi::Number::New(env, static_cast<double>(st.st_size)));
-  out.Set(2u, Napi::Number::New(env, flags));
-  out.Set(3u, Napi::Number::New(env, static_cast<double>(static_cast<uint32_t>(fs.f_type))));
-  out.Set(4u, Napi::Number::New(env, seals < 0 ? -1 : seals));
-  out.Set(5u, Napi::Number::New(env, static_cast<double>(st.st_uid)));
+  out.Set(1u, Napi::Number::New(env, flags));
+  out.Set(2u, Napi::Number::New(env, static_cast<double>(static_cast<uint32_t>(fs.f_type))));
+  out.Set(3u, Napi::Number::New(env, static_cast<double>(st.st_uid)));
   return out;
 }
 

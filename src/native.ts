@@ -148,9 +148,7 @@ export interface NativeAddon {
   /** fstat(2): [st_mode, st_size, the huge page size of a hugetlbfs file or 0], or -errno. */
   fdStat(fd: number): [mode: number, size: number, hugePage: number] | number;
   /** What the kernel says of a descriptor: [st_mode, st_size, F_GETFL flags, fs f_type, seals or -1], or -errno. */
-  describeFd(
-    fd: number,
-  ): [mode: number, size: number, flags: number, fsType: number, seals: number, uid: number] | number;
+  describeFd(fd: number): [mode: number, flags: number, fsType: number, uid: number] | number;
   /** True if `path` (a symlink not followed) is the very file `fd` is: same device and inode. */
   isFileAt(fd: number, path: string): boolean;
   fdTruncate(fd: number, size: number): number;

@@ -274,21 +274,21 @@ function badDescriptor(fd: number, why: string): Error {
 }
 
 // What receive() accepts, from the kernel's own answers about the descriptor: a regular file
-// of a memory filesystem, opened for reading. Returns whether it is read-only, whether it is
-// sealed against shrinking, and its owner; closes it and throws otherwise.
-function checkReceived(fd: number): { readOnly: boolean; sealed: boolean; uid: number } {
+// of a memory filesystem, opened for reading. Returns whether it is read-only, and its owner;
+// closes it and throws otherwise.
+function checkReceived(fd: number): { readOnly: boolean; uid: number } {
   const described = native.describeFd(fd);
   if (typeof described === 'number') {
     native.fdClose(fd);
     throw systemError(described, 'fstat');
   }
-  const [mode, , flags, fsType, seals, uid] = described;
+  const [mode, flags, fsType, uid] = described;
   if ((flags & O_PATH) !== 0) throw badDescriptor(fd, 'an O_PATH descriptor, which cannot be mapped');
   if ((mode & S_IFMT) !== S_IFREG) throw badDescriptor(fd, 'not a regular file');
   if (!MEMORY_FILESYSTEMS.has(fsType)) throw badDescriptor(fd, 'a file outside tmpfs and hugetlbfs');
   const access = flags & O_ACCMODE;
   if (access === fsConstants.O_WRONLY) throw badDescriptor(fd, 'opened write-only, which cannot be mapped');
-  return { readOnly: access === fsConstants.O_RDONLY, sealed: seals >= 0 && (seals & F_SEAL_SHRINK) !== 0, uid };
+  return { readOnly: access === fsConstants.O_RDONLY, uid };
 }
 
 /**
@@ -563,7 +563,7 @@ export class SharedMemory implements Disposable {
       );
     const described = native.describeFd(fd);
     if (typeof described === 'number') throw systemError(described, 'fstat');
-    const [mode, , flags] = described;
+    const [mode, flags] = described;
     if ((mode & S_IFMT) !== S_IFREG || (flags & O_PATH) !== 0)
       throw invalidArgValue('fd', fd, 'must be a memfd or a file in /dev/shm');
     return new SharedMemory(CONSTRUCT, fd, name, (flags & O_ACCMODE) === fsConstants.O_RDONLY);
@@ -607,7 +607,7 @@ export class SharedMemory implements Disposable {
     });
     for (const { fd } of entries) {
       const described = native.describeFd(fd);
-      if (typeof described === 'number' || (described[0] & S_IFMT) !== S_IFREG || !MEMORY_FILESYSTEMS.has(described[3]))
+      if (typeof described === 'number' || (described[0] & S_IFMT) !== S_IFREG || !MEMORY_FILESYSTEMS.has(described[2]))
         throw bad(`names descriptor ${fd}, which is not a memfd or a file in /dev/shm`);
     }
     for (const { fd, name } of entries) {
