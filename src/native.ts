@@ -138,7 +138,8 @@ export interface NativeAddon {
   setCloexec(fd: number, on: boolean): number;
   /**
    * open(2) with O_CLOEXEC | O_NONBLOCK | O_NOCTTY (never waits on a FIFO or a device), then
-   * fstat(2): [fd, st_mode, st_size, whether this call created the file], or -errno.
+   * fstat(2): [fd, st_mode, st_size, whether this call created the file, the huge page size of a
+   * hugetlbfs file or 0], or -errno.
    */
   openFile(path: string | Buffer, flags: number, mode: number): OpenedFile | number;
   /** The same on the threadpool. */
@@ -147,7 +148,7 @@ export interface NativeAddon {
   fdAllocate(fd: number, offset: number, length: number): number;
   /** fstat(2): [st_mode, st_size, the huge page size of a hugetlbfs file or 0], or -errno. */
   fdStat(fd: number): [mode: number, size: number, hugePage: number] | number;
-  /** What the kernel says of a descriptor: [st_mode, st_size, F_GETFL flags, fs f_type, seals or -1], or -errno. */
+  /** What the kernel says of a descriptor: [st_mode, F_GETFL flags, its filesystem's f_type, owner uid], or -errno. */
   describeFd(fd: number): [mode: number, flags: number, fsType: number, uid: number] | number;
   /** True if `path` (a symlink not followed) is the very file `fd` is: same device and inode. */
   isFileAt(fd: number, path: string): boolean;

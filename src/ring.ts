@@ -55,6 +55,11 @@ function waitTimeout(options: unknown): number | undefined {
   return timeoutMs;
 }
 
+// The options of an async call, checked before it waits: its signal, for waitAsync().
+function waitSignal(options: unknown): AbortSignal | undefined {
+  return validateAbortSignal(validateOptions<{ signal?: AbortSignal }>(options).signal, 'options.signal');
+}
+
 /** Options for the blocking calls of {@link RingBuffer}. */
 export interface RingWaitOptions {
   /**
@@ -181,7 +186,7 @@ export class RingBuffer implements Disposable {
   /** {@link RingBuffer.reserve} without blocking the event loop while the ring is full. */
   async reserveAsync(length: number, options?: { signal?: AbortSignal }): Promise<Uint8Array> {
     this.#live();
-    const signal = validateAbortSignal(validateOptions<{ signal?: AbortSignal }>(options).signal, 'options.signal');
+    const signal = waitSignal(options);
     const need = this.#need(length);
     for (;;) {
       const at = this.#room(need);
@@ -284,7 +289,7 @@ export class RingBuffer implements Disposable {
   /** {@link RingBuffer.read} without blocking the event loop while the ring is empty. */
   async readAsync(options?: { signal?: AbortSignal }): Promise<Uint8Array | null> {
     this.#live();
-    const signal = validateAbortSignal(validateOptions<{ signal?: AbortSignal }>(options).signal, 'options.signal');
+    const signal = waitSignal(options);
     this.release();
     for (;;) {
       const message = this.#take();
