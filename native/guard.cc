@@ -81,6 +81,8 @@ std::vector<int>* freeSlots = new std::vector<int>();  // never destroyed: used 
 struct sigaction previousBus;
 struct sigaction previousSegv;
 std::once_flag installOnce;
+std::atomic<bool> installed{false};
+std::mutex reinstallLock;  // GuardReinstall from several threads' environments
 uintptr_t pageMask = 0;
 
 Slot* At(int index) {
@@ -247,6 +249,18 @@ void SaySegv(const Slot& slot, uintptr_t addr) {
 
 // ---- the handlers ----
 
+// A fault in an mman mapping that the guard cannot survive ends the process with the signal's
+// default action, after its one line on stderr: chaining to a handler that returns (libuv's,
+// for a JavaScript process.on('SIGSEGV') listener) would run the access again, fault again
+// and print the line for ever.
+void Die(int sig, siginfo_t* info) {
+  struct sigaction dfl;
+  memset(&dfl, 0, sizeof dfl);
+  dfl.sa_handler = SIG_DFL;
+  sigaction(sig, &dfl, nullptr);
+  if (info == nullptr || info->si_code <= 0) raise(sig);
+}
+
 void Chain(const struct sigaction& previous, int sig, siginfo_t* info, void* context) {
   if ((previous.sa_flags & SA_SIGINFO) != 0 && previous.sa_sigaction != nullptr) {
     previous.sa_sigaction(sig, info, context);
@@ -256,11 +270,7 @@ void Chain(const struct sigaction& previous, int sig, siginfo_t* info, void* con
   } else {
     // Returning re-executes the access, which faults again and now takes the default action. A
     // signal sent by kill() or raise() (si_code <= 0) re-executes nothing: send it again.
-    struct sigaction dfl;
-    memset(&dfl, 0, sizeof dfl);
-    dfl.sa_handler = SIG_DFL;
-    sigaction(sig, &dfl, nullptr);
-    if (info == nullptr || info->si_code <= 0) raise(sig);
+    Die(sig, info);
   }
 }
 
@@ -331,9 +341,10 @@ bool Recover(Slot& slot, uintptr_t addr, int* failed) {
   return true;
 }
 
+// si_addr means something only for a fault the kernel raised (si_code > 0), not for kill().
 void OnSigbus(int sig, siginfo_t* info, void* context) {
   int savedErrno = errno;
-  if (info != nullptr) {
+  if (info != nullptr && info->si_code > 0) {
     uintptr_t addr = reinterpret_cast<uintptr_t>(info->si_addr);
     if (Slot* slot = Find(addr)) {
       int failed = 0;
@@ -342,6 +353,8 @@ void OnSigbus(int sig, siginfo_t* info, void* context) {
         return;  // the faulting access runs again, on the zero page
       }
       SayBus(*slot, addr, failed);
+      Die(sig, info);
+      return;
     }
   }
   errno = savedErrno;
@@ -350,24 +363,43 @@ void OnSigbus(int sig, siginfo_t* info, void* context) {
 
 void OnSigsegv(int sig, siginfo_t* info, void* context) {
   int savedErrno = errno;
-  if (info != nullptr) {
-    if (Slot* slot = Find(reinterpret_cast<uintptr_t>(info->si_addr)))
+  if (info != nullptr && info->si_code > 0) {
+    if (Slot* slot = Find(reinterpret_cast<uintptr_t>(info->si_addr))) {
       SaySegv(*slot, reinterpret_cast<uintptr_t>(info->si_addr));
+      Die(sig, info);
+      return;
+    }
   }
   errno = savedErrno;
   Chain(previousSegv, sig, info, context);
 }
 
-void Install() {
-  pageMask = ~(static_cast<uintptr_t>(sysconf(_SC_PAGESIZE)) - 1);
+struct sigaction OurAction(void (*handler)(int, siginfo_t*, void*)) {
   struct sigaction action;
   memset(&action, 0, sizeof action);
   action.sa_flags = SA_SIGINFO | SA_ONSTACK | SA_NODEFER;
   sigemptyset(&action.sa_mask);
-  action.sa_sigaction = OnSigbus;
-  sigaction(SIGBUS, &action, &previousBus);
-  action.sa_sigaction = OnSigsegv;
-  sigaction(SIGSEGV, &action, &previousSegv);
+  action.sa_sigaction = handler;
+  return action;
+}
+
+void Install() {
+  pageMask = ~(static_cast<uintptr_t>(sysconf(_SC_PAGESIZE)) - 1);
+  struct sigaction bus = OurAction(OnSigbus);
+  sigaction(SIGBUS, &bus, &previousBus);
+  struct sigaction segv = OurAction(OnSigsegv);
+  sigaction(SIGSEGV, &segv, &previousSegv);
+  installed.store(true, std::memory_order_release);
+}
+
+// Puts our handler back in front of whatever replaced it, which becomes the one it chains to.
+void Reclaim(int sig, void (*handler)(int, siginfo_t*, void*), struct sigaction* previous) {
+  struct sigaction current;
+  if (sigaction(sig, nullptr, &current) != 0) return;
+  if ((current.sa_flags & SA_SIGINFO) != 0 && current.sa_sigaction == handler) return;
+  *previous = current;  // our handler is not installed: nothing reads it now
+  struct sigaction ours = OurAction(handler);
+  sigaction(sig, &ours, nullptr);
 }
 
 // A label too long for the slot keeps its end (a path's file name) after "...", cut at a
@@ -389,6 +421,13 @@ void CopyLabel(Slot& slot, const char* label) {
 }
 
 }  // namespace
+
+void GuardReinstall() {
+  if (!installed.load(std::memory_order_acquire)) return;  // installed later, in front of it
+  std::lock_guard<std::mutex> hold(reinstallLock);
+  Reclaim(SIGBUS, OnSigbus, &previousBus);
+  Reclaim(SIGSEGV, OnSigsegv, &previousSegv);
+}
 
 int GuardRegister(uintptr_t start, size_t length, const GuardSlotInfo& info) {
   std::call_once(installOnce, Install);

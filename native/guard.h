@@ -32,6 +32,10 @@ struct GuardSlotInfo {
 // (kGuardSlots), or -2 when the guarded descriptor cannot be duplicated (errno set).
 // Installs the handlers on first use.
 int GuardRegister(uintptr_t start, size_t length, const GuardSlotInfo& info);
+// Puts the guard's SIGBUS and SIGSEGV handlers back in front of any installed after them (a
+// JavaScript process.on('SIGBUS') listener installs libuv's), chaining to those. A no-op until
+// the guard is installed.
+void GuardReinstall();
 constexpr int kGuardSlots = 1 << 20;
 // Moves a registered slot to a new range that starts at the same file offset (after mremap,
 // which moves or grows a range in one piece, or a split that keeps the head).

@@ -258,6 +258,13 @@ Napi::Value Report(const Napi::CallbackInfo& info) {
   return out;
 }
 
+// guardReinstall(): the guard's signal handlers go back in front of one installed since (a
+// process.on('SIGBUS' | 'SIGSEGV') listener's), chaining to it.
+Napi::Value Reinstall(const Napi::CallbackInfo& info) {
+  GuardReinstall();
+  return info.Env().Undefined();
+}
+
 }  // namespace
 
 void InitMemory(Napi::Env env, Napi::Object exports) {
@@ -272,6 +279,7 @@ void InitMemory(Napi::Env env, Napi::Object exports) {
   exports.Set("residency", Napi::Function::New(env, Residency, "residency"));
   exports.Set("guardFaults", Napi::Function::New(env, Faults, "guardFaults"));
   exports.Set("guardReport", Napi::Function::New(env, Report, "guardReport"));
+  exports.Set("guardReinstall", Napi::Function::New(env, Reinstall, "guardReinstall"));
 }
 
 }  // namespace mman

@@ -16,6 +16,7 @@ import {
   invalidArgType,
   invalidArgValue,
   mappingClosed,
+  mappingReadOnly,
   mmanError,
   outOfRange,
   systemError,
@@ -270,14 +271,18 @@ export function ownerOf(buffer: ArrayBufferLike): Mapping | undefined {
   return (buffer as Owned)[OWNER];
 }
 
-// Reads a Mapping's native handle for the other modules of this package (futex).
-let readHandle: (mapping: Mapping) => Handle | null;
+// Checks a Mapping for the other modules of this package (futex, mutex, ring).
+let checkHandle: (mapping: Mapping, writer: string | undefined) => Handle;
 
-/** @internal The native handle of a live Mapping; throws ERR_MAPPING_CLOSED after unmap(). */
-export function handleOf(mapping: Mapping): Handle {
-  const handle = readHandle(mapping);
-  if (handle === null) throw mappingClosed();
-  return handle;
+/**
+ * @internal The native handle of a mapping still fit for use, checked on every call that
+ * touches its memory: ERR_MAPPING_CLOSED after unmap(); for a guarded mapping, what its guard
+ * saw (ERR_MAPPING_TRUNCATED, ERR_MAPPING_PAGE_LOST: a lock or a ring over zero pages is
+ * shared with no one); and, when `writer` names what is about to write, ERR_MAPPING_READ_ONLY
+ * after protect() took the write permission away.
+ */
+export function handleOf(mapping: Mapping, writer?: string): Handle {
+  return checkHandle(mapping, writer);
 }
 
 /**
@@ -310,7 +315,11 @@ export class Mapping implements Disposable {
   #bytes: Uint8Array | null = null;
 
   static {
-    readHandle = (mapping) => mapping.#handle;
+    checkHandle = (mapping, writer) => {
+      const handle = mapping.#open();
+      if (writer !== undefined && (mapping.#prot & Prot.Write) === 0) throw mappingReadOnly(writer);
+      return handle;
+    };
   }
 
   /** @internal Mappings are made by {@link mmap}, {@link mapFile} and {@link mapAnonymous}. */

@@ -6,15 +6,7 @@ import { constants as osConstants } from 'node:os';
 import { native } from './native';
 import { misaligned, target, validateTimeout, waitAsync } from './futex';
 import { handleOf, ownerOf, type Mapping } from './mapping';
-import {
-  abortError,
-  mappingClosed,
-  mmanError,
-  systemError,
-  validateAbortSignal,
-  validateInt32,
-  validateOptions,
-} from './errors';
+import { abortError, mmanError, systemError, validateAbortSignal, validateInt32, validateOptions } from './errors';
 
 /** What a lock call answers. `'owner-died'`: acquired, and the holder before died holding it. */
 export type LockResult = 'acquired' | 'owner-died' | 'busy' | 'timed-out';
@@ -95,10 +87,17 @@ export class Mutex {
     this.#byteOffset = t.byteOffset;
   }
 
-  // The live mapping's handle (ERR_MAPPING_CLOSED after unmap): a lock over unmapped memory
-  // is no lock. The word itself was checked once, by the constructor.
+  // The mapping's handle, checked on every call (the word itself was checked once, by the
+  // constructor): unmapped, truncated under a guard or made read-only since, it holds no lock.
   #handle() {
-    return handleOf(this.#mapping);
+    return handleOf(this.#mapping, 'A Mutex');
+  }
+
+  // A lock taken in a guarded mapping is checked once more: the compare-and-swap was the first
+  // touch of its page, and a page truncated away is a zero page only this process sees.
+  #taken<T extends LockResult>(result: T): T {
+    if (this.#mapping.guarded) this.#handle();
+    return result;
   }
 
   #answer(rc: number): LockResult {
@@ -115,19 +114,22 @@ export class Mutex {
    * {@link Mutex.lockAsync} in a server.
    */
   lock(timeoutMs?: number): 'acquired' | 'owner-died' | 'timed-out' {
-    if (this.#mapping.closed) throw mappingClosed();
-    if (timeoutMs === undefined && Atomics.compareExchange(this.#view, this.#index, 0, SELF) === 0) return 'acquired';
+    const handle = this.#handle();
+    if (timeoutMs === undefined && Atomics.compareExchange(this.#view, this.#index, 0, SELF) === 0)
+      return this.#taken('acquired');
     const timeout = validateTimeout(timeoutMs);
-    const rc = native.mutexLock(this.#handle(), this.#buffer, this.#byteOffset, timeout, this.#spin);
-    return this.#answer(rc) as 'acquired' | 'owner-died' | 'timed-out';
+    const rc = native.mutexLock(handle, this.#buffer, this.#byteOffset, timeout, this.#spin);
+    return this.#taken(this.#answer(rc) as 'acquired' | 'owner-died' | 'timed-out');
   }
 
   /** Takes the lock if it is free (or its holder is dead) without waiting: `'busy'` otherwise. */
   tryLock(): 'acquired' | 'owner-died' | 'busy' {
-    if (this.#mapping.closed) throw mappingClosed();
-    if (Atomics.compareExchange(this.#view, this.#index, 0, SELF) === 0) return 'acquired';
-    return this.#answer(native.mutexTryLock(this.#handle(), this.#buffer, this.#byteOffset, false)) as
-      'acquired' | 'owner-died' | 'busy';
+    const handle = this.#handle();
+    if (Atomics.compareExchange(this.#view, this.#index, 0, SELF) === 0) return this.#taken('acquired');
+    return this.#taken(
+      this.#answer(native.mutexTryLock(handle, this.#buffer, this.#byteOffset, false)) as
+        'acquired' | 'owner-died' | 'busy',
+    );
   }
 
   /**
@@ -146,7 +148,7 @@ export class Mutex {
     for (;;) {
       if (signal?.aborted) throw abortError(signal);
       const rc = native.mutexTryLock(this.#handle(), this.#buffer, this.#byteOffset, contended);
-      if (rc !== LOCK_BUSY) return this.#answer(rc) as 'acquired' | 'owner-died';
+      if (rc !== LOCK_BUSY) return this.#taken(this.#answer(rc) as 'acquired' | 'owner-died');
       let c = Atomics.load(this.#view, this.#index);
       if (c === 0) continue;
       if ((c & WAITERS) === 0) {
@@ -162,9 +164,10 @@ export class Mutex {
 
   /** Releases the lock, waking one sleeper. `ERR_MUTEX_NOT_OWNER` unless this thread holds it. */
   unlock(): void {
-    if (this.#mapping.closed) throw mappingClosed();
+    const handle = this.#handle();
     if (Atomics.compareExchange(this.#view, this.#index, SELF, 0) === SELF) return;
-    const rc = native.mutexUnlock(this.#handle(), this.#buffer, this.#byteOffset);
+    const rc = native.mutexUnlock(handle, this.#buffer, this.#byteOffset);
+    if (this.#mapping.guarded) this.#handle(); // the word read 0 because its page was truncated away?
     if (rc === EPERM)
       throw mmanError(
         'ERR_MUTEX_NOT_OWNER',

@@ -96,6 +96,8 @@ export interface NativeAddon {
   guardFaults(handle: Handle): number;
   /** [pages past the end of the file, pages inside it not backed, their first file offset, end, errno]. */
   guardReport(handle: Handle): [truncated: number, lost: number, lostFirst: number, lostEnd: number, lostErrno: number];
+  /** Puts the guard's SIGBUS/SIGSEGV handlers back in front of any installed since, chaining to it. */
+  guardReinstall(): void;
   protect(handle: Handle, offset: number, length: number, prot: number): number;
   advise(handle: Handle, offset: number, length: number, advice: number): number;
   sync(handle: Handle, offset: number, length: number, flags: number): number;
@@ -203,6 +205,16 @@ export const native = (
     ? require(process.env.MMAN_ADDON) // eslint-disable-line @typescript-eslint/no-require-imports
     : loadAddon(join(__dirname, '..'))
 ) as NativeAddon;
+
+// A process.on('SIGBUS' | 'SIGSEGV') listener added or removed after the guard's handlers were
+// installed replaces them (libuv installs its own, or the default action): the guard then
+// survives no truncation and names no read-only write. Node starts and stops the signal in its
+// own 'newListener'/'removeListener' listeners, registered at startup, so these run after it.
+for (const event of ['newListener', 'removeListener'] as const) {
+  process.on(event, (name: string | symbol) => {
+    if (name === 'SIGBUS' || name === 'SIGSEGV') native.guardReinstall();
+  });
+}
 
 // Every ArrayBuffer over a region holds the region's handle, so that the handle is collected
 // only once every such buffer is: the addon learns from that one weak reference that nothing

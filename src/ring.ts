@@ -4,7 +4,7 @@
 import { availableParallelism, constants as osConstants } from 'node:os';
 
 import { SharedMemory } from './shared';
-import { dispose, type Mapping } from './mapping';
+import { dispose, handleOf, type Mapping } from './mapping';
 // eslint-disable-next-line @typescript-eslint/no-unused-vars -- named by {@link} in the doc comments
 import { notify, validateTimeout, wait, waitAsync, type WaitOptions } from './futex';
 import {
@@ -172,7 +172,7 @@ export class RingBuffer implements Disposable {
     const need = this.#need(length);
     for (;;) {
       const at = this.#room(need);
-      if (at >= 0) return this.#place(at, length);
+      if (at >= 0) return this.#seen(this.#place(at, length));
       const head = Atomics.load(this.#words, HEAD);
       if (this.#room(need) >= 0) continue;
       if (
@@ -190,7 +190,7 @@ export class RingBuffer implements Disposable {
     const need = this.#need(length);
     for (;;) {
       const at = this.#room(need);
-      if (at >= 0) return this.#place(at, length);
+      if (at >= 0) return this.#seen(this.#place(at, length));
       const head = Atomics.load(this.#words, HEAD);
       if (this.#room(need) >= 0) continue;
       await waitAsync(this.#words, HEAD, head, undefined, { signal, waitersIndex: WRITERS_ASLEEP });
@@ -275,7 +275,7 @@ export class RingBuffer implements Disposable {
     this.release();
     for (;;) {
       const message = this.#take();
-      if (message !== undefined) return message;
+      if (message !== undefined) return this.#seen(message);
       const tail = Atomics.load(this.#words, TAIL);
       if (tail >>> 0 !== Atomics.load(this.#words, HEAD) >>> 0) continue;
       if (
@@ -293,7 +293,7 @@ export class RingBuffer implements Disposable {
     this.release();
     for (;;) {
       const message = this.#take();
-      if (message !== undefined) return message;
+      if (message !== undefined) return this.#seen(message);
       const tail = Atomics.load(this.#words, TAIL);
       if (tail >>> 0 !== Atomics.load(this.#words, HEAD) >>> 0) continue;
       await waitAsync(this.#words, TAIL, tail, undefined, { signal, waitersIndex: READERS_ASLEEP });
@@ -344,9 +344,18 @@ export class RingBuffer implements Disposable {
   }
 
   // Every method starts here: after close() the pages may still be mapped for an old view,
-  // but the ring is done with them.
+  // but the ring is done with them; and a ring whose mapping was unmapped, truncated under a
+  // guard (a ring over zero pages talks to no one) or made read-only since is no ring either.
   #live(): void {
     if (this.#closed) throw mmanError('ERR_RING_BUFFER_CLOSED', 'The ring buffer has been closed');
+    handleOf(this.mapping, 'A RingBuffer');
+  }
+
+  // What a call read from a guarded ring's pages, once the guard has been asked whether they
+  // were still there (the first touch of a truncated page is what the guard sees).
+  #seen<T>(result: T): T {
+    if (this.mapping.guarded) handleOf(this.mapping, 'A RingBuffer');
+    return result;
   }
 
   /** Same as {@link RingBuffer.close}, for `using`. */

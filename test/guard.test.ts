@@ -1,6 +1,8 @@
 // The truncation guard: a file truncated under a guarded mapping reads as zeros instead of
 // killing the process with SIGBUS, and the mapping says so.
 import { fileWith, runFixture, tempDir } from './helpers';
+import { existsSync } from 'node:fs';
+
 import { PAGE_SIZE } from '../src';
 
 let dir: string;
@@ -90,4 +92,65 @@ test('a reader walking a large truncated file: zero pages replace the whole tail
   expect(out.next).toBe('ERR_MAPPING_TRUNCATED');
   // Two areas for the tail, a few the runtime made meanwhile: not two per page (40,000).
   expect(out.areasAdded).toBeLessThan(64);
+});
+
+test('a Mutex over a guarded mapping whose file is truncated: no second holder on a zero page; every call says why', () => {
+  const path = fileWith(dir, 'lock.bin', new Uint8Array(2 * PAGE_SIZE));
+  const child = runFixture('guard-child.js', 'locks', [path]);
+  expect(child.stderr).toBe('');
+  expect(child.status).toBe(0);
+  expect(JSON.parse(child.stdout)).toEqual({
+    first: 'acquired',
+    seen: true,
+    afterTryLock: 'ERR_MAPPING_TRUNCATED',
+    afterUnlock: 'ERR_MAPPING_TRUNCATED',
+    afterWait: 'ERR_MAPPING_TRUNCATED',
+    afterNotify: 'ERR_MAPPING_TRUNCATED',
+  });
+});
+
+test('a RingBuffer in a named segment truncated by someone: both ends throw, no message vanishes in silence', () => {
+  const name = `mman-guard-ring-${process.pid}`;
+  const child = runFixture('guard-child.js', 'ring', [name]);
+  expect(child.stderr).toBe('');
+  expect(child.status).toBe(0);
+  expect(JSON.parse(child.stdout)).toEqual({
+    guarded: [true, true],
+    before: 'before',
+    afterWrite: 'ERR_MAPPING_TRUNCATED',
+    afterRead: 'ERR_MAPPING_TRUNCATED',
+  });
+  expect(existsSync(`/dev/shm/${name}`)).toBe(false);
+});
+
+test('memory made read-only after a Mutex, RingBuffer or waiter count was set up over it: ERR_MAPPING_READ_ONLY, not SIGSEGV', () => {
+  const child = runFixture('guard-child.js', 'readOnlyAfter');
+  expect(child.stderr).toBe('');
+  expect(child.status).toBe(0);
+  expect(JSON.parse(child.stdout)).toEqual({
+    tryLock: 'ERR_MAPPING_READ_ONLY',
+    lock: 'ERR_MAPPING_READ_ONLY',
+    write: 'ERR_MAPPING_READ_ONLY',
+    read: 'ERR_MAPPING_READ_ONLY',
+    wait: 'ERR_MAPPING_READ_ONLY',
+  });
+});
+
+describe.each(['before', 'after', 'removed'])('a process.on() signal listener added %s the guard', (when) => {
+  test('SIGBUS: the guarded mapping still lives through a truncation', () => {
+    const path = fileWith(dir, 'listened.bin', new Uint8Array(4 * PAGE_SIZE).fill(4));
+    const child = runFixture('guard-child.js', 'listener', [path, 'SIGBUS', when], [], { timeout: 30_000 });
+    expect(child.stderr).toBe('');
+    expect(child.status).toBe(0);
+    expect(child.stdout).toBe('read 0 3\n');
+  });
+
+  test('SIGSEGV: a write to read-only memory is named once and ends the process, instead of faulting for ever', () => {
+    const path = fileWith(dir, 'listened.bin', new Uint8Array(4 * PAGE_SIZE).fill(4));
+    const child = runFixture('guard-child.js', 'listener', [path, 'SIGSEGV', when], [], { timeout: 30_000 });
+    expect(child.signal).toBe('SIGSEGV');
+    expect(child.stdout).toBe('');
+    expect(child.stderr.match(/mman: SIGSEGV/g)).toHaveLength(1);
+    expect(child.stderr).toContain('a write to read-only memory');
+  });
 });
