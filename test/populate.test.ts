@@ -1,6 +1,16 @@
 // populate() and mapFileAsync(): pages made resident off the event loop, on real files with
 // a cold page cache (posix_fadvise DONTNEED), as mincore(2) and the timers of this process see.
-import { closeSync, existsSync, openSync, truncateSync, writeSync } from 'node:fs';
+import {
+  closeSync,
+  existsSync,
+  openSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  truncateSync,
+  writeFileSync,
+  writeSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { mapAnonymous, mapFile, mapFileAsync, PAGE_SIZE } from '../src';
 import { tools } from '../src/internal';
@@ -202,5 +212,27 @@ describe('mapFileAsync()', () => {
       expect([result, existsSync(path)]).toEqual(result === 'mapped' ? ['mapped', true] : ['AbortError', false]);
     }
     expect(descriptorsTo(/\/created-/)).toBe(0);
+  });
+
+  test('aborted after another writer renamed a new version over the file it created: the new version stays', async () => {
+    const path = join(dir, 'replaced.bin');
+    let outcome = '';
+    for (let attempt = 0; attempt < 20 && outcome !== 'AbortError'; attempt++) {
+      rmSync(path, { force: true });
+      const controller = new AbortController();
+      const pending = mapFileAsync(path, { mode: 'w+', length: 256 * MiB, signal: controller.signal });
+      // As soon as the file exists, a cooperating writer replaces it (write, then rename over).
+      while (!existsSync(path)) await new Promise((resolve) => setImmediate(resolve));
+      writeFileSync(`${path}.new`, 'the new version');
+      renameSync(`${path}.new`, path);
+      controller.abort();
+      outcome = await pending.then(
+        (m) => (m.unmap(), 'mapped'), // finished first: try again
+        (err: { name: string }) => err.name,
+      );
+    }
+    expect(outcome).toBe('AbortError');
+    expect(readFileSync(path, 'utf8')).toBe('the new version');
+    expect(descriptorsTo(/\/replaced\.bin/)).toBe(0);
   });
 });
