@@ -105,13 +105,11 @@ JobsEnv* JobsOf(Napi::Env env) {
 double StartThreadJob(Napi::Env env, ThreadJob* job) {
   JobsEnv* state = JobsOf(env);
   job->cancelFd_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-  if (state == nullptr || job->cancelFd_ < 0) {
+  if (job->cancelFd_ < 0) {
     int err = errno;
     job->Abandon();
     delete job;
-    if (state != nullptr)
-      NAPI_THROW(Napi::Error::New(env, std::string("native: eventfd: ") + strerror(err)), 0);
-    return 0;  // a JS exception is pending
+    return -err;
   }
   job->id_ = state->nextId++;
   if (state->live.empty()) state->tsfn.Ref(env);
@@ -126,7 +124,7 @@ double StartThreadJob(Napi::Env env, ThreadJob* job) {
     state->Forget(env, job);
     job->Abandon();
     delete job;
-    NAPI_THROW(Napi::Error::New(env, std::string("native: cannot start a thread: ") + e.what()), 0);
+    return -(e.code().value() > 0 ? e.code().value() : EAGAIN);
   }
   return job->id_;
 }

@@ -54,7 +54,8 @@ class ThreadJob {
 
 // Starts `job` on a thread of its own; the environment owns it from now on (deleted after
 // Deliver() or Abandon()). While any job is pending, the event loop stays alive. Returns its
-// id for CancelThreadJob(), or 0 (a JS exception pending) if it could not start.
+// id for CancelThreadJob() (ids start at 1), or -errno if it could not start (and is deleted):
+// from eventfd(2) (EMFILE, ENFILE, ENOMEM), or EAGAIN when no thread can be made.
 double StartThreadJob(Napi::Env env, ThreadJob* job);
 
 // Signals the job with this id, if it is still pending: its Run() returns soon, and

@@ -161,11 +161,11 @@ class SocketJob : public ThreadJob {
   }
   void Abandon() override {}  // the destructor closes the descriptors
 
-  // Starts the job: { promise, id } (for cancelJob()), or undefined with a JS exception pending.
+  // Starts the job: { promise, id } (for cancelJob()), or -errno if it could not start.
   static Napi::Value Start(Napi::Env env, SocketJob* job) {
     Napi::Value promise = job->promise_.Value();
     double id = StartThreadJob(env, job);
-    if (id == 0) return env.Undefined();
+    if (id < 0) return Napi::Number::New(env, id);
     Napi::Object out = Napi::Object::New(env);
     out.Set("promise", promise);
     out.Set("id", Napi::Number::New(env, id));

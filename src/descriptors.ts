@@ -31,11 +31,19 @@ function sweepLater(ttl: number): void {
   setTimeout(() => native.sweepShared(), ttl + 10).unref();
 }
 
-/** Puts a duplicate of `fd` aside for another thread; returns its id. */
-export function putAside(fd: number, options: unknown): string {
+/**
+ * How long a shared descriptor waits (`options.timeoutMs`): read before the descriptor is
+ * looked up, since reading the options runs the caller's getters, which may close it.
+ */
+export function shareTimeout(options: unknown): number {
   const opts = validateOptions<ShareOptions>(options);
-  const ttl =
-    opts.timeoutMs === undefined ? DEFAULT_TTL : validateInteger(opts.timeoutMs, 'options.timeoutMs', 1, 2 ** 31 - 1);
+  return opts.timeoutMs === undefined
+    ? DEFAULT_TTL
+    : validateInteger(opts.timeoutMs, 'options.timeoutMs', 1, 2 ** 31 - 1);
+}
+
+/** Puts a duplicate of `fd` aside for another thread for `ttl` ms ({@link shareTimeout}); returns its id. */
+export function putAside(fd: number, ttl: number): string {
   const id = native.shareFd(fd, ttl);
   if (typeof id === 'number') throw systemError(id, 'fcntl');
   sweepLater(ttl);

@@ -1,6 +1,14 @@
 // class Mapping and the functions that create one: mmap(), mapFile(), mapAnonymous().
 // Policy lives here (defaults, validation, page arithmetic); native/ only makes the calls.
-import { constants as fsConstants, readFileSync, unlinkSync, type PathLike } from 'node:fs';
+import {
+  constants as fsConstants,
+  fstatSync,
+  lstatSync,
+  readFileSync,
+  readlinkSync,
+  unlinkSync,
+  type PathLike,
+} from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { constants as bufferConstants } from 'node:buffer';
@@ -9,7 +17,7 @@ import { getSystemErrorMap } from 'node:util';
 
 import { lend, native, type Handle, type OpenedFile } from './native';
 import { memoryOf, type MappingMemory } from './smaps';
-import { putAside, takeAside, type ShareOptions, type SharedDescriptorBase } from './descriptors';
+import { putAside, shareTimeout, takeAside, type ShareOptions, type SharedDescriptorBase } from './descriptors';
 import { Advice, LockFlags, MapFlags, Prot, RemapFlags, SyncFlags } from './flags';
 import {
   abortError,
@@ -563,12 +571,13 @@ export class Mapping implements Disposable {
    * (waits) unless `async` is set. Blocks the event loop; {@link Mapping.flush} does not.
    */
   sync(options?: SyncOptions): void {
-    const handle = this.#open();
+    this.#open();
     const opts = validateOptions<SyncOptions>(options);
     const flags =
       (validateBoolean(opts.async, 'options.async') ? SyncFlags.Async : SyncFlags.Sync) |
       (validateBoolean(opts.invalidate, 'options.invalidate') ? SyncFlags.Invalidate : 0);
     const [start, len] = this.#pages(opts.offset, opts.length);
+    const handle = this.#open(); // again: reading the options ran the caller's getters
     if (len === 0) return;
     const rc = native.sync(handle, start, len, flags);
     if (rc < 0) throw systemError(rc, 'msync');
@@ -576,10 +585,11 @@ export class Mapping implements Disposable {
 
   /** `msync(MS_SYNC)` on the libuv threadpool: resolves once the pages are on disk. */
   async flush(options?: FlushOptions): Promise<void> {
-    const handle = this.#open();
+    this.#open();
     const opts = validateOptions<FlushOptions>(options);
     const flags = SyncFlags.Sync | (validateBoolean(opts.invalidate, 'options.invalidate') ? SyncFlags.Invalidate : 0);
     const [start, len] = this.#pages(opts.offset, opts.length);
+    const handle = this.#open(); // again: reading the options ran the caller's getters
     if (len === 0) return;
     const rc = await native.flush(handle, start, len, flags);
     if (rc < 0) throw systemError(rc, 'msync');
@@ -590,10 +600,11 @@ export class Mapping implements Disposable {
    * mlock2(2) with `onFault`). Bounded by `RLIMIT_MEMLOCK` unless privileged: `EPERM`/`ENOMEM` past it.
    */
   lock(offset?: number, length?: number, options?: LockOptions): void {
-    const handle = this.#open();
+    this.#open();
     const opts = validateOptions<LockOptions>(options);
     const flags = validateBoolean(opts.onFault, 'options.onFault') ? LockFlags.OnFault : 0;
     const [start, len] = this.#pages(offset, length);
+    const handle = this.#open(); // again: reading the options ran the caller's getters
     if (len === 0) return;
     const rc = native.lock(handle, start, len, flags);
     if (rc < 0) throw callError(rc, flags === 0 ? 'mlock' : 'mlock2');
@@ -644,11 +655,12 @@ export class Mapping implements Disposable {
    * made. See docs/ARCHITECTURE.md.
    */
   resize(newLength: number, options?: ResizeOptions): void {
-    const handle = this.#open();
+    this.#open();
     validateInteger(newLength, 'newLength', 1, MAX_LENGTH);
     const opts = validateOptions<ResizeOptions>(options);
     const mayMove = validateBoolean(opts.mayMove, 'options.mayMove', true);
     const growFile = validateBoolean(opts.growFile, 'options.growFile');
+    const handle = this.#open(); // again: reading the options ran the caller's getters
     const newSize = roundUp(this.#delta + newLength, this.#granule);
     if (newSize > this.#growable) {
       throw outOfRange(
@@ -757,7 +769,9 @@ export class Mapping implements Disposable {
    * // worker.js: const view = Mapping.from(workerData);
    */
   share(options?: ShareOptions): MappingDescriptor {
-    const handle = this.#open();
+    this.#open();
+    const ttl = shareTimeout(options);
+    const handle = this.#open(); // again: reading the options ran the caller's getters
     if ((this.#flags & MapFlags.Anonymous) !== 0 || !this.shared) {
       throw mmanError(
         'ERR_MAPPING_NOT_SHAREABLE',
@@ -776,7 +790,7 @@ export class Mapping implements Disposable {
     if (typeof file === 'number') throw systemError(file, 'fcntl');
     return {
       type: 'mman.Mapping',
-      id: putAside(file[0], options),
+      id: putAside(file[0], ttl),
       pid: process.pid,
       offset: file[1] + this.#delta,
       length: this.#length,
@@ -1245,20 +1259,42 @@ export function sizeFile(fd: number, size: number, wanted: number, sparse: boole
     if (rc === 0) return;
     if (rc !== -osConstants.errno.EOPNOTSUPP) {
       native.fdTruncate(fd, size); // whatever it extended before failing
-      throw systemError(rc, 'fallocate', path);
+      throw systemError(rc, 'fallocate', path ?? pathOf(fd));
     }
   }
   const rc = native.fdTruncate(fd, wanted);
-  if (rc < 0) throw systemError(rc, 'ftruncate', path);
+  if (rc < 0) throw systemError(rc, 'ftruncate', path ?? pathOf(fd));
+}
+
+// The path a descriptor was opened by, as the kernel has it now, for an error message only.
+function pathOf(fd: number): string | undefined {
+  try {
+    return readlinkSync(`/proc/self/fd/${fd}`);
+  } catch {
+    return undefined;
+  }
+}
+
+/** @internal Which file a descriptor is (device and inode), to tell it from another at its path later. */
+export type FileIdentity = { dev: bigint; ino: bigint };
+
+/** @internal The identity of the file open at `fd`. */
+export function identityOf(fd: number): FileIdentity {
+  const { dev, ino } = fstatSync(fd, { bigint: true });
+  return { dev, ino };
 }
 
 /**
- * @internal Removes a file this call created, on the way out of a failure: the error being
- * thrown is the one to report, so a file already gone is not another.
+ * @internal Removes a file this call created, on the way out of a failure, if `path` still
+ * names that very file (`file`: its descriptor, or its identity): one renamed over it since is
+ * someone else's, and stays. The error being thrown is the one to report, so a file already
+ * gone is not another.
  */
-export function removeCreated(path: string | Buffer): void {
+export function removeCreated(path: string | Buffer, file: number | FileIdentity): void {
   try {
-    unlinkSync(path);
+    const made = typeof file === 'number' ? identityOf(file) : file;
+    const now = lstatSync(path, { bigint: true });
+    if (now.dev === made.dev && now.ino === made.ino) unlinkSync(path);
   } catch {
     // Gone already (or its directory is): nothing is left behind either way.
   }
@@ -1321,7 +1357,7 @@ function mapOpenFile(file: TargetFile, plan: FilePlan): Mapping {
     }
     return mapping;
   } catch (err) {
-    if (file.created && file.path !== undefined) removeCreated(file.path);
+    if (file.created && file.path !== undefined) removeCreated(file.path, file.fd);
     throw err;
   }
 }
@@ -1376,7 +1412,7 @@ export async function mapFileAsync(file: FileTarget, options?: MapFileAsyncOptio
   const target = fileTarget(file);
   if (signal?.aborted) throw abortError(signal);
   let mapping: Mapping;
-  let created = false; // this call made the file: a failure from here on removes it again
+  let created: FileIdentity | undefined; // the file this call made: a failure from here on removes it
   if (target.fd !== undefined) {
     mapping = mapOpenFile(givenFile(target.fd), plan);
   } else {
@@ -1388,11 +1424,11 @@ export async function mapFileAsync(file: FileTarget, options?: MapFileAsyncOptio
     const opened = openedFile(result, path);
     try {
       if (signal?.aborted) {
-        if (opened.created) removeCreated(path);
+        if (opened.created) removeCreated(path, opened.fd);
         throw abortError(signal);
       }
       mapping = mapOpenFile(opened, plan);
-      created = opened.created;
+      if (opened.created) created = identityOf(opened.fd);
     } finally {
       native.fdClose(opened.fd);
     }
@@ -1402,7 +1438,7 @@ export async function mapFileAsync(file: FileTarget, options?: MapFileAsyncOptio
     else if (signal?.aborted) throw abortError(signal);
   } catch (err) {
     mapping.unmap();
-    if (created) removeCreated(target.path!);
+    if (created !== undefined) removeCreated(target.path!, created);
     throw err;
   }
   return mapping;

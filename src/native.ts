@@ -121,17 +121,16 @@ export interface NativeAddon {
   socketDomain(fd: number): number;
   /**
    * sendmsg of `payload` with a duplicate of `fd` attached (SCM_RIGHTS), on a thread of its own:
-   * 0 or -errno (-ECANCELED after cancelJob(id)).
+   * 0 or -errno (-ECANCELED after cancelJob(id)). -errno at once if the job cannot start
+   * ({@link StartedJob}).
    */
-  sendFd(socket: number, fd: number, payload: string, timeoutMs: number): { promise: Promise<number>; id: number };
+  sendFd(socket: number, fd: number, payload: string, timeoutMs: number): StartedJob<number> | number;
   /**
    * recvmsg of one message and the descriptor it carries, on a thread of its own: [fd, payload,
-   * the peer's uid] or -errno (-ECANCELED after cancelJob(id)).
+   * the peer's uid] or -errno (-ECANCELED after cancelJob(id)); -errno at once if the job
+   * cannot start.
    */
-  recvFd(
-    socket: number,
-    timeoutMs: number,
-  ): { promise: Promise<[fd: number, payload: string, peerUid: number] | number>; id: number };
+  recvFd(socket: number, timeoutMs: number): StartedJob<[fd: number, payload: string, peerUid: number]> | number;
   /** Ends a pending sendFd/recvFd with -ECANCELED (its socket was closed in JavaScript); whether it was pending. */
   cancelJob(id: number): boolean;
   memfdCreate(name: string, flags: number): number;
@@ -194,6 +193,16 @@ export interface NativeAddon {
   mutexUnlock(handle: Handle, buffer: ArrayBuffer, byteOffset: number): number;
   /** gettid() of the calling thread. */
   threadId(): number;
+}
+
+/**
+ * A job on a thread of its own (native/jobs.h): its promise, and its id for cancelJob(). The
+ * call that starts one answers -errno instead when it cannot: from eventfd(2) (EMFILE when
+ * out of descriptors), or -EAGAIN when no thread can be made.
+ */
+export interface StartedJob<T> {
+  promise: Promise<T | number>;
+  id: number;
 }
 
 // node-gyp-build loads build/Release (a source build) first, then prebuilds/<platform>-<arch>;

@@ -143,11 +143,13 @@ export class RingBuffer implements Disposable {
     // Both ends store their position in the header: a read-only ring cannot be read either.
     if (memory.readOnly) throw mappingReadOnly('A RingBuffer (its reader stores how far it read)');
     const mapping = memory.map();
-    const words = new Int32Array(mapping.buffer, 0, HEADER_BYTES / 4);
-    const capacity = words[CAPACITY];
+    // Too small for a header and the smallest ring: no ring (and no header to read).
+    const words = mapping.length >= HEADER_BYTES + 4096 ? new Int32Array(mapping.buffer, 0, HEADER_BYTES / 4) : null;
+    const capacity = words === null ? 0 : words[CAPACITY];
     // The header is whatever the other side wrote: a capacity that is not one create() makes
     // would put records outside the ring.
     if (
+      words === null ||
       Atomics.load(words, MAGIC) !== MAGIC_VALUE ||
       capacity < 4096 ||
       capacity > 2 ** 30 ||

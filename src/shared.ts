@@ -7,8 +7,8 @@ import { Socket } from 'node:net';
 import { isMainThread } from 'node:worker_threads';
 import { join } from 'node:path';
 
-import { native } from './native';
-import { putAside, takeAside, type ShareOptions, type SharedDescriptorBase } from './descriptors';
+import { native, type StartedJob } from './native';
+import { putAside, shareTimeout, takeAside, type ShareOptions, type SharedDescriptorBase } from './descriptors';
 import {
   dispose,
   mapFile,
@@ -150,10 +150,9 @@ function unixSocketFd(socket: unknown): number {
 // A wait on a socket's descriptor ends when the socket is closed in JavaScript (the wait holds
 // a duplicate, which would keep the connection up and send, or take, a descriptor after all):
 // the promise rejects with ERR_SOCKET_CLOSED.
-async function untilClosed<T>(
-  socket: Socket,
-  pending: { promise: Promise<T | number>; id: number },
-): Promise<T | number> {
+async function untilClosed<T>(socket: Socket, pending: StartedJob<T> | number): Promise<T | number> {
+  if (typeof pending === 'number')
+    throw systemError(pending, pending === -osConstants.errno.EAGAIN ? 'pthread_create' : 'eventfd');
   // One 'close' listener per socket however many calls wait on it (Node warns past ten).
   let waiting = waitingOn.get(socket);
   if (waiting === undefined) {
@@ -359,8 +358,8 @@ export class SharedMemory implements Disposable {
         check(native.fdChmod(fd, mode), 'fchmod'); // exactly `mode`: the umask takes nothing away
         sizeFile(fd, 0, size, sparse, path); // ENOSPC here, not SIGBUS at a write
       } catch (err) {
+        removeCreated(path, fd);
         native.fdClose(fd);
-        removeCreated(path);
         throw err;
       }
       const shm = new SharedMemory(CONSTRUCT, fd, name);
@@ -399,9 +398,10 @@ export class SharedMemory implements Disposable {
    * once, by one thread; closed if never received. Share again for each receiver.
    */
   share(options?: ShareOptions): SharedMemoryDescriptor {
+    const ttl = shareTimeout(options);
     return {
       type: 'mman.SharedMemory',
-      id: putAside(this.fd, options),
+      id: putAside(this.fd, ttl),
       pid: process.pid,
       name: this.#name,
       readOnly: this.#readOnly,
@@ -547,7 +547,8 @@ export class SharedMemory implements Disposable {
 
   /**
    * Wraps an open file descriptor of a memfd or shared-memory file (one received through
-   * `stdio`, or opened from `/proc/<pid>/fd/<n>`). The SharedMemory owns `fd` from now on:
+   * `stdio`, or opened from `/proc/<pid>/fd/<n>`): a regular file on tmpfs or hugetlbfs, else
+   * `ERR_INVALID_ARG_VALUE` (a disk file is {@link mapFile}'s). The SharedMemory owns `fd` from now on:
    * {@link SharedMemory.close} closes it. `name` records the `/dev/shm` name it has, if any,
    * so that {@link SharedMemory.unlink} can remove it.
    */
@@ -563,9 +564,15 @@ export class SharedMemory implements Disposable {
       );
     const described = native.describeFd(fd);
     if (typeof described === 'number') throw systemError(described, 'fstat');
-    const [mode, flags] = described;
-    if ((mode & S_IFMT) !== S_IFREG || (flags & O_PATH) !== 0)
-      throw invalidArgValue('fd', fd, 'must be a memfd or a file in /dev/shm');
+    const [mode, flags, fsType] = described;
+    // A disk file is mapFile()'s: its pages are written back, and it is not what fork(),
+    // share() or a peer hand over.
+    if ((mode & S_IFMT) !== S_IFREG || (flags & O_PATH) !== 0 || !MEMORY_FILESYSTEMS.has(fsType))
+      throw invalidArgValue(
+        'fd',
+        fd,
+        'must be a memfd or a file in /dev/shm (tmpfs or hugetlbfs); map a disk file with mapFile()',
+      );
     return new SharedMemory(CONSTRUCT, fd, name, (flags & O_ACCMODE) === fsConstants.O_RDONLY);
   }
 

@@ -3,7 +3,19 @@
 import { closeSync, mkdirSync, openSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { join } from 'node:path';
-import { mapAnonymous, mapFile, Mapping, mappingStats, mmap, Advice, MapFlags, PAGE_SIZE, Prot } from '../src';
+import {
+  mapAnonymous,
+  mapFile,
+  Mapping,
+  mappingStats,
+  mmap,
+  Advice,
+  MapFlags,
+  PAGE_SIZE,
+  Prot,
+  RingBuffer,
+  SharedMemory,
+} from '../src';
 import { native } from '../src/native';
 import { fileWith, runFixture, tempDir, thrown } from './helpers';
 
@@ -293,6 +305,29 @@ describe('use after unmap', () => {
       };
       expect(thrown(() => call(m, sneaky))).toMatchObject({ code: 'ERR_MAPPING_CLOSED' });
     }
+    // Options read after the mapping was looked up: each is read before it is used now.
+    const unmapping = (m: Mapping, name: string, value: unknown): object =>
+      Object.defineProperty({}, name, {
+        get() {
+          m.unmap();
+          return value;
+        },
+      });
+    const optionCalls: Array<[string, unknown, (m: Mapping, o: object) => unknown]> = [
+      ['mayMove', true, (m, o) => m.resize(2 * PAGE_SIZE, o)],
+      ['growFile', false, (m, o) => m.resize(2 * PAGE_SIZE, o)],
+      ['onFault', false, (m, o) => m.lock(0, PAGE_SIZE, o)],
+      ['async', false, (m, o) => m.sync(o)],
+      ['timeoutMs', 1000, (m, o) => m.share(o)],
+    ];
+    for (const [name, value, call] of optionCalls) {
+      using shm = SharedMemory.create(PAGE_SIZE);
+      const m = shm.map();
+      expect([name, thrown(() => call(m, unmapping(m, name, value)))]).toEqual([
+        name,
+        expect.objectContaining({ code: 'ERR_MAPPING_CLOSED' }),
+      ]);
+    }
     const m = mapAnonymous(PAGE_SIZE);
     await expect(
       m.flush({
@@ -302,6 +337,18 @@ describe('use after unmap', () => {
         },
       } as never),
     ).rejects.toMatchObject({ code: 'ERR_MAPPING_CLOSED' });
+  });
+
+  test('RingBuffer.attach() on a segment too small for any ring: ERR_INVALID_ARG_VALUE, its mapping undone', () => {
+    for (const size of [1, PAGE_SIZE, 2 * PAGE_SIZE - 1]) {
+      using shm = SharedMemory.create(size);
+      const before = mappingStats().regions;
+      expect(thrown(() => RingBuffer.attach(shm))).toMatchObject({
+        code: 'ERR_INVALID_ARG_VALUE',
+        message: expect.stringContaining('does not hold a RingBuffer'),
+      });
+      expect(mappingStats().regions).toBe(before);
+    }
   });
 
   test('unmap() options are checked, before anything is closed', () => {

@@ -2,7 +2,7 @@
 // the other way round; seals, names, modes, and every refused argument.
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { existsSync, ftruncateSync, openSync, readdirSync, statSync } from 'node:fs';
+import { closeSync, existsSync, ftruncateSync, openSync, readdirSync, statSync } from 'node:fs';
 import { release } from 'node:os';
 import { join } from 'node:path';
 
@@ -286,6 +286,18 @@ describe('bad arguments', () => {
     ['fromFd(-1)', () => SharedMemory.fromFd(-1), 'ERR_OUT_OF_RANGE'],
     ['fromFd("3")', () => SharedMemory.fromFd('3' as never), 'ERR_INVALID_ARG_TYPE'],
     ['fromFd(a closed fd)', () => SharedMemory.fromFd(2 ** 20), 'EBADF'],
+    [
+      'fromFd(a file on disk)',
+      () => {
+        const fd = openSync(process.execPath, 'r'); // the runtime's binary: never on tmpfs
+        try {
+          return SharedMemory.fromFd(fd);
+        } finally {
+          closeSync(fd);
+        }
+      },
+      'ERR_INVALID_ARG_VALUE',
+    ],
     ['map({ offset: -1 })', () => SharedMemory.create(PAGE_SIZE).map({ offset: -1 }), 'ERR_OUT_OF_RANGE'],
     [
       'map({ length: past the end })',
