@@ -1,8 +1,30 @@
 // RingBuffer: one writer, one reader, in shared memory between two processes. The example
 // (examples/ring-buffer.js) runs in examples.test.ts; a hostile peer is in security.test.ts.
-import { openSync } from 'node:fs';
+import { fstatSync, openSync, readFileSync } from 'node:fs';
 import { PAGE_SIZE, RingBuffer, SharedMemory } from '../src';
-import { startChild } from './helpers';
+import { collectedStats, startChild, turns } from './helpers';
+
+// How many lines of /proc/self/maps map the memory file with inode `ino` ('/memfd:' paths).
+function memfdLines(ino: number): number {
+  return readFileSync('/proc/self/maps', 'latin1')
+    .split('\n')
+    .filter((line) => {
+      const fields = line.trim().split(/\s+/);
+      return fields[4] === String(ino) && (fields[5] ?? '').startsWith('/memfd:');
+    }).length;
+}
+
+// memfdLines(ino) once it is down to `atMost`, or after 40 rounds of collecting (a range an
+// unmapped buffer still reaches goes back to the kernel when the buffer is collected).
+async function settledLines(ino: number, atMost: number): Promise<number> {
+  let lines = memfdLines(ino);
+  for (let i = 0; i < 40 && lines > atMost; i++) {
+    collectedStats();
+    await turns();
+    lines = memfdLines(ino);
+  }
+  return lines;
+}
 
 describe('RingBuffer between two processes', () => {
   test('every message of every size arrives once, in order, across many wrap-arounds', async () => {
@@ -89,12 +111,24 @@ describe('RingBuffer between two processes', () => {
 describe('RingBuffer.attach() reads a header another process wrote', () => {
   test.each([5000, 2048, 2 ** 31, -4096])(
     'a capacity create() never makes (%d): ERR_INVALID_ARG_VALUE, nothing kept mapped',
-    (capacity) => {
-      const ring = RingBuffer.create(8192);
-      const words = new Int32Array(ring.memory.map().buffer, 0, 1024);
-      words[65] = capacity; // CAPACITY, as src/ring.ts lays out the header
-      expect(() => RingBuffer.attach(ring.memory)).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARG_VALUE' }));
-      ring.close();
+    async (capacity) => {
+      // The ring and the header's mapping live in here: once it returns, only the collector
+      // stands between their ranges and the kernel.
+      const attachTo = async (): Promise<number> => {
+        const ring = RingBuffer.create(8192);
+        const { ino } = fstatSync(ring.memory.fd);
+        using header = ring.memory.map();
+        new Int32Array(header.buffer, 0, 1024)[65] = capacity; // CAPACITY, as src/ring.ts lays out the header
+        expect(memfdLines(ino)).toBe(2); // the ring's own mapping and this one
+        expect(() => RingBuffer.attach(ring.memory)).toThrow(
+          expect.objectContaining({ code: 'ERR_INVALID_ARG_VALUE' }),
+        );
+        expect(await settledLines(ino, 2)).toBe(2); // attach() let go of the mapping it made
+        ring.close();
+        return ino;
+      };
+      const ino = await attachTo();
+      expect(await settledLines(ino, 0)).toBe(0); // the kernel maps nothing of the ring's file now
     },
   );
 
