@@ -13,10 +13,16 @@ let cleanup: () => void;
 beforeEach(() => ({ dir, cleanup } = tempDir()));
 afterEach(() => cleanup());
 
+// The jobs whose mapping of a file in the test's directory or of a memory file is in place by
+// the time the worker says it started.
+const MAPS_WHILE_PENDING: Record<string, RegExp> = { flush: /\/flush\.bin$/, waitAsync: /^\/memfd:/ };
+
 interface Report {
   exitCode: number;
-  before: { fds: number; threads: number; stats: object };
-  after: { fds: number; threads: number; stats: object };
+  // maps: the /proc/self/maps paths in the test's directory or of memory files.
+  before: { fds: number; threads: number; stats: object; maps: string[] };
+  after: { fds: number; threads: number; stats: object; maps: string[] };
+  during: string[];
   opened: string[];
   alive: boolean;
 }
@@ -33,6 +39,10 @@ describe.each(['terminate', 'exit'])('a worker ends (%s) with a job pending', (e
     expect(report.after.fds).toBe(report.before.fds);
     expect(report.after.threads).toBe(report.before.threads);
     expect(report.after.stats).toEqual(report.before.stats);
+    // The kernel's own account: what the job mapped is no longer mapped.
+    if (ending === 'terminate' && job in MAPS_WHILE_PENDING)
+      expect(report.during).toContainEqual(expect.stringMatching(MAPS_WHILE_PENDING[job]));
+    expect(report.after.maps).toEqual(report.before.maps);
     expect(report.alive).toBe(true);
   });
 });
@@ -47,6 +57,7 @@ describe('a worker calling into the addon without pause is terminated, ten times
       const report = JSON.parse(child.stdout) as Report;
       expect(report.opened).toEqual([]);
       expect(report.after.stats).toEqual(report.before.stats);
+      expect(report.after.maps).toEqual(report.before.maps);
     }
   });
 });
