@@ -22,9 +22,15 @@ function fuzz(pass: string, runs: number): Record<string, unknown> {
 test('every public function, 1,000 calls with arbitrary arguments: a result or a coded error, nothing left mapped', () => {
   const report = fuzz('args', 1000);
   expect(report.left).toBe(0);
+  // The kernel's account agrees: no line of /proc/self/maps and no descriptor left naming a file
+  // of the test's directory, a memory file or a /dev/shm segment.
+  const kernel = report.kernel as { before: object; after: object };
+  expect(kernel.after).toEqual(kernel.before);
   expect(report.calls).toBeGreaterThan(0); // some calls were valid and did their work
 });
 
 test('receive() under 300 arbitrary payloads: a name only for the very file, read-only as the descriptor is, nothing kept', () => {
-  expect(fuzz('payloads', 300)).toEqual({ received: 300, leaked: 0 });
+  const { kernel, ...report } = fuzz('payloads', 300) as { kernel: { before: object; after: object } };
+  expect(report).toEqual({ received: 300, leaked: 0 });
+  expect(kernel.after).toEqual(kernel.before); // /proc/self/maps and /proc/self/fd, as above
 });
