@@ -102,13 +102,14 @@ JobsEnv* JobsOf(Napi::Env env) {
 
 }  // namespace
 
-double StartThreadJob(Napi::Env env, ThreadJob* job) {
+double StartThreadJob(Napi::Env env, ThreadJob* job, const char** syscall) {
   JobsEnv* state = JobsOf(env);
   job->cancelFd_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
   if (job->cancelFd_ < 0) {
     int err = errno;
     job->Abandon();
     delete job;
+    *syscall = "eventfd";
     return -err;
   }
   job->id_ = state->nextId++;
@@ -124,6 +125,7 @@ double StartThreadJob(Napi::Env env, ThreadJob* job) {
     state->Forget(env, job);
     job->Abandon();
     delete job;
+    *syscall = "pthread_create";
     return -(e.code().value() > 0 ? e.code().value() : EAGAIN);
   }
   return job->id_;

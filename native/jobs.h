@@ -43,7 +43,7 @@ class ThreadJob {
 
  private:
   friend struct JobsEnv;
-  friend double StartThreadJob(Napi::Env env, ThreadJob* job);
+  friend double StartThreadJob(Napi::Env env, ThreadJob* job, const char** syscall);
   friend bool CancelThreadJob(Napi::Env env, double id);
   friend void DeliverJobs(Napi::Env env, Napi::Function, JobsEnv* state, void*);
   void Cancel();
@@ -54,9 +54,10 @@ class ThreadJob {
 
 // Starts `job` on a thread of its own; the environment owns it from now on (deleted after
 // Deliver() or Abandon()). While any job is pending, the event loop stays alive. Returns its
-// id for CancelThreadJob() (ids start at 1), or -errno if it could not start (and is deleted):
-// from eventfd(2) (EMFILE, ENFILE, ENOMEM), or EAGAIN when no thread can be made.
-double StartThreadJob(Napi::Env env, ThreadJob* job);
+// id for CancelThreadJob() (ids start at 1), or -errno if it could not start (and is deleted),
+// with `*syscall` set to what failed: "eventfd" (EMFILE, ENFILE, ENOMEM) or "pthread_create"
+// (EAGAIN when no thread can be made).
+double StartThreadJob(Napi::Env env, ThreadJob* job, const char** syscall);
 
 // Signals the job with this id, if it is still pending: its Run() returns soon, and
 // Deliver() runs as usual. False if there is none.

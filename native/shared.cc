@@ -161,11 +161,23 @@ class SocketJob : public ThreadJob {
   }
   void Abandon() override {}  // the destructor closes the descriptors
 
-  // Starts the job: { promise, id } (for cancelJob()), or -errno if it could not start.
+  // Starts the job: { promise, id } (for cancelJob()), or [-errno, syscall] if it could not:
+  // a descriptor it needs could not be duplicated (fcntl), or the job not started (jobs.h).
   static Napi::Value Start(Napi::Env env, SocketJob* job) {
+    const char* syscall = "fcntl";
+    double id = job->result_;  // a duplicate the constructor could not make
+    if (id < 0) {
+      delete job;
+    } else {
+      id = StartThreadJob(env, job, &syscall);
+    }
+    if (id < 0) {
+      Napi::Array failed = Napi::Array::New(env, 2);
+      failed.Set(0u, Napi::Number::New(env, id));
+      failed.Set(1u, Napi::String::New(env, syscall));
+      return failed;
+    }
     Napi::Value promise = job->promise_.Value();
-    double id = StartThreadJob(env, job);
-    if (id < 0) return Napi::Number::New(env, id);
     Napi::Object out = Napi::Object::New(env);
     out.Set("promise", promise);
     out.Set("id", Napi::Number::New(env, id));

@@ -121,16 +121,15 @@ export interface NativeAddon {
   socketDomain(fd: number): number;
   /**
    * sendmsg of `payload` with a duplicate of `fd` attached (SCM_RIGHTS), on a thread of its own:
-   * 0 or -errno (-ECANCELED after cancelJob(id)). -errno at once if the job cannot start
-   * ({@link StartedJob}).
+   * 0 or -errno (-ECANCELED after cancelJob(id)); {@link NotStarted} if the job cannot start.
    */
-  sendFd(socket: number, fd: number, payload: string, timeoutMs: number): StartedJob<number> | number;
+  sendFd(socket: number, fd: number, payload: string, timeoutMs: number): StartedJob<number> | NotStarted;
   /**
    * recvmsg of one message and the descriptor it carries, on a thread of its own: [fd, payload,
-   * the peer's uid] or -errno (-ECANCELED after cancelJob(id)); -errno at once if the job
+   * the peer's uid] or -errno (-ECANCELED after cancelJob(id)); {@link NotStarted} if the job
    * cannot start.
    */
-  recvFd(socket: number, timeoutMs: number): StartedJob<[fd: number, payload: string, peerUid: number]> | number;
+  recvFd(socket: number, timeoutMs: number): StartedJob<[fd: number, payload: string, peerUid: number]> | NotStarted;
   /** Ends a pending sendFd/recvFd with -ECANCELED (its socket was closed in JavaScript); whether it was pending. */
   cancelJob(id: number): boolean;
   memfdCreate(name: string, flags: number): number;
@@ -195,15 +194,17 @@ export interface NativeAddon {
   threadId(): number;
 }
 
-/**
- * A job on a thread of its own (native/jobs.h): its promise, and its id for cancelJob(). The
- * call that starts one answers -errno instead when it cannot: from eventfd(2) (EMFILE when
- * out of descriptors), or -EAGAIN when no thread can be made.
- */
+/** A job on a thread of its own (native/jobs.h): its promise, and its id for cancelJob(). */
 export interface StartedJob<T> {
   promise: Promise<T | number>;
   id: number;
 }
+
+/**
+ * What a call answers instead of a {@link StartedJob} when the job cannot start: -errno and the
+ * system call that failed (`'fcntl'` duplicating a descriptor, `'eventfd'`, `'pthread_create'`).
+ */
+export type NotStarted = [errno: number, syscall: string];
 
 // node-gyp-build loads build/Release (a source build) first, then prebuilds/<platform>-<arch>;
 // MMAN_ADDON points at another build of the same sources (the sanitizer build, say).

@@ -107,15 +107,8 @@ export class RingBuffer implements Disposable {
   #readNext = -1; // reader: head after the message last returned, not yet released
   #closed = false;
 
-  private constructor(
-    memory: SharedMemory,
-    mapping: Mapping,
-    capacity: number,
-    options: RingBufferOptions | undefined,
-  ) {
-    const opts = validateOptions<RingBufferOptions>(options);
-    this.#spin =
-      opts.spin === undefined ? (availableParallelism() > 1 ? 20000 : 0) : validateInt32(opts.spin, 'options.spin', 0);
+  private constructor(memory: SharedMemory, mapping: Mapping, capacity: number, spin: number) {
+    this.#spin = spin;
     this.memory = memory;
     this.mapping = mapping;
     this.capacity = capacity;
@@ -129,9 +122,10 @@ export class RingBuffer implements Disposable {
   static create(capacity: number, options?: RingBufferOptions): RingBuffer {
     validateInteger(capacity, 'capacity', 4096, 2 ** 30);
     if ((capacity & (capacity - 1)) !== 0) throw outOfRange('capacity', 'a power of two', capacity);
+    const spin = validateSpin(options); // before anything is made
     const memory = SharedMemory.create(HEADER_BYTES + capacity, { fixedSize: true });
     const mapping = memory.map();
-    const ring = new RingBuffer(memory, mapping, capacity, options);
+    const ring = new RingBuffer(memory, mapping, capacity, spin);
     ring.#words[CAPACITY] = capacity;
     Atomics.store(ring.#words, MAGIC, MAGIC_VALUE);
     return ring;
@@ -142,6 +136,7 @@ export class RingBuffer implements Disposable {
     if (!(memory instanceof SharedMemory)) throw invalidArgType('memory', 'an instance of SharedMemory', memory);
     // Both ends store their position in the header: a read-only ring cannot be read either.
     if (memory.readOnly) throw mappingReadOnly('A RingBuffer (its reader stores how far it read)');
+    const spin = validateSpin(options);
     const mapping = memory.map();
     // Too small for a header and the smallest ring: no ring (and no header to read).
     const words = mapping.length >= HEADER_BYTES + 4096 ? new Int32Array(mapping.buffer, 0, HEADER_BYTES / 4) : null;
@@ -159,7 +154,7 @@ export class RingBuffer implements Disposable {
       mapping.unmap();
       throw invalidArgValue('memory', memory.name ?? `fd ${memory.fd}`, 'does not hold a RingBuffer');
     }
-    return new RingBuffer(memory, mapping, capacity, options);
+    return new RingBuffer(memory, mapping, capacity, spin);
   }
 
   // ---- writer ----
@@ -364,6 +359,16 @@ export class RingBuffer implements Disposable {
   [dispose](): void {
     this.close();
   }
+}
+
+// options.spin, or the default: spin only where another CPU can make progress meanwhile.
+function validateSpin(options: unknown): number {
+  const opts = validateOptions<RingBufferOptions>(options);
+  return opts.spin === undefined
+    ? availableParallelism() > 1
+      ? 20000
+      : 0
+    : validateInt32(opts.spin, 'options.spin', 0);
 }
 
 function asBytes(message: unknown): Uint8Array {

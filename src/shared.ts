@@ -7,7 +7,7 @@ import { Socket } from 'node:net';
 import { isMainThread } from 'node:worker_threads';
 import { join } from 'node:path';
 
-import { native, type StartedJob } from './native';
+import { native, type NotStarted, type StartedJob } from './native';
 import { putAside, shareTimeout, takeAside, type ShareOptions, type SharedDescriptorBase } from './descriptors';
 import {
   dispose,
@@ -150,9 +150,8 @@ function unixSocketFd(socket: unknown): number {
 // A wait on a socket's descriptor ends when the socket is closed in JavaScript (the wait holds
 // a duplicate, which would keep the connection up and send, or take, a descriptor after all):
 // the promise rejects with ERR_SOCKET_CLOSED.
-async function untilClosed<T>(socket: Socket, pending: StartedJob<T> | number): Promise<T | number> {
-  if (typeof pending === 'number')
-    throw systemError(pending, pending === -osConstants.errno.EAGAIN ? 'pthread_create' : 'eventfd');
+async function untilClosed<T>(socket: Socket, pending: StartedJob<T> | NotStarted): Promise<T | number> {
+  if (Array.isArray(pending)) throw systemError(pending[0], pending[1]);
   // One 'close' listener per socket however many calls wait on it (Node warns past ten).
   let waiting = waitingOn.get(socket);
   if (waiting === undefined) {

@@ -1,6 +1,6 @@
 // Bad input gets a clear, typed error before any syscall, and loses nothing: no mapping
 // is leaked by a failed call, and the kernel's refusals come back shaped like Node's fs errors.
-import { closeSync, mkdirSync, openSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync, readdirSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { join } from 'node:path';
 import {
@@ -349,6 +349,17 @@ describe('use after unmap', () => {
       });
       expect(mappingStats().regions).toBe(before);
     }
+  });
+
+  test('RingBuffer.create() and attach() with bad options: refused before anything is made or mapped', () => {
+    using shm = SharedMemory.create(2 * PAGE_SIZE);
+    const before = mappingStats().regions;
+    const fds = readdirSync('/proc/self/fd').length;
+    expect(thrown(() => RingBuffer.create(4096, { spin: -1 }))).toMatchObject({ code: 'ERR_OUT_OF_RANGE' });
+    expect(thrown(() => RingBuffer.create(4096, 'fast' as never))).toMatchObject({ code: 'ERR_INVALID_ARG_TYPE' });
+    expect(thrown(() => RingBuffer.attach(shm, { spin: 1.5 }))).toMatchObject({ code: 'ERR_OUT_OF_RANGE' });
+    expect(mappingStats().regions).toBe(before);
+    expect(readdirSync('/proc/self/fd').length).toBe(fds);
   });
 
   test('unmap() options are checked, before anything is closed', () => {

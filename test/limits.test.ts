@@ -69,6 +69,20 @@ test('20,000 guarded mappings made and unmapped in a loop under ulimit -n 1024: 
   });
 });
 
+test('2,000 sendTo() at once under ulimit -n 1024: those that cannot start are EMFILE with the call that failed, the process lives, every descriptor comes back', () => {
+  const { ends, left } = runUnderFdLimit('pendingSends') as { ends: Record<string, number>; left: number };
+  // A job duplicates the socket and the segment's descriptor (fcntl), then makes its eventfd:
+  // whichever ran out first says so. The rest went out, or were still waiting for room when
+  // the socket was destroyed.
+  const refused = (ends['EMFILE eventfd'] ?? 0) + (ends['EMFILE fcntl'] ?? 0);
+  expect(refused).toBeGreaterThan(0);
+  expect(
+    Object.keys(ends).filter((end) => !['EMFILE eventfd', 'EMFILE fcntl', 'ERR_SOCKET_CLOSED', 'sent'].includes(end)),
+  ).toEqual([]);
+  expect(Object.values(ends).reduce((a, b) => a + b)).toBe(2000);
+  expect(left).toBe(0);
+});
+
 test('protect() splitting a mapping into 35,000 areas: refused with ERR_MAPPING_LIMIT inside the reserve, as a new mapping is', () => {
   const report = run('splits') as {
     error: string;
