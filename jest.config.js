@@ -6,6 +6,7 @@ module.exports = {
   testMatch: ['**/*.test.ts'],
   transform: { '^.+\\.ts$': ['ts-jest', { tsconfig: 'tsconfig.test.json' }] },
   setupFiles: ['<rootDir>/test/setup/realm.ts'],
+  globalSetup: '<rootDir>/test/setup/fresh.js',
   testTimeout: 60000,
   // Tests map memory and fork processes: two workers keep a 2-core machine responsive.
   maxWorkers: 2,

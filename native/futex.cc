@@ -115,8 +115,13 @@ static int32_t* Word(Napi::Env env, Region* region, const Napi::Value& abValue,
 static int32_t* OptionalWord(Napi::Env env, Region* region, const Napi::Value& ab,
                              const Napi::Value& offset, bool* ok) {
   *ok = true;
-  if (offset.IsUndefined() || (offset.IsNumber() && offset.As<Napi::Number>().DoubleValue() < 0))
+  if (!offset.IsNumber()) {
+    *ok = false;
+    ArgTypeError(env, "native: waitersOffset must be a number (-1 for none)")
+        .ThrowAsJavaScriptException();
     return nullptr;
+  }
+  if (offset.As<Napi::Number>().DoubleValue() == -1) return nullptr;
   bool misaligned = false;
   int32_t* word = Word(env, region, ab, offset, &misaligned);
   if (word == nullptr) {
@@ -138,6 +143,7 @@ bool ReadWordArgs(const Napi::CallbackInfo& info, size_t waitersArg, WordArgs* o
     if (misaligned) *early = Napi::Number::New(env, answers::kMisaligned);
     return false;
   }
+  if (waitersArg == kNoWaitersArg) return true;
   bool ok = true;
   out->waiters = OptionalWord(env, out->region, info[1], info[waitersArg], &ok);
   return ok;

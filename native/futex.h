@@ -30,7 +30,11 @@ struct WordArgs {
   int32_t* waiters = nullptr;
 };
 
-// Reads them from info[0..2] and info[waitersArg] (a byte offset, or undefined / -1 for none).
+// The waiter-count word is not there: a Mutex call, which has none.
+constexpr size_t kNoWaitersArg = SIZE_MAX;
+
+// Reads the word from info[0..2] and, unless waitersArg is kNoWaitersArg, the waiter count from
+// info[waitersArg]: a byte offset, or -1 for none (any other value is ERR_INVALID_ARG_TYPE).
 // On failure returns false with *early set to what to return: undefined (JS exception
 // pending) or answers::kMisaligned for a misaligned word, which the TypeScript layer reports.
 bool ReadWordArgs(const Napi::CallbackInfo& info, size_t waitersArg, WordArgs* out,

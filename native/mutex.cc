@@ -122,7 +122,7 @@ int Unlock(int32_t* word) {
 Napi::Value MutexLock(const Napi::CallbackInfo& info) {
   WordArgs args;
   Napi::Value early;
-  if (!ReadWordArgs(info, 5, &args, &early)) return early;
+  if (!ReadWordArgs(info, kNoWaitersArg, &args, &early)) return early;
   double timeoutMs = info[3].As<Napi::Number>().DoubleValue();
   int64_t spin = info[4].As<Napi::Number>().Int64Value();
   return Napi::Number::New(info.Env(), Lock(args.word, timeoutMs, spin));
@@ -132,7 +132,7 @@ Napi::Value MutexLock(const Napi::CallbackInfo& info) {
 Napi::Value MutexTryLock(const Napi::CallbackInfo& info) {
   WordArgs args;
   Napi::Value early;
-  if (!ReadWordArgs(info, 4, &args, &early)) return early;
+  if (!ReadWordArgs(info, kNoWaitersArg, &args, &early)) return early;
   bool contended = info[3].ToBoolean().Value();
   return Napi::Number::New(info.Env(), TryLock(args.word, ThisThread(), contended, true));
 }
@@ -141,7 +141,7 @@ Napi::Value MutexTryLock(const Napi::CallbackInfo& info) {
 Napi::Value MutexUnlock(const Napi::CallbackInfo& info) {
   WordArgs args;
   Napi::Value early;
-  if (!ReadWordArgs(info, 3, &args, &early)) return early;
+  if (!ReadWordArgs(info, kNoWaitersArg, &args, &early)) return early;
   return Napi::Number::New(info.Env(), Unlock(args.word));
 }
 

@@ -26,9 +26,89 @@ export interface NativeTools {
 /** What native.openFile answers for a file it opened. */
 export type OpenedFile = [fd: number, mode: number, size: number, created: boolean, hugePage: number];
 
+/**
+ * The kernel constants the addon exports by name (MMAN_EXPORT_CONSTANT in native/addon.cc), as
+ * the headers it was built with define them; test/flags.test.ts checks this list against the
+ * addon, so that a name misspelt here or there is a type error, not `undefined`.
+ */
+export const CONSTANT_NAMES = [
+  'PROT_NONE',
+  'PROT_READ',
+  'PROT_WRITE',
+  'PROT_EXEC',
+  'MAP_SHARED',
+  'MAP_PRIVATE',
+  'MAP_SHARED_VALIDATE',
+  'MAP_FIXED',
+  'MAP_FIXED_NOREPLACE',
+  'MAP_ANONYMOUS',
+  'MAP_NORESERVE',
+  'MAP_POPULATE',
+  'MAP_NONBLOCK',
+  'MAP_LOCKED',
+  'MAP_STACK',
+  'MAP_HUGETLB',
+  'MAP_SYNC',
+  'MAP_HUGE_SHIFT',
+  'MAP_HUGE_2MB',
+  'MAP_HUGE_1GB',
+  'MADV_NORMAL',
+  'MADV_RANDOM',
+  'MADV_SEQUENTIAL',
+  'MADV_WILLNEED',
+  'MADV_DONTNEED',
+  'MADV_FREE',
+  'MADV_REMOVE',
+  'MADV_DONTFORK',
+  'MADV_DOFORK',
+  'MADV_MERGEABLE',
+  'MADV_UNMERGEABLE',
+  'MADV_HUGEPAGE',
+  'MADV_NOHUGEPAGE',
+  'MADV_DONTDUMP',
+  'MADV_DODUMP',
+  'MADV_WIPEONFORK',
+  'MADV_KEEPONFORK',
+  'MADV_COLD',
+  'MADV_PAGEOUT',
+  'MADV_POPULATE_READ',
+  'MADV_POPULATE_WRITE',
+  'MADV_DONTNEED_LOCKED',
+  'MADV_COLLAPSE',
+  'MS_ASYNC',
+  'MS_INVALIDATE',
+  'MS_SYNC',
+  'MREMAP_MAYMOVE',
+  'MREMAP_FIXED',
+  'MREMAP_DONTUNMAP',
+  'MLOCK_ONFAULT',
+  'MFD_CLOEXEC',
+  'MFD_ALLOW_SEALING',
+  'F_SEAL_SEAL',
+  'F_SEAL_SHRINK',
+  'F_SEAL_GROW',
+  'F_SEAL_WRITE',
+  'F_SEAL_FUTURE_WRITE',
+  'MFD_NOEXEC_SEAL',
+  'TMPFS_MAGIC',
+  'HUGETLBFS_MAGIC',
+  'O_PATH',
+  'FUTEX_TID_MASK',
+  'FUTEX_WAITERS',
+  'MUTEX_LIVENESS_MS',
+] as const;
+
+/** Exported only where the headers have them: MAP_32BIT on x86-64, MADV_GUARD_* from Linux 6.13. */
+export const OPTIONAL_CONSTANT_NAMES = ['MAP_32BIT', 'MADV_GUARD_INSTALL', 'MADV_GUARD_REMOVE'] as const;
+
+/** The addon's constants, by name. */
+export type NativeConstants = Readonly<
+  Record<(typeof CONSTANT_NAMES)[number], number> & Partial<Record<(typeof OPTIONAL_CONSTANT_NAMES)[number], number>>
+>;
+
 export interface NativeAddon {
   readonly pageSize: number;
-  readonly constants: Readonly<Record<string, number>>;
+  readonly constants: NativeConstants;
   /** The answers that are neither a value nor a negative errno (native/answers.h). */
   readonly answers: Readonly<{
     WAIT_OK: number;

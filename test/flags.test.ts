@@ -1,6 +1,6 @@
 // Every enum member equals the constant the addon compiled from this machine's headers.
 import { Advice, LockFlags, MapFlags, Prot, RemapFlags, SyncFlags, PAGE_SIZE } from '../src';
-import { native } from '../src/native';
+import { CONSTANT_NAMES, native, OPTIONAL_CONSTANT_NAMES, type NativeConstants } from '../src/native';
 
 const expected: Array<[string, Record<string, string | number>, Record<string, string>]> = [
   ['Prot', Prot, { None: 'PROT_NONE', Read: 'PROT_READ', Write: 'PROT_WRITE', Exec: 'PROT_EXEC' }],
@@ -72,11 +72,12 @@ describe.each(expected)('%s', (_name, enumObject, cNames) => {
   });
 
   // Constants newer than the headers this addon was built with are absent from it: say so.
-  const inHeaders = Object.entries(cNames).filter(([, cName]) => cName in native.constants);
-  const missing = Object.entries(cNames).filter(([, cName]) => !(cName in native.constants));
+  const constants = native.constants as Readonly<Record<string, number | undefined>>;
+  const inHeaders = Object.entries(cNames).filter(([, cName]) => cName in constants);
+  const missing = Object.entries(cNames).filter(([, cName]) => !(cName in constants));
   test.each(inHeaders)('%s equals %s from the C headers', (member, cName) => {
-    expect(native.constants[cName]).toEqual(expect.any(Number));
-    expect(enumObject[member]).toBe(native.constants[cName]);
+    expect(constants[cName]).toEqual(expect.any(Number));
+    expect(enumObject[member]).toBe(constants[cName]);
   });
   for (const [member, cName] of missing)
     test.skip(`${member}: ${cName} is not in the headers this addon was built with (too old)`, () => {});
@@ -94,6 +95,14 @@ test('PAGE_SIZE is sysconf(_SC_PAGESIZE), a power of two >= 4096', () => {
   expect(PAGE_SIZE).toBe(native.pageSize);
   expect(PAGE_SIZE).toBeGreaterThanOrEqual(4096);
   expect(PAGE_SIZE & (PAGE_SIZE - 1)).toBe(0);
+});
+
+test('the addon exports exactly the constants src/native.ts names (CONSTANT_NAMES), and the optional ones only where the headers have them', () => {
+  const exported = Object.keys(native.constants);
+  const optional: readonly string[] = OPTIONAL_CONSTANT_NAMES;
+  expect(exported.filter((name) => !optional.includes(name)).sort()).toEqual([...CONSTANT_NAMES].sort());
+  for (const name of exported) expect(native.constants[name as keyof NativeConstants]).toEqual(expect.any(Number));
+  expect('MAP_32BIT' in native.constants).toBe(process.arch === 'x64');
 });
 
 // The addon's answers that are neither a value nor a negative errno (native/answers.h):
@@ -160,7 +169,7 @@ describe('the answers of the addon', () => {
     expect(() => native.unmap({} as never, null, false)).toThrow(
       expect.objectContaining({ code: 'ERR_INVALID_ARG_TYPE', name: 'TypeError' }),
     );
-    expect(() => native.map(-1, 0, 0, -1, 0, undefined, '', 0)).toThrow(
+    expect(() => native.map(-1, 0, 0, -1, 0, undefined, '', 0, 4096)).toThrow(
       expect.objectContaining({ code: 'ERR_OUT_OF_RANGE', name: 'RangeError' }),
     );
   });

@@ -25,7 +25,7 @@ async function serve(onSocket: (socket: net.Socket) => Promise<void>): Promise<{
   const server = net.createServer({ pauseOnConnect: true });
   server.listen(path);
   await once(server, 'listening');
-  const done = once(server, 'connection').then(async ([socket]: [net.Socket]) => {
+  const done = once(server, 'connection').then(async ([socket]: net.Socket[]) => {
     try {
       await onSocket(socket);
     } finally {
