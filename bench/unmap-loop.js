@@ -8,7 +8,7 @@
 const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
-const { PerformanceObserver, constants } = require('node:perf_hooks');
+const { constants } = require('node:perf_hooks'); // PerformanceObserver is a global
 const { parseArgs } = require('node:util');
 const { mapAnonymous, mapFile, mappingStats, PAGE_SIZE } = require('mman');
 
