@@ -3,7 +3,8 @@
 import { types } from 'node:util';
 
 import { native, type Handle } from './native';
-import { handleOf, ownerOf } from './mapping';
+import { ownerOf } from './buffers';
+import { handleOf } from './mapping';
 import {
   abortError,
   INT32_MAX,

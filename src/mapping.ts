@@ -15,7 +15,8 @@ import { constants as bufferConstants } from 'node:buffer';
 import { constants as osConstants } from 'node:os';
 import { getSystemErrorMap } from 'node:util';
 
-import { lend, native, type Handle, type OpenedFile } from './native';
+import { native, type Handle, type OpenedFile } from './native';
+import { IMMUTABLE, lend } from './buffers';
 import { memoryOf, type MappingMemory } from './smaps';
 import { putAside, shareTimeout, takeAside, type ShareOptions, type SharedDescriptorBase } from './descriptors';
 import { Advice, LockFlags, MapFlags, Prot, RemapFlags, SyncFlags } from './flags';
@@ -225,10 +226,6 @@ export interface LockOptions {
 
 const CONSTRUCT = Symbol('Mapping.construct');
 
-// This runtime hands out immutable buffers for read-only mappings (src/native.ts lend()).
-const IMMUTABLE =
-  typeof (ArrayBuffer.prototype as { transferToImmutable?: unknown }).transferToImmutable === 'function';
-
 // native.remap(): the region moved to grow, then could not (ENOMEM); its old buffers are retired.
 const { MOVED_NOT_GROWN } = native.answers;
 
@@ -238,46 +235,6 @@ const { MOVED_NOT_GROWN } = native.answers;
  * the public classes name it.
  */
 export const dispose: typeof Symbol.dispose = Symbol.dispose ?? Symbol.for('nodejs.dispose');
-
-// Every ArrayBuffer this library makes names its Mapping (for futex and friends) under a
-// symbol of its own: a property costs a fraction of a WeakMap entry, and lives as long.
-const OWNER = Symbol('mman.mapping');
-type Owned = ArrayBufferLike & { [OWNER]?: Mapping };
-
-// On runtimes with ArrayBuffer.prototype.transfer (Node 22+), a buffer over mapped memory
-// says so before its store moves into another ArrayBuffer: the pages must then stay mapped
-// until that one is collected too (docs/ARCHITECTURE.md).
-type TransferName = 'transfer' | 'transferToFixedLength';
-const TRANSFERS: Array<[TransferName, (this: ArrayBuffer, length?: number) => ArrayBuffer]> = [];
-for (const name of ['transfer', 'transferToFixedLength'] as const) {
-  const method = (ArrayBuffer.prototype as Partial<Record<TransferName, (length?: number) => ArrayBuffer>>)[name];
-  if (typeof method !== 'function') continue;
-  TRANSFERS.push([
-    name,
-    {
-      [name](this: ArrayBuffer, length?: number): ArrayBuffer {
-        native.noteTransfer(this);
-        return arguments.length === 0 ? method.call(this) : method.call(this, length);
-      },
-    }[name],
-  ]);
-}
-
-// Marks a buffer the addon just made as this mapping's.
-function adopt(buffer: ArrayBuffer, mapping: Mapping): ArrayBuffer {
-  (buffer as Owned)[OWNER] = mapping;
-  if (TRANSFERS.length !== 0) {
-    for (const [name, method] of TRANSFERS) {
-      Object.defineProperty(buffer, name, { value: method, writable: true, configurable: true });
-    }
-  }
-  return buffer;
-}
-
-/** @internal The Mapping that made `buffer`, even an unmapped one (to tell "closed" from "not ours"). */
-export function ownerOf(buffer: ArrayBufferLike): Mapping | undefined {
-  return (buffer as Owned)[OWNER];
-}
 
 // Checks a Mapping for the other modules of this package (futex, mutex, ring).
 let checkHandle: (mapping: Mapping, writer: string | undefined) => Handle;
@@ -464,7 +421,7 @@ export class Mapping implements Disposable {
         );
       }
       // Kept: held here until unmap()/resize() hand it back to the addon.
-      this.#buffer = adopt(lend(handle, this.#delta, this.#length, true, (this.#prot & Prot.Write) === 0), this);
+      this.#buffer = lend(this, handle, this.#delta, this.#length, true, (this.#prot & Prot.Write) === 0);
     }
     return this.#buffer;
   }
@@ -524,7 +481,7 @@ export class Mapping implements Disposable {
     if (len > MAX_BUFFER_LENGTH) {
       throw outOfRange('length', `<= ${MAX_BUFFER_LENGTH} for one window on this Node`, len);
     }
-    return new Uint8Array(adopt(lend(handle, this.#delta + off, len, false, (this.#prot & Prot.Write) === 0), this));
+    return new Uint8Array(lend(this, handle, this.#delta + off, len, false, (this.#prot & Prot.Write) === 0));
   }
 
   /**

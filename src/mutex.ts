@@ -5,7 +5,8 @@ import { constants as osConstants } from 'node:os';
 
 import { native } from './native';
 import { misaligned, target, validateTimeout, waitAsync } from './futex';
-import { handleOf, ownerOf, type Mapping } from './mapping';
+import { ownerOf } from './buffers';
+import { handleOf, type Mapping } from './mapping';
 import { abortError, mmanError, systemError, validateAbortSignal, validateInt32, validateOptions } from './errors';
 
 /** What a lock call answers. `'owner-died'`: acquired, and the holder before died holding it. */

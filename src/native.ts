@@ -305,27 +305,3 @@ for (const event of ['newListener', 'removeListener'] as const) {
     if (name === 'SIGBUS' || name === 'SIGSEGV') native.guardReinstall();
   });
 }
-
-// Every ArrayBuffer over a region holds the region's handle, so that the handle is collected
-// only once every such buffer is: the addon learns from that one weak reference that nothing
-// can reach the pages any more (native/lifetime.h).
-const HANDLE = Symbol('mman.handle');
-
-// Where the runtime has immutable ArrayBuffers (V8's --js-immutable-arraybuffer, Node 26), a
-// read-only mapping hands out one: a write from JavaScript is a TypeError instead of SIGSEGV.
-const toImmutable = (ArrayBuffer.prototype as { transferToImmutable?: () => ArrayBuffer }).transferToImmutable;
-
-/**
- * An ArrayBuffer over `[offset, offset + length)` of the region, holding its handle.
- * `kept`: the caller keeps it and hands it back to unmap()/remap(). `readOnly`: the pages
- * are, so the buffer is immutable where the runtime can make one so.
- */
-export function lend(handle: Handle, offset: number, length: number, kept: boolean, readOnly = false): ArrayBuffer {
-  let buffer = native.buffer(handle, offset, length, kept);
-  if (readOnly && toImmutable !== undefined) {
-    native.noteTransfer(buffer); // its store moves to the immutable buffer: the pages wait for that one
-    buffer = toImmutable.call(buffer);
-  }
-  (buffer as ArrayBuffer & { [HANDLE]?: Handle })[HANDLE] = handle;
-  return buffer;
-}
