@@ -2,7 +2,9 @@
 module.exports = {
   testEnvironment: 'node',
   roots: ['<rootDir>/test'],
-  testPathIgnorePatterns: ['/node_modules/', '/test/setup/', '/test/fixtures/'],
+  // The packed package is tested by npm run test:package (jest.package.config.js): it runs npm
+  // and a compiler, and takes a minute.
+  testPathIgnorePatterns: ['/node_modules/', '/test/setup/', '/test/fixtures/', '/test/package\\.test\\.ts$'],
   testMatch: ['**/*.test.ts'],
   transform: { '^.+\\.ts$': ['ts-jest', { tsconfig: 'tsconfig.test.json' }] },
   setupFiles: ['<rootDir>/test/setup/realm.ts'],

@@ -6,7 +6,9 @@
 //   3. one-page mmap + unmap vs a C loop (bench/c/map_unmap.c, compiled here with cc);
 //   4. first writes over 256 MiB of anonymous memory vs the same loop in C.
 // Prints a Markdown table for bench/RESULTS.md. Options: --size 1G, --repeat 5, --dir DIR,
-// --only scan,random,map-unmap,first-writes (a subset of the sections).
+// --only scan,random,map-unmap,first-writes (a subset of the sections), --quick (a tenth of
+// the loops and 16 MiB of first writes: every row, for the test that runs them all, not for
+// figures).
 'use strict';
 const { execFileSync } = require('node:child_process');
 const { closeSync, mkdtempSync, openSync, rmSync, writeFileSync } = require('node:fs');
@@ -33,8 +35,10 @@ const { values } = parseArgs({
     repeat: { type: 'string', default: '5' },
     dir: { type: 'string', default: tmpdir() },
     only: { type: 'string', default: 'scan,random,map-unmap,first-writes' },
+    quick: { type: 'boolean', default: false },
   },
 });
+const scale = values.quick ? 10 : 1;
 const only = new Set(values.only.split(','));
 const { PAGE_SIZE, mmap, Prot, MapFlags } = require(lib);
 
@@ -68,7 +72,7 @@ function scans(path) {
 }
 
 function randomReads(path) {
-  const indexes = io.randomWordIndexes(1_000_000, size >>> 2);
+  const indexes = io.randomWordIndexes(1_000_000 / scale, size >>> 2);
   const mapped = [];
   const syscalls = [];
   for (let rep = 0; rep < Math.max(3, repeat); rep++) {
@@ -76,7 +80,7 @@ function randomReads(path) {
     syscalls.push(io.randomReadSync(path, indexes).ms);
   }
   const ratio = median(syscalls) / median(mapped);
-  row('1,000,000 random 4-byte reads (map included), ms', median(mapped).toFixed(1),
+  row(`${(1_000_000 / scale).toLocaleString('en-US')} random 4-byte reads (map included), ms`, median(mapped).toFixed(1),
     `fs.readSync: ${median(syscalls).toFixed(1)}`, `${ratio.toFixed(1)}× faster`, '≥ 10× faster', ratio >= 10);
 }
 
@@ -157,7 +161,7 @@ function mapUnmap() {
     row('one-page mmap + unmap', 'n/a', `no C compiler: ${err.message.split('\n')[0]}`, '', '≤ 2× C', false);
     return;
   }
-  const iterations = 200_000;
+  const iterations = 200_000 / scale;
   const cPlain = [];
   const cTouched = [];
   const cFile = [];
@@ -167,7 +171,7 @@ function mapUnmap() {
   const variants = mapUnmapVariants(fd);
   const times = Object.fromEntries(Object.keys(variants).map((name) => [name, []]));
   try {
-    for (const loop of Object.values(variants)) loop(20_000);
+    for (const loop of Object.values(variants)) loop(20_000 / scale);
     for (let rep = 0; rep < repeat; rep++) {
       const out = JSON.parse(execFileSync(c.binary, [String(iterations), page], { encoding: 'utf8' }));
       cPlain.push(out.mapUnmapNs);
@@ -199,9 +203,9 @@ function mapUnmap() {
 }
 
 function firstWrites() {
-  const report = runFaultBench({ size: 256 * MiB, kinds: ['anon-private-write'], repeat });
+  const report = runFaultBench({ size: (256 / scale) * MiB, kinds: ['anon-private-write'], repeat });
   const k = report.kinds[0];
-  row('first write per page, 256 MiB anonymous, ns/page', k.nsPerPage.toFixed(0), `C loop: ${k.nativeNsPerPage.toFixed(0)}`,
+  row(`first write per page, ${256 / scale} MiB anonymous, ns/page`, k.nsPerPage.toFixed(0), `C loop: ${k.nativeNsPerPage.toFixed(0)}`,
     `${k.ratio.toFixed(3)}× C`, '≤ 1.10× C', k.ratio <= 1.1);
 }
 
