@@ -20,7 +20,7 @@ const lib = join(__dirname, '..', 'lib');
 
 // In a child: run one scan and print its timing as JSON.
 if (process.argv[2] === '--child') {
-  const { io } = require(join(lib, 'cli', 'bench'));
+  const { io } = require(join(lib, 'cli', 'measure'));
   const [, , , variant, path] = process.argv;
   io.warmUpScan();
   const before = io.rssAnon();
@@ -42,7 +42,7 @@ const scale = values.quick ? 10 : 1;
 const only = new Set(values.only.split(','));
 const { PAGE_SIZE, mmap, Prot, MapFlags } = require(lib);
 
-const { createScratchFile, io, machineInfo, median, parseSize, runFaultBench, touchFile } = require(join(lib, 'cli', 'bench'));
+const { createScratchFile, io, machineInfo, median, parseSize, runFaultBench, touchFile } = require(join(lib, 'cli', 'measure'));
 
 const size = parseSize(values.size);
 const repeat = Number(values.repeat);

@@ -8,7 +8,7 @@
 'use strict';
 const os = require('node:os');
 const { SharedMemory, RingBuffer, fork, wait, notify } = require('../lib');
-const { median } = require('../lib/cli/bench');
+const { median } = require('../lib/cli/measure');
 
 const QUICK = process.argv.includes('--quick');
 const MIB = 1 << 20;

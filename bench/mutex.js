@@ -13,7 +13,7 @@ const { mkdtempSync, rmSync } = require('node:fs');
 const os = require('node:os');
 const { join } = require('node:path');
 const { SharedMemory, Mutex, fork, wait, notify } = require('../lib');
-const { median } = require('../lib/cli/bench');
+const { median } = require('../lib/cli/measure');
 
 const QUICK = process.argv.includes('--quick');
 const REPEAT = QUICK ? 3 : 5;

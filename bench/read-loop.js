@@ -9,7 +9,7 @@ const os = require('node:os');
 const { parseArgs } = require('node:util');
 const { mapFile, PAGE_SIZE } = require('mman');
 const { tools } = require('../lib/internal');
-const { createScratchFile, median, parseSize, readEveryPage } = require('../lib/cli/bench');  // the loop bench faults runs
+const { createScratchFile, median, parseSize, readEveryPage } = require('../lib/cli/measure');  // the loop bench faults runs
 
 const { values } = parseArgs({
   options: { size: { type: 'string', default: '256M' }, rounds: { type: 'string', default: '15' } },

@@ -8,7 +8,7 @@
 const { parseArgs } = require('node:util');
 const { mmap, Prot, MapFlags, PAGE_SIZE } = require('mman');
 const { tools } = require('../lib/internal');
-const { median } = require('../lib/cli/bench');
+const { median } = require('../lib/cli/measure');
 
 const { values } = parseArgs({
   options: {

@@ -5,8 +5,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 
-import { FAULT_KINDS, type FaultReport } from '../src/cli/bench/faults';
-import { parseSize } from '../src/cli/bench/size';
+import { FAULT_KINDS, type FaultReport } from '../src/cli/measure/faults';
+import { parseSize } from '../src/cli/util/size';
 import { PAGE_SIZE } from '../src';
 import { TMP_IN_MEMORY } from './helpers';
 

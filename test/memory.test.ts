@@ -4,7 +4,7 @@ import { gunzipSync } from 'node:zlib';
 import { mapAnonymous, mapFile, mappingStats, Advice, PAGE_SIZE, Prot } from '../src';
 import { spawnSync } from 'node:child_process';
 import { release } from 'node:os';
-import { evictFile } from '../src/cli/bench/page-cache';
+import { evictFile } from '../src/cli/util/page-cache';
 import { fileWith, permsAt, runFixture, smapsOf, tempDir, TMP_IN_MEMORY } from './helpers';
 
 describe('protect (mprotect)', () => {

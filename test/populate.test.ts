@@ -15,7 +15,7 @@ import { join } from 'node:path';
 import { mapAnonymous, mapFile, mapFileAsync, PAGE_SIZE } from '../src';
 import { tools } from '../src/internal';
 import { handleOf } from '../src/mapping';
-import { evictFile } from '../src/cli/bench/page-cache';
+import { evictFile } from '../src/cli/util/page-cache';
 import { descriptorsTo, fileWith, quietStats, expectBackTo, tempDir, TMP_IN_MEMORY } from './helpers';
 
 let dir: string;

@@ -4,16 +4,16 @@ import { writeFileSync } from 'node:fs';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 
 import { PAGE_SIZE, type Mapping } from '..';
-import { FAULT_KINDS, isFaultKind, runFaultBench, type FaultKind, type FaultReport } from './bench/faults';
-import { runIoBench, type IoReport } from './bench/io';
-import { runTlbBench, type TlbReport } from './bench/tlb';
-import { runPressureBench, type PressureReport } from './bench/pressure';
-import { runScaleBench, SCALE_KINDS, type ScaleKind, type ScaleMode, type ScaleReport } from './bench/scale';
-import { evictFile, fileResidency, lockFile, touchFile, type FileResidency } from './bench/page-cache';
-import { progressBar } from './bench/progress';
-import { formatSize, parseSize } from './bench/size';
-import { faultChart, scaleChart } from './bench/svg';
-import { formatNumber, formatTable } from './bench/table';
+import { FAULT_KINDS, isFaultKind, runFaultBench, type FaultKind, type FaultReport } from './measure/faults';
+import { runIoBench, type IoReport } from './measure/io';
+import { runTlbBench, type TlbReport } from './measure/tlb';
+import { runPressureBench, type PressureReport } from './measure/pressure';
+import { runScaleBench, SCALE_KINDS, type ScaleKind, type ScaleMode, type ScaleReport } from './measure/scale';
+import { evictFile, fileResidency, lockFile, touchFile, type FileResidency } from './util/page-cache';
+import { progressBar } from './util/progress';
+import { formatSize, parseSize } from './util/size';
+import { faultChart, scaleChart } from './util/svg';
+import { formatNumber, formatTable } from './util/table';
 
 /** What `mman --help` prints. */
 export const USAGE = `Usage:

@@ -9,7 +9,7 @@ import { runInNewContext } from 'node:vm';
 
 import { Advice, mapFile, mappingStats, PAGE_SIZE } from '../..';
 import { machineInfo, type MachineInfo } from './machine';
-import { evictFile, touchFile } from './page-cache';
+import { evictFile, touchFile } from '../util/page-cache';
 import { median } from './stats';
 import { createScratchFile } from './scratch-file';
 

@@ -3,7 +3,7 @@
 import { Advice, mapAnonymous, mapFile, PAGE_SIZE, type Mapping } from '../..';
 import { tools } from '../../internal';
 import { machineInfo, type MachineInfo } from './machine';
-import { countResident, evictFile, fileResidency } from './page-cache';
+import { countResident, evictFile, fileResidency } from '../util/page-cache';
 import { median } from './stats';
 import { createScratchFile, type ScratchFile } from './scratch-file';
 

@@ -1,7 +1,7 @@
 // The fault benchmark as an SVG chart: ns per page by kind, JavaScript beside C, on a
 // log scale (first touches range from a few ns to microseconds).
-import type { FaultReport } from './faults';
-import type { ScaleReport } from './scale';
+import type { FaultReport } from '../measure/faults';
+import type { ScaleReport } from '../measure/scale';
 import { formatSize } from './size';
 import { formatNumber } from './table';
 

@@ -6,7 +6,7 @@
 import { closeSync, openSync, readSync } from 'node:fs';
 
 import { Advice, mapFile } from '../..';
-import { evictFile } from './page-cache';
+import { evictFile } from '../util/page-cache';
 import { randomWordIndexes, releaseUnmapped } from './io';
 
 /** What the task is told. */
