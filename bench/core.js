@@ -3,7 +3,7 @@
 //   1. map + scan vs fs.readFileSync + scan of a 1 GiB file in the page cache, each in its
 //      own child process so its peak anonymous memory (RssAnon) is its own;
 //   2. 1,000,000 random 4-byte reads through a mapping vs fs.readSync;
-//   3. one-page mmap + unmap vs a C loop (bench/c/map_unmap.c, compiled here with cc);
+//   3. one-page mmap + unmap vs a C loop (native/loops/map_unmap.c, compiled here with cc);
 //   4. first writes over 256 MiB of anonymous memory vs the same loop in C.
 // Prints a Markdown table for bench/RESULTS.md. Options: --size 1G, --repeat 5, --dir DIR,
 // --only scan,random,map-unmap,first-writes (a subset of the sections), --quick (a tenth of
@@ -87,7 +87,7 @@ function randomReads(path) {
 function compileCLoop() {
   const dir = mkdtempSync(join(tmpdir(), 'mman-c-'));
   const binary = join(dir, 'map_unmap');
-  execFileSync('cc', ['-O2', '-o', binary, join(__dirname, 'c', 'map_unmap.c')]);
+  execFileSync('cc', ['-O2', '-o', binary, join(__dirname, '..', 'native', 'loops', 'map_unmap.c')]);
   return { binary, dir, remove: () => rmSync(dir, { recursive: true, force: true }) };
 }
 
@@ -186,9 +186,9 @@ function mapUnmap() {
   const base = median(cPlain);
   const plain = median(times['mmap() + unmap()']);
   const bytes = median(times['mmap() + .bytes + unmap()']);
-  row('one-page mmap() + unmap(), ns', plain.toFixed(0), `C mmap + munmap (bench/c/map_unmap.c): ${base.toFixed(0)}`,
+  row('one-page mmap() + unmap(), ns', plain.toFixed(0), `C mmap + munmap (native/loops/map_unmap.c): ${base.toFixed(0)}`,
     `${(plain / base).toFixed(2)}× C`, '≤ 2× C', plain / base <= 2);
-  row('one-page mmap() + .bytes + unmap(), ns', bytes.toFixed(0), `C mmap + munmap (bench/c/map_unmap.c): ${base.toFixed(0)}`,
+  row('one-page mmap() + .bytes + unmap(), ns', bytes.toFixed(0), `C mmap + munmap (native/loops/map_unmap.c): ${base.toFixed(0)}`,
     `${(bytes / base).toFixed(2)}× C`, '≤ 2× C', bytes / base <= 2);
   const fileBase = median(cFile);
   const fileBytes = median(times['file: mmap(fd) + .bytes + unmap()']);

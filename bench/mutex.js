@@ -2,7 +2,7 @@
 //   (a) uncontended lock() + unlock() against Atomics.compareExchange + store alone;
 //   (b) two processes incrementing one counter under the Mutex, against the child asking
 //       the parent to increment it through process.send (a request and its answer);
-//   (c) the wait/notify ping-pong against the same protocol in C (bench/c/futex_pingpong.c:
+//   (c) the wait/notify ping-pong against the same protocol in C (native/loops/futex_pingpong.c:
 //       two processes, FUTEX_WAIT/FUTEX_WAKE on one word, the same spin, a wake every round
 //       trip).
 //
@@ -129,7 +129,7 @@ async function main() {
   const dir = mkdtempSync(join(os.tmpdir(), 'mman-bench-'));
   const binary = join(dir, 'futex_pingpong');
   try {
-    execFileSync('cc', ['-O2', '-o', binary, join(__dirname, 'c', 'futex_pingpong.c')]);
+    execFileSync('cc', ['-O2', '-o', binary, join(__dirname, '..', 'native', 'loops', 'futex_pingpong.c')]);
     for (const spin of SPINS) {
       const js = [], c = [];
       for (let r = 0; r < REPEAT; r++) {

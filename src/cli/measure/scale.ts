@@ -1,7 +1,7 @@
 // will-it-scale's page_fault1/2/3 from Node: N tasks, each mapping 128 MiB, writing one byte
 // per page and unmapping, over and over, as worker threads (one address space: one mm, its
 // mmap lock and, since Linux 6.4, per-VMA locks) or as processes; the same loops in C
-// (bench/c/page_fault.c, compiled here with cc) in the same run.
+// (native/loops/page_fault.c, compiled here with cc) in the same run.
 import { execFileSync, fork } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -126,7 +126,7 @@ export async function runScaleBench(options: ScaleBenchOptions = {}): Promise<Sc
       '-pthread',
       '-o',
       binary,
-      join(__dirname, '..', '..', '..', 'bench', 'c', 'page_fault.c'),
+      join(__dirname, '..', '..', '..', 'native', 'loops', 'page_fault.c'),
     ]);
     for (const kind of kinds) {
       if (kind !== 'anon') file ??= createScratchFile(TASK_BYTES, options.dir);
