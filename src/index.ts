@@ -1,21 +1,10 @@
 // The public surface of mman. Re-exports only.
-export {
-  PAGE_SIZE,
-  MAX_BUFFER_LENGTH,
-  Mapping,
-  mmap,
-  mapFile,
-  mapFileAsync,
-  mapAnonymous,
-  mappingStats,
-} from './mapping';
+export { PAGE_SIZE, MAX_BUFFER_LENGTH, Mapping, mappingStats } from './mapping';
+export { mmap, mapFile, mapFileAsync, mapAnonymous } from './map';
+export type { MapFileMode, MapFileOptions, MapFileAsyncOptions, MapAnonymousOptions } from './map';
 export type {
   MappingStats,
-  MapFileMode,
-  MapFileOptions,
-  MapFileAsyncOptions,
   PopulateOptions,
-  MapAnonymousOptions,
   SyncOptions,
   FlushOptions,
   ResizeOptions,

@@ -9,17 +9,10 @@ import { join } from 'node:path';
 
 import { native, type NotStarted, type StartedJob } from './native';
 import { putAside, shareTimeout, takeAside, type ShareOptions, type SharedDescriptorBase } from './descriptors';
-import {
-  dispose,
-  mapFile,
-  MAX_LENGTH,
-  removeCreated,
-  sizeFile,
-  statFd,
-  type Mapping,
-  // eslint-disable-next-line @typescript-eslint/no-unused-vars -- named by {@link} in the doc comments
-  type MapFileOptions,
-} from './mapping';
+import { dispose, MAX_LENGTH, type Mapping } from './mapping';
+// eslint-disable-next-line @typescript-eslint/no-unused-vars -- MapFileOptions is named by {@link} in the doc comments
+import { mapFile, type MapFileOptions } from './map';
+import { removeCreated, sizeFile, statFd } from './files';
 import {
   invalidArgType,
   invalidArgValue,
