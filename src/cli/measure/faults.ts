@@ -381,8 +381,3 @@ export function runFaultBench(options: FaultBenchOptions = {}): FaultReport {
   }
   return report;
 }
-
-/** True when `name` is one of {@link FAULT_KINDS}. */
-export function isFaultKind(name: string): name is FaultKind {
-  return (FAULT_KINDS as readonly string[]).includes(name);
-}
