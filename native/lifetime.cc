@@ -10,7 +10,7 @@
 #include <atomic>
 
 #include "guard.h"
-#include "mapping.h"
+#include "env.h"
 
 namespace mman {
 
@@ -511,7 +511,8 @@ void NoteStoreMoving(napi_env env, napi_value buffer) {
   if (napi_get_arraybuffer_info(env, buffer, &data, &length) != napi_ok || data == nullptr) return;
   // Rare (an explicit transfer()): a walk over this thread's records is fine. Every record
   // over the same memory waits for a store finalizer; at worst one waits needlessly.
-  for (BufferRecord* record = LifetimeOf(env)->records; record != nullptr; record = record->next)
+  for (BufferRecord* record = AddonEnvOf(env)->lifetime.records; record != nullptr;
+       record = record->next)
     if (record->data == data) record->storeMoved = true;
 }
 

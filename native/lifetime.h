@@ -1,11 +1,12 @@
+// clang-format off
 // The life of every range this addon maps, in one place. docs/ARCHITECTURE.md draws it;
 // read that first. In short:
 //
 //   Region (what a Mapping's handle names)    Span (a range of address space we mmap'd)
-//     open ──CloseRegion()──▶ closed            owned ──RetireSpan()──▶ retired ──last Unpin()──▶
-//     released
-//                                               (by an open region)     (pages kept) (munmap)
+//     open ──CloseRegion()──▶ closed            owned ──RetireSpan()──▶ retired ──last Unpin()──▶ released
+//                                               (by an open region)     (pages kept)               (munmap)
 //
+// clang-format on
 // A span is pinned by the open region that owns it, by every buffer made over it until
 // nothing can reach the memory through that buffer, by every operation that borrows it
 // (Borrow), and by a span that depends on it (Span::keeps). Only the last Unpin() returns
@@ -13,7 +14,7 @@
 // never unmapped or reused under it.
 //
 // How we learn that a buffer is gone: every ArrayBuffer made over a region holds the
-// region's JS handle (the TypeScript layer stores it on the buffer, see src/native.ts), so
+// region's JS handle (the TypeScript layer stores it on the buffer, see src/buffers.ts), so
 // once the handle is collected, every buffer over the region is too. A weak reference to
 // the handle (Region::handle) tells that synchronously; its finalizer, a turn later.
 #pragma once

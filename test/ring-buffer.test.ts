@@ -68,24 +68,29 @@ describe('RingBuffer between two processes', () => {
   test('readAsync/writeAsync keep the event loop free while they wait', async () => {
     const ring = RingBuffer.create(PAGE_SIZE);
     const reader = RingBuffer.attach(ring.memory);
-    let ticks = 0;
-    const timer = setInterval(() => {
-      ticks++;
-    }, 2);
-    const got = reader.readAsync(); // the ring is empty: it waits
-    await new Promise((resolve) => setTimeout(resolve, 30));
+    const pending = <T>(promise: Promise<T>): (() => boolean) => {
+      let settled = false;
+      void promise.then(() => (settled = true));
+      return () => !settled;
+    };
+    const got = reader.readAsync(); // the ring is empty: it waits, and the event loop turns meanwhile
+    const reading = pending(got);
+    await turns(3);
+    expect(reading()).toBe(true);
     await ring.writeAsync(Buffer.from('hi'));
     expect(Buffer.from((await got)!).toString()).toBe('hi');
-    // A full ring: writeAsync waits until the reader makes room.
+    // A full ring: writeAsync waits until the reader makes room, the event loop turning.
     const big = new Uint8Array(ring.maxMessageLength);
     await ring.writeAsync(big);
     const blocked = ring.writeAsync(big);
-    await new Promise((resolve) => setTimeout(resolve, 30));
+    const writing = pending(blocked);
+    await turns(3);
+    expect(writing()).toBe(true);
     expect((await reader.readAsync())!.length).toBe(big.length);
     reader.release();
     await blocked;
-    clearInterval(timer);
-    expect(ticks).toBeGreaterThan(5); // timers ran while both waited
+    reader.close();
+    ring.close();
   });
 
   test('after close() every method throws ERR_RING_BUFFER_CLOSED', async () => {
