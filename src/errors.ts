@@ -133,6 +133,11 @@ export function mmanError(
   return withCode(new Ctor(message), code);
 }
 
+/** `new Mapping()`, `new SharedMemory()`: a TypeError naming the factories to use instead. */
+export function illegalConstructor(use: string): TypeError {
+  return mmanError('ERR_ILLEGAL_CONSTRUCTOR', `Illegal constructor: use ${use}`, TypeError);
+}
+
 /** Thrown by every method of a Mapping after `unmap()`. */
 export function mappingClosed(): Error {
   return mmanError('ERR_MAPPING_CLOSED', 'The mapping has been unmapped');

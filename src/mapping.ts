@@ -15,6 +15,7 @@ import { putAside, shareTimeout, takeAside, type ShareOptions, type SharedDescri
 import { Advice, LockFlags, MapFlags, Prot, RemapFlags, SyncFlags } from './flags';
 import {
   abortError,
+  illegalConstructor,
   invalidArgType,
   invalidArgValue,
   mappingClosed,
@@ -264,11 +265,7 @@ export class Mapping implements Disposable {
     prot: number,
     file: FileKept,
   ) {
-    if (token !== CONSTRUCT) {
-      throw Object.assign(new TypeError('Illegal constructor: use mmap(), mapFile() or mapAnonymous()'), {
-        code: 'ERR_ILLEGAL_CONSTRUCTOR',
-      });
-    }
+    if (token !== CONSTRUCT) throw illegalConstructor('mmap(), mapFile() or mapAnonymous()');
     this.#guarded = file.guard;
     this.#keepsFile = file.keepFile || file.guard; // a guarded one's fault-table entry keeps one
     this.#sparse = file.sparse === true;

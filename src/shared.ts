@@ -14,6 +14,7 @@ import { dispose, MAX_LENGTH, type Mapping } from './mapping';
 import { mapFile, type MapFileOptions } from './map';
 import { removeCreated, sizeFile, statFd } from './files';
 import {
+  illegalConstructor,
   invalidArgType,
   invalidArgValue,
   mmanError,
@@ -306,11 +307,7 @@ export class SharedMemory implements Disposable {
 
   /** @internal Use {@link SharedMemory.create}, {@link SharedMemory.open} or {@link SharedMemory.fromFd}. */
   constructor(token: typeof CONSTRUCT, fd: number, name: string | undefined, readOnly = false) {
-    if (token !== CONSTRUCT) {
-      throw Object.assign(new TypeError('Illegal constructor: use SharedMemory.create(), open() or fromFd()'), {
-        code: 'ERR_ILLEGAL_CONSTRUCTOR',
-      });
-    }
+    if (token !== CONSTRUCT) throw illegalConstructor('SharedMemory.create(), open() or fromFd()');
     this.#fd = fd;
     this.#name = name;
     this.#readOnly = readOnly;
