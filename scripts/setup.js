@@ -35,7 +35,10 @@ const configured = () => {
     return false;
   }
 };
-const sourcesChanged = Math.max(newest('native'), mtime('binding.gyp'));
+// The addon's sources: native/*.cc and *.h (native/loops/ holds the benchmarks' C loops, which
+// are compiled at run time, not into the addon).
+const addonSources = readdirSync(join(root, 'native')).filter((f) => /\.(cc|h)$/.test(f)).map((f) => mtime(`native/${f}`));
+const sourcesChanged = Math.max(...addonSources, mtime('binding.gyp'));
 const prebuild = `prebuilds/${process.platform}-${process.arch}/mman.glibc.node`;
 if (!built('build/Release/mman.node')) {
   if (!built(prebuild) || sourcesChanged > mtime(prebuild)) run('npx node-gyp rebuild');
