@@ -10,6 +10,7 @@
 #include <limits.h>
 #include <sched.h>
 #include <linux/futex.h>
+#include <sys/mman.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -27,6 +28,7 @@
 
 #include "answers.h"
 #include "env.h"
+#include "guard.h"
 #include "mapping.h"
 
 // Headers older than Linux 5.16 lack futex_waitv; the syscall number is the same everywhere.
@@ -361,6 +363,15 @@ void WaiterThread::Run() {
   }
 }
 
+// Whether the waiter count may still be written: protect() (on this thread, while the wait
+// slept) may have taken the write permission away, and a write would be SIGSEGV. Then the
+// count stays one too high, which costs a notify() one needless FUTEX_WAKE; the next call on
+// the mapping says it is read-only.
+bool Writable(const Span* span, const int32_t* word) {
+  int prot = GuardProtAt(span->faultSlot, reinterpret_cast<uintptr_t>(word));
+  return prot < 0 || (prot & PROT_WRITE) != 0;
+}
+
 // Runs on the JS thread: settles every finished wait and lets go of its region.
 void DeliverOnJsThread(Napi::Env env, Napi::Function, FutexEnv* state, void*) {
   if (env == nullptr || state == nullptr) return;  // the env is going away
@@ -371,7 +382,8 @@ void DeliverOnJsThread(Napi::Env env, Napi::Function, FutexEnv* state, void*) {
   }
   for (AsyncWait* w : batch) {
     state->byId.erase(w->id);
-    if (w->waiters != nullptr) __atomic_sub_fetch(w->waiters, 1, __ATOMIC_SEQ_CST);
+    if (w->waiters != nullptr && Writable(w->borrow.span(), w->waiters))
+      __atomic_sub_fetch(w->waiters, 1, __ATOMIC_SEQ_CST);
   }
   if (state->byId.empty()) state->tsfn.Unref(env);
   for (AsyncWait* w : batch) {

@@ -477,6 +477,10 @@ void GuardMove(int index, uintptr_t start, size_t length) {
   slot.start.store(start, std::memory_order_release);
 }
 
+int GuardProtAt(int index, uintptr_t addr) {
+  return index < 0 ? -1 : SlotProtAt(*At(index), addr);
+}
+
 void GuardProtect(int index, int prot, bool whole) {
   Slot& slot = *At(index);
   if (whole) {

@@ -43,6 +43,9 @@ void GuardMove(int slot, uintptr_t start, size_t length);
 // The protection changed (mprotect) over the whole slot, or over part of it (`whole` false):
 // then the handlers ask the kernel for a page's protection when they need it.
 void GuardProtect(int slot, int prot, bool whole);
+// The protection at `addr` of a registered slot, as protect() last set it (asking the kernel
+// when protect() changed only part of the slot), or -1 when `slot` is -1.
+int GuardProtAt(int slot, uintptr_t addr);
 // The mapping was unmapped, and the slot's range lives on only for views kept: its SIGBUS
 // faults are still survived, but no longer told apart (nobody asks the mapping any more), and
 // the slot's descriptor is closed now rather than when the collector releases the range.

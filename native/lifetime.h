@@ -215,6 +215,7 @@ class Borrow {
   ~Borrow() { Unpin(span_); }
   Borrow(const Borrow&) = delete;
   Borrow& operator=(const Borrow&) = delete;
+  const Span* span() const { return span_; }
 
  private:
   Span* span_;

@@ -24,6 +24,7 @@ export type MmanErrorCode =
   | 'ERR_MAPPING_PAGE_LOST'
   | 'ERR_MAPPING_LIMIT'
   | 'ERR_MAPPING_READ_ONLY'
+  | 'ERR_MAPPING_INACCESSIBLE'
   | 'ERR_SHARED_MEMORY_BAD_ENVIRONMENT'
   | 'ERR_RING_BUFFER_CLOSED'
   | 'ERR_SHARED_MEMORY_CLOSED'
@@ -109,6 +110,14 @@ export function mappingReadOnly(what: string): Error {
   return mmanError(
     'ERR_MAPPING_READ_ONLY',
     `${what} writes to the memory, and this mapping is read-only: a write would kill the process with SIGSEGV. Map it read-write`,
+  );
+}
+
+/** `ERR_MAPPING_INACCESSIBLE`: protect() took the read permission away from memory a call reads. */
+export function mappingInaccessible(): Error {
+  return mmanError(
+    'ERR_MAPPING_INACCESSIBLE',
+    'This mapping is not readable (protect() took Prot.Read away): a read would kill the process with SIGSEGV. Make it readable first',
   );
 }
 

@@ -101,8 +101,17 @@ export function target(view: unknown, index: unknown, waitersIndex: unknown, wri
     if (waitersIndex === index) throw invalidArgValue('options.waitersIndex', waitersIndex, 'must differ from index');
     waitersOffset = view.byteOffset + (waitersIndex as number) * 4;
   }
+  let handle = handleOf(mapping);
+  // A page of a guarded mapping truncated away is replaced on its first touch, which is the
+  // guard's to see: touched here, then asked, so that no wait sleeps on (and no notify wakes)
+  // a zero page only this process has.
+  if (mapping.guarded && mapping.wordAligned) {
+    Atomics.load(view, index as number);
+    if (waitersIndex !== undefined) Atomics.load(view, waitersIndex as number);
+    handle = handleOf(mapping);
+  }
   return {
-    handle: handleOf(mapping),
+    handle,
     buffer: view.buffer as ArrayBuffer,
     byteOffset: view.byteOffset + (index as number) * 4,
     waitersOffset,
@@ -148,10 +157,13 @@ export function wait(
   timeoutMs?: number,
   options?: WaitOptions,
 ): WaitResult {
-  const t = target(view, index, validateOptions<WaitOptions>(options).waitersIndex);
+  // Each option read once, before the memory is checked: reading one runs the caller's getter.
+  const opts = validateOptions<WaitOptions>(options);
+  const { waitersIndex, spin: spinOption } = opts;
+  const t = target(view, index, waitersIndex);
   const value = validateExpected(expected);
   const timeout = validateTimeout(timeoutMs);
-  const spin = options?.spin === undefined ? 0 : validateInt32(options.spin, 'options.spin', 0);
+  const spin = spinOption === undefined ? 0 : validateInt32(spinOption, 'options.spin', 0);
   // The addon looks first too; looking here saves the call when the word has moved on.
   if (t.aligned && Atomics.load(view, index) !== value) return 'not-equal';
   const rc = native.wait(t.handle, t.buffer, t.byteOffset, value, timeout, spin, t.waitersOffset);
@@ -175,11 +187,13 @@ export function waitAsync(
   timeoutMs?: number,
   options?: WaitAsyncOptions,
 ): Promise<WaitResult> {
+  // Each option read once, before the memory is checked: reading one runs the caller's getter.
   const opts = validateOptions<WaitAsyncOptions>(options);
-  const t = target(view, index, opts.waitersIndex);
+  const { waitersIndex, signal: signalOption } = opts;
+  const t = target(view, index, waitersIndex);
   const value = validateExpected(expected);
   const timeout = validateTimeout(timeoutMs);
-  const signal = validateAbortSignal(opts.signal, 'options.signal');
+  const signal = validateAbortSignal(signalOption, 'options.signal');
   if (signal?.aborted) return Promise.reject(abortError(signal));
   if (Atomics.load(view, index) !== value) return Promise.resolve('not-equal');
   if (timeout === 0) return Promise.resolve('timed-out');

@@ -6,6 +6,7 @@ const NO_EXTERNAL_BUFFERS_ALLOWED = 22;
 import { constants as fsConstants, readFileSync, type PathLike } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import { constants as osConstants } from 'node:os';
+import { resolve as resolvePath } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 import { native, type OpenedFile } from './native';
@@ -333,6 +334,12 @@ function planFile(opts: Partial<MapFileOptions>, populate: boolean): FilePlan {
 }
 
 // A path to open, or a descriptor the caller keeps.
+// `path` resolved against the current directory (a Buffer path as bytes: it may not be UTF-8).
+function absolute(path: string | Buffer): string | Buffer {
+  if (typeof path === 'string') return resolvePath(path);
+  return path[0] === 0x2f ? path : Buffer.concat([Buffer.from(`${process.cwd()}/`), path]);
+}
+
 function fileTarget(file: unknown): { path: string | Buffer; fd?: undefined } | { path?: undefined; fd: number } {
   if (typeof file === 'number') return { fd: validateInt32(file, 'file', 0) };
   if (typeof file === 'string' || file instanceof URL || Buffer.isBuffer(file)) return { path: describePath(file) };
@@ -457,13 +464,16 @@ export async function mapFileAsync(file: FileTarget, options?: MapFileAsyncOptio
   if (signal?.aborted) throw abortError(signal);
   let mapping: Mapping;
   let created: FileIdentity | undefined; // the file this call made: a failure from here on removes it
+  let path: string | Buffer | undefined;
   if (target.fd !== undefined) {
     mapping = mapOpenFile(givenFile(target.fd), plan);
   } else {
     // Opened on the threadpool, never waiting (O_NONBLOCK): an abort meanwhile is seen as soon
     // as the open is back, and whatever it made is undone before the promise rejects, so that
     // nothing is left behind once it has.
-    const path = target.path;
+    // Made absolute now: a process.chdir() while the call is pending must not make the open, or
+    // the removal of a file it created, look in another directory.
+    path = absolute(target.path);
     const result = await native.openFileAsync(path, plan.open, 0o666);
     const opened = openedFile(result, path);
     try {
@@ -482,7 +492,7 @@ export async function mapFileAsync(file: FileTarget, options?: MapFileAsyncOptio
     else if (signal?.aborted) throw abortError(signal);
   } catch (err) {
     mapping.unmap();
-    if (created !== undefined) removeCreated(target.path!, created);
+    if (created !== undefined) removeCreated(path!, created);
     throw err;
   }
   return mapping;

@@ -19,6 +19,7 @@ import {
   invalidArgType,
   invalidArgValue,
   mappingClosed,
+  mappingInaccessible,
   mappingReadOnly,
   mmanError,
   outOfRange,
@@ -209,8 +210,9 @@ let checkHandle: (mapping: Mapping, writer: string | undefined) => Handle;
  * @internal The native handle of a mapping still fit for use, checked on every call that
  * touches its memory: ERR_MAPPING_CLOSED after unmap(); for a guarded mapping, what its guard
  * saw (ERR_MAPPING_TRUNCATED, ERR_MAPPING_PAGE_LOST: a lock or a ring over zero pages is
- * shared with no one); and, when `writer` names what is about to write, ERR_MAPPING_READ_ONLY
- * after protect() took the write permission away.
+ * shared with no one); ERR_MAPPING_INACCESSIBLE once protect() took the read permission
+ * away; and, when `writer` names what is about to write, ERR_MAPPING_READ_ONLY once it took
+ * the write permission away.
  */
 export function handleOf(mapping: Mapping, writer?: string): Handle {
   return checkHandle(mapping, writer);
@@ -248,6 +250,7 @@ export class Mapping implements Disposable {
   static {
     checkHandle = (mapping, writer) => {
       const handle = mapping.#open();
+      if ((mapping.#prot & Prot.Read) === 0) throw mappingInaccessible();
       if (writer !== undefined && (mapping.#prot & Prot.Write) === 0) throw mappingReadOnly(writer);
       return handle;
     };
@@ -464,7 +467,7 @@ export class Mapping implements Disposable {
   #noteProtection(handle: Handle, start: number, len: number, prot: number): void {
     const wasWritable = (this.#prot & Prot.Write) !== 0;
     if (start === 0 && len >= this.#mappedSize()) this.#prot = prot;
-    else if ((prot & Prot.Write) === 0) this.#prot &= ~Prot.Write; // a part read-only: not writable as a whole
+    else this.#prot &= prot | Prot.Exec; // a part read-only (or unreadable): not writable (readable) as a whole
     // Made writable as a whole: a buffer handed out while it was not may be immutable (where
     // the runtime has them); the next `buffer` is a new, writable one.
     if (!wasWritable && (this.#prot & Prot.Write) !== 0 && this.#buffer !== null && IMMUTABLE) {

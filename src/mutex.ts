@@ -179,7 +179,10 @@ export class Mutex {
 
   /** The thread id of the holder (its process id for a process's main thread), or 0 when free. */
   get holder(): number {
-    return Atomics.load(this.#view, this.#index) & TID_MASK;
+    handleOf(this.#mapping); // unmapped, unreadable or (seen below) truncated: no holder to tell
+    const word = Atomics.load(this.#view, this.#index);
+    if (this.#mapping.guarded) handleOf(this.#mapping);
+    return word & TID_MASK;
   }
 
   /** True when this thread holds it. */

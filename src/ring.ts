@@ -164,8 +164,8 @@ export class RingBuffer implements Disposable {
    * place; {@link RingBuffer.commit} publishes it. Blocks while the ring is full.
    */
   reserve(length: number, options?: RingWaitOptions): Uint8Array {
+    const timeoutMs = waitTimeout(options); // first: reading it runs the caller's getter
     this.#live();
-    const timeoutMs = waitTimeout(options);
     const need = this.#need(length);
     for (;;) {
       const at = this.#room(need);
@@ -182,10 +182,11 @@ export class RingBuffer implements Disposable {
 
   /** {@link RingBuffer.reserve} without blocking the event loop while the ring is full. */
   async reserveAsync(length: number, options?: { signal?: AbortSignal }): Promise<Uint8Array> {
+    const signal = waitSignal(options); // first: reading it runs the caller's getter
     this.#live();
-    const signal = waitSignal(options);
     const need = this.#need(length);
-    for (;;) {
+    for (let waited = false; ; waited = true) {
+      if (waited) this.#live(); // the ring may have been closed (or its memory changed) meanwhile
       const at = this.#room(need);
       if (at >= 0) return this.#seen(this.#place(at, length));
       const head = Atomics.load(this.#words, HEAD);
@@ -267,8 +268,8 @@ export class RingBuffer implements Disposable {
    * after `timeoutMs`.
    */
   read(options?: RingWaitOptions): Uint8Array | null | undefined {
+    const timeoutMs = waitTimeout(options); // first: reading it runs the caller's getter
     this.#live();
-    const timeoutMs = waitTimeout(options);
     this.release();
     for (;;) {
       const message = this.#take();
@@ -285,10 +286,11 @@ export class RingBuffer implements Disposable {
 
   /** {@link RingBuffer.read} without blocking the event loop while the ring is empty. */
   async readAsync(options?: { signal?: AbortSignal }): Promise<Uint8Array | null> {
+    const signal = waitSignal(options); // first: reading it runs the caller's getter
     this.#live();
-    const signal = waitSignal(options);
     this.release();
-    for (;;) {
+    for (let waited = false; ; waited = true) {
+      if (waited) this.#live(); // the ring may have been closed (or its memory changed) meanwhile
       const message = this.#take();
       if (message !== undefined) return this.#seen(message);
       const tail = Atomics.load(this.#words, TAIL);

@@ -175,8 +175,8 @@ async function untilClosed<T>(socket: Socket, pending: StartedJob<T> | NotStarte
 const waitingOn = new WeakMap<Socket, { jobs: Set<number>; listener: () => void }>();
 
 function socketTimeout(options: unknown): number {
-  const opts = validateOptions<SocketPassOptions>(options);
-  return opts.timeoutMs === undefined ? -1 : validateInt32(opts.timeoutMs, 'options.timeoutMs', 0);
+  const { timeoutMs } = validateOptions<SocketPassOptions>(options); // read once: it may be a getter
+  return timeoutMs === undefined ? -1 : validateInt32(timeoutMs, 'options.timeoutMs', 0);
 }
 
 /** Options for {@link SharedMemory.map}. */
@@ -429,9 +429,11 @@ export class SharedMemory implements Disposable {
    * await shm.sendTo(socket);
    */
   async sendTo(socket: Socket, options?: SocketPassOptions): Promise<void> {
+    // The options first: a getter run after the descriptors were looked up could close them, and
+    // their numbers be another file's or socket's by the time they are sent.
+    const timeout = socketTimeout(options);
     const fd = this.fd;
     const sock = unixSocketFd(socket);
-    const timeout = socketTimeout(options);
     if (socket.writableLength > 0)
       throw mmanError('ERR_INVALID_STATE', 'The socket has data queued: send the segment once it has drained');
     const payload = JSON.stringify({ [PAYLOAD_TAG]: 1, name: this.#name ?? null });
@@ -460,8 +462,8 @@ export class SharedMemory implements Disposable {
    * is guarded, so a peer that truncates it cannot kill this process.
    */
   static async receive(socket: Socket, options?: SocketPassOptions): Promise<SharedMemory> {
+    const timeout = socketTimeout(options); // first: a getter may destroy the socket
     const sock = unixSocketFd(socket);
-    const timeout = socketTimeout(options);
     if (socket.readableLength > 0) {
       throw mmanError(
         'ERR_SOCKET_ALREADY_READ',
@@ -536,9 +538,9 @@ export class SharedMemory implements Disposable {
 
   /**
    * Wraps an open file descriptor of a memfd or shared-memory file (one received through
-   * `stdio`, or opened from `/proc/<pid>/fd/<n>`): a regular file on tmpfs or hugetlbfs, else
-   * `ERR_INVALID_ARG_VALUE` (a disk file is {@link mapFile}'s). The SharedMemory owns `fd` from now on:
-   * {@link SharedMemory.close} closes it. `name` records the `/dev/shm` name it has, if any,
+   * `stdio`, or opened from `/proc/<pid>/fd/<n>`): a regular file on tmpfs or hugetlbfs, open
+   * for reading, else `ERR_INVALID_ARG_VALUE` (a disk file is {@link mapFile}'s). The
+   * SharedMemory owns `fd` from now on: {@link SharedMemory.close} closes it. `name` records the `/dev/shm` name it has, if any,
    * so that {@link SharedMemory.unlink} can remove it.
    */
   static fromFd(fd: number, name?: string): SharedMemory {
@@ -556,6 +558,9 @@ export class SharedMemory implements Disposable {
     const [mode, flags, fsType] = described;
     // A disk file is mapFile()'s: its pages are written back, and it is not what fork(),
     // share() or a peer hand over.
+    // Write-only cannot be mapped; receive() refuses it too.
+    if ((flags & O_ACCMODE) === fsConstants.O_WRONLY)
+      throw invalidArgValue('fd', fd, 'is open write-only, which cannot be mapped: open it for reading too');
     if ((mode & S_IFMT) !== S_IFREG || (flags & O_PATH) !== 0 || !MEMORY_FILESYSTEMS.has(fsType))
       throw invalidArgValue(
         'fd',
@@ -642,20 +647,28 @@ export class SharedMemory implements Disposable {
    * {@link SharedMemory.close}; unmap it on its own.
    */
   map(options?: SharedMapOptions): Mapping {
+    // Every option read once, before the descriptor is looked up: a getter may close it, and
+    // its number be another file's by the time it is mapped.
+    const {
+      offset,
+      length,
+      readOnly: readOnlyOption,
+      guard: guardOption,
+      keepFile: keepOption,
+    } = validateOptions<SharedMapOptions>(options);
     const fd = this.fd;
-    const opts = validateOptions<SharedMapOptions>(options);
-    const readOnly = validateBoolean(opts.readOnly, 'options.readOnly', this.#readOnly);
+    const readOnly = validateBoolean(readOnlyOption, 'options.readOnly', this.#readOnly);
     const seals = native.getSeals(fd);
     const sealed = seals >= 0 && (seals & F_SEAL_SHRINK) !== 0;
-    const guard = validateBoolean(opts.guard, 'options.guard', !sealed);
+    const guard = validateBoolean(guardOption, 'options.guard', !sealed);
     if (!guard && this.#fromPeer && !sealed)
       throw invalidArgValue(
         'options.guard',
         false,
         'is refused for a segment from a peer that can still shrink it (not sealed with F_SEAL_SHRINK): such a segment is always mapped guarded',
       );
-    const keepFile = validateBoolean(opts.keepFile, 'options.keepFile');
-    return mapFile(fd, { mode: readOnly ? 'r' : 'r+', offset: opts.offset, length: opts.length, guard, keepFile });
+    const keepFile = validateBoolean(keepOption, 'options.keepFile');
+    return mapFile(fd, { mode: readOnly ? 'r' : 'r+', offset, length, guard, keepFile });
   }
 
   /**

@@ -339,18 +339,6 @@ describe('use after unmap', () => {
     ).rejects.toMatchObject({ code: 'ERR_MAPPING_CLOSED' });
   });
 
-  test('RingBuffer.attach() on a segment too small for any ring: ERR_INVALID_ARG_VALUE, its mapping undone', () => {
-    for (const size of [1, PAGE_SIZE, 2 * PAGE_SIZE - 1]) {
-      using shm = SharedMemory.create(size);
-      const before = mappingStats().regions;
-      expect(thrown(() => RingBuffer.attach(shm))).toMatchObject({
-        code: 'ERR_INVALID_ARG_VALUE',
-        message: expect.stringContaining('does not hold a RingBuffer'),
-      });
-      expect(mappingStats().regions).toBe(before);
-    }
-  });
-
   test('RingBuffer.create() and attach() with bad options: refused before anything is made or mapped', () => {
     using shm = SharedMemory.create(2 * PAGE_SIZE);
     const before = mappingStats().regions;
@@ -358,8 +346,9 @@ describe('use after unmap', () => {
     expect(thrown(() => RingBuffer.create(4096, { spin: -1 }))).toMatchObject({ code: 'ERR_OUT_OF_RANGE' });
     expect(thrown(() => RingBuffer.create(4096, 'fast' as never))).toMatchObject({ code: 'ERR_INVALID_ARG_TYPE' });
     expect(thrown(() => RingBuffer.attach(shm, { spin: 1.5 }))).toMatchObject({ code: 'ERR_OUT_OF_RANGE' });
-    expect(mappingStats().regions).toBe(before);
-    expect(readdirSync('/proc/self/fd').length).toBe(fds);
+    // Nothing more (a collection meanwhile may release what earlier tests dropped: fewer is fine).
+    expect(mappingStats().regions).toBeLessThanOrEqual(before);
+    expect(readdirSync('/proc/self/fd').length).toBeLessThanOrEqual(fds);
   });
 
   test('unmap() options are checked, before anything is closed', () => {

@@ -154,3 +154,55 @@ describe.each(['before', 'after', 'removed'])('a process.on() signal listener ad
     expect(child.stderr).toContain('a write to read-only memory');
   });
 });
+
+describe('calls that use shared memory check it after reading their options, and after touching it', () => {
+  test('protect() while a waitAsync() with a waiter count, or a RingBuffer readAsync(), is pending: it settles, the next call refuses', () => {
+    const child = runFixture('guard-child.js', 'pendingThenProtected');
+    expect(child.stderr).toBe('');
+    expect(child.status).toBe(0);
+    expect(JSON.parse(child.stdout)).toEqual({
+      waited: 'timed-out',
+      next: 'ERR_MAPPING_READ_ONLY',
+      read: 'ERR_MAPPING_READ_ONLY',
+      release: 'ERR_MAPPING_READ_ONLY',
+    });
+  });
+
+  test('an option getter that takes the permissions away (or closes the ring): a coded error, never SIGSEGV', () => {
+    const child = runFixture('guard-child.js', 'gettersThatProtect');
+    expect(child.stderr).toBe('');
+    expect(child.status).toBe(0);
+    expect(JSON.parse(child.stdout)).toEqual({
+      wait: 'ERR_MAPPING_READ_ONLY',
+      waitAsync: 'ERR_MAPPING_READ_ONLY',
+      reserve: 'ERR_MAPPING_READ_ONLY',
+      write: 'ERR_MAPPING_READ_ONLY',
+      reserveClosed: 'ERR_RING_BUFFER_CLOSED',
+      holder: 'ERR_MAPPING_INACCESSIBLE',
+    });
+  });
+
+  test('wait(), notify() and waitAsync() on a guarded word truncated before they touched it: ERR_MAPPING_TRUNCATED, no sleep on a zero page', () => {
+    const path = fileWith(dir, 'words.bin', new Uint8Array(2 * PAGE_SIZE));
+    const child = runFixture('guard-child.js', 'untouchedTruncated', [path], [], { timeout: 30_000 });
+    expect(child.stderr).toBe('');
+    expect(child.status).toBe(0);
+    expect(JSON.parse(child.stdout)).toEqual({
+      wait: 'ERR_MAPPING_TRUNCATED',
+      notify: 'ERR_MAPPING_TRUNCATED',
+      waitAsync: 'ERR_MAPPING_TRUNCATED',
+    });
+  });
+
+  test('getters that close the SharedMemory a call was about to map or send: ERR_SHARED_MEMORY_CLOSED, no other file mapped or sent', () => {
+    const child = runFixture('guard-child.js', 'gettersThatClose', [dir]);
+    expect(child.stderr).toBe('');
+    expect(child.status).toBe(0);
+    expect(JSON.parse(child.stdout)).toEqual({
+      map: 'ERR_SHARED_MEMORY_CLOSED',
+      sendTo: 'ERR_SHARED_MEMORY_CLOSED',
+      receive: 'ERR_INVALID_ARG_VALUE', // the socket it was given is destroyed: not a connected socket
+      fromFd: 'ERR_INVALID_ARG_VALUE', // a write-only descriptor cannot be mapped
+    });
+  });
+});

@@ -114,6 +114,20 @@ describe('RingBuffer between two processes', () => {
 });
 
 describe('RingBuffer.attach() reads a header another process wrote', () => {
+  test.each([1, PAGE_SIZE, 2 * PAGE_SIZE - 1])(
+    'a segment too small for any ring (%d bytes): ERR_INVALID_ARG_VALUE, nothing kept mapped',
+    async (size) => {
+      const attachTo = (): number => {
+        using shm = SharedMemory.create(size);
+        expect(() => RingBuffer.attach(shm)).toThrow(
+          expect.objectContaining({ code: 'ERR_INVALID_ARG_VALUE', message: expect.stringContaining('does not hold') }),
+        );
+        return fstatSync(shm.fd).ino;
+      };
+      expect(await settledLines(attachTo(), 0)).toBe(0);
+    },
+  );
+
   test.each([5000, 2048, 2 ** 31, -4096])(
     'a capacity create() never makes (%d): ERR_INVALID_ARG_VALUE, nothing kept mapped',
     async (capacity) => {
