@@ -540,8 +540,8 @@ export class SharedMemory implements Disposable {
    * Wraps an open file descriptor of a memfd or shared-memory file (one received through
    * `stdio`, or opened from `/proc/<pid>/fd/<n>`): a regular file on tmpfs or hugetlbfs, open
    * for reading, else `ERR_INVALID_ARG_VALUE` (a disk file is {@link mapFile}'s). The
-   * SharedMemory owns `fd` from now on: {@link SharedMemory.close} closes it. `name` records the `/dev/shm` name it has, if any,
-   * so that {@link SharedMemory.unlink} can remove it.
+   * SharedMemory owns `fd` from now on: {@link SharedMemory.close} closes it. `name` records
+   * the `/dev/shm` name it has, if any, so that {@link SharedMemory.unlink} can remove it.
    */
   static fromFd(fd: number, name?: string): SharedMemory {
     validateInt32(fd, 'fd', 0);
