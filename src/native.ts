@@ -274,6 +274,76 @@ export interface NativeAddon {
   threadId(): number;
 }
 
+/**
+ * The functions the addon registers (exports.Set in native/*.cc): every function member of
+ * {@link NativeAddon}, no more and no fewer. The compiler checks this list against the
+ * interface (below); test/flags.test.ts checks it against the addon.
+ */
+export const NATIVE_FUNCTIONS = [
+  'addSeals',
+  'address',
+  'advise',
+  'buffer',
+  'cancelJob',
+  'describeFd',
+  'fdAllocate',
+  'fdChmod',
+  'fdClose',
+  'fdStat',
+  'fdTruncate',
+  'fixed',
+  'flush',
+  'getSeals',
+  'guardFaults',
+  'guardReinstall',
+  'guardReport',
+  'isFileAt',
+  'lock',
+  'map',
+  'mapLimit',
+  'memfdCreate',
+  'mutexLock',
+  'mutexTryLock',
+  'mutexUnlock',
+  'name',
+  'noteTransfer',
+  'notify',
+  'openFile',
+  'openFileAsync',
+  'ownFd',
+  'ownsFd',
+  'populate',
+  'protect',
+  'recvFd',
+  'regionFile',
+  'remap',
+  'residency',
+  'retireBuffers',
+  'sendFd',
+  'setCloexec',
+  'shareFd',
+  'socketDomain',
+  'stats',
+  'sweepShared',
+  'sync',
+  'takeFd',
+  'threadId',
+  'unlock',
+  'unmap',
+  'wait',
+  'waitAsyncCancel',
+  'waitAsyncStart',
+] as const satisfies readonly (keyof NativeAddon)[];
+
+// Every function of NativeAddon is in NATIVE_FUNCTIONS: else this line does not compile.
+type FunctionKeys<T> = {
+  [K in keyof T]-?: T[K] extends ((...args: never[]) => unknown) | undefined ? K : never;
+}[keyof T];
+const everyFunctionListed: Exclude<FunctionKeys<NativeAddon>, (typeof NATIVE_FUNCTIONS)[number]> extends never
+  ? true
+  : never = true;
+void everyFunctionListed;
+
 /** A job on a thread of its own (native/jobs.h): its promise, and its id for cancelJob(). */
 export interface StartedJob<T> {
   promise: Promise<T | number>;

@@ -1,6 +1,6 @@
 // Every enum member equals the constant the addon compiled from this machine's headers.
 import { Advice, LockFlags, MapFlags, Prot, RemapFlags, SyncFlags, PAGE_SIZE } from '../src';
-import { CONSTANT_NAMES, native, OPTIONAL_CONSTANT_NAMES, type NativeConstants } from '../src/native';
+import { CONSTANT_NAMES, NATIVE_FUNCTIONS, native, OPTIONAL_CONSTANT_NAMES, type NativeConstants } from '../src/native';
 
 const expected: Array<[string, Record<string, string | number>, Record<string, string>]> = [
   ['Prot', Prot, { None: 'PROT_NONE', Read: 'PROT_READ', Write: 'PROT_WRITE', Exec: 'PROT_EXEC' }],
@@ -95,6 +95,14 @@ test('PAGE_SIZE is sysconf(_SC_PAGESIZE), a power of two >= 4096', () => {
   expect(PAGE_SIZE).toBe(native.pageSize);
   expect(PAGE_SIZE).toBeGreaterThanOrEqual(4096);
   expect(PAGE_SIZE & (PAGE_SIZE - 1)).toBe(0);
+});
+
+test('the addon registers exactly the functions src/native.ts declares (NATIVE_FUNCTIONS, which the compiler checks against NativeAddon)', () => {
+  const registered = Object.entries(native)
+    .filter(([, value]) => typeof value === 'function')
+    .map(([name]) => name)
+    .sort();
+  expect(registered).toEqual([...NATIVE_FUNCTIONS].sort());
 });
 
 test('the addon exports exactly the constants src/native.ts names (CONSTANT_NAMES), and the optional ones only where the headers have them', () => {
