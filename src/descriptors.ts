@@ -67,17 +67,11 @@ export function takeAside<T extends SharedDescriptorBase>(descriptor: unknown, t
     throw invalidArgType('descriptor', `an object made by ${type === 'mman.Mapping' ? 'mapping' : 'shm'}.share()`, d);
   }
   if (d.pid !== process.pid) {
-    throw mmanError(
-      'ERR_SHARED_DESCRIPTOR_FOREIGN',
-      `This descriptor was made by process ${d.pid}: share() hands memory to threads of the same process; for another process use fork({ share }), a name, or shm.sendTo(socket)`,
-    );
+    throw mmanError('ERR_SHARED_DESCRIPTOR_FOREIGN', d.pid);
   }
   const fd = native.takeFd(d.id);
   if (fd < 0) {
-    throw mmanError(
-      'ERR_SHARED_DESCRIPTOR_TAKEN',
-      'This descriptor was received already, or it expired (options.timeoutMs of share()): share() again for each receiver',
-    );
+    throw mmanError('ERR_SHARED_DESCRIPTOR_TAKEN');
   }
   return { fd, d };
 }

@@ -15,7 +15,112 @@ export interface SystemError extends Error {
   path?: string;
 }
 
-/** Error codes of their own that mman throws, beside Node's `ERR_*` argument codes. */
+// Every error code of mman's own, with its class and its message, in one place (Node's E() in
+// lib/internal/errors.js): a call site names the code and passes what the message shows.
+// docs/safety.md documents each, in the same order.
+const CODES = {
+  ERR_MAPPING_CLOSED: [Error, () => 'The mapping has been unmapped'],
+  ERR_MAPPING_EMPTY_FILE: [
+    Error,
+    (path?: string) =>
+      `Cannot map an empty file${path ? ` '${path}'` : ''}: any access would raise SIGBUS (options.create extends it)`,
+  ],
+  ERR_MAPPING_EXTERNAL_BUFFERS_FORBIDDEN: [
+    Error,
+    (why: string) =>
+      `This runtime cannot put an ArrayBuffer over mapped memory: ${why}. mman maps nothing here; read the file with fs instead`,
+  ],
+  ERR_MAPPING_TRUNCATED: [
+    Error,
+    (pages: number) =>
+      `The file under this mapping was truncated: ${pages} page(s) past its end were read as zeros; writes to them are lost`,
+  ],
+  ERR_MAPPING_PAGE_LOST: [
+    Error,
+    (pages: number, reason: string, description: string, offset: number, end: number, truncated: number) =>
+      `${pages} page(s) of this mapping could not be backed by its file (${reason}: ${description}) in bytes [${offset}, ${end}): they read as zeros, and what was written to them is lost` +
+      (truncated !== 0 ? `; ${truncated} more lay past the end of the file` : ''),
+  ],
+  ERR_MAPPING_LIMIT: [
+    Error,
+    (limit: { areas: number; max: number; reserve: number } | { guardSlots: number }) =>
+      'guardSlots' in limit
+        ? `The SIGBUS guard's table is full: it holds ${limit.guardSlots} mappings of this process at once. Unmap some, or map without guard`
+        : `Too many mappings: this process has ${limit.areas} memory areas, and the kernel allows ${limit.max} (the sysctl vm.max_map_count); mman keeps the last ${limit.reserve} for the runtime's own allocations. Unmap some, or raise vm.max_map_count`,
+  ],
+  ERR_MAPPING_READ_ONLY: [
+    Error,
+    (what: string) =>
+      `${what} writes to the memory, and this mapping is read-only: a write would kill the process with SIGSEGV. Map it read-write`,
+  ],
+  ERR_MAPPING_INACCESSIBLE: [
+    Error,
+    () =>
+      'This mapping is not readable (protect() took Prot.Read away): a read would kill the process with SIGSEGV. Make it readable first',
+  ],
+  ERR_MAPPING_NOT_SHAREABLE: [
+    Error,
+    (why: 'shared-anonymous' | 'private' | 'no-file') =>
+      ({
+        'shared-anonymous':
+          'A shared anonymous mapping has no file another thread can map: use SharedMemory and shm.share()',
+        private:
+          "A private mapping's pages are this thread's own copy: only a shared file or SharedMemory mapping can be shared",
+        'no-file':
+          "This mapping does not keep its file's descriptor, which share() hands over: map it with { keepFile: true }",
+      })[why],
+  ],
+  ERR_SHARED_MEMORY_CLOSED: [Error, () => 'The shared memory has been closed'],
+  ERR_SHARED_MEMORY_NO_DESCRIPTOR: [Error, () => 'The peer sent a message without a descriptor'],
+  ERR_SHARED_MEMORY_BAD_DESCRIPTOR: [
+    Error,
+    (what: { path: string } | { why: string }) =>
+      'path' in what
+        ? `'${what.path}' is not a shared memory segment: not a regular file`
+        : `The peer sent a descriptor that is not a memfd or a file in /dev/shm (${what.why}): it was closed`,
+  ],
+  ERR_SHARED_MEMORY_BAD_ENVIRONMENT: [
+    Error,
+    (variable: string, why: string) =>
+      `${variable} ${why}: it must be the JSON list fork() writes, [{"fd": <3 or more>, "name"?: <name>}]`,
+  ],
+  ERR_SHARED_DESCRIPTOR_TAKEN: [
+    Error,
+    () =>
+      'This descriptor was received already, or it expired (options.timeoutMs of share()): share() again for each receiver',
+  ],
+  ERR_SHARED_DESCRIPTOR_FOREIGN: [
+    Error,
+    (pid: number) =>
+      `This descriptor was made by process ${pid}: share() hands memory to threads of the same process; for another process use fork({ share }), a name, or shm.sendTo(socket)`,
+  ],
+  ERR_SOCKET_ALREADY_READ: [
+    Error,
+    () =>
+      'Data was already read from this socket, and any descriptor with it lost: receive() before anything arrives (net.createServer({ pauseOnConnect: true }))',
+  ],
+  ERR_SOCKET_CLOSED: [Error, () => 'The socket was closed while waiting: nothing was sent or received'],
+  ERR_INVALID_STATE: [
+    Error,
+    (state: 'socket-queued' | 'nothing-reserved' | 'uncommitted') =>
+      ({
+        'socket-queued': 'The socket has data queued: send the segment once it has drained',
+        'nothing-reserved': 'No message is reserved: call reserve() before commit()',
+        uncommitted: 'A reserved message is not committed yet: call commit() first',
+      })[state],
+  ],
+  ERR_MUTEX_DEADLOCK: [Error, () => 'This thread holds the mutex already: it is not recursive'],
+  ERR_MUTEX_NOT_OWNER: [
+    Error,
+    (self: number, holder: number) => `This thread (${self}) does not hold the mutex (held by ${holder || 'no one'})`,
+  ],
+  ERR_RING_BUFFER_CLOSED: [Error, () => 'The ring buffer has been closed'],
+  ERR_ILLEGAL_CONSTRUCTOR: [TypeError, (use: string) => `Illegal constructor: use ${use}`],
+} as const satisfies Record<string, readonly [ErrorConstructor, (...args: never[]) => string]>;
+
+type Codes = typeof CODES;
+
+/** Error codes of their own that mman throws, beside Node's `ERR_*` argument codes (docs/safety.md). */
 export type MmanErrorCode =
   | 'ERR_MAPPING_CLOSED'
   | 'ERR_MAPPING_EMPTY_FILE'
@@ -25,21 +130,31 @@ export type MmanErrorCode =
   | 'ERR_MAPPING_LIMIT'
   | 'ERR_MAPPING_READ_ONLY'
   | 'ERR_MAPPING_INACCESSIBLE'
-  | 'ERR_SHARED_MEMORY_BAD_ENVIRONMENT'
-  | 'ERR_RING_BUFFER_CLOSED'
-  | 'ERR_SHARED_MEMORY_CLOSED'
-  | 'ERR_SHARED_DESCRIPTOR_FOREIGN'
-  | 'ERR_SHARED_DESCRIPTOR_TAKEN'
   | 'ERR_MAPPING_NOT_SHAREABLE'
+  | 'ERR_SHARED_MEMORY_CLOSED'
   | 'ERR_SHARED_MEMORY_NO_DESCRIPTOR'
   | 'ERR_SHARED_MEMORY_BAD_DESCRIPTOR'
+  | 'ERR_SHARED_MEMORY_BAD_ENVIRONMENT'
+  | 'ERR_SHARED_DESCRIPTOR_TAKEN'
+  | 'ERR_SHARED_DESCRIPTOR_FOREIGN'
   | 'ERR_SOCKET_ALREADY_READ'
   | 'ERR_SOCKET_CLOSED'
+  | 'ERR_INVALID_STATE'
   | 'ERR_MUTEX_DEADLOCK'
   | 'ERR_MUTEX_NOT_OWNER'
-  | 'ERR_INVALID_STATE'
+  | 'ERR_RING_BUFFER_CLOSED'
   | 'ERR_ILLEGAL_CONSTRUCTOR'
   | 'ABORT_ERR';
+
+// The public list and the registry name the same codes (ABORT_ERR is abortError()'s): else this
+// line does not compile.
+const sameCodes: [Exclude<keyof Codes, MmanErrorCode>, Exclude<MmanErrorCode, keyof Codes | 'ABORT_ERR'>] extends [
+  never,
+  never,
+]
+  ? true
+  : never = true;
+void sameCodes;
 
 let systemErrorMap: Map<number, [string, string]> | undefined;
 
@@ -107,18 +222,12 @@ export function invalidArgValue(name: string, value: unknown, reason: string): T
 
 /** `ERR_MAPPING_READ_ONLY`: an API that writes was given memory it may only read. */
 export function mappingReadOnly(what: string): Error {
-  return mmanError(
-    'ERR_MAPPING_READ_ONLY',
-    `${what} writes to the memory, and this mapping is read-only: a write would kill the process with SIGSEGV. Map it read-write`,
-  );
+  return mmanError('ERR_MAPPING_READ_ONLY', what);
 }
 
 /** `ERR_MAPPING_INACCESSIBLE`: protect() took the read permission away from memory a call reads. */
 export function mappingInaccessible(): Error {
-  return mmanError(
-    'ERR_MAPPING_INACCESSIBLE',
-    'This mapping is not readable (protect() took Prot.Read away): a read would kill the process with SIGSEGV. Make it readable first',
-  );
+  return mmanError('ERR_MAPPING_INACCESSIBLE');
 }
 
 /** `RangeError [ERR_OUT_OF_RANGE]: The value of "name" is out of range. It must be R. Received V` */
@@ -133,23 +242,22 @@ export function outOfRange(name: string, range: string, received: unknown): Rang
   );
 }
 
-/** An error with one of mman's own codes. */
-export function mmanError(
-  code: MmanErrorCode,
-  message: string,
-  Ctor: ErrorConstructor = Error,
-): Error & { code: string } {
-  return withCode(new Ctor(message), code);
+/** An error with one of mman's own codes: its class and message from the registry above. */
+export function mmanError<C extends keyof Codes>(code: C, ...args: Parameters<Codes[C][1]>): Error & { code: C } {
+  const [Ctor, message] = CODES[code];
+  return withCode(new Ctor((message as (...a: Parameters<Codes[C][1]>) => string)(...args)), code) as Error & {
+    code: C;
+  };
 }
 
 /** `new Mapping()`, `new SharedMemory()`: a TypeError naming the factories to use instead. */
 export function illegalConstructor(use: string): TypeError {
-  return mmanError('ERR_ILLEGAL_CONSTRUCTOR', `Illegal constructor: use ${use}`, TypeError);
+  return mmanError('ERR_ILLEGAL_CONSTRUCTOR', use) as TypeError & { code: 'ERR_ILLEGAL_CONSTRUCTOR' };
 }
 
 /** Thrown by every method of a Mapping after `unmap()`. */
 export function mappingClosed(): Error {
-  return mmanError('ERR_MAPPING_CLOSED', 'The mapping has been unmapped');
+  return mmanError('ERR_MAPPING_CLOSED');
 }
 
 /**

@@ -102,10 +102,7 @@ function create(
       native.externalBuffers === NO_EXTERNAL_BUFFERS_ALLOWED
         ? 'it refuses external ArrayBuffers (napi_no_external_buffers_allowed: Electron 21 and later run V8 with its memory cage)'
         : `napi_create_external_arraybuffer failed at load with status ${native.externalBuffers}`;
-    throw mmanError(
-      'ERR_MAPPING_EXTERNAL_BUFFERS_FORBIDDEN',
-      `This runtime cannot put an ArrayBuffer over mapped memory: ${why}. mman maps nothing here; read the file with fs instead`,
-    );
+    throw mmanError('ERR_MAPPING_EXTERNAL_BUFFERS_FORBIDDEN', why);
   }
   const granule = (flags & MapFlags.HugeTLB) !== 0 ? hugePageSize(flags) : (file.granule ?? PAGE_SIZE);
   const size = roundUp(delta + length, granule);
@@ -117,11 +114,7 @@ function create(
   const result = native.map(size, prot, flags, fd, offset, hint, file.path ?? '', options, granule);
   if (typeof result === 'number') {
     if (result === MAP_LIMIT) throw mapLimitError();
-    if (result === GUARD_FULL)
-      throw mmanError(
-        'ERR_MAPPING_LIMIT',
-        `The SIGBUS guard's table is full: it holds ${GUARD_SLOTS} mappings of this process at once. Unmap some, or map without guard`,
-      );
+    if (result === GUARD_FULL) throw mmanError('ERR_MAPPING_LIMIT', { guardSlots: GUARD_SLOTS });
     throw systemError(result, 'mmap', file.path);
   }
   return new Mapping(CONSTRUCT, result, delta, length, size, granule, flags, prot, file);
@@ -373,11 +366,7 @@ function mapOpenFile(file: TargetFile, plan: FilePlan): Mapping {
       }
     }
     if (isFile) {
-      if (size === 0)
-        throw mmanError(
-          'ERR_MAPPING_EMPTY_FILE',
-          `Cannot map an empty file${path ? ` '${path}'` : ''}: any access would raise SIGBUS (options.create extends it)`,
-        );
+      if (size === 0) throw mmanError('ERR_MAPPING_EMPTY_FILE', path);
       if (plan.offset >= size) throw outOfRange('options.offset', `< the file size (${size})`, plan.offset);
       length ??= size - plan.offset;
       if (length > size - plan.offset)

@@ -295,22 +295,17 @@ export class Mapping implements Disposable {
   #faultError(handle: Handle): Error {
     const [truncated, lost, lostFirst, lostEnd, lostErrno] = native.guardReport(handle);
     if (lost === 0) {
-      return mmanError(
-        'ERR_MAPPING_TRUNCATED',
-        `The file under this mapping was truncated: ${truncated} page(s) past its end were read as zeros; writes to them are lost`,
-      );
+      return mmanError('ERR_MAPPING_TRUNCATED', truncated);
     }
     const [reason, description] = getSystemErrorMap().get(-lostErrno) ?? ['EIO', 'i/o error'];
     const offset = Math.max(0, lostFirst - this.#fileStart);
     const end = Math.max(offset, Math.min(this.#length, lostEnd - this.#fileStart));
-    return Object.assign(
-      mmanError(
-        'ERR_MAPPING_PAGE_LOST',
-        `${lost} page(s) of this mapping could not be backed by its file (${reason}: ${description}) in bytes [${offset}, ${end}): they read as zeros, and what was written to them is lost` +
-          (truncated !== 0 ? `; ${truncated} more lay past the end of the file` : ''),
-      ),
-      { reason, offset, length: end - offset, pages: lost },
-    );
+    return Object.assign(mmanError('ERR_MAPPING_PAGE_LOST', lost, reason, description, offset, end, truncated), {
+      reason,
+      offset,
+      length: end - offset,
+      pages: lost,
+    });
   }
 
   /**
@@ -697,16 +692,11 @@ export class Mapping implements Disposable {
     if ((this.#flags & MapFlags.Anonymous) !== 0 || !this.shared) {
       throw mmanError(
         'ERR_MAPPING_NOT_SHAREABLE',
-        (this.#flags & MapFlags.Anonymous) !== 0 && this.shared
-          ? 'A shared anonymous mapping has no file another thread can map: use SharedMemory and shm.share()'
-          : "A private mapping's pages are this thread's own copy: only a shared file or SharedMemory mapping can be shared",
+        (this.#flags & MapFlags.Anonymous) !== 0 && this.shared ? 'shared-anonymous' : 'private',
       );
     }
     if (!this.#keepsFile) {
-      throw mmanError(
-        'ERR_MAPPING_NOT_SHAREABLE',
-        "This mapping does not keep its file's descriptor, which share() hands over: map it with { keepFile: true }",
-      );
+      throw mmanError('ERR_MAPPING_NOT_SHAREABLE', 'no-file');
     }
     const file = native.regionFile(handle);
     if (typeof file === 'number') throw systemError(file, 'fcntl');
@@ -881,8 +871,5 @@ function callError(rc: number, syscall: string): Error {
 /** @internal */
 export function mapLimitError(): Error {
   const [areas, max, reserve] = native.mapLimit();
-  return mmanError(
-    'ERR_MAPPING_LIMIT',
-    `Too many mappings: this process has ${areas} memory areas, and the kernel allows ${max} (the sysctl vm.max_map_count); mman keeps the last ${reserve} for the runtime's own allocations. Unmap some, or raise vm.max_map_count`,
-  );
+  return mmanError('ERR_MAPPING_LIMIT', { areas, max, reserve });
 }

@@ -103,8 +103,7 @@ export class Mutex {
 
   #answer(rc: number): LockResult {
     if (rc === MISALIGNED) throw misaligned(this.#index);
-    if (rc === EDEADLK)
-      throw mmanError('ERR_MUTEX_DEADLOCK', 'This thread holds the mutex already: it is not recursive');
+    if (rc === EDEADLK) throw mmanError('ERR_MUTEX_DEADLOCK');
     if (rc < 0) throw systemError(rc, 'futex');
     return RESULTS.get(rc)!;
   }
@@ -169,11 +168,7 @@ export class Mutex {
     if (Atomics.compareExchange(this.#view, this.#index, SELF, 0) === SELF) return;
     const rc = native.mutexUnlock(handle, this.#buffer, this.#byteOffset);
     if (this.#mapping.guarded) this.#handle(); // the word read 0 because its page was truncated away?
-    if (rc === EPERM)
-      throw mmanError(
-        'ERR_MUTEX_NOT_OWNER',
-        `This thread (${SELF}) does not hold the mutex (held by ${this.holder || 'no one'})`,
-      );
+    if (rc === EPERM) throw mmanError('ERR_MUTEX_NOT_OWNER', SELF, this.holder);
     this.#answer(rc);
   }
 

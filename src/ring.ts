@@ -198,8 +198,7 @@ export class RingBuffer implements Disposable {
   /** Publishes the message reserved last, and wakes the reader if it sleeps. */
   commit(): void {
     this.#live();
-    if (this.#writeAt < 0)
-      throw mmanError('ERR_INVALID_STATE', 'No message is reserved: call reserve() before commit()');
+    if (this.#writeAt < 0) throw mmanError('ERR_INVALID_STATE', 'nothing-reserved');
     const next = (this.#writeAt + align8(RECORD_HEADER + this.#reserved)) >>> 0;
     this.#writeAt = -1;
     Atomics.store(this.#words, TAIL, next | 0);
@@ -232,8 +231,7 @@ export class RingBuffer implements Disposable {
 
   #need(length: number): number {
     validateInteger(length, 'length', 0, this.maxMessageLength);
-    if (this.#writeAt >= 0)
-      throw mmanError('ERR_INVALID_STATE', 'A reserved message is not committed yet: call commit() first');
+    if (this.#writeAt >= 0) throw mmanError('ERR_INVALID_STATE', 'uncommitted');
     return align8(RECORD_HEADER + length);
   }
 
@@ -346,7 +344,7 @@ export class RingBuffer implements Disposable {
   // but the ring is done with them; and a ring whose mapping was unmapped, truncated under a
   // guard (a ring over zero pages talks to no one) or made read-only since is no ring either.
   #live(): void {
-    if (this.#closed) throw mmanError('ERR_RING_BUFFER_CLOSED', 'The ring buffer has been closed');
+    if (this.#closed) throw mmanError('ERR_RING_BUFFER_CLOSED');
     handleOf(this.mapping, 'A RingBuffer');
   }
 

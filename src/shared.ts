@@ -161,8 +161,7 @@ async function untilClosed<T>(socket: Socket, pending: StartedJob<T> | NotStarte
   waiting.jobs.add(pending.id);
   try {
     const result = await pending.promise;
-    if (result === -osConstants.errno.ECANCELED)
-      throw mmanError('ERR_SOCKET_CLOSED', 'The socket was closed while waiting: nothing was sent or received');
+    if (result === -osConstants.errno.ECANCELED) throw mmanError('ERR_SOCKET_CLOSED');
     return result;
   } finally {
     waiting.jobs.delete(pending.id);
@@ -226,7 +225,7 @@ function validateName(name: unknown): string {
 }
 
 function closed(): Error {
-  return mmanError('ERR_SHARED_MEMORY_CLOSED', 'The shared memory has been closed');
+  return mmanError('ERR_SHARED_MEMORY_CLOSED');
 }
 
 const CONSTRUCT = Symbol('SharedMemory.construct');
@@ -252,17 +251,14 @@ function openFd(path: string, flags: number, mode: number): number {
   const [fd, stMode] = opened;
   if ((stMode & S_IFMT) !== S_IFREG) {
     native.fdClose(fd);
-    throw mmanError('ERR_SHARED_MEMORY_BAD_DESCRIPTOR', `'${path}' is not a shared memory segment: not a regular file`);
+    throw mmanError('ERR_SHARED_MEMORY_BAD_DESCRIPTOR', { path });
   }
   return fd;
 }
 
 function badDescriptor(fd: number, why: string): Error {
   native.fdClose(fd);
-  return mmanError(
-    'ERR_SHARED_MEMORY_BAD_DESCRIPTOR',
-    `The peer sent a descriptor that is not a memfd or a file in /dev/shm (${why}): it was closed`,
-  );
+  return mmanError('ERR_SHARED_MEMORY_BAD_DESCRIPTOR', { why });
 }
 
 // What receive() accepts, from the kernel's own answers about the descriptor: a regular file
@@ -434,8 +430,7 @@ export class SharedMemory implements Disposable {
     const timeout = socketTimeout(options);
     const fd = this.fd;
     const sock = unixSocketFd(socket);
-    if (socket.writableLength > 0)
-      throw mmanError('ERR_INVALID_STATE', 'The socket has data queued: send the segment once it has drained');
+    if (socket.writableLength > 0) throw mmanError('ERR_INVALID_STATE', 'socket-queued');
     const payload = JSON.stringify({ [PAYLOAD_TAG]: 1, name: this.#name ?? null });
     const rc = await untilClosed(socket, native.sendFd(sock, fd, payload, timeout));
     if (rc < 0) throw systemError(rc, 'sendmsg');
@@ -465,10 +460,7 @@ export class SharedMemory implements Disposable {
     const timeout = socketTimeout(options); // first: a getter may destroy the socket
     const sock = unixSocketFd(socket);
     if (socket.readableLength > 0) {
-      throw mmanError(
-        'ERR_SOCKET_ALREADY_READ',
-        'Data was already read from this socket, and any descriptor with it lost: receive() before anything arrives (net.createServer({ pauseOnConnect: true }))',
-      );
+      throw mmanError('ERR_SOCKET_ALREADY_READ');
     }
     socket.pause();
     const handle = (socket as unknown as { _handle: { reading?: boolean; readStop?: () => number } })._handle;
@@ -478,8 +470,7 @@ export class SharedMemory implements Disposable {
     }
     const got = await untilClosed(socket, native.recvFd(sock, timeout));
     if (typeof got === 'number') {
-      if (got === -osConstants.errno.EBADMSG)
-        throw mmanError('ERR_SHARED_MEMORY_NO_DESCRIPTOR', 'The peer sent a message without a descriptor');
+      if (got === -osConstants.errno.EBADMSG) throw mmanError('ERR_SHARED_MEMORY_NO_DESCRIPTOR');
       throw systemError(got, 'recvmsg');
     }
     const [fd, payload, peerUid] = got;
@@ -587,11 +578,7 @@ export class SharedMemory implements Disposable {
     if (described === undefined) return inheritedSegments;
     // Checked whole before any descriptor is touched: a malformed list (another program's
     // variable, a hand-written one) must not make this process take stdin for a segment.
-    const bad = (why: string): Error =>
-      mmanError(
-        'ERR_SHARED_MEMORY_BAD_ENVIRONMENT',
-        `${SHARED_ENV} ${why}: it must be the JSON list fork() writes, [{"fd": <3 or more>, "name"?: <name>}]`,
-      );
+    const bad = (why: string): Error => mmanError('ERR_SHARED_MEMORY_BAD_ENVIRONMENT', SHARED_ENV, why);
     let list: unknown;
     try {
       list = JSON.parse(described);
