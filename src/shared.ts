@@ -261,22 +261,32 @@ function badDescriptor(fd: number, why: string): Error {
   return mmanError('ERR_SHARED_MEMORY_BAD_DESCRIPTOR', { why });
 }
 
-// What receive() accepts, from the kernel's own answers about the descriptor: a regular file
-// of a memory filesystem, opened for reading. Returns whether it is read-only, and its owner;
-// closes it and throws otherwise.
-function checkReceived(fd: number): { readOnly: boolean; uid: number } {
+// What a SharedMemory can be made of, from the kernel's own answers about the descriptor: a
+// regular file of a memory filesystem, opened for reading (receive() and fromFd() alike).
+// Whether it is read-only and its owner, or why not; a failed fstat throws.
+function describeMemoryFile(fd: number): { readOnly: boolean; uid: number } | { why: string } {
   const described = native.describeFd(fd);
-  if (typeof described === 'number') {
-    native.fdClose(fd);
-    throw systemError(described, 'fstat');
-  }
+  if (typeof described === 'number') throw systemError(described, 'fstat');
   const [mode, flags, fsType, uid] = described;
-  if ((flags & O_PATH) !== 0) throw badDescriptor(fd, 'an O_PATH descriptor, which cannot be mapped');
-  if ((mode & S_IFMT) !== S_IFREG) throw badDescriptor(fd, 'not a regular file');
-  if (!MEMORY_FILESYSTEMS.has(fsType)) throw badDescriptor(fd, 'a file outside tmpfs and hugetlbfs');
+  if ((flags & O_PATH) !== 0) return { why: 'an O_PATH descriptor, which cannot be mapped' };
+  if ((mode & S_IFMT) !== S_IFREG) return { why: 'not a regular file' };
+  if (!MEMORY_FILESYSTEMS.has(fsType)) return { why: 'a file outside tmpfs and hugetlbfs' };
   const access = flags & O_ACCMODE;
-  if (access === fsConstants.O_WRONLY) throw badDescriptor(fd, 'opened write-only, which cannot be mapped');
+  if (access === fsConstants.O_WRONLY) return { why: 'opened write-only, which cannot be mapped' };
   return { readOnly: access === fsConstants.O_RDONLY, uid };
+}
+
+// What receive() accepts (describeMemoryFile); closes the descriptor and throws otherwise.
+function checkReceived(fd: number): { readOnly: boolean; uid: number } {
+  let file;
+  try {
+    file = describeMemoryFile(fd);
+  } catch (err) {
+    native.fdClose(fd);
+    throw err;
+  }
+  if ('why' in file) throw badDescriptor(fd, file.why);
+  return file;
 }
 
 /**
@@ -544,21 +554,16 @@ export class SharedMemory implements Disposable {
         fd,
         'is held already by a SharedMemory of this thread (fromFd() takes ownership): use that one, or duplicate the descriptor',
       );
-    const described = native.describeFd(fd);
-    if (typeof described === 'number') throw systemError(described, 'fstat');
-    const [mode, flags, fsType] = described;
     // A disk file is mapFile()'s: its pages are written back, and it is not what fork(),
     // share() or a peer hand over.
-    // Write-only cannot be mapped; receive() refuses it too.
-    if ((flags & O_ACCMODE) === fsConstants.O_WRONLY)
-      throw invalidArgValue('fd', fd, 'is open write-only, which cannot be mapped: open it for reading too');
-    if ((mode & S_IFMT) !== S_IFREG || (flags & O_PATH) !== 0 || !MEMORY_FILESYSTEMS.has(fsType))
+    const file = describeMemoryFile(fd);
+    if ('why' in file)
       throw invalidArgValue(
         'fd',
         fd,
-        'must be a memfd or a file in /dev/shm (tmpfs or hugetlbfs); map a disk file with mapFile()',
+        `must be a memfd or a file in /dev/shm (tmpfs or hugetlbfs) opened for reading, not ${file.why}; map a disk file with mapFile()`,
       );
-    return new SharedMemory(CONSTRUCT, fd, name, (flags & O_ACCMODE) === fsConstants.O_RDONLY);
+    return new SharedMemory(CONSTRUCT, fd, name, file.readOnly);
   }
 
   /**
