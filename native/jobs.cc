@@ -164,10 +164,12 @@ void PoolJob::OnWorkComplete(Napi::Env env, napi_status status) {
   Destroy();
 }
 
-JobPromise::JobPromise(Napi::Env env) {
+Napi::Value JobPromise::Make(Napi::Env env) {
+  if (!promise_.IsEmpty()) return promise_;
   napi_value promise;
-  NAPI_THROW_IF_FAILED_VOID(env, napi_create_promise(env, &deferred_, &promise));
+  NAPI_THROW_IF_FAILED(env, napi_create_promise(env, &deferred_, &promise), Napi::Value());
   promise_ = Napi::Value(env, promise);
+  return promise_;
 }
 
 void JobPromise::Resolve(Napi::Env env, napi_value value) {

@@ -77,10 +77,15 @@ class PoolJob : public Napi::AsyncWorker {
   void OnOK() final {}
 };
 
-// A promise for a job to settle in Deliver(): made on the JS thread, settled once.
+// A promise for a job to settle in Deliver(): made on the JS thread, settled once. Made with
+// the job (the first constructor) or once it has started (Make()): only a settled promise
+// frees its deferred.
 class JobPromise {
  public:
-  explicit JobPromise(Napi::Env env);
+  explicit JobPromise(Napi::Env env) { Make(env); }
+  JobPromise() = default;
+  // Makes the promise (once) and returns it.
+  Napi::Value Make(Napi::Env env);
   Napi::Value Value() const { return promise_; }
   // Settles the promise with `value` (once; later calls do nothing).
   void Resolve(Napi::Env env, napi_value value);

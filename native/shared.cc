@@ -151,7 +151,7 @@ int DupCloexec(int fd) {
 // over), and a promise for its result.
 class SocketJob : public ThreadJob {
  public:
-  SocketJob(Napi::Env env, int socket, int timeoutMs) : promise_(env), timeoutMs_(timeoutMs) {
+  SocketJob(int socket, int timeoutMs) : timeoutMs_(timeoutMs) {
     socket_ = DupCloexec(socket);
     if (socket_ < 0) result_ = -errno;
   }
@@ -177,7 +177,9 @@ class SocketJob : public ThreadJob {
       failed.Set(1u, Napi::String::New(env, syscall));
       return failed;
     }
-    Napi::Value promise = job->promise_.Value();
+    // Made once the job runs: a promise made for a job that never started would never be
+    // settled, and its deferred (napi has no other way to free one) would leak.
+    Napi::Value promise = job->promise_.Make(env);
     Napi::Object out = Napi::Object::New(env);
     out.Set("promise", promise);
     out.Set("id", Napi::Number::New(env, id));
@@ -195,8 +197,8 @@ class SocketJob : public ThreadJob {
 // sendFd: one sendmsg of `payload` with `fd` attached, waiting for room first.
 class SendFdJob : public SocketJob {
  public:
-  SendFdJob(Napi::Env env, int socket, int fd, std::string payload, int timeoutMs)
-      : SocketJob(env, socket, timeoutMs), payload_(std::move(payload)) {
+  SendFdJob(int socket, int fd, std::string payload, int timeoutMs)
+      : SocketJob(socket, timeoutMs), payload_(std::move(payload)) {
     if (result_ < 0) return;
     fd_ = DupCloexec(fd);
     if (fd_ < 0) result_ = -errno;
@@ -242,7 +244,7 @@ class SendFdJob : public SocketJob {
 // cancelJob(id) came first (the socket was closed in JavaScript).
 Napi::Value SendFd(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  return SocketJob::Start(env, new SendFdJob(env, info[0].As<Napi::Number>().Int32Value(),
+  return SocketJob::Start(env, new SendFdJob(info[0].As<Napi::Number>().Int32Value(),
                                              info[1].As<Napi::Number>().Int32Value(),
                                              info[2].As<Napi::String>().Utf8Value(),
                                              info[3].As<Napi::Number>().Int32Value()));
@@ -260,7 +262,7 @@ Napi::Value CancelJob(const Napi::CallbackInfo& info) {
 // -ECONNRESET.
 class RecvFdJob : public SocketJob {
  public:
-  RecvFdJob(Napi::Env env, int socket, int timeoutMs) : SocketJob(env, socket, timeoutMs) {}
+  RecvFdJob(int socket, int timeoutMs) : SocketJob(socket, timeoutMs) {}
 
   void Run(int cancelFd) override {
     if (result_ < 0) return;
@@ -327,7 +329,7 @@ class RecvFdJob : public SocketJob {
 // -errno>, id }
 Napi::Value RecvFd(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  return SocketJob::Start(env, new RecvFdJob(env, info[0].As<Napi::Number>().Int32Value(),
+  return SocketJob::Start(env, new RecvFdJob(info[0].As<Napi::Number>().Int32Value(),
                                              info[1].As<Napi::Number>().Int32Value()));
 }
 
