@@ -36,3 +36,14 @@ test('file-service: the index is resident before the first read; the log grew it
   expect(Number(/index memory: rss (\d+) bytes/.exec(run.stdout)?.[1])).toBeGreaterThan(0);
   expect(run.stdout).toContain('log: 1000 lines on disk, last "event 999"');
 });
+
+test('hot-swap: every response is one whole version, and more than one version was served', () => {
+  const run = spawnSync(process.execPath, ['examples/hot-swap.js'], { cwd: root, encoding: 'utf8', timeout: 60_000 });
+  expect(run.stderr).toBe('');
+  expect(run.status).toBe(0);
+  const responses = /^(\d+) responses of 4194304 bytes, (\d+) torn or mixed$/m.exec(run.stdout);
+  expect(responses).not.toBeNull();
+  expect(Number(responses![1])).toBeGreaterThan(0);
+  expect(Number(responses![2])).toBe(0);
+  expect(Number(/^(\d+) versions served;/m.exec(run.stdout)?.[1])).toBeGreaterThan(1);
+});
