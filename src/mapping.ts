@@ -2,7 +2,7 @@
 // validation, page arithmetic); native/ only makes the calls. The ways one is made are in
 // src/map.ts, the file helpers they share with resize() and SharedMemory in src/files.ts.
 import { readFileSync } from 'node:fs';
-import { constants as bufferConstants } from 'node:buffer';
+import { Buffer, constants as bufferConstants } from 'node:buffer';
 import { constants as osConstants } from 'node:os';
 import { getSystemErrorMap } from 'node:util';
 
@@ -245,7 +245,7 @@ export class Mapping implements Disposable {
   #name: string | undefined; // its anonymous memory's name (mapAnonymous's options.name)
   #prot: number; // its protection, as last set over the whole mapping
   #buffer: ArrayBuffer | null = null;
-  #bytes: Uint8Array | null = null;
+  #bytes: Buffer | null = null;
 
   static {
     checkHandle = (mapping, writer) => {
@@ -386,10 +386,14 @@ export class Mapping implements Disposable {
     return this.#buffer;
   }
 
-  /** A `Uint8Array` over {@link Mapping.buffer}, made once. */
-  get bytes(): Uint8Array {
+  /**
+   * A `Buffer` over {@link Mapping.buffer}, made once: the mapping's own memory, no copy. A
+   * `Buffer` is a `Uint8Array`, so it goes to any API that takes either (`res.end()`,
+   * `socket.write()`, a parser that insists on a `Buffer`).
+   */
+  get bytes(): Buffer {
     if (this.#guarded) this.#open(); // a truncated guarded mapping reports it here too
-    return (this.#bytes ??= new Uint8Array(this.buffer));
+    return (this.#bytes ??= Buffer.from(this.buffer, 0, this.#length));
   }
 
   /** Bytes exposed: what was asked for (the kernel maps whole pages around it). 0 once unmapped. */
@@ -431,17 +435,17 @@ export class Mapping implements Disposable {
   }
 
   /**
-   * A `Uint8Array` over `[offset, offset + length)`: a view of {@link Mapping.buffer},
-   * or, for a mapping too long for one ArrayBuffer, a window of its own. No copy.
+   * A `Buffer` over `[offset, offset + length)`: a view of {@link Mapping.buffer}, or, for a
+   * mapping too long for one ArrayBuffer, a window of its own. No copy.
    */
-  view(offset: number, length?: number): Uint8Array {
+  view(offset: number, length?: number): Buffer {
     const handle = this.#open();
     const [off, len] = this.#range(offset, length);
-    if (this.#length <= MAX_BUFFER_LENGTH) return new Uint8Array(this.buffer, off, len);
+    if (this.#length <= MAX_BUFFER_LENGTH) return Buffer.from(this.buffer, off, len);
     if (len > MAX_BUFFER_LENGTH) {
       throw outOfRange('length', `<= ${MAX_BUFFER_LENGTH} for one window on this Node`, len);
     }
-    return new Uint8Array(lend(this, handle, this.#delta + off, len, false, (this.#prot & Prot.Write) === 0));
+    return Buffer.from(lend(this, handle, this.#delta + off, len, false, (this.#prot & Prot.Write) === 0), 0, len);
   }
 
   /**

@@ -66,6 +66,22 @@ test("mapFile 'r': a view of the file's own bytes", () => {
   m.unmap();
 });
 
+test('bytes and view() are Buffers over the mapping\'s own memory', () => {
+  const p = fileWith('buffers.bin', Buffer.alloc(2 * PAGE_SIZE));
+  const m = mman.mapFile(p, { mode: 'r+' });
+  assert.ok(Buffer.isBuffer(m.bytes) && m.bytes instanceof Uint8Array);
+  assert.equal(m.bytes.buffer, m.buffer);
+  const v = m.view(PAGE_SIZE, 5);
+  assert.ok(Buffer.isBuffer(v));
+  v.write('hello');
+  m.bytes.writeUInt32LE(0xdeadbeef, 8);
+  m.sync();
+  const disk = fs.readFileSync(p);
+  assert.equal(disk.toString('latin1', PAGE_SIZE, PAGE_SIZE + 5), 'hello');
+  assert.equal(disk.readUInt32LE(8), 0xdeadbeef);
+  m.unmap();
+});
+
 test("mapFile 'r+': writes reach the file after sync() and flush()", async () => {
   const p = fileWith('rw.bin', Buffer.alloc(2 * PAGE_SIZE));
   const m = mman.mapFile(p, { mode: 'r+' });
