@@ -84,6 +84,11 @@ const CODES = {
     (variable: string, why: string) =>
       `${variable} ${why}: it must be the JSON list fork() writes, [{"fd": <3 or more>, "name"?: <name>}]`,
   ],
+  ERR_CLUSTER_NOT_PRIMARY: [
+    Error,
+    () =>
+      'This process is a cluster worker: the primary shares segments with its workers (shareWithCluster() before cluster.fork()), and a worker takes them with SharedMemory.inherited()',
+  ],
   ERR_SHARED_DESCRIPTOR_TAKEN: [
     Error,
     () =>
@@ -135,6 +140,7 @@ export type MmanErrorCode =
   | 'ERR_SHARED_MEMORY_NO_DESCRIPTOR'
   | 'ERR_SHARED_MEMORY_BAD_DESCRIPTOR'
   | 'ERR_SHARED_MEMORY_BAD_ENVIRONMENT'
+  | 'ERR_CLUSTER_NOT_PRIMARY'
   | 'ERR_SHARED_DESCRIPTOR_TAKEN'
   | 'ERR_SHARED_DESCRIPTOR_FOREIGN'
   | 'ERR_SOCKET_ALREADY_READ'

@@ -15,12 +15,13 @@ export type {
 export type { MappingMemory } from './smaps';
 export { Prot, MapFlags, Advice, SyncFlags, RemapFlags, LockFlags } from './flags';
 export type { SystemError, MmanErrorCode } from './errors';
-export { SharedMemory, fork, SHM_DIRECTORY } from './shared';
+export { SharedMemory, fork, shareWithCluster, SHM_DIRECTORY } from './shared';
 export type {
   SharedMemoryCreateOptions,
   SharedMemoryOpenOptions,
   SharedMapOptions,
   SharedForkOptions,
+  ClusterSharing,
   SharedMemoryDescriptor,
   SocketPassOptions,
   Seal,

@@ -5,6 +5,7 @@ import { constants as fsConstants, unlinkSync } from 'node:fs';
 import { constants as osConstants } from 'node:os';
 import { Socket } from 'node:net';
 import { isMainThread } from 'node:worker_threads';
+import type { Cluster, ClusterSettings } from 'node:cluster';
 import { join } from 'node:path';
 
 import { native, type NotStarted, type StartedJob } from './native';
@@ -289,6 +290,25 @@ function checkReceived(fd: number): { readOnly: boolean; uid: number } {
   return file;
 }
 
+// inherited() without MMAN_SHARED: a memory file just after the IPC channel, which no
+// SharedMemory of this thread holds, was most likely handed over for inherited() by a parent
+// that did not describe it (a cluster worker forked without shareWithCluster()'s env). Said
+// once; the descriptor is left alone (it may be someone's fromFd() to take).
+function warnUndescribed(): void {
+  const channelFd = (process as unknown as { channel?: { fd?: unknown } }).channel?.fd;
+  if (typeof channelFd !== 'number' || channelFd < 0) return;
+  const fd = channelFd + 1;
+  const described = native.describeFd(fd);
+  if (typeof described === 'number' || (described[0] & S_IFMT) !== S_IFREG || !MEMORY_FILESYSTEMS.has(described[2]))
+    return;
+  if (native.ownsFd(fd)) return;
+  process.emitWarning(
+    `SharedMemory.inherited() found no ${SHARED_ENV} in the environment, but descriptor ${fd} (after the IPC channel) is a memory file: ` +
+      'a cluster worker must be forked with the env shareWithCluster() returns (cluster.fork(env)). Nothing was taken',
+    { code: 'MMAN_SHARED_MISSING' },
+  );
+}
+
 /**
  * A segment of memory that several processes map: an anonymous `memfd_create(2)` file,
  * or a named file in `/dev/shm`. Every {@link SharedMemory.map} is `MAP_SHARED`, so what
@@ -567,10 +587,19 @@ export class SharedMemory implements Disposable {
   }
 
   /**
-   * In a child started by {@link fork}: the segments the parent passed in `share`, in the
-   * same order (empty in any other process, and in a worker thread: take them in the main
-   * thread, and hand them to workers with {@link SharedMemory.share}). Made once; their fds are marked close-on-exec
-   * so they go no further than this process.
+   * In a child started by {@link fork}, or a `cluster` worker whose primary called
+   * {@link shareWithCluster} and passed its `env` to `cluster.fork(env)`: the segments the
+   * parent shared, in the same order. Empty in any other process (a plain `spawn`, a worker
+   * forked without that `env`, the primary itself), and in a worker thread: take them in the
+   * main thread, and hand them to workers with {@link SharedMemory.share}. Made once; their fds
+   * are marked close-on-exec so they go no further than this process.
+   *
+   * `ERR_SHARED_MEMORY_BAD_ENVIRONMENT` when `MMAN_SHARED` is not the list fork() writes, or
+   * names a descriptor that is not open here or not a memory file (the parent set the variable
+   * without passing the descriptors in `stdio`); no descriptor is touched then. A process
+   * started with a memory file just after its IPC channel but no `MMAN_SHARED` (a cluster
+   * worker forked without the `env` of {@link shareWithCluster}) gets `[]` and a warning
+   * (`MMAN_SHARED_MISSING`), once.
    */
   static inherited(): SharedMemory[] {
     if (inheritedSegments !== undefined) return inheritedSegments;
@@ -580,7 +609,10 @@ export class SharedMemory implements Disposable {
     const described = process.env[SHARED_ENV];
     delete process.env[SHARED_ENV]; // a grandchild must not take our fd numbers for its own
     inheritedSegments = [];
-    if (described === undefined) return inheritedSegments;
+    if (described === undefined) {
+      warnUndescribed();
+      return inheritedSegments;
+    }
     // Checked whole before any descriptor is touched: a malformed list (another program's
     // variable, a hand-written one) must not make this process take stdin for a segment.
     const bad = (why: string): Error => mmanError('ERR_SHARED_MEMORY_BAD_ENVIRONMENT', SHARED_ENV, why);
@@ -600,6 +632,10 @@ export class SharedMemory implements Disposable {
     });
     for (const { fd } of entries) {
       const described = native.describeFd(fd);
+      if (described === -osConstants.errno.EBADF)
+        throw bad(
+          `names descriptor ${fd}, which is not open in this process (the parent must pass it in stdio after 'ipc': fork({ share }), or shareWithCluster() before cluster.fork())`,
+        );
       if (typeof described === 'number' || (described[0] & S_IFMT) !== S_IFREG || !MEMORY_FILESYSTEMS.has(described[2]))
         throw bad(`names descriptor ${fd}, which is not a memfd or a file in /dev/shm`);
     }
@@ -709,10 +745,42 @@ export interface SharedForkOptions extends ForkOptions {
   share?: readonly SharedMemory[];
 }
 
+// What hands `share` to a Node child, for fork() and shareWithCluster() alike: the child's stdio
+// (`given`, or the default child_process.fork() makes of `silent`) with the descriptors `fds`
+// appended after it, and the MMAN_SHARED value that describes them by their numbers there.
+function stdioSharing(
+  share: unknown,
+  fds: (shm: SharedMemory) => number,
+  given: unknown,
+  silent: unknown,
+  names: { share: string; stdio: string },
+): { stdio: StdioOptions; described: string } {
+  if (!Array.isArray(share)) throw invalidArgType(names.share, 'an array of SharedMemory', share);
+  share.forEach((shm, i) => {
+    if (!(shm instanceof SharedMemory)) throw invalidArgType(`${names.share}[${i}]`, 'an instance of SharedMemory', shm);
+  });
+  const stdio: StdioOptions = Array.isArray(given)
+    ? ([...(given as unknown[])] as StdioOptions)
+    : typeof given === 'string'
+      ? ([given, given, given, 'ipc'] as StdioOptions)
+      : silent === true
+        ? ['pipe', 'pipe', 'pipe', 'ipc']
+        : ['inherit', 'inherit', 'inherit', 'ipc'];
+  if (!stdio.includes('ipc')) throw invalidArgValue(names.stdio, given, "must be an array that includes 'ipc'");
+  const described = (share as SharedMemory[]).map((shm, i) => ({
+    fd: stdio.length + i,
+    size: shm.size,
+    ...(shm.name !== undefined ? { name: shm.name } : {}),
+  }));
+  for (const shm of share as SharedMemory[]) (stdio as unknown[]).push(fds(shm));
+  return { stdio, described: JSON.stringify(described) };
+}
+
 /**
  * `child_process.fork`, handing the child the segments in `options.share`: their fds are
  * appended to the child's `stdio` after `'ipc'`, and `MMAN_SHARED` in its environment
  * lists them (`[{"fd":4,"size":65536}]`), which {@link SharedMemory.inherited} reads.
+ * For `cluster.fork()` workers, see {@link shareWithCluster}.
  *
  * By hand, the same with `spawn`: put the fds in `stdio` (`[0, 1, 2, 'ipc', shm.fd]` gives
  * the child fd 4) and call `SharedMemory.fromFd(4)` in the child. An unrelated process
@@ -729,33 +797,98 @@ export function fork(
     args = undefined;
   }
   const opts = validateOptions<SharedForkOptions>(options);
-  const share = opts.share ?? [];
-  if (!Array.isArray(share)) throw invalidArgType('options.share', 'an array of SharedMemory', share);
-  share.forEach((shm, i) => {
-    if (!(shm instanceof SharedMemory)) throw invalidArgType(`options.share[${i}]`, 'an instance of SharedMemory', shm);
+  const { stdio, described } = stdioSharing(opts.share ?? [], (shm) => shm.fd, opts.stdio, opts.silent, {
+    share: 'options.share',
+    stdio: 'options.stdio',
   });
-  const given = opts.stdio;
-  const stdio: StdioOptions = Array.isArray(given)
-    ? [...given]
-    : typeof given === 'string'
-      ? [given, given, given, 'ipc']
-      : opts.silent
-        ? ['pipe', 'pipe', 'pipe', 'ipc']
-        : ['inherit', 'inherit', 'inherit', 'ipc'];
-  if (!stdio.includes('ipc')) {
-    throw invalidArgValue('options.stdio', opts.stdio, "must be an array that includes 'ipc'");
-  }
-  const described = share.map((shm, i) => ({
-    fd: stdio.length + i,
-    size: shm.size,
-    ...(shm.name !== undefined ? { name: shm.name } : {}),
-  }));
-  for (const shm of share) (stdio as unknown[]).push(shm.fd);
   const forkOptions: SharedForkOptions = { ...opts };
   delete forkOptions.share; // not a child_process option
   return forkProcess(modulePath, (args ?? []) as string[], {
     ...forkOptions,
     stdio,
-    env: { ...(opts.env ?? process.env), [SHARED_ENV]: JSON.stringify(described) },
+    env: { ...(opts.env ?? process.env), [SHARED_ENV]: described },
   });
+}
+
+/** What {@link shareWithCluster} set up: the environment every `cluster.fork(env)` must get. */
+export interface ClusterSharing {
+  /**
+   * Pass it to every `cluster.fork(env)`, a worker forked again after one died included (merge
+   * variables of your own into a copy): `MMAN_SHARED`, as {@link fork} writes it.
+   */
+  readonly env: Readonly<Record<typeof SHARED_ENV, string>>;
+  /**
+   * What was given to `cluster.setupPrimary()`: your settings, with `stdio` ending in the
+   * segments' descriptors after `'ipc'`.
+   */
+  readonly settings: Readonly<ClusterSettings>;
+}
+
+// The duplicates the cluster's settings name (closed when shareWithCluster() replaces them), and
+// the stdio they were appended to: a second call starts again from that, not from its own.
+let clusterShared: { fds: number[]; base: unknown; stdio: StdioOptions } | undefined;
+
+/**
+ * Hands segments to the workers `cluster.fork()` starts, as {@link fork} hands them to a
+ * child: calls `cluster.setupPrimary(settings)` with each segment's descriptor appended to the
+ * workers' `stdio` after `'ipc'`, and returns the environment to give every `cluster.fork(env)`
+ * (`cluster.setupPrimary()` has no `env`; a worker forked without it finds nothing). In a
+ * worker, {@link SharedMemory.inherited} returns the segments in the order of `share`, marked
+ * close-on-exec so that they go no further.
+ *
+ * The descriptors the workers get are duplicates held by the cluster's settings, so a worker
+ * forked later (one started again after another died) gets them even if this process closed
+ * its `SharedMemory` meanwhile. Calling it again replaces the segments (and closes the former
+ * duplicates): use the `env` it returns from then on. Like any `cluster.setupPrimary()` call,
+ * the first one fixes `cluster.schedulingPolicy`: set that before. Only in the primary
+ * (`cluster.isPrimary`), else `ERR_CLUSTER_NOT_PRIMARY`.
+ *
+ * @example
+ * const shm = SharedMemory.create(1 << 20);
+ * const { env } = shareWithCluster([shm]);
+ * for (let i = 0; i < 4; i++) cluster.fork(env);
+ * cluster.on('exit', () => cluster.fork(env)); // a new worker gets the segment too
+ * // in a worker: const [shm] = SharedMemory.inherited();
+ */
+export function shareWithCluster(share: readonly SharedMemory[], settings?: ClusterSettings): ClusterSharing {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports -- loaded only by the one call that uses it
+  const cluster = require('node:cluster') as Cluster;
+  if (!cluster.isPrimary) throw mmanError('ERR_CLUSTER_NOT_PRIMARY');
+  const opts = validateOptions<ClusterSettings>(settings, 'settings');
+  const current = cluster.settings as ClusterSettings;
+  // The workers' stdio as it stands, without segments a call before appended.
+  const given =
+    opts.stdio !== undefined
+      ? opts.stdio
+      : clusterShared !== undefined && current.stdio === clusterShared.stdio
+        ? clusterShared.base
+        : current.stdio;
+  const fds: number[] = [];
+  let result;
+  try {
+    result = stdioSharing(
+      share,
+      (shm) => {
+        // A duplicate (close-on-exec here, as every descriptor the addon hands out), owned by this thread.
+        const id = native.shareFd(shm.fd, 60_000);
+        if (typeof id === 'number') throw systemError(id, 'fcntl');
+        const fd = native.takeFd(id);
+        if (fd < 0) throw systemError(fd, 'fcntl');
+        fds.push(fd);
+        return fd;
+      },
+      given,
+      opts.silent ?? current.silent,
+      { share: 'share', stdio: 'settings.stdio' },
+    );
+  } catch (err) {
+    for (const fd of fds) native.fdClose(fd);
+    throw err;
+  }
+  const applied: ClusterSettings = { ...opts, stdio: result.stdio as ClusterSettings['stdio'] };
+  cluster.setupPrimary(applied);
+  const former = clusterShared;
+  clusterShared = { fds, base: given, stdio: cluster.settings.stdio as StdioOptions };
+  if (former !== undefined) for (const fd of former.fds) native.fdClose(fd);
+  return { env: { [SHARED_ENV]: result.described }, settings: applied };
 }
