@@ -757,7 +757,8 @@ function stdioSharing(
 ): { stdio: StdioOptions; described: string } {
   if (!Array.isArray(share)) throw invalidArgType(names.share, 'an array of SharedMemory', share);
   share.forEach((shm, i) => {
-    if (!(shm instanceof SharedMemory)) throw invalidArgType(`${names.share}[${i}]`, 'an instance of SharedMemory', shm);
+    if (!(shm instanceof SharedMemory))
+      throw invalidArgType(`${names.share}[${i}]`, 'an instance of SharedMemory', shm);
   });
   const stdio: StdioOptions = Array.isArray(given)
     ? ([...(given as unknown[])] as StdioOptions)
