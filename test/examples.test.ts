@@ -47,3 +47,10 @@ test('hot-swap: every response is one whole version, and more than one version w
   expect(Number(responses![2])).toBe(0);
   expect(Number(/^(\d+) versions served;/m.exec(run.stdout)?.[1])).toBeGreaterThan(1);
 });
+
+test('cluster-counter: every cluster worker counted under the Mutex, and the primary saw the total', () => {
+  const run = spawnSync(process.execPath, ['examples/cluster-counter.js'], { cwd: root, encoding: 'utf8' });
+  expect(run.stderr).toBe('');
+  expect(run.status).toBe(0);
+  expect(run.stdout).toBe('4 workers x 1000000 increments under one Mutex: counter = 4000000\n');
+});
