@@ -312,7 +312,8 @@ function warnUndescribed(): void {
 /**
  * A segment of memory that several processes map: an anonymous `memfd_create(2)` file,
  * or a named file in `/dev/shm`. Every {@link SharedMemory.map} is `MAP_SHARED`, so what
- * one process writes, the others read, with no copies. Hand it to a child with {@link fork}.
+ * one process writes, the others read, with no copies. Hand it to a child with {@link fork},
+ * to `cluster` workers with {@link shareWithCluster}.
  *
  * A memfd is sealed against shrinking (`F_SEAL_SHRINK`): no process holding it can cut
  * pages from under another's mapping (which would SIGBUS it). A named segment cannot be
