@@ -119,6 +119,16 @@ const CODES = {
     Error,
     (self: number, holder: number) => `This thread (${self}) does not hold the mutex (held by ${holder || 'no one'})`,
   ],
+  ERR_INVALID_RETURN_VALUE: [
+    TypeError,
+    () =>
+      'The function given to withLock() returned a promise: the lock was released before it settled; use withLockAsync() for an async function',
+  ],
+  ERR_MUTEX_TIMED_OUT: [
+    Error,
+    (ms: number, holder: number) =>
+      `The mutex was not acquired within ${ms} ms (held by ${holder || 'no one'} when the time ran out): nothing was run`,
+  ],
   ERR_RING_BUFFER_CLOSED: [Error, () => 'The ring buffer has been closed'],
   ERR_ILLEGAL_CONSTRUCTOR: [TypeError, (use: string) => `Illegal constructor: use ${use}`],
 } as const satisfies Record<string, readonly [ErrorConstructor, (...args: never[]) => string]>;
@@ -148,6 +158,8 @@ export type MmanErrorCode =
   | 'ERR_INVALID_STATE'
   | 'ERR_MUTEX_DEADLOCK'
   | 'ERR_MUTEX_NOT_OWNER'
+  | 'ERR_MUTEX_TIMED_OUT'
+  | 'ERR_INVALID_RETURN_VALUE'
   | 'ERR_RING_BUFFER_CLOSED'
   | 'ERR_ILLEGAL_CONSTRUCTOR'
   | 'ABORT_ERR';

@@ -30,6 +30,6 @@ export type { ShareOptions } from './descriptors';
 export { wait, waitAsync, notify } from './futex';
 export type { WaitResult, WaitOptions, WaitAsyncOptions, NotifyOptions } from './futex';
 export { Mutex } from './mutex';
-export type { LockResult, MutexOptions, LockAsyncOptions } from './mutex';
+export type { LockResult, MutexOptions, LockAsyncOptions, WithLockOptions } from './mutex';
 export { RingBuffer } from './ring';
 export type { RingBufferOptions, RingWaitOptions } from './ring';

@@ -37,7 +37,6 @@ import {
 } from './files';
 import {
   ADVICE_VALUES,
-  CONSTRUCT,
   defaultHugePage,
   mapLimitError,
   Mapping,
@@ -117,7 +116,7 @@ function create(
     if (result === GUARD_FULL) throw mmanError('ERR_MAPPING_LIMIT', { guardSlots: GUARD_SLOTS });
     throw systemError(result, 'mmap', file.path);
   }
-  return new Mapping(CONSTRUCT, result, delta, length, size, granule, flags, prot, file);
+  return Mapping.make(result, delta, length, size, granule, flags, prot, file);
 }
 
 /**

@@ -190,8 +190,8 @@ export interface LockOptions {
   onFault?: boolean;
 }
 
-/** @internal What create() (src/map.ts) passes the constructor: no one else makes a Mapping. */
-export const CONSTRUCT = Symbol('Mapping.construct');
+// What Mapping.make() passes the constructor: a `new Mapping()` from JavaScript is refused.
+const CONSTRUCT = Symbol('Mapping.construct');
 
 // native.remap(): the region moved to grow, then could not (ENOMEM); its old buffers are retired.
 const { MOVED_NOT_GROWN } = native.answers;
@@ -256,8 +256,25 @@ export class Mapping implements Disposable {
     };
   }
 
-  /** @internal Mappings are made by {@link mmap}, {@link mapFile} and {@link mapAnonymous}. */
-  constructor(
+  /**
+   * @internal A Mapping over the region `handle` (made by create() in src/map.ts, for
+   * {@link mmap}, {@link mapFile} and {@link mapAnonymous}: no one else makes one).
+   */
+  static make(
+    handle: Handle,
+    delta: number,
+    length: number,
+    size: number,
+    granule: number,
+    flags: number,
+    prot: number,
+    file: FileKept,
+  ): Mapping {
+    return new Mapping(CONSTRUCT, handle, delta, length, size, granule, flags, prot, file);
+  }
+
+  // Private: the type checker refuses `new Mapping()`; the token refuses it from JavaScript.
+  private constructor(
     token: typeof CONSTRUCT,
     handle: Handle,
     delta: number,

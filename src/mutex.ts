@@ -7,7 +7,15 @@ import { native } from './native';
 import { misaligned, target, validateTimeout, waitAsync } from './futex';
 import { ownerOf } from './buffers';
 import { handleOf, type Mapping } from './mapping';
-import { abortError, mmanError, systemError, validateAbortSignal, validateInt32, validateOptions } from './errors';
+import {
+  abortError,
+  invalidArgType,
+  mmanError,
+  systemError,
+  validateAbortSignal,
+  validateInt32,
+  validateOptions,
+} from './errors';
 
 /** What a lock call answers. `'owner-died'`: acquired, and the holder before died holding it. */
 export type LockResult = 'acquired' | 'owner-died' | 'busy' | 'timed-out';
@@ -18,7 +26,13 @@ export interface MutexOptions {
   spin?: number;
 }
 
-/** Options for {@link Mutex.lockAsync}. */
+/** Options for {@link Mutex.withLock}. */
+export interface WithLockOptions {
+  /** Give up after this many milliseconds: throws `ERR_MUTEX_TIMED_OUT`, `fn` not run. Default: forever. */
+  timeoutMs?: number;
+}
+
+/** Options for {@link Mutex.lockAsync} and {@link Mutex.withLockAsync}. */
 export interface LockAsyncOptions {
   /** Aborting it rejects with an `AbortError` (the lock is not taken). */
   signal?: AbortSignal;
@@ -65,8 +79,12 @@ const SELF = native.threadId();
  * @example
  * const words = new Int32Array(shm.map().buffer);
  * const mutex = new Mutex(words, 0);
- * if (mutex.lock() === 'owner-died') repair();
- * try { update(); } finally { mutex.unlock(); }
+ * mutex.withLock((state) => {
+ *   if (state === 'owner-died') repair();
+ *   update();
+ * });
+ * // in a server: the event loop runs on while it waits
+ * await mutex.withLockAsync(async () => { await update(); });
  */
 export class Mutex {
   readonly #view: Int32Array;
@@ -75,6 +93,7 @@ export class Mutex {
   readonly #buffer: ArrayBuffer;
   readonly #byteOffset: number;
   readonly #spin: number;
+  #turn: Promise<void> = Promise.resolve(); // withLockAsync() callers of this object, in order
 
   constructor(view: Int32Array, index: number, options?: MutexOptions) {
     const t = target(view, index, undefined, 'A Mutex');
@@ -162,6 +181,74 @@ export class Mutex {
     }
   }
 
+  /**
+   * Runs `fn` holding the lock, and releases it when `fn` returns or throws; returns what
+   * `fn` returns. `fn` is told how the lock was taken: `'owner-died'` when the holder before
+   * died holding it (repair what it protects). With `options.timeoutMs`, throws
+   * `ERR_MUTEX_TIMED_OUT` without running `fn` if the lock stayed busy that long. Blocks
+   * the event loop while it waits: in a server use {@link Mutex.withLockAsync}. `fn` must
+   * not be async (the lock would be released before its promise settles): a `fn` that returns
+   * a promise is a `TypeError` (`ERR_INVALID_RETURN_VALUE`), once the lock is released.
+   */
+  withLock<T>(fn: (state: 'acquired' | 'owner-died') => T, options?: WithLockOptions): T {
+    if (typeof fn !== 'function') throw invalidArgType('fn', 'of type function', fn);
+    const timeoutMs = validateOptions<WithLockOptions>(options).timeoutMs;
+    const state = this.lock(timeoutMs);
+    if (state === 'timed-out') throw mmanError('ERR_MUTEX_TIMED_OUT', timeoutMs!, this.holder);
+    let result: T;
+    try {
+      result = fn(state);
+    } finally {
+      this.unlock();
+    }
+    if (isThenable(result)) {
+      void Promise.resolve(result).catch(() => {}); // its rejection is the caller's mistake, reported here
+      throw mmanError('ERR_INVALID_RETURN_VALUE');
+    }
+    return result;
+  }
+
+  /**
+   * Runs `fn` (which may be async) holding the lock, taken as {@link Mutex.lockAsync} takes
+   * it (the event loop runs on while it waits), and releases it once `fn`'s promise settles;
+   * resolves to what `fn` resolves to, or rejects with what it throws. Calls through this
+   * one `Mutex` object from this thread take turns (a thread holds the lock for one call at
+   * a time; another `Mutex` object over the same word in the same thread is refused with
+   * `ERR_MUTEX_DEADLOCK` while this one holds it). `options.timeoutMs` (the turn included)
+   * rejects with `ERR_MUTEX_TIMED_OUT`, `options.signal` with an `AbortError`; `fn` is then
+   * not run.
+   */
+  async withLockAsync<T>(
+    fn: (state: 'acquired' | 'owner-died') => T | PromiseLike<T>,
+    options?: LockAsyncOptions,
+  ): Promise<T> {
+    if (typeof fn !== 'function') throw invalidArgType('fn', 'of type function', fn);
+    const opts = validateOptions<LockAsyncOptions>(options);
+    const timeout = validateTimeout(opts.timeoutMs);
+    const signal = validateAbortSignal(opts.signal, 'options.signal');
+    const deadline = timeout < 0 ? Infinity : performance.now() + timeout;
+    const before = this.#turn;
+    let done!: () => void;
+    const mine = new Promise<void>((resolve) => (done = resolve));
+    this.#turn = Promise.all([before, mine]).then(() => {}); // the next waits for both, even if this one gives up
+    try {
+      if (!(await turnOrGiveUp(before, deadline, signal))) {
+        if (signal?.aborted) throw abortError(signal);
+        throw mmanError('ERR_MUTEX_TIMED_OUT', timeout, this.holder);
+      }
+      const left = deadline - performance.now();
+      const state = await this.lockAsync({ signal, timeoutMs: deadline === Infinity ? undefined : Math.max(0, left) });
+      if (state === 'timed-out') throw mmanError('ERR_MUTEX_TIMED_OUT', timeout, this.holder);
+      try {
+        return await fn(state);
+      } finally {
+        this.unlock();
+      }
+    } finally {
+      done();
+    }
+  }
+
   /** Releases the lock, waking one sleeper. `ERR_MUTEX_NOT_OWNER` unless this thread holds it. */
   unlock(): void {
     const handle = this.#handle();
@@ -184,4 +271,31 @@ export class Mutex {
   get held(): boolean {
     return this.holder === SELF;
   }
+}
+
+function isThenable(value: unknown): value is PromiseLike<unknown> {
+  return (
+    value !== null &&
+    (typeof value === 'object' || typeof value === 'function') &&
+    typeof (value as { then?: unknown }).then === 'function'
+  );
+}
+
+// Waits for `turn` (the caller before in this thread) until `deadline` or `signal`: true once
+// it is this caller's turn, false if it gave up first.
+function turnOrGiveUp(turn: Promise<void>, deadline: number, signal: AbortSignal | undefined): Promise<boolean> {
+  if (signal?.aborted) return Promise.resolve(false);
+  if (deadline === Infinity && signal === undefined) return turn.then(() => true);
+  return new Promise<boolean>((resolve) => {
+    const onAbort = () => finish(false);
+    const timer =
+      deadline === Infinity ? undefined : setTimeout(() => finish(false), Math.max(0, deadline - performance.now()));
+    function finish(ok: boolean) {
+      clearTimeout(timer);
+      signal?.removeEventListener('abort', onAbort);
+      resolve(ok);
+    }
+    signal?.addEventListener('abort', onAbort, { once: true });
+    void turn.then(() => finish(true));
+  });
 }

@@ -1,7 +1,7 @@
 // A single-producer, single-consumer message queue in shared memory: length-prefixed
 // records in a power-of-two ring, futexes on the head and tail words for "space free" and
 // "data ready", waiter counts so that neither side makes a syscall while the other is awake.
-import { availableParallelism, constants as osConstants } from 'node:os';
+import { availableParallelism } from 'node:os';
 
 import { SharedMemory } from './shared';
 import { dispose, handleOf, type Mapping } from './mapping';
@@ -13,7 +13,6 @@ import {
   mappingReadOnly,
   mmanError,
   outOfRange,
-  systemError,
   validateInt32,
   validateAbortSignal,
   validateInteger,
@@ -63,8 +62,9 @@ function waitSignal(options: unknown): AbortSignal | undefined {
 /** Options for the blocking calls of {@link RingBuffer}. */
 export interface RingWaitOptions {
   /**
-   * Give up after this many milliseconds: `read` returns `undefined`, `write`/`reserve` throw
-   * `ETIMEDOUT`. Default: forever.
+   * Give up after this many milliseconds, the same way on both sides: an empty ring's `read`
+   * returns `undefined`, a full ring's `reserve` returns `undefined` and its `write` and `end`
+   * return `false` (nothing was written). Default: forever.
    */
   timeoutMs?: number;
 }
@@ -161,9 +161,12 @@ export class RingBuffer implements Disposable {
 
   /**
    * Reserves room for a message of `length` bytes and returns the ring's bytes to fill in
-   * place; {@link RingBuffer.commit} publishes it. Blocks while the ring is full.
+   * place; {@link RingBuffer.commit} publishes it. Blocks while the ring is full; with
+   * `options.timeoutMs`, returns `undefined` if the ring stayed full that long.
    */
-  reserve(length: number, options?: RingWaitOptions): Uint8Array {
+  reserve(length: number, options?: { timeoutMs?: undefined }): Uint8Array;
+  reserve(length: number, options: RingWaitOptions): Uint8Array | undefined;
+  reserve(length: number, options?: RingWaitOptions): Uint8Array | undefined {
     const timeoutMs = waitTimeout(options); // first: reading it runs the caller's getter
     this.#live();
     const need = this.#need(length);
@@ -175,7 +178,7 @@ export class RingBuffer implements Disposable {
       if (
         wait(this.#words, HEAD, head, timeoutMs, { spin: this.#spin, waitersIndex: WRITERS_ASLEEP }) === 'timed-out'
       ) {
-        throw systemError(-osConstants.errno.ETIMEDOUT, 'futex');
+        return undefined;
       }
     }
   }
@@ -205,12 +208,20 @@ export class RingBuffer implements Disposable {
     notify(this.#words, TAIL, 1, { waitersIndex: READERS_ASLEEP });
   }
 
-  /** Copies `message` into the ring and publishes it. Blocks while the ring is full. */
-  write(message: ArrayBufferView, options?: RingWaitOptions): void {
+  /**
+   * Copies `message` into the ring and publishes it: `true`. Blocks while the ring is full;
+   * with `options.timeoutMs`, returns `false` if it stayed full that long (nothing written).
+   */
+  write(message: ArrayBufferView, options?: { timeoutMs?: undefined }): true;
+  write(message: ArrayBufferView, options: RingWaitOptions): boolean;
+  write(message: ArrayBufferView, options?: RingWaitOptions): boolean {
     this.#live();
     const bytes = asBytes(message);
-    this.reserve(bytes.length, options).set(bytes);
+    const room = this.reserve(bytes.length, options as RingWaitOptions);
+    if (room === undefined) return false;
+    room.set(bytes);
     this.commit();
+    return true;
   }
 
   /** {@link RingBuffer.write} without blocking the event loop while the ring is full. */
@@ -221,12 +232,19 @@ export class RingBuffer implements Disposable {
     this.commit();
   }
 
-  /** Ends the stream: the reader's {@link RingBuffer.read} returns `null` once it has read every message before. */
-  end(options?: RingWaitOptions): void {
+  /**
+   * Ends the stream: the reader's {@link RingBuffer.read} returns `null` once it has read
+   * every message before: `true`. Blocks while the ring is full; with `options.timeoutMs`,
+   * returns `false` if it stayed full that long (the stream goes on).
+   */
+  end(options?: { timeoutMs?: undefined }): true;
+  end(options: RingWaitOptions): boolean;
+  end(options?: RingWaitOptions): boolean {
     this.#live();
-    this.reserve(0, options);
+    if (this.reserve(0, options as RingWaitOptions) === undefined) return false;
     this.#lengths[(this.#writeAt & (this.capacity - 1)) >> 2] = END;
     this.commit();
+    return true;
   }
 
   #need(length: number): number {
@@ -262,9 +280,11 @@ export class RingBuffer implements Disposable {
   /**
    * The next message: a view of the ring's bytes, valid until the next `read` (which
    * releases it to the writer) or {@link RingBuffer.release}. Blocks while the ring is
-   * empty. Returns `null` once the writer has called {@link RingBuffer.end}, `undefined`
-   * after `timeoutMs`.
+   * empty. Returns `null` once the writer has called {@link RingBuffer.end}, and, with
+   * `options.timeoutMs`, `undefined` if it stayed empty that long.
    */
+  read(options?: { timeoutMs?: undefined }): Uint8Array | null;
+  read(options: RingWaitOptions): Uint8Array | null | undefined;
   read(options?: RingWaitOptions): Uint8Array | null | undefined {
     const timeoutMs = waitTimeout(options); // first: reading it runs the caller's getter
     this.#live();

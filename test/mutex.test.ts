@@ -128,6 +128,117 @@ describe('Mutex across threads and processes', () => {
   });
 });
 
+describe('withLock() and withLockAsync()', () => {
+  test('withLock(): runs fn holding the lock, returns its value, releases on return and on throw', async () => {
+    using shm = SharedMemory.create(PAGE_SIZE);
+    const m = shm.map();
+    const v = new Int32Array(m.buffer);
+    const mutex = new Mutex(v, 0);
+    const children = [startChild('lockCount', ['3000'], [shm]), startChild('lockCount', ['3000'], [shm])];
+    for (const c of children) expect(await c.next()).toBe('ready');
+    Atomics.store(v, 2, 1);
+    notify(v, 2);
+    const states = new Set<string>();
+    for (let i = 0; i < 3000; i++) {
+      const got = mutex.withLock((state) => {
+        states.add(state);
+        const before = v[1];
+        for (let k = 0; k < 20; k++) Math.sqrt(k);
+        v[1] = before + 1;
+        return i;
+      });
+      expect(got).toBe(i);
+    }
+    for (const c of children) expect(await c.next()).toBe('done');
+    expect(v[1]).toBe(9000); // no increment lost between three processes
+    expect([...states]).toEqual(['acquired']);
+    expect(() =>
+      mutex.withLock(() => {
+        throw new Error('inside');
+      }),
+    ).toThrow('inside');
+    expect(mutex.holder).toBe(0); // released by the throw
+    m.unmap();
+  });
+
+  test("withLock(): 'owner-died' reaches fn; a timeout is ERR_MUTEX_TIMED_OUT with fn not run; an async fn is refused after release", async () => {
+    using shm = SharedMemory.create(PAGE_SIZE);
+    const m = shm.map();
+    const mutex = new Mutex(new Int32Array(m.buffer), 0);
+    const child = startChild('holdLock', [], [shm]);
+    const { pid } = (await child.next()) as { pid: number };
+    let ran = false;
+    expect(() => mutex.withLock(() => (ran = true), { timeoutMs: 30 })).toThrow(
+      expect.objectContaining({ code: 'ERR_MUTEX_TIMED_OUT', message: expect.stringContaining(`held by ${pid}`) }),
+    );
+    expect(ran).toBe(false);
+    child.process.kill('SIGKILL');
+    await child.exited;
+    expect(mutex.withLock((state) => state, { timeoutMs: 5000 })).toBe('owner-died');
+    expect(mutex.holder).toBe(0);
+    expect(() => mutex.withLock(async () => 1)).toThrow(
+      expect.objectContaining({ name: 'TypeError', code: 'ERR_INVALID_RETURN_VALUE' }),
+    );
+    expect(mutex.holder).toBe(0);
+    expect(() => mutex.withLock('fn' as never)).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARG_TYPE' }));
+    m.unmap();
+  });
+
+  test('withLockAsync(): 200 concurrent async callers here and a child process: every increment across an await kept', async () => {
+    using shm = SharedMemory.create(PAGE_SIZE);
+    const m = shm.map();
+    const v = new Int32Array(m.buffer);
+    const mutex = new Mutex(v, 0);
+    const child = startChild('lockCount', ['2000'], [shm]);
+    expect(await child.next()).toBe('ready');
+    Atomics.store(v, 2, 1);
+    notify(v, 2);
+    const results = await Promise.all(
+      Array.from({ length: 200 }, (_, i) =>
+        mutex.withLockAsync(async (state) => {
+          const before = v[1];
+          await new Promise((resolve) => setImmediate(resolve)); // the lock is held across it
+          v[1] = before + 1;
+          return [i, state];
+        }),
+      ),
+    );
+    expect(await child.next()).toBe('done');
+    expect(v[1]).toBe(2200);
+    expect(results).toEqual(Array.from({ length: 200 }, (_, i) => [i, 'acquired']));
+    await expect(
+      mutex.withLockAsync(async () => {
+        throw new Error('inside');
+      }),
+    ).rejects.toThrow('inside');
+    expect(mutex.holder).toBe(0);
+    m.unmap();
+  });
+
+  test('withLockAsync(): timeoutMs and an abort while another process holds it reject, fn not run; the callers after still get their turn', async () => {
+    using shm = SharedMemory.create(PAGE_SIZE);
+    const m = shm.map();
+    const mutex = new Mutex(new Int32Array(m.buffer), 0);
+    const child = startChild('holdLockFor', ['400'], [shm]);
+    expect(await child.next()).toBe('locked');
+    const ran: string[] = [];
+    const controller = new AbortController();
+    const timedOut = mutex.withLockAsync(() => ran.push('timed'), { timeoutMs: 50 });
+    const aborted = mutex.withLockAsync(() => ran.push('aborted'), { signal: controller.signal });
+    const later = mutex.withLockAsync(() => ran.push('later'));
+    setTimeout(() => controller.abort(), 20);
+    await Promise.all([
+      expect(timedOut).rejects.toMatchObject({ code: 'ERR_MUTEX_TIMED_OUT' }),
+      expect(aborted).rejects.toMatchObject({ name: 'AbortError' }),
+    ]);
+    expect(await later).toBe(1); // ran once the child let go
+    expect(ran).toEqual(['later']);
+    expect(await child.next()).toBe('unlocked');
+    await child.exited;
+    m.unmap();
+  });
+});
+
 describe('Mutex misuse', () => {
   test('not recursive, not unlockable by another thread, not over private or unmapped memory', () => {
     using shm = SharedMemory.create(PAGE_SIZE);

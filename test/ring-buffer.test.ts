@@ -65,6 +65,26 @@ describe('RingBuffer between two processes', () => {
     expect(() => ring.reserve(1)).toThrow(expect.objectContaining({ code: 'ERR_INVALID_STATE' }));
   });
 
+  test('a full ring times out as an empty one does: write() and end() return false, reserve() undefined, nothing written', () => {
+    const ring = RingBuffer.create(4096);
+    const reader = RingBuffer.attach(ring.memory);
+    const message = new Uint8Array(1000).fill(7);
+    let written = 0;
+    while (ring.write(message, { timeoutMs: 20 })) written++;
+    expect(written).toBe(4); // records of 8 + 1000 bytes: four fill 4032 of 4096, a fifth does not fit
+    expect(ring.write(new Uint8Array(56).fill(9), { timeoutMs: 20 })).toBe(true); // 8 + 56: now full
+    expect(ring.reserve(0, { timeoutMs: 5 })).toBeUndefined();
+    expect(ring.end({ timeoutMs: 5 })).toBe(false);
+    expect(reader.read()).toEqual(message);
+    reader.release();
+    expect(ring.write(message)).toBe(true); // room for one again
+    for (let i = 0; i < 3; i++) expect(reader.read({ timeoutMs: 1000 })).toEqual(message);
+    expect(reader.read({ timeoutMs: 1000 })).toEqual(new Uint8Array(56).fill(9));
+    expect(reader.read({ timeoutMs: 1000 })).toEqual(message);
+    expect(ring.end({ timeoutMs: 1000 })).toBe(true);
+    expect(reader.read({ timeoutMs: 1000 })).toBeNull();
+  });
+
   test('readAsync/writeAsync keep the event loop free while they wait', async () => {
     const ring = RingBuffer.create(PAGE_SIZE);
     const reader = RingBuffer.attach(ring.memory);
