@@ -1,6 +1,6 @@
 // Bad input gets a clear, typed error before any syscall, and loses nothing: no mapping
 // is leaked by a failed call, and the kernel's refusals come back shaped like Node's fs errors.
-import { closeSync, mkdirSync, openSync, readdirSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync, readdirSync, readFileSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { join } from 'node:path';
 import {
@@ -403,4 +403,17 @@ describe('messages as Node words them', () => {
     expect(() => m.resize(2 * PAGE_SIZE, {})).not.toThrow();
     expectCode(() => m.resize(2 * PAGE_SIZE, { mayMove: 'no' as never }), 'ERR_INVALID_ARG_TYPE', TypeError);
   });
+});
+
+test('every code of MmanErrorCode is documented once, in the table of docs/safety.md, and the table names no other', () => {
+  const root = join(__dirname, '..');
+  const union = /export type MmanErrorCode =([^;]+);/.exec(readFileSync(join(root, 'src', 'errors.ts'), 'utf8'))![1];
+  const codes = [...union.matchAll(/'([A-Z_]+)'/g)].map((m) => m[1]).sort();
+  const rows = readFileSync(join(root, 'docs', 'safety.md'), 'utf8')
+    .split('\n')
+    .filter((line) => /^\| `[A-Z_]+`/.test(line))
+    .map((line) => /^\| `([A-Z_]+)`/.exec(line)![1])
+    .sort();
+  expect(codes.length).toBeGreaterThan(20);
+  expect(rows).toEqual(codes);
 });
