@@ -295,7 +295,12 @@ function checkReceived(fd: number): { readOnly: boolean; uid: number } {
 // that did not describe it (a cluster worker forked without shareWithCluster()'s env). Said
 // once; the descriptor is left alone (it may be someone's fromFd() to take).
 function warnUndescribed(): void {
-  const channelFd = (process as unknown as { channel?: { fd?: unknown } }).channel?.fd;
+  let channelFd: unknown;
+  try {
+    channelFd = (process as unknown as { channel?: { fd?: unknown } }).channel?.fd;
+  } catch {
+    return; // a process object that is not Node's own (a test runner's copy): no channel to look past
+  }
   if (typeof channelFd !== 'number' || channelFd < 0) return;
   const fd = channelFd + 1;
   const described = native.describeFd(fd);
@@ -332,8 +337,9 @@ export class SharedMemory implements Disposable {
   #fromPeer = false; // received from another process: mapped guarded unless sealed against shrinking
   #sparse = false; // a named segment made with options.sparse: grow() does not reserve either
 
-  /** @internal Use {@link SharedMemory.create}, {@link SharedMemory.open} or {@link SharedMemory.fromFd}. */
-  constructor(token: typeof CONSTRUCT, fd: number, name: string | undefined, readOnly = false) {
+  // Private: the type checker refuses `new SharedMemory()`; the token refuses it from JavaScript.
+  // Segments come from create(), open(), from(), fromFd(), receive() and inherited().
+  private constructor(token: typeof CONSTRUCT, fd: number, name: string | undefined, readOnly = false) {
     if (token !== CONSTRUCT) throw illegalConstructor('SharedMemory.create(), open() or fromFd()');
     this.#fd = fd;
     this.#name = name;
@@ -818,7 +824,7 @@ export interface ClusterSharing {
    * Pass it to every `cluster.fork(env)`, a worker forked again after one died included (merge
    * variables of your own into a copy): `MMAN_SHARED`, as {@link fork} writes it.
    */
-  readonly env: Readonly<Record<typeof SHARED_ENV, string>>;
+  readonly env: { readonly MMAN_SHARED: string };
   /**
    * What was given to `cluster.setupPrimary()`: your settings, with `stdio` ending in the
    * segments' descriptors after `'ipc'`.

@@ -128,6 +128,8 @@ export async function sharing(socket: Socket): Promise<void> {
   const env: string = cluster.env.MMAN_SHARED;
   void env;
   void [child, seals, inherited, fromFd, opened, from, SHM_DIRECTORY, createServer];
+  // @ts-expect-error: segments come from create(), open(), from(), fromFd(), receive(), inherited()
+  void new SharedMemory();
 
   const waitOptions: WaitOptions = { spin: 100 };
   const result: WaitResult = wait(words, 0, 0, 10, waitOptions);
