@@ -1,5 +1,6 @@
-// The compiled addon (native/), typed. Only this file knows where the binary lives.
+// The compiled addon (native/), typed. Where the binary lives is src/load.ts's business.
 import { join } from 'node:path';
+import { loadAddon } from './load';
 
 /** An opaque handle to one native Region; only the addon can make or read one. */
 export type Handle = { readonly __mmanHandle: unique symbol };
@@ -356,15 +357,9 @@ export interface StartedJob<T> {
  */
 export type NotStarted = [errno: number, syscall: string];
 
-// node-gyp-build loads build/Release (a source build) first, then prebuilds/<platform>-<arch>;
-// MMAN_ADDON points at another build of the same sources (the sanitizer build, say).
-// eslint-disable-next-line @typescript-eslint/no-require-imports
-const loadAddon: (packageRoot: string) => unknown = require('node-gyp-build');
-export const native = (
-  process.env.MMAN_ADDON
-    ? require(process.env.MMAN_ADDON) // eslint-disable-line @typescript-eslint/no-require-imports
-    : loadAddon(join(__dirname, '..'))
-) as NativeAddon;
+// build/Release (a source build) first, then prebuilds/linux-<cpu>/mman.<libc>.node; MMAN_ADDON
+// points at another build of the same sources (the sanitizer build, say). See src/load.ts.
+export const native = loadAddon(join(__dirname, '..')) as NativeAddon;
 
 // A process.on('SIGBUS' | 'SIGSEGV') listener added or removed after the guard's handlers were
 // installed replaces them (libuv installs its own, or the default action): the guard then
