@@ -1,13 +1,4 @@
-{
-  "targets": [
-    {
-      "target_name": "mman",
-      "sources": ["<!@(node -p \"require('fs').readdirSync('native').filter((f) => f.endsWith('.cc')).sort().map((f) => 'native/' + f).join(' ')\")"],
-      "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
-      "defines": ["NAPI_VERSION=8", "NAPI_CPP_EXCEPTIONS", "NODE_API_SWALLOW_UNTHROWABLE_EXCEPTIONS", "_GNU_SOURCE",
-                  "<!@(node -p \"process.env.PREBUILD_PLATFORM ? '' : 'MMAN_TEST_HOOKS'\")"],
-      "cflags_cc!": ["-fno-exceptions"],
-      "cflags_cc": ["-fexceptions", "-std=c++17", "-Wall", "-Wextra", "-Wno-unused-parameter"]
-    }
-  ]
-}
+# node-gyp's entry point: the addon's build is native/mman.gypi, which the npm package ships
+# (this file is left out of it, so that no package manager runs node-gyp on install:
+# `npm run build:addon` writes it again in an installed package, see scripts/build-addon.js).
+{ "includes": ["native/mman.gypi"] }

@@ -55,6 +55,12 @@ if [ "${targets[0]}" = --zig ]; then
   echo "$zig"
   exit 0
 fi
+# A package directory (an unpacked tarball) has no binding.gyp: node-gyp's entry point, which
+# only includes native/mman.gypi (scripts/build-addon.js writes the same line).
+if [ ! -f binding.gyp ]; then
+  echo '{ "includes": ["native/mman.gypi"] }' >binding.gyp
+  trap 'rm -f binding.gyp' EXIT
+fi
 
 # Each CPU on its own expands to both libcs; the host's CPU goes last (below).
 builds=()

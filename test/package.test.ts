@@ -199,11 +199,28 @@ describe('npm install <tarball> with a prebuild for this platform', () => {
   test('the package has no install script for npm, pnpm or Bun to run (or to refuse)', () => {
     const manifest = JSON.parse(readFileSync(join(installed, 'package.json'), 'utf8'));
     for (const hook of ['preinstall', 'install', 'postinstall']) expect(manifest.scripts?.[hook]).toBeUndefined();
-    // With a binding.gyp and no install script, npm would run `node-gyp rebuild` itself.
-    expect(existsSync(join(installed, 'binding.gyp'))).toBe(true);
+    // With a binding.gyp and no install script, npm would run `node-gyp rebuild` itself (even
+    // with gypfile false, when it installs from a lockfile, which does not record that field).
+    expect(existsSync(join(installed, 'binding.gyp'))).toBe(false);
+    expect(existsSync(join(installed, 'native', 'mman.gypi'))).toBe(true);
     expect(manifest.gypfile).toBe(false);
     expect(Object.keys(manifest.dependencies)).toEqual(['node-addon-api']);
   });
+
+  test('npm warns of no install script, and an install from the lockfile (npm ci) builds nothing either', () => {
+    const locked = emptyProject('locked');
+    const install = npm(['install', '--prefer-offline', withPrebuild], locked, { PATH: noCompilerPath });
+    expect(install.status).toBe(0);
+    expect(install.stdout + install.stderr).not.toMatch(/install-scripts|install script/i);
+    expect(existsSync(join(locked, 'package-lock.json'))).toBe(true);
+    rmSync(join(locked, 'node_modules'), { recursive: true });
+    const ci = npm(['ci', '--prefer-offline'], locked, { PATH: noCompilerPath, CC: 'false', CXX: 'false' });
+    expect(ci.stdout + ci.stderr).not.toMatch(/install-scripts|node-gyp/i);
+    expect(ci.status).toBe(0);
+    expect(existsSync(join(locked, 'node_modules', 'mman', 'build'))).toBe(false);
+    const run = node(locked, ['-e', useFromCommonJs]);
+    expect(JSON.parse(run.stdout)).toEqual({ value: 7, prot: 1 });
+  }, 300_000);
 
   test('the glibc prebuilds it installed need nothing above glibc 2.28 and no libstdc++', () => {
     const files = ['linux-x64', 'linux-arm64'].map((dir) => join(installed, 'prebuilds', dir, PREBUILD));
@@ -593,8 +610,9 @@ test('the tarball holds the library, every prebuild, types, ESM and CJS entries,
   for (const needed of [
     'package.json',
     'README.md',
-    'binding.gyp',
     'CMakeLists.txt',
+    'native/mman.gypi',
+    'scripts/build-addon.js',
     'scripts/setup.js',
     'scripts/esm.js',
     'lib/index.js',
@@ -614,15 +632,16 @@ test('the tarball holds the library, every prebuild, types, ESM and CJS entries,
   // An allow-list: anything else (tests, sources, benchmarks, build leftovers, the generated
   // API pages in docs/api) is stray.
   const allowed = [
-    /^(package\.json|README\.md|CHANGELOG\.md|binding\.gyp|CMakeLists\.txt|scripts\/setup\.js|scripts\/esm\.js)$/,
+    /^(package\.json|README\.md|CHANGELOG\.md|CMakeLists\.txt|scripts\/(build-addon|setup|esm)\.js)$/,
     /^lib\/[\w/.-]+\.(js|mjs|d\.ts|d\.mts|js\.map)$/,
-    /^native\/\w+\.(cc|h)$/,
+    /^native\/\w+\.(cc|h|gypi)$/,
     /^prebuilds\/linux-(x64|arm64)\/mman\.(glibc|musl)\.node$/,
     /^native\/loops\/\w+\.c$/, // the C loops the benchmarks (`mman bench scale`) compile beside their own
     /^docs\/[\w.-]+\.md$/,
     /^examples\/[\w.-]+\.js$/,
     /^bench\/RESULTS\.md$/,
   ];
+  expect(listing).not.toContain('binding.gyp'); // npm would build on install (see above)
   const stray = listing.filter((entry) => !allowed.some((rule) => rule.test(entry)));
   expect(stray).toEqual([]);
   // Every prebuild is libc-tagged: glibc and musl, for each CPU.
