@@ -131,3 +131,26 @@ test('bench/soak.js, 100,000 map/touch/unmap cycles: native memory flat, no mapp
   // V8 grows its heap in 256 KiB chunks while it sizes itself: bounded, not per cycle.
   expect(result.mapsGrowth).toBeLessThan(100);
 }, 300_000);
+
+test('bench/overwrite.js: every row counted; the rename way never cuts a body short or mixes versions', () => {
+  const out = bench('overwrite.js', [
+    '--requests',
+    '40',
+    '--size',
+    '256K',
+    '--only',
+    'writeFileSync:r,pwrite:r,rename:r',
+  ]);
+  const rows = [...out.matchAll(/^(\w+) +'([r+copy]+)' +(\d+) +(\d+) +(\d+) +(.+?) +(\d+) +(true|false)$/gm)];
+  expect(rows.map((r) => `${r[1]}:${r[2]}`)).toEqual(['writeFileSync:r', 'pwrite:r', 'rename:r']);
+  for (const [, , , whole, short, mixed, , passes, truncated] of rows) {
+    expect(Number(whole) + Number(short) + Number(mixed)).toBe(40);
+    expect(Number(passes)).toBeGreaterThan(0);
+    // The server never reads the mapping in JavaScript: the guard sees no fault, whatever happens.
+    expect(truncated).toBe('false');
+  }
+  // A write that does not truncate leaves every page backed: no body is cut short.
+  expect(rows[1].slice(3, 7)).toEqual([expect.any(String), '0', expect.any(String), 'none']);
+  // A new file renamed over the old name, mapped, and the old mapping unmapped: all whole.
+  expect(rows[2].slice(3, 7)).toEqual(['40', '0', '0', 'none']);
+}, 180_000);
