@@ -145,6 +145,20 @@ Napi::Value MutexUnlock(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), Unlock(args.word));
 }
 
+// threadGone(tid) -> true when no thread `tid` exists any more (or only its zombie): the same
+// liveness check a sleeping locker makes, for the owner a RingBuffer record names (src/ring.ts).
+Napi::Value ThreadGone(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!info[0].IsNumber()) {
+    ArgTypeError(env, "native: threadGone(tid) expects a number").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  double tid = info[0].As<Napi::Number>().DoubleValue();
+  // 0 and ids outside the mask name no thread a record or a word can hold.
+  if (!(tid >= 1 && tid <= kTidMask)) return Napi::Boolean::New(env, false);
+  return Napi::Boolean::New(env, Gone(static_cast<uint32_t>(tid)));
+}
+
 // threadId() -> this thread's id (gettid), what the word holds while this thread holds it
 Napi::Value ThreadId(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), ThisThread());
@@ -157,6 +171,7 @@ void InitMutex(Napi::Env env, Napi::Object exports) {
   exports.Set("mutexTryLock", Napi::Function::New(env, MutexTryLock, "mutexTryLock"));
   exports.Set("mutexUnlock", Napi::Function::New(env, MutexUnlock, "mutexUnlock"));
   exports.Set("threadId", Napi::Function::New(env, ThreadId, "threadId"));
+  exports.Set("threadGone", Napi::Function::New(env, ThreadGone, "threadGone"));
   // The word's layout and the sleepers' rhythm, for the lock-free paths of src/mutex.ts.
   Napi::Object c = exports.Get("constants").As<Napi::Object>();
   MMAN_EXPORT_CONSTANT(c, FUTEX_TID_MASK);

@@ -130,6 +130,10 @@ const CODES = {
       `The mutex was not acquired within ${ms} ms (held by ${holder || 'no one'} when the time ran out): nothing was run`,
   ],
   ERR_RING_BUFFER_CLOSED: [Error, () => 'The ring buffer has been closed'],
+  ERR_RING_BUFFER_ENDED: [
+    Error,
+    () => 'The stream was ended (end() was called on this ring buffer): nothing more can be written',
+  ],
   ERR_ILLEGAL_CONSTRUCTOR: [TypeError, (use: string) => `Illegal constructor: use ${use}`],
 } as const satisfies Record<string, readonly [ErrorConstructor, (...args: never[]) => string]>;
 
@@ -161,6 +165,7 @@ export type MmanErrorCode =
   | 'ERR_MUTEX_TIMED_OUT'
   | 'ERR_INVALID_RETURN_VALUE'
   | 'ERR_RING_BUFFER_CLOSED'
+  | 'ERR_RING_BUFFER_ENDED'
   | 'ERR_ILLEGAL_CONSTRUCTOR'
   | 'ABORT_ERR';
 

@@ -273,6 +273,8 @@ export interface NativeAddon {
   mutexUnlock(handle: Handle, buffer: ArrayBuffer, byteOffset: number): number;
   /** gettid() of the calling thread. */
   threadId(): number;
+  /** True when thread `tid` no longer exists (or is a zombie): the liveness check of mutexLock. */
+  threadGone(tid: number): boolean;
 }
 
 /**
@@ -328,6 +330,7 @@ export const NATIVE_FUNCTIONS = [
   'sweepShared',
   'sync',
   'takeFd',
+  'threadGone',
   'threadId',
   'unlock',
   'unmap',

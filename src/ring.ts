@@ -1,13 +1,77 @@
-// A single-producer, single-consumer message queue in shared memory: length-prefixed
-// records in a power-of-two ring, futexes on the head and tail words for "space free" and
-// "data ready", waiter counts so that neither side makes a syscall while the other is awake.
+// A message queue in shared memory: length-prefixed records in a power-of-two ring, futexes
+// on header words for "space free" and "data ready", waiter counts so that neither side makes
+// a syscall while the other is awake. Two protocols share the header and the API:
+//
+// ONE WRITER, ONE READER (the default): HEAD (released by the reader) and TAIL (published by
+// the writer) are free-running u32 byte positions; a record is a 4-byte length (SKIP: padding
+// to the end of the ring; END: the stream's end) and its bytes, 8-aligned. Each side stores
+// only its own word: no lock, no compare-and-swap.
+//
+// MANY WRITERS AND/OR MANY READERS (options.writers or options.readers 'many'; the MODE word
+// says which, so attach() learns it). Three cursors, u32 byte positions that wrap at 2^32
+// (capacity <= 2^30, so every distance below is exact as (a - b) >>> 0):
+//
+//   HEAD <= READ <= TAIL <= HEAD + capacity
+//   [HEAD, READ)  records readers have claimed: READING (a reader's view) or FREE (released)
+//   [READ, TAIL)  records writers have placed: RESERVED (being filled), COMMITTED, FREE (a
+//                 wrap's padding, or a record its writer abandoned), or END
+//   [TAIL, HEAD + capacity)  free space
+//
+// A record is an 8-byte header, [state, length], then its bytes, 8-aligned. The state word is
+// the only one that changes after the record is published: a phase in its top two bits and,
+// while someone owns it, that thread's id (gettid, as a Mutex word holds it) in the low 30:
+//
+//   RESERVED|writer tid --commit--> COMMITTED --read--> READING|reader tid --release--> FREE
+//   RESERVED, writer gone --a reader, after the liveness period--> FREE   (ring.skipped + 1)
+//   READING, reader gone  --a writer waiting for room, same--> FREE        (ring.lost + 1)
+//
+// Who moves what:
+// - TAIL, only under WRITE_LOCK (a robust Mutex word): the writer checks room against HEAD,
+//   writes the header(s) (a FREE SKIP record to the end of the ring if the record does not
+//   fit before it, then its own at offset 0), and only then stores TAIL. So every header
+//   below TAIL is complete when a reader sees TAIL (the store publishes it), whatever a
+//   previous lap left in those bytes, and a writer that dies anywhere in here leaves either
+//   nothing (TAIL not stored) or a record that names it. The lock is held for a few loads
+//   and stores, never while a message is filled in: writers fill their records in parallel.
+// - READ and HEAD, only under READ_LOCK (another robust Mutex word). A reader claims the
+//   record at READ if it is COMMITTED (state := READING|tid, then READ := past it), passes
+//   over FREE ones, stops at END without passing it (so every reader gets null, for ever),
+//   and waits at a RESERVED one: records are claimed in TAIL order, which for each writer is
+//   the order it committed them in (a writer holds one reservation at a time). A RESERVED
+//   record at READ whose writer is gone (checked once the reader has been held up there for
+//   the liveness period) is made FREE and counted in SKIPPED. release() stores FREE, and if
+//   the record is at HEAD advances HEAD over consecutive FREE records (never past READ); a
+//   FREE record behind another reader's READING one is passed over by that reader's
+//   release (it stores FREE before it looks at HEAD, and the one advancing looks at the
+//   state after storing HEAD: seq-cst Atomics, so one of the two sees the other). A FREE
+//   record a reader passes at READ (padding, skipped, abandoned) has no reader to release
+//   it: that reader advances HEAD the same way before it lets go of READ_LOCK. A writer
+//   held up by a full ring for the liveness period takes READ_LOCK and frees a READING
+//   record at HEAD whose reader is gone (counted in LOST), then advances HEAD.
+// - Lock holders that die: Mutex hands the lock to the next locker ('owner-died'); every
+//   step under either lock is a single store that leaves the ring consistent (a READING or
+//   FREE record found at READ is passed over), except end(), which stores ENDED (the END
+//   record's position | 1) before TAIL: a WRITE_LOCK taken over finishes that TAIL store.
+// - No ABA: no cursor is ever compare-and-swapped (each moves under its lock); the only
+//   compare-and-swaps are on a record's state, from a value naming a thread that is gone.
+//   A cursor read without the other side's lock is stale only in the safe direction (HEAD
+//   and TAIL only grow): a writer sees less room, a reader fewer records.
+// - Waiting: readers sleep on COMMITS (bumped by every commit and end) with READERS_ASLEEP
+//   as its waiter count, writers on HEAD with WRITERS_ASLEEP; a commit wakes one reader,
+//   and a reader that claims a record with more behind it wakes one more (so a wake taken
+//   by a reader that found a RESERVED record is passed on); end() wakes them all. A reader
+//   held up at a RESERVED record, and a writer held up by a full ring, sleep at most the
+//   liveness period (MUTEX_LIVENESS_MS, as a Mutex's sleepers) between looks.
 import { availableParallelism } from 'node:os';
 
+import { native } from './native';
+import { Mutex } from './mutex';
 import { SharedMemory } from './shared';
 import { dispose, handleOf, type Mapping } from './mapping';
 // eslint-disable-next-line @typescript-eslint/no-unused-vars -- named by {@link} in the doc comments
 import { notify, validateTimeout, wait, waitAsync, type WaitOptions } from './futex';
 import {
+  INT32_MAX,
   invalidArgType,
   invalidArgValue,
   mappingReadOnly,
@@ -16,6 +80,7 @@ import {
   validateInt32,
   validateAbortSignal,
   validateInteger,
+  validateOneOf,
   validateOptions,
 } from './errors';
 
@@ -34,6 +99,29 @@ const SKIP = -1; // record: the rest of the ring is padding, go to offset 0
 const END = -2; // record: the writer has ended the stream
 const RECORD_HEADER = 4;
 
+// The many-writer / many-reader protocol (above): its header words, each on a cache line.
+const MODE = 66; // bit 0: many writers, bit 1: many readers (0: the one-to-one protocol)
+const MANY_WRITERS = 1;
+const MANY_READERS = 2;
+const READ = 80; // bytes claimed by readers (u32, wraps)
+const WRITE_LOCK = 96; // a Mutex word: placing records, moving TAIL
+const READ_LOCK = 112; // a Mutex word: claiming records, moving READ and HEAD
+const COMMITS = 128; // bumped by every commit and end: the word readers sleep on
+const SKIPPED = 144; // records whose writer died holding them
+const LOST = 160; // records whose reader died holding them
+const ENDED = 176; // 0, or the END record's position | 1
+// A record's state word: a phase in the top two bits, an owner's thread id in the low 30.
+const PHASE = 0xc0000000 | 0;
+const TID = 0x3fffffff;
+const COMMITTED = 0x40000000;
+const READING = 0x80000000 | 0;
+const FREE = 0xc0000000 | 0;
+const MANY_HEADER = 8; // [state, length]
+// This thread's id, as a record or a lock word names it (each worker loads this module anew).
+const SELF = native.threadId();
+// How long a writer or reader held up by one record waits before asking whether its owner lives.
+const LIVENESS_MS: number = native.constants.MUTEX_LIVENESS_MS;
+
 const align8 = (n: number): number => (n + 7) & ~7;
 
 /** Options for {@link RingBuffer.create} and {@link RingBuffer.attach}. */
@@ -45,6 +133,14 @@ export interface RingBufferOptions {
    * than one CPU, else 0.
    */
   spin?: number;
+  /**
+   * `'one'` (the default) or `'many'`: how many writers may use the ring at once. Only
+   * {@link RingBuffer.create} decides it; {@link RingBuffer.attach} reads it from the ring,
+   * and refuses a value the ring was not made with (`ERR_INVALID_ARG_VALUE`).
+   */
+  writers?: 'one' | 'many';
+  /** `'one'` (the default) or `'many'`: how many readers may use the ring at once (as `writers`). */
+  readers?: 'one' | 'many';
 }
 
 // The options of a blocking call, checked before it blocks: its timeout, for wait().
@@ -70,12 +166,31 @@ export interface RingWaitOptions {
 }
 
 /**
- * A one-writer, one-reader queue of messages (byte strings) in shared memory, for two
- * processes (or threads). The writer copies each message into the ring once (or builds it
- * in place with {@link RingBuffer.reserve}); the reader gets a view of the ring's own bytes
- * ({@link RingBuffer.read}), valid until its next read: no other copy is made.
+ * A queue of messages (byte strings) in shared memory, for processes and threads. The writer
+ * copies each message into the ring once (or builds it in place with
+ * {@link RingBuffer.reserve}); the reader gets a view of the ring's own bytes
+ * ({@link RingBuffer.read}), valid until it releases it: no other copy is made.
  *
- * Both sides block on futexes when the ring is empty or full, after a short spin; each
+ * By default the ring is for one writer and one reader at a time. Made with
+ * `{ writers: 'many' }` and/or `{ readers: 'many' }`, any number of processes and threads may
+ * write and read it at once, with the same methods:
+ * - each committed message is read by exactly one reader;
+ * - the messages of one writer are read in the order it committed them; with one reader,
+ *   that reader gets them in that order (with several, each claims them in that order, and
+ *   what they do with them then runs side by side);
+ * - {@link RingBuffer.end} from any writer ends the stream: every message reserved before it
+ *   is still read (its commit is still accepted), then every reader's `read()` returns
+ *   `null`, for ever; a `reserve()`, `write()` or `end()` after it throws
+ *   `ERR_RING_BUFFER_ENDED` (another `end()` returns `true`);
+ * - a writer that dies (killed, or a worker terminated) between `reserve()` and `commit()`
+ *   holds the readers up at its record for at most about 50 ms (the {@link Mutex}'s liveness
+ *   period): the record is skipped and counted in {@link RingBuffer.skipped}. A reader that
+ *   dies between `read()` and `release()` holds its record's space for as long: it is freed,
+ *   not handed to another reader (the reader may have acted on it before it died: the ring
+ *   delivers at most once), and counted in {@link RingBuffer.lost}. A writer or reader that
+ *   is alive but holds a record (stopped, or just slow) holds the others up for as long.
+ *
+ * Either side blocks on futexes when the ring is empty or full, after a short spin; each
  * side notifies only when the other sleeps. A message may be up to half the capacity,
  * less 8 bytes.
  *
@@ -98,6 +213,10 @@ export class RingBuffer implements Disposable {
   readonly capacity: number;
   /** The longest message {@link RingBuffer.write} accepts. */
   readonly maxMessageLength: number;
+  /** How many writers the ring was made for (`options.writers` of {@link RingBuffer.create}). */
+  readonly writers: 'one' | 'many';
+  /** How many readers the ring was made for (`options.readers` of {@link RingBuffer.create}). */
+  readonly readers: 'one' | 'many';
   #words: Int32Array;
   #data: Uint8Array;
   #lengths: Int32Array;
@@ -106,41 +225,70 @@ export class RingBuffer implements Disposable {
   #reserved = 0; // writer: payload bytes of the reserved record
   #readNext = -1; // reader: head after the message last returned, not yet released
   #closed = false;
+  #ended = false; // one writer: end() has run
+  // The many-writer / many-reader protocol:
+  #many: boolean;
+  #writeLock: Mutex | undefined;
+  #readLock: Mutex | undefined;
+  #readAt = -1; // reader: the record it holds (absolute, u32), until release()
+  #readerBlocked = false; // reader: its last look found a RESERVED record at READ
+  #readerHeldAt = -1; // reader: the RESERVED record it found at READ last, and since when
+  #readerHeldSince = 0;
+  #writerHeldAt = -1; // writer: the HEAD a full ring showed it last, and since when
+  #writerHeldSince = 0;
 
-  private constructor(memory: SharedMemory, mapping: Mapping, capacity: number, spin: number) {
+  private constructor(memory: SharedMemory, mapping: Mapping, capacity: number, spin: number, mode: number) {
     this.#spin = spin;
     this.memory = memory;
     this.mapping = mapping;
     this.capacity = capacity;
     this.maxMessageLength = capacity / 2 - 8;
+    this.writers = (mode & MANY_WRITERS) !== 0 ? 'many' : 'one';
+    this.readers = (mode & MANY_READERS) !== 0 ? 'many' : 'one';
     this.#words = new Int32Array(mapping.buffer, 0, HEADER_BYTES / 4);
     this.#data = new Uint8Array(mapping.buffer, HEADER_BYTES, capacity);
     this.#lengths = new Int32Array(mapping.buffer, HEADER_BYTES, capacity / 4);
+    this.#many = mode !== 0;
+    if (this.#many) {
+      this.#writeLock = new Mutex(this.#words, WRITE_LOCK);
+      this.#readLock = new Mutex(this.#words, READ_LOCK);
+    }
   }
 
-  /** Makes a ring of `capacity` bytes (a power of two from 4096 to 2^30) in a new memfd. */
+  /**
+   * Makes a ring of `capacity` bytes (a power of two from 4096 to 2^30) in a new memfd, for
+   * one writer and one reader, or, with `options.writers` / `options.readers` `'many'`, for
+   * as many as use it (see {@link RingBuffer}).
+   */
   static create(capacity: number, options?: RingBufferOptions): RingBuffer {
     validateInteger(capacity, 'capacity', 4096, 2 ** 30);
     if ((capacity & (capacity - 1)) !== 0) throw outOfRange('capacity', 'a power of two', capacity);
-    const spin = validateSpin(options); // before anything is made
+    const { spin, mode } = validateRingOptions(options); // before anything is made
     const memory = SharedMemory.create(HEADER_BYTES + capacity, { fixedSize: true });
     const mapping = memory.map();
-    const ring = new RingBuffer(memory, mapping, capacity, spin);
+    const ring = new RingBuffer(memory, mapping, capacity, spin, mode);
     ring.#words[CAPACITY] = capacity;
+    ring.#words[MODE] = mode;
     Atomics.store(ring.#words, MAGIC, MAGIC_VALUE);
     return ring;
   }
 
-  /** Opens the ring another process made, from its SharedMemory (e.g. `SharedMemory.inherited()[0]`). */
+  /**
+   * Opens the ring another process made, from its SharedMemory (e.g.
+   * `SharedMemory.inherited()[0]`). The number of writers and readers is the ring's own (read
+   * from its header); `options.writers` / `options.readers`, if given, must be what it was
+   * made with (`ERR_INVALID_ARG_VALUE` otherwise).
+   */
   static attach(memory: SharedMemory, options?: RingBufferOptions): RingBuffer {
     if (!(memory instanceof SharedMemory)) throw invalidArgType('memory', 'an instance of SharedMemory', memory);
     // Both ends store their position in the header: a read-only ring cannot be read either.
     if (memory.readOnly) throw mappingReadOnly('A RingBuffer (its reader stores how far it read)');
-    const spin = validateSpin(options);
+    const { spin, mode: asked, given } = validateRingOptions(options);
     const mapping = memory.map();
     // Too small for a header and the smallest ring: no ring (and no header to read).
     const words = mapping.length >= HEADER_BYTES + 4096 ? new Int32Array(mapping.buffer, 0, HEADER_BYTES / 4) : null;
     const capacity = words === null ? 0 : words[CAPACITY];
+    const mode = words === null ? 0 : words[MODE];
     // The header is whatever the other side wrote: a capacity that is not one create() makes
     // would put records outside the ring.
     if (
@@ -149,12 +297,23 @@ export class RingBuffer implements Disposable {
       capacity < 4096 ||
       capacity > 2 ** 30 ||
       (capacity & (capacity - 1)) !== 0 ||
-      HEADER_BYTES + capacity !== mapping.length
+      HEADER_BYTES + capacity !== mapping.length ||
+      (mode & ~(MANY_WRITERS | MANY_READERS)) !== 0
     ) {
       mapping.unmap();
       throw invalidArgValue('memory', memory.name ?? `fd ${memory.fd}`, 'does not hold a RingBuffer');
     }
-    return new RingBuffer(memory, mapping, capacity, spin);
+    const differ = (asked ^ mode) & given;
+    if (differ !== 0) {
+      mapping.unmap();
+      const bit = (differ & MANY_WRITERS) !== 0 ? MANY_WRITERS : MANY_READERS;
+      throw invalidArgValue(
+        `options.${bit === MANY_WRITERS ? 'writers' : 'readers'}`,
+        (asked & bit) !== 0 ? 'many' : 'one',
+        `is not what the ring was made for ('${(mode & bit) !== 0 ? 'many' : 'one'}')`,
+      );
+    }
+    return new RingBuffer(memory, mapping, capacity, spin, mode);
   }
 
   // ---- writer ----
@@ -162,7 +321,8 @@ export class RingBuffer implements Disposable {
   /**
    * Reserves room for a message of `length` bytes and returns the ring's bytes to fill in
    * place; {@link RingBuffer.commit} publishes it. Blocks while the ring is full; with
-   * `options.timeoutMs`, returns `undefined` if the ring stayed full that long.
+   * `options.timeoutMs`, returns `undefined` if the ring stayed full that long. Throws
+   * `ERR_RING_BUFFER_ENDED` once the stream was ended.
    */
   reserve(length: number, options?: { timeoutMs?: undefined }): Uint8Array;
   reserve(length: number, options: RingWaitOptions): Uint8Array | undefined;
@@ -170,6 +330,7 @@ export class RingBuffer implements Disposable {
     const timeoutMs = waitTimeout(options); // first: reading it runs the caller's getter
     this.#live();
     const need = this.#need(length);
+    if (this.#many) return this.#reserveMany(need, length, deadlineOf(timeoutMs));
     for (;;) {
       const at = this.#room(need);
       if (at >= 0) return this.#seen(this.#place(at, length));
@@ -190,6 +351,14 @@ export class RingBuffer implements Disposable {
     const need = this.#need(length);
     for (let waited = false; ; waited = true) {
       if (waited) this.#live(); // the ring may have been closed (or its memory changed) meanwhile
+      if (this.#many) {
+        const head = Atomics.load(this.#words, HEAD);
+        const room = this.#placeMany(need, length);
+        if (room !== undefined) return this.#seen(room);
+        this.#writerHeldUp(head);
+        await waitAsync(this.#words, HEAD, head, LIVENESS_MS, { signal, waitersIndex: WRITERS_ASLEEP });
+        continue;
+      }
       const at = this.#room(need);
       if (at >= 0) return this.#seen(this.#place(at, length));
       const head = Atomics.load(this.#words, HEAD);
@@ -198,10 +367,16 @@ export class RingBuffer implements Disposable {
     }
   }
 
-  /** Publishes the message reserved last, and wakes the reader if it sleeps. */
+  /** Publishes the message reserved last, and wakes a reader if one sleeps. */
   commit(): void {
     this.#live();
     if (this.#writeAt < 0) throw mmanError('ERR_INVALID_STATE', 'nothing-reserved');
+    if (this.#many) {
+      Atomics.store(this.#lengths, (this.#writeAt & (this.capacity - 1)) >> 2, COMMITTED);
+      this.#writeAt = -1;
+      this.#published(1);
+      return;
+    }
     const next = (this.#writeAt + align8(RECORD_HEADER + this.#reserved)) >>> 0;
     this.#writeAt = -1;
     Atomics.store(this.#words, TAIL, next | 0);
@@ -211,6 +386,7 @@ export class RingBuffer implements Disposable {
   /**
    * Copies `message` into the ring and publishes it: `true`. Blocks while the ring is full;
    * with `options.timeoutMs`, returns `false` if it stayed full that long (nothing written).
+   * Throws `ERR_RING_BUFFER_ENDED` once the stream was ended.
    */
   write(message: ArrayBufferView, options?: { timeoutMs?: undefined }): true;
   write(message: ArrayBufferView, options: RingWaitOptions): boolean;
@@ -233,24 +409,36 @@ export class RingBuffer implements Disposable {
   }
 
   /**
-   * Ends the stream: the reader's {@link RingBuffer.read} returns `null` once it has read
-   * every message before: `true`. Blocks while the ring is full; with `options.timeoutMs`,
-   * returns `false` if it stayed full that long (the stream goes on).
+   * Ends the stream: once every message before it has been read, {@link RingBuffer.read}
+   * returns `null` (to every reader, for ever, on a ring with many readers): `true`. After
+   * it, this writer's (and on a ring with many writers, every writer's) `reserve()` and
+   * `write()` throw `ERR_RING_BUFFER_ENDED`. Blocks while the ring is full; with
+   * `options.timeoutMs`, returns `false` if it stayed full that long (the stream goes on).
+   * `end()` again returns `true`. On a ring with many writers, a message another writer
+   * reserved before it is still read (its `commit()` is accepted).
    */
   end(options?: { timeoutMs?: undefined }): true;
   end(options: RingWaitOptions): boolean;
   end(options?: RingWaitOptions): boolean {
     this.#live();
+    if (this.#many) {
+      const deadline = deadlineOf(waitTimeout(options));
+      if (this.#writeAt >= 0) throw mmanError('ERR_INVALID_STATE', 'uncommitted');
+      return this.#endMany(deadline);
+    }
+    if (this.#ended) return true;
     if (this.reserve(0, options as RingWaitOptions) === undefined) return false;
     this.#lengths[(this.#writeAt & (this.capacity - 1)) >> 2] = END;
     this.commit();
+    this.#ended = true;
     return true;
   }
 
   #need(length: number): number {
     validateInteger(length, 'length', 0, this.maxMessageLength);
     if (this.#writeAt >= 0) throw mmanError('ERR_INVALID_STATE', 'uncommitted');
-    return align8(RECORD_HEADER + length);
+    if (this.#ended) throw mmanError('ERR_RING_BUFFER_ENDED');
+    return align8((this.#many ? MANY_HEADER : RECORD_HEADER) + length);
   }
 
   // Where a record of `need` bytes can start now (absolute), or -1 while the ring is too full.
@@ -278,10 +466,10 @@ export class RingBuffer implements Disposable {
   // ---- reader ----
 
   /**
-   * The next message: a view of the ring's bytes, valid until the next `read` (which
-   * releases it to the writer) or {@link RingBuffer.release}. Blocks while the ring is
-   * empty. Returns `null` once the writer has called {@link RingBuffer.end}, and, with
-   * `options.timeoutMs`, `undefined` if it stayed empty that long.
+   * The next message: a view of the ring's bytes, valid until this reader's next `read`
+   * (which releases it) or {@link RingBuffer.release}. Blocks while the ring is empty.
+   * Returns `null` once a writer has called {@link RingBuffer.end} and every message before
+   * it has been read, and, with `options.timeoutMs`, `undefined` if it stayed empty that long.
    */
   read(options?: { timeoutMs?: undefined }): Uint8Array | null;
   read(options: RingWaitOptions): Uint8Array | null | undefined;
@@ -289,6 +477,7 @@ export class RingBuffer implements Disposable {
     const timeoutMs = waitTimeout(options); // first: reading it runs the caller's getter
     this.#live();
     this.release();
+    if (this.#many) return this.#readMany(deadlineOf(timeoutMs));
     for (;;) {
       const message = this.#take();
       if (message !== undefined) return this.#seen(message);
@@ -309,6 +498,14 @@ export class RingBuffer implements Disposable {
     this.release();
     for (let waited = false; ; waited = true) {
       if (waited) this.#live(); // the ring may have been closed (or its memory changed) meanwhile
+      if (this.#many) {
+        const commits = Atomics.load(this.#words, COMMITS);
+        const message = this.#claim();
+        if (message !== undefined) return this.#seen(message);
+        const timeout = this.#readerBlocked ? LIVENESS_MS : undefined;
+        await waitAsync(this.#words, COMMITS, commits, timeout, { signal, waitersIndex: READERS_ASLEEP });
+        continue;
+      }
       const message = this.#take();
       if (message !== undefined) return this.#seen(message);
       const tail = Atomics.load(this.#words, TAIL);
@@ -317,9 +514,16 @@ export class RingBuffer implements Disposable {
     }
   }
 
-  /** Gives the space of the message last read back to the writer (the next `read` does it anyway). */
+  /**
+   * Gives the space of the message this reader read last back to the writers (its next
+   * `read` does it anyway); the view `read` returned may be overwritten from then on.
+   */
   release(): void {
     this.#live();
+    if (this.#many) {
+      this.#releaseMany();
+      return;
+    }
     if (this.#readNext < 0) return;
     Atomics.store(this.#words, HEAD, this.#readNext | 0);
     this.#readNext = -1;
@@ -347,9 +551,311 @@ export class RingBuffer implements Disposable {
     return this.#data.subarray(offset + RECORD_HEADER, offset + RECORD_HEADER + length);
   }
 
-  /** Unmaps the ring and closes its SharedMemory in this process. Idempotent. */
+  // ---- many writers, many readers (the protocol at the top of this file) ----
+
+  // The lock words are Mutex words: the uncontended take and give are one compare-and-swap
+  // here; a busy one sleeps in the Mutex (which takes it over from a holder that died).
+  #lock(index: number): void {
+    if (Atomics.compareExchange(this.#words, index, 0, SELF) === 0) return;
+    const mutex = index === WRITE_LOCK ? this.#writeLock! : this.#readLock!;
+    if (mutex.lock() === 'owner-died' && index === WRITE_LOCK) this.#finishEnd();
+  }
+
+  #unlock(index: number): void {
+    if (Atomics.compareExchange(this.#words, index, SELF, 0) === SELF) return;
+    (index === WRITE_LOCK ? this.#writeLock! : this.#readLock!).unlock();
+  }
+
+  // A writer that died in end() between storing ENDED and TAIL: its END record is written.
+  #finishEnd(): void {
+    const ended = Atomics.load(this.#words, ENDED);
+    if (ended === 0) return;
+    const at = (ended & ~7) >>> 0;
+    if (Atomics.load(this.#words, TAIL) >>> 0 !== at) return;
+    Atomics.store(this.#words, TAIL, (at + MANY_HEADER) | 0);
+    this.#published(INT32_MAX);
+  }
+
+  // A record's bytes, header included, from its length word (SKIP: the rest of the ring; END,
+  // or a length no writer writes, which only a peer scribbling over the ring leaves: the
+  // header alone, so that every pass over records moves on).
+  #size(length: number, offset: number): number {
+    if (length === SKIP) return this.capacity - offset;
+    return length >>> 0 > this.maxMessageLength ? MANY_HEADER : align8(MANY_HEADER + length);
+  }
+
+  // Tells the readers: COMMITS moved; wake `count` of them if any sleep.
+  #published(count: number): void {
+    Atomics.add(this.#words, COMMITS, 1);
+    if (Atomics.load(this.#words, READERS_ASLEEP) !== 0)
+      notify(this.#words, COMMITS, count, { waitersIndex: READERS_ASLEEP });
+  }
+
+  #reserveMany(need: number, length: number, deadline: number): Uint8Array | undefined {
+    for (;;) {
+      const head = Atomics.load(this.#words, HEAD);
+      const room = this.#placeMany(need, length);
+      if (room !== undefined) return this.#seen(room);
+      if (!this.#writerWait(head, deadline)) return undefined;
+    }
+  }
+
+  // Places a RESERVED record of `length` bytes under WRITE_LOCK: its bytes, or undefined
+  // while the ring is too full. ERR_RING_BUFFER_ENDED once an END record is placed.
+  #placeMany(need: number, length: number): Uint8Array | undefined {
+    const mask = this.capacity - 1;
+    this.#lock(WRITE_LOCK);
+    if (Atomics.load(this.#words, ENDED) !== 0) {
+      this.#unlock(WRITE_LOCK);
+      throw mmanError('ERR_RING_BUFFER_ENDED');
+    }
+    const tail = Atomics.load(this.#words, TAIL) >>> 0;
+    const free = this.capacity - ((tail - (Atomics.load(this.#words, HEAD) >>> 0)) >>> 0);
+    const toEnd = this.capacity - (tail & mask);
+    let at = tail;
+    if (need > toEnd) {
+      if (free < toEnd + need) {
+        this.#unlock(WRITE_LOCK);
+        return undefined;
+      }
+      // The rest of the ring is padding, FREE from the start: readers and HEAD pass over it.
+      this.#lengths[((tail & mask) >> 2) + 1] = SKIP;
+      Atomics.store(this.#lengths, (tail & mask) >> 2, FREE);
+      at = (tail + toEnd) >>> 0;
+    } else if (free < need) {
+      this.#unlock(WRITE_LOCK);
+      return undefined;
+    }
+    const offset = at & mask;
+    this.#lengths[(offset >> 2) + 1] = length;
+    Atomics.store(this.#lengths, offset >> 2, SELF); // RESERVED by this thread
+    Atomics.store(this.#words, TAIL, (at + need) | 0); // publishes the header(s)
+    this.#unlock(WRITE_LOCK);
+    this.#writeAt = at;
+    return this.#data.subarray(offset + MANY_HEADER, offset + MANY_HEADER + length);
+  }
+
+  #endMany(deadline: number): boolean {
+    for (;;) {
+      const head = Atomics.load(this.#words, HEAD);
+      this.#lock(WRITE_LOCK);
+      if (Atomics.load(this.#words, ENDED) !== 0) {
+        this.#unlock(WRITE_LOCK);
+        return true;
+      }
+      const tail = Atomics.load(this.#words, TAIL) >>> 0;
+      const placed = this.capacity - ((tail - (Atomics.load(this.#words, HEAD) >>> 0)) >>> 0) >= MANY_HEADER;
+      if (placed) {
+        // 8 bytes always fit before the end of the ring (records are 8-aligned): no padding.
+        const offset = tail & (this.capacity - 1);
+        this.#lengths[(offset >> 2) + 1] = END;
+        Atomics.store(this.#lengths, offset >> 2, COMMITTED);
+        Atomics.store(this.#words, ENDED, tail | 1);
+        Atomics.store(this.#words, TAIL, (tail + MANY_HEADER) | 0);
+      }
+      this.#unlock(WRITE_LOCK);
+      if (placed) {
+        this.#published(INT32_MAX);
+        return true;
+      }
+      if (!this.#writerWait(head, deadline)) return false;
+    }
+  }
+
+  // A writer waits for room (HEAD to move from `head`) until `deadline`: false once it passed.
+  // It looks again every liveness period, freeing the record of a reader that died holding it.
+  #writerWait(head: number, deadline: number): boolean {
+    const left = deadline === Infinity ? Infinity : deadline - performance.now();
+    if (left <= 0) return false;
+    this.#writerHeldUp(head);
+    wait(this.#words, HEAD, head, Math.min(left, LIVENESS_MS), { spin: this.#spin, waitersIndex: WRITERS_ASLEEP });
+    return true;
+  }
+
+  // A full ring whose HEAD stayed at `head` for the liveness period: is the reader of the
+  // record there gone?
+  #writerHeldUp(head: number): void {
+    const now = performance.now();
+    if (this.#writerHeldAt !== head >>> 0) {
+      this.#writerHeldAt = head >>> 0;
+      this.#writerHeldSince = now;
+    } else if (now - this.#writerHeldSince >= LIVENESS_MS) {
+      this.#writerHeldSince = now;
+      this.#advanceHead(true);
+    }
+  }
+
+  #readMany(deadline: number): Uint8Array | null | undefined {
+    for (;;) {
+      const commits = Atomics.load(this.#words, COMMITS);
+      const message = this.#claim();
+      if (message !== undefined) return this.#seen(message);
+      const left = deadline === Infinity ? Infinity : deadline - performance.now();
+      if (left <= 0) return undefined;
+      // Held up by a writer's record: look again within the liveness period.
+      const timeout = this.#readerBlocked ? Math.min(left, LIVENESS_MS) : left;
+      wait(this.#words, COMMITS, commits, timeout === Infinity ? undefined : timeout, {
+        spin: this.#spin,
+        waitersIndex: READERS_ASLEEP,
+      });
+    }
+  }
+
+  // Under READ_LOCK: the next committed message, claimed for this reader; null at the END
+  // record; undefined while there is none (#readerBlocked when a RESERVED record holds the
+  // readers up).
+  #claim(): Uint8Array | null | undefined {
+    const mask = this.capacity - 1;
+    let result: Uint8Array | null | undefined;
+    let more = false;
+    let passed = false;
+    this.#readerBlocked = false;
+    this.#lock(READ_LOCK);
+    for (;;) {
+      const read = Atomics.load(this.#words, READ) >>> 0;
+      const tail = Atomics.load(this.#words, TAIL) >>> 0;
+      if (read === tail || (tail - read) >>> 0 > this.capacity) break; // empty (or scribbled over)
+      const offset = read & mask;
+      const state = Atomics.load(this.#lengths, offset >> 2);
+      const length = this.#lengths[(offset >> 2) + 1];
+      if (length === END) {
+        result = null; // not passed: every reader stops here
+        break;
+      }
+      const next = (read + this.#size(length, offset)) >>> 0;
+      if (state === COMMITTED) {
+        Atomics.store(this.#lengths, offset >> 2, READING | SELF);
+        Atomics.store(this.#words, READ, next | 0);
+        this.#readAt = read;
+        result = this.#data.subarray(offset + MANY_HEADER, offset + MANY_HEADER + length);
+        more = next !== tail;
+        break;
+      }
+      if ((state & PHASE) === 0) {
+        // RESERVED: its writer is filling it in. Wait, unless the writer is gone.
+        if (!this.#readerHeldUp(read) || !native.threadGone(state & TID)) {
+          this.#readerBlocked = true;
+          break;
+        }
+        if (Atomics.compareExchange(this.#lengths, offset >> 2, state, FREE) !== state) continue;
+        Atomics.add(this.#words, SKIPPED, 1);
+      }
+      // FREE (padding, a record abandoned or skipped) or READING (its reader died claiming it).
+      Atomics.store(this.#words, READ, next | 0);
+      passed = true;
+    }
+    // A FREE record passed here has no reader to release it: HEAD goes over it now if it can
+    // (else the release of the READING record before it takes HEAD over both).
+    const moved = passed && this.#advanceLocked(false);
+    this.#unlock(READ_LOCK);
+    if (moved) this.#roomMade();
+    // A wake this reader took may have been meant for the record behind: pass it on.
+    if (more && Atomics.load(this.#words, READERS_ASLEEP) !== 0)
+      notify(this.#words, COMMITS, 1, { waitersIndex: READERS_ASLEEP });
+    return result;
+  }
+
+  // True once this reader has been held up at the record at `read` for the liveness period
+  // (then again each period after).
+  #readerHeldUp(read: number): boolean {
+    const now = performance.now();
+    if (this.#readerHeldAt !== read) {
+      this.#readerHeldAt = read;
+      this.#readerHeldSince = now;
+      return false;
+    }
+    if (now - this.#readerHeldSince < LIVENESS_MS) return false;
+    this.#readerHeldSince = now;
+    return true;
+  }
+
+  #releaseMany(): void {
+    const at = this.#readAt;
+    if (at < 0) return;
+    this.#readAt = -1;
+    Atomics.store(this.#lengths, (at & (this.capacity - 1)) >> 2, FREE);
+    // Only the record at HEAD moves it; one behind another reader's is passed by that reader.
+    if (Atomics.load(this.#words, HEAD) >>> 0 === at) this.#advanceHead(false);
+  }
+
+  // HEAD over the FREE records after it (below); wakes the writers if it moved.
+  #advanceHead(reclaim: boolean): void {
+    this.#lock(READ_LOCK);
+    const moved = this.#advanceLocked(reclaim);
+    this.#unlock(READ_LOCK);
+    if (moved) this.#roomMade();
+  }
+
+  // Under READ_LOCK: HEAD over the FREE records after it, never past READ; with `reclaim`,
+  // a READING record at HEAD whose reader is gone is freed first (and counted in LOST).
+  // True if HEAD moved.
+  #advanceLocked(reclaim: boolean): boolean {
+    const mask = this.capacity - 1;
+    let moved = false;
+    for (;;) {
+      const head = Atomics.load(this.#words, HEAD) >>> 0;
+      const read = Atomics.load(this.#words, READ) >>> 0;
+      if (head === read || (read - head) >>> 0 > this.capacity) break;
+      const offset = head & mask;
+      const state = Atomics.load(this.#lengths, offset >> 2);
+      if (
+        reclaim &&
+        (state & PHASE) === READING &&
+        (state & TID) !== SELF &&
+        native.threadGone(state & TID) &&
+        Atomics.compareExchange(this.#lengths, offset >> 2, state, FREE) === state
+      ) {
+        Atomics.add(this.#words, LOST, 1);
+      } else if ((state & PHASE) !== FREE) break;
+      Atomics.store(this.#words, HEAD, (head + this.#size(this.#lengths[(offset >> 2) + 1], offset)) | 0);
+      moved = true;
+    }
+    return moved;
+  }
+
+  // HEAD moved: wake the writers waiting for room, if any sleep.
+  #roomMade(): void {
+    if (Atomics.load(this.#words, WRITERS_ASLEEP) !== 0)
+      notify(this.#words, HEAD, INT32_MAX, { waitersIndex: WRITERS_ASLEEP });
+  }
+
+  /**
+   * How many messages were skipped because their writer died between `reserve()` and
+   * `commit()` (or closed the ring in between), over the ring's life, as every process sees
+   * it. Always 0 on a ring for one writer and one reader.
+   */
+  get skipped(): number {
+    this.#live();
+    return Atomics.load(this.#words, SKIPPED) >>> 0;
+  }
+
+  /**
+   * How many messages were lost because their reader died between `read()` and `release()`:
+   * freed, not read again (see {@link RingBuffer}). Always 0 on a ring for one writer and
+   * one reader.
+   */
+  get lost(): number {
+    this.#live();
+    return Atomics.load(this.#words, LOST) >>> 0;
+  }
+
+  /**
+   * Unmaps the ring and closes its SharedMemory in this process. Idempotent. On a ring with
+   * many writers or readers, a message this object read is released first, and one it
+   * reserved and did not commit is abandoned (readers skip it; counted in
+   * {@link RingBuffer.skipped}).
+   */
   close(): void {
     if (this.#closed) return;
+    if (this.#many && usable(this.mapping)) {
+      this.#releaseMany();
+      if (this.#writeAt >= 0) {
+        Atomics.store(this.#lengths, (this.#writeAt & (this.capacity - 1)) >> 2, FREE);
+        this.#writeAt = -1;
+        Atomics.add(this.#words, SKIPPED, 1);
+        this.#published(1);
+      }
+    }
     this.#closed = true;
     this.mapping.unmap();
     this.memory.close();
@@ -381,14 +887,35 @@ export class RingBuffer implements Disposable {
   }
 }
 
-// options.spin, or the default: spin only where another CPU can make progress meanwhile.
-function validateSpin(options: unknown): number {
+// options.spin (or the default: spin only where another CPU can make progress meanwhile), and
+// the MODE bits options.writers and options.readers ask for (`given`: the bits they name).
+function validateRingOptions(options: unknown): { spin: number; mode: number; given: number } {
   const opts = validateOptions<RingBufferOptions>(options);
-  return opts.spin === undefined
-    ? availableParallelism() > 1
-      ? 20000
-      : 0
-    : validateInt32(opts.spin, 'options.spin', 0);
+  const spin =
+    opts.spin === undefined ? (availableParallelism() > 1 ? 20000 : 0) : validateInt32(opts.spin, 'options.spin', 0);
+  const { writers, readers } = opts;
+  const many = (value: unknown, name: string): boolean =>
+    value !== undefined && validateOneOf(value, name, ['one', 'many'] as const) === 'many';
+  const mode =
+    (many(writers, 'options.writers') ? MANY_WRITERS : 0) | (many(readers, 'options.readers') ? MANY_READERS : 0);
+  const given = (writers !== undefined ? MANY_WRITERS : 0) | (readers !== undefined ? MANY_READERS : 0);
+  return { spin, mode, given };
+}
+
+// The time (performance.now()) a wait of `timeoutMs` gives up at: Infinity for none.
+function deadlineOf(timeoutMs: number | undefined): number {
+  return timeoutMs === undefined || timeoutMs > 1e12 ? Infinity : performance.now() + timeoutMs;
+}
+
+// Whether the ring's pages may still be touched (close() on a ring whose mapping was unmapped,
+// truncated or protected since touches nothing).
+function usable(mapping: Mapping): boolean {
+  try {
+    handleOf(mapping, 'A RingBuffer');
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 function asBytes(message: unknown): Uint8Array {

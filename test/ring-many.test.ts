@@ -1,0 +1,364 @@
+// RingBuffer with many writers and/or many readers: real processes (fork) and worker threads
+// (share/from) on one ring, every message checked byte by byte and in each writer's order; a
+// writer killed holding a reservation and a reader killed holding a message wedge nobody
+// and are counted; end() ends the stream for every reader; every misuse has a code.
+import { once } from 'node:events';
+import { Worker } from 'node:worker_threads';
+import { fork, RingBuffer, SharedMemory } from '../src';
+import { fixture } from './helpers';
+
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const messages = require('./fixtures/ring-messages') as {
+  lengthOf(id: number, seq: number, max: number): number;
+  fill(bytes: Uint8Array, id: number, seq: number): void;
+  check(bytes: Uint8Array, max: number): [number, number];
+};
+
+interface Peer {
+  /** The next message the child (or worker) reported. */
+  next(): Promise<Record<string, unknown>>;
+  /** Resolves once it has exited: [code, signal] for a process, [code, null] for a worker. */
+  exited: Promise<[number | null, string | null]>;
+  kill(): void;
+}
+
+function queue(on: (listener: (m: unknown) => void) => void): () => Promise<Record<string, unknown>> {
+  const queued: unknown[] = [];
+  const waiting: Array<(m: unknown) => void> = [];
+  on((m) => {
+    const w = waiting.shift();
+    if (w) w(m);
+    else queued.push(m);
+  });
+  return () =>
+    new Promise((resolve) => {
+      if (queued.length > 0) resolve(queued.shift() as Record<string, unknown>);
+      else waiting.push((m) => resolve(m as Record<string, unknown>));
+    });
+}
+
+// A process running test/fixtures/ring-many-child.js in `mode`, the ring's memory shared by fork().
+function child(ring: RingBuffer, mode: string, ...args: Array<string | number>): Peer {
+  const proc = fork(fixture('ring-many-child.js'), [mode, ...args.map(String)], { share: [ring.memory] });
+  return {
+    next: queue((listener) => proc.on('message', listener)),
+    exited: once(proc, 'exit') as Promise<[number | null, string | null]>,
+    kill: () => proc.kill('SIGKILL'),
+  };
+}
+
+// A worker thread running the same fixture, the ring's memory shared by share()/from().
+function worker(ring: RingBuffer, mode: string, ...args: Array<string | number>): Peer {
+  const w = new Worker(fixture('ring-many-child.js'), {
+    workerData: { mode, shm: ring.memory.share(), args: args.map(String) },
+  });
+  return {
+    next: queue((listener) => w.on('message', listener)),
+    exited: once(w, 'exit').then(([code]) => [code as number, null]),
+    kill: () => void w.terminate(),
+  };
+}
+
+// Reads `count` messages (each checked byte by byte), failing instead of blocking for ever.
+function readSome(ring: RingBuffer, count: number): Array<[number, number]> {
+  const got: Array<[number, number]> = [];
+  while (got.length < count) {
+    const message = ring.read({ timeoutMs: 30_000 });
+    if (message === undefined) throw new Error(`nothing to read after ${got.length} of ${count} messages`);
+    if (message === null) throw new Error(`the stream ended after ${got.length} of ${count} messages`);
+    got.push(messages.check(message, ring.maxMessageLength));
+  }
+  return got;
+}
+
+// The messages of `got` by writer: each writer's sequence numbers, in the order read.
+function byWriter(got: Array<[number, number]>): Map<number, number[]> {
+  const writers = new Map<number, number[]>();
+  for (const [id, seq] of got) {
+    if (!writers.has(id)) writers.set(id, []);
+    writers.get(id)!.push(seq);
+  }
+  return writers;
+}
+
+const upTo = (n: number, from = 0): number[] => Array.from({ length: n - from }, (_, i) => from + i);
+
+describe('RingBuffer with many writers', () => {
+  test('four writer processes, one reader: every message whole, each writer in its order, then end()', async () => {
+    // 16 KiB: the writers fill it many times over, wrap, and wait for room.
+    const ring = RingBuffer.create(16384, { writers: 'many' });
+    const count = 1500;
+    const writers = [1, 2, 3, 4].map((id) => child(ring, 'write', id, count));
+    const got = readSome(ring, 4 * count);
+    for (const w of writers) expect(await w.next()).toEqual({ done: count });
+    for (const w of writers) expect(await w.exited).toEqual([0, null]);
+    const seen = byWriter(got);
+    expect([...seen.keys()].sort()).toEqual([1, 2, 3, 4]);
+    for (const id of [1, 2, 3, 4]) expect(seen.get(id)).toEqual(upTo(count));
+    expect(ring.end()).toBe(true);
+    expect(ring.read()).toBeNull();
+    expect([ring.skipped, ring.lost]).toEqual([0, 0]);
+    ring.close();
+  });
+
+  test('a writer SIGKILLed holding a reservation holds the reader up until it is gone, then is skipped and counted; the other writer runs all along', async () => {
+    const ring = RingBuffer.create(8192, { writers: 'many' });
+    const dying = child(ring, 'holdReservation', 1, 10);
+    expect(await dying.next()).toEqual({ reserved: 10 });
+    const count = 600; // many times the ring: this writer waits for room behind the dead record
+    const other = child(ring, 'write', 2, count);
+    expect(readSome(ring, 10)).toEqual(upTo(10).map((seq) => [1, seq]));
+    // Alive, the writer's record holds every reader up, even with the other's messages behind it.
+    expect(ring.read({ timeoutMs: 300 })).toBeUndefined();
+    expect(ring.skipped).toBe(0);
+    dying.kill();
+    expect(await dying.exited).toEqual([null, 'SIGKILL']);
+    const got = readSome(ring, count);
+    expect(got).toEqual(upTo(count).map((seq) => [2, seq]));
+    expect(ring.skipped).toBe(1);
+    expect(await other.next()).toEqual({ done: count });
+    expect(await other.exited).toEqual([0, null]);
+    ring.end();
+    expect(ring.read()).toBeNull();
+    expect(ring.lost).toBe(0);
+    ring.close();
+  });
+
+  test('three worker threads as writers, this thread reading with readAsync()', async () => {
+    const ring = RingBuffer.create(8192, { writers: 'many' });
+    const count = 800;
+    const workers = [7, 8, 9].map((id) => worker(ring, 'write', id, count));
+    const got: Array<[number, number]> = [];
+    while (got.length < 3 * count) got.push(messages.check((await ring.readAsync())!, ring.maxMessageLength));
+    for (const w of workers) expect(await w.next()).toEqual({ done: count });
+    for (const w of workers) expect((await w.exited)[0]).toBe(0);
+    const seen = byWriter(got);
+    for (const id of [7, 8, 9]) expect(seen.get(id)).toEqual(upTo(count));
+    ring.close();
+  });
+
+  test('a worker terminated holding a reservation: the record is skipped and counted', async () => {
+    const ring = RingBuffer.create(8192, { writers: 'many' });
+    const dying = worker(ring, 'holdReservation', 3, 5);
+    expect(await dying.next()).toEqual({ reserved: 5 });
+    const other = worker(ring, 'write', 4, 50);
+    expect(readSome(ring, 5)).toEqual(upTo(5).map((seq) => [3, seq]));
+    dying.kill();
+    await dying.exited;
+    const got: Array<[number, number]> = [];
+    while (got.length < 50) got.push(messages.check((await ring.readAsync())!, ring.maxMessageLength));
+    expect(got).toEqual(upTo(50).map((seq) => [4, seq]));
+    expect(ring.skipped).toBe(1);
+    await other.exited;
+    ring.close();
+  });
+});
+
+describe('RingBuffer with many readers', () => {
+  test('three reader processes, two writer processes and this one: each message read once, the union exactly what was written', async () => {
+    const ring = RingBuffer.create(16384, { writers: 'many', readers: 'many' });
+    const count = 1000;
+    const readers = [0, 1, 2].map(() => child(ring, 'read'));
+    for (const r of readers) expect(await r.next()).toEqual({ reading: true });
+    const writers = [1, 2].map((id) => child(ring, 'write', id, count));
+    for (let seq = 0; seq < count; seq++) {
+      const bytes = new Uint8Array(messages.lengthOf(3, seq, ring.maxMessageLength));
+      messages.fill(bytes, 3, seq);
+      await ring.writeAsync(bytes); // the event loop turns: the children's reports arrive
+    }
+    for (const w of writers) expect(await w.next()).toEqual({ done: count });
+    expect(ring.end()).toBe(true);
+    const lists = [];
+    for (const r of readers) {
+      const { got } = (await r.next()) as { got: Array<[number, number]> };
+      lists.push(got);
+      expect(await r.exited).toEqual([0, null]);
+    }
+    // Each reader claims each writer's messages in that writer's order.
+    for (const got of lists)
+      for (const seqs of byWriter(got).values()) expect(seqs).toEqual([...seqs].sort((a, b) => a - b));
+    const all = byWriter(lists.flat());
+    for (const id of [1, 2, 3]) expect([...all.get(id)!].sort((a, b) => a - b)).toEqual(upTo(count));
+    expect(lists.flat()).toHaveLength(3 * count); // no message twice
+    expect(ring.read()).toBeNull(); // this one too, after the end
+    ring.close();
+  });
+
+  test('a reader SIGKILLed between read() and release(): its space comes back to the writers once it is gone, the message counted lost, never read again', async () => {
+    const ring = RingBuffer.create(4096, { readers: 'many' });
+    const write = (seq: number, timeoutMs?: number): boolean => {
+      const bytes = new Uint8Array(messages.lengthOf(5, seq, 200));
+      messages.fill(bytes, 5, seq);
+      return timeoutMs === undefined ? ring.write(bytes) : ring.write(bytes, { timeoutMs });
+    };
+    write(0);
+    const dying = child(ring, 'holdRead');
+    expect(await dying.next()).toEqual({ holding: [5, 0] });
+    // This reader reads and releases everything else; the ring fills behind the held message.
+    let seq = 1;
+    for (;;) {
+      if (!write(seq, 0)) break;
+      expect(messages.check(ring.read()!, 200)).toEqual([5, seq]);
+      ring.release();
+      seq++;
+    }
+    // Alive, the reader holds its record's space: a writer waits (then times out).
+    expect(write(seq, 300)).toBe(false);
+    expect(ring.lost).toBe(0);
+    dying.kill();
+    expect(await dying.exited).toEqual([null, 'SIGKILL']);
+    expect(write(seq, 30_000)).toBe(true); // freed once the writer saw the reader gone
+    expect(ring.lost).toBe(1);
+    const after: Array<[number, number]> = [];
+    for (let n = seq + 1; n < seq + 200; n++) {
+      after.push(messages.check(ring.read()!, 200));
+      ring.release();
+      write(n);
+    }
+    expect(after).toEqual(upTo(seq + 199, seq).map((n) => [5, n]));
+    ring.close();
+  });
+});
+
+describe('end() on a ring with many writers and readers', () => {
+  test('a message reserved before end() is still read; then null for every reader, for ever; writes after it are refused', async () => {
+    const ring = RingBuffer.create(8192, { writers: 'many', readers: 'many' });
+    const other = RingBuffer.attach(ring.memory);
+    const reader = RingBuffer.attach(ring.memory);
+    const second = RingBuffer.attach(ring.memory);
+    ring.write(Buffer.from('first'));
+    other.reserve(6).set(Buffer.from('second'));
+    expect(ring.end()).toBe(true);
+    expect(() => ring.write(Buffer.from('late'))).toThrow(expect.objectContaining({ code: 'ERR_RING_BUFFER_ENDED' }));
+    expect(() => ring.reserve(1)).toThrow(expect.objectContaining({ code: 'ERR_RING_BUFFER_ENDED' }));
+    await expect(ring.writeAsync(Buffer.from('late'))).rejects.toMatchObject({ code: 'ERR_RING_BUFFER_ENDED' });
+    await expect(ring.reserveAsync(1)).rejects.toMatchObject({ code: 'ERR_RING_BUFFER_ENDED' });
+    expect(ring.end()).toBe(true); // again: already ended
+    expect(Buffer.from(reader.read()!).toString()).toBe('first');
+    // The reserved message holds the readers up until it is committed, which is still accepted.
+    expect(second.read({ timeoutMs: 100 })).toBeUndefined();
+    other.commit();
+    expect(Buffer.from(second.read({ timeoutMs: 5000 })!).toString()).toBe('second');
+    expect(() => other.write(Buffer.from('late'))).toThrow(expect.objectContaining({ code: 'ERR_RING_BUFFER_ENDED' }));
+    for (const r of [reader, second, reader, second]) expect(r.read()).toBeNull();
+    expect(await reader.readAsync()).toBeNull();
+    for (const r of [ring, other, reader, second]) r.close();
+  });
+
+  test('readers waiting on an empty ring all get null when end() comes', async () => {
+    const ring = RingBuffer.create(4096, { writers: 'many', readers: 'many' });
+    const other = RingBuffer.attach(ring.memory);
+    const waiting = [ring.readAsync(), other.readAsync()];
+    await new Promise((resolve) => setTimeout(resolve, 20)); // both asleep by now, or about to be
+    expect(other.end()).toBe(true);
+    expect(await Promise.all(waiting)).toEqual([null, null]);
+    other.close();
+    ring.close();
+  });
+
+  test('close() with a message reserved abandons it: readers skip it and count it', () => {
+    const ring = RingBuffer.create(4096, { writers: 'many' });
+    const writer = RingBuffer.attach(ring.memory);
+    writer.reserve(10);
+    ring.write(Buffer.from('after'));
+    writer.close();
+    expect(Buffer.from(ring.read({ timeoutMs: 5000 })!).toString()).toBe('after');
+    expect(ring.skipped).toBe(1);
+    ring.close();
+  });
+});
+
+describe('every mode: the same calls, the same answers', () => {
+  const modes = [
+    { writers: 'one', readers: 'one' },
+    { writers: 'many', readers: 'one' },
+    { writers: 'one', readers: 'many' },
+    { writers: 'many', readers: 'many' },
+  ] as const;
+
+  test.each(modes)(
+    'writers $writers, readers $readers: timeouts, sizes and out-of-turn calls',
+    ({ writers, readers }) => {
+      const ring = RingBuffer.create(4096, { writers, readers });
+      expect([ring.writers, ring.readers]).toEqual([writers, readers]);
+      const reader = RingBuffer.attach(ring.memory);
+      expect([reader.writers, reader.readers]).toEqual([writers, readers]);
+      expect(reader.read({ timeoutMs: 10 })).toBeUndefined();
+      expect(() => ring.write(new Uint8Array(ring.maxMessageLength + 1))).toThrow(
+        expect.objectContaining({ code: 'ERR_OUT_OF_RANGE' }),
+      );
+      expect(() => ring.commit()).toThrow(expect.objectContaining({ code: 'ERR_INVALID_STATE' }));
+      ring.reserve(1);
+      expect(() => ring.reserve(1)).toThrow(expect.objectContaining({ code: 'ERR_INVALID_STATE' }));
+      expect(() => ring.end()).toThrow(expect.objectContaining({ code: 'ERR_INVALID_STATE' }));
+      ring.commit();
+      // Full: write() and end() false, reserve() undefined, nothing written.
+      const big = new Uint8Array(ring.maxMessageLength).fill(3);
+      let written = 0;
+      while (ring.write(big, { timeoutMs: 20 })) written++;
+      expect(written).toBeGreaterThan(0);
+      expect(ring.reserve(ring.maxMessageLength, { timeoutMs: 5 })).toBeUndefined();
+      expect(reader.read()).toEqual(new Uint8Array([0]));
+      for (let i = 0; i < written; i++) expect(reader.read({ timeoutMs: 1000 })).toEqual(big);
+      expect(reader.read({ timeoutMs: 10 })).toBeUndefined();
+      expect(ring.end({ timeoutMs: 1000 })).toBe(true);
+      expect(reader.read()).toBeNull();
+      expect(() => ring.write(new Uint8Array(1))).toThrow(expect.objectContaining({ code: 'ERR_RING_BUFFER_ENDED' }));
+      expect(ring.end()).toBe(true);
+      expect([ring.skipped, ring.lost]).toEqual([0, 0]);
+      reader.close();
+      ring.close();
+      for (const call of [() => ring.skipped, () => ring.lost, () => ring.read(), () => ring.end()])
+        expect(call).toThrow(expect.objectContaining({ code: 'ERR_RING_BUFFER_CLOSED' }));
+    },
+  );
+
+  test('a full ring with many writers: end() times out false, and the stream goes on', () => {
+    const ring = RingBuffer.create(4096, { writers: 'many' });
+    const big = new Uint8Array(ring.maxMessageLength);
+    while (ring.write(big, { timeoutMs: 10 }));
+    const rest = 4096 - 2 * (8 + ring.maxMessageLength);
+    if (rest >= 8) ring.write(new Uint8Array(rest - 8));
+    expect(ring.end({ timeoutMs: 20 })).toBe(false);
+    expect(ring.read()!.length).toBe(big.length);
+    ring.release();
+    expect(ring.end({ timeoutMs: 1000 })).toBe(true);
+    ring.close();
+  });
+
+  test('options: an unknown value, or one attach() finds the ring was not made with, is ERR_INVALID_ARG_VALUE', () => {
+    for (const options of [{ writers: 'two' }, { readers: 2 }, { writers: 'ONE' }, { readers: null }]) {
+      expect(() => RingBuffer.create(4096, options as never)).toThrow(
+        expect.objectContaining({ code: 'ERR_INVALID_ARG_VALUE', name: 'TypeError' }),
+      );
+    }
+    const one = RingBuffer.create(4096);
+    const many = RingBuffer.create(4096, { writers: 'many', readers: 'many' });
+    expect(() => RingBuffer.attach(one.memory, { writers: 'many' })).toThrow(
+      expect.objectContaining({ code: 'ERR_INVALID_ARG_VALUE', message: expect.stringContaining('options.writers') }),
+    );
+    expect(() => RingBuffer.attach(many.memory, { readers: 'one' })).toThrow(
+      expect.objectContaining({ code: 'ERR_INVALID_ARG_VALUE', message: expect.stringContaining('options.readers') }),
+    );
+    expect(() => RingBuffer.attach(many.memory, { writers: 'sometimes' } as never)).toThrow(
+      expect.objectContaining({ code: 'ERR_INVALID_ARG_VALUE' }),
+    );
+    expect(RingBuffer.attach(many.memory, { writers: 'many', readers: 'many', spin: 0 }).writers).toBe('many');
+    expect(RingBuffer.attach(one.memory, { writers: 'one' }).readers).toBe('one');
+    // A mode word no create() writes: no ring.
+    using header = many.memory.map();
+    new Int32Array(header.buffer, 0, 1024)[66] = 4; // MODE, as src/ring.ts lays out the header
+    expect(() => RingBuffer.attach(many.memory)).toThrow(
+      expect.objectContaining({ code: 'ERR_INVALID_ARG_VALUE', message: expect.stringContaining('does not hold') }),
+    );
+    one.close();
+    many.close();
+  });
+
+  test('SharedMemory of another kind is still refused as before', () => {
+    using shm = SharedMemory.create(8192);
+    expect(() => RingBuffer.attach(shm, { writers: 'many' })).toThrow(
+      expect.objectContaining({ code: 'ERR_INVALID_ARG_VALUE' }),
+    );
+  });
+});
