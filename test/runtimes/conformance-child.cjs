@@ -58,6 +58,21 @@ async function main() {
       replies.end();
       break;
     }
+    case 'ringWriter': {  // writer args[1] of a ring with many writers: args[2] messages [id, seq, bytes...]
+      const fs = require('node:fs');
+      const ring = mman.RingBuffer.attach(mman.SharedMemory.fromFd(fs.openSync(args[0], 'r+')));
+      const id = Number(args[1]);
+      for (let seq = 0; seq < Number(args[2]); seq++) {
+        const bytes = ring.reserve(8 + ((seq * 13 + id) % 300));
+        const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+        view.setUint32(0, id);
+        view.setUint32(4, seq);
+        for (let i = 8; i < bytes.length; i++) bytes[i] = (id + seq + i) & 0xff;
+        ring.commit();
+      }
+      ring.close();
+      break;
+    }
     default:
       throw new Error(`unknown mode ${mode}`);
   }

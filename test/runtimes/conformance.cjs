@@ -387,6 +387,37 @@ test('RingBuffer: messages to a child process and answers back', async () => {
   }
 });
 
+test('RingBuffer with many writers: three child processes write at once, each message whole and in its writer\'s order', async () => {
+  const ring = mman.RingBuffer.create(1 << 13, { writers: 'many' });
+  try {
+    const count = 400;
+    // The children are not forked by mman: they open the memfd through /proc, as any process could.
+    const children = [1, 2, 3].map((id) => child('ringWriter', [`/proc/${process.pid}/fd/${ring.memory.fd}`, String(id), String(count)]));
+    const next = new Map([[1, 0], [2, 0], [3, 0]]);
+    for (let n = 0; n < 3 * count; n++) {
+      const message = await ring.readAsync();
+      assert.ok(message, `the stream ended after ${n} messages`);
+      const view = new DataView(message.buffer, message.byteOffset, message.byteLength);
+      const id = view.getUint32(0);
+      const seq = view.getUint32(4);
+      assert.equal(seq, next.get(id), `writer ${id}: message ${seq} came when ${next.get(id)} was due`);
+      next.set(id, seq + 1);
+      assert.equal(message.length, 8 + ((seq * 13 + id) % 300));
+      for (let i = 8; i < message.length; i++) assert.equal(message[i], (id + seq + i) & 0xff);
+    }
+    for (const { done } of children) {
+      const r = await done;
+      assert.equal(r.code, 0, r.stderr);
+    }
+    assert.equal(ring.end(), true);
+    assert.equal(await ring.readAsync(), null);
+    assert.deepEqual([ring.skipped, ring.lost], [0, 0]);
+    assert.throws(() => ring.write(Buffer.from('late')), { code: 'ERR_RING_BUFFER_ENDED' });
+  } finally {
+    ring.close();
+  }
+});
+
 // ---- the truncation guard ----
 
 test('guard: a page past the truncated end reads zeros; calls throw ERR_MAPPING_TRUNCATED', () => {
