@@ -5,7 +5,7 @@
 import { once } from 'node:events';
 import { Worker } from 'node:worker_threads';
 import { fork, RingBuffer, SharedMemory } from '../src';
-import { fixture } from './helpers';
+import { fixture, runFixture } from './helpers';
 
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const messages = require('./fixtures/ring-messages') as {
@@ -217,6 +217,32 @@ describe('RingBuffer with many readers', () => {
     }
     expect(after).toEqual(upTo(seq + 199, seq).map((n) => [5, n]));
     ring.close();
+  });
+});
+
+describe('RingBuffer with many readers under node:cluster', () => {
+  test("three cluster workers share the primary's ring (shareWithCluster()): each message read by one of them, all of them read", () => {
+    const count = 1200;
+    const run = runFixture('ring-many-child.js', 'cluster', ['3', String(count)]);
+    expect(run.stderr).toBe('');
+    expect(run.status).toBe(0);
+    const { got, skipped, lost } = JSON.parse(run.stdout) as {
+      got: Array<Array<[number, number]>>;
+      skipped: number;
+      lost: number;
+    };
+    expect(got).toHaveLength(3);
+    for (const list of got) {
+      const seqs = list.map(([, seq]) => seq);
+      expect(seqs).toEqual([...seqs].sort((a, b) => a - b)); // each claims them in order
+    }
+    expect(
+      got
+        .flat()
+        .map(([, seq]) => seq)
+        .sort((a, b) => a - b),
+    ).toEqual(upTo(count));
+    expect([skipped, lost]).toEqual([0, 0]);
   });
 });
 
