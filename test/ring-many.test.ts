@@ -339,6 +339,30 @@ describe('every mode: the same calls, the same answers', () => {
     },
   );
 
+  test.each(modes)(
+    'writers $writers, readers $readers: the cursors wrap at 2^32 (a ring whose positions start just before it)',
+    ({ writers, readers }) => {
+      const ring = RingBuffer.create(4096, { writers, readers });
+      // HEAD, TAIL and READ (words 0, 16, 80 of the header, as src/ring.ts lays it out), all
+      // equal: an empty ring, 3000 bytes short of the wrap.
+      const words = new Int32Array(ring.mapping.buffer, 0, 1024);
+      for (const index of [0, 16, 80]) words[index] = (2 ** 32 - 3000) | 0;
+      const reader = RingBuffer.attach(ring.memory);
+      for (let seq = 0; seq < 400; seq++) {
+        const bytes = new Uint8Array(messages.lengthOf(6, seq, ring.maxMessageLength));
+        messages.fill(bytes, 6, seq);
+        ring.write(bytes);
+        expect(messages.check(reader.read({ timeoutMs: 1000 })!, ring.maxMessageLength)).toEqual([6, seq]);
+        reader.release();
+      }
+      expect(words[16] >>> 0).toBeLessThan(2 ** 31); // TAIL went past 2^32 and on
+      ring.end();
+      expect(reader.read()).toBeNull();
+      reader.close();
+      ring.close();
+    },
+  );
+
   test('a full ring with many writers: end() times out false, and the stream goes on', () => {
     const ring = RingBuffer.create(4096, { writers: 'many' });
     const big = new Uint8Array(ring.maxMessageLength);
