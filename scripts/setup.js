@@ -1,8 +1,7 @@
 #!/usr/bin/env node
-// Runs before `npm test` and `npm start`: on a fresh clone, installs the dependencies,
-// which builds the addon (node-gyp) and the TypeScript (tsc, then the ESM entry); on a
-// built tree, rebuilds only what is older than its sources, so child processes never run a
-// stale lib/.
+// Runs before `npm test` and `npm start`: on a fresh clone, installs the dependencies, then
+// builds the addon (node-gyp) and the TypeScript (tsc, then the ESM entry); on a built tree,
+// rebuilds only what is older than its sources, so child processes never run a stale lib/.
 'use strict';
 const { existsSync, readFileSync, readdirSync, statSync } = require('node:fs');
 const { join } = require('node:path');
@@ -18,7 +17,7 @@ const newest = (dir) => Math.max(0, ...readdirSync(join(root, dir), { recursive:
   .map(mtime));
 
 if (!built('node_modules/node-addon-api') || !built('node_modules/typescript')) {
-  // npm install runs the `install` (node-gyp) and `prepare` (tsc) scripts.
+  // The package has no install script: what to build is decided below.
   run('npm install --no-audit --no-fund');
 }
 // The addon the tests load: build/Release if there is one, else the prebuild for this machine
@@ -38,7 +37,7 @@ const configured = () => {
 // The addon's sources: native/*.cc and *.h (native/loops/ holds the benchmarks' C loops, which
 // are compiled at run time, not into the addon).
 const addonSources = readdirSync(join(root, 'native')).filter((f) => /\.(cc|h)$/.test(f)).map((f) => mtime(`native/${f}`));
-const sourcesChanged = Math.max(...addonSources, mtime('binding.gyp'));
+const sourcesChanged = Math.max(...addonSources, mtime('binding.gyp'), mtime('native/mman.gypi'));
 const prebuild = `prebuilds/${process.platform}-${process.arch}/mman.glibc.node`;
 if (!built('build/Release/mman.node')) {
   if (!built(prebuild) || sourcesChanged > mtime(prebuild)) run('npx node-gyp rebuild');

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # The test stages beyond `npm test` (the jest suite on this Node), each an npm script:
-#   npm run test:package   the packed tarball installed into fresh projects and loaded: npm, a
-#                          compiler, musl's libc answer; on glibc 2.31 in a Debian 11 root when
-#                          debootstrap is there and this runs as root
+#   npm run test:package   the packed tarball installed into fresh projects and loaded (npm ci,
+#                          --ignore-scripts, Bun), what it adds, the prebuilds' ELF (glibc and
+#                          musl) and a real musl process loading one, the loader's choice for each
+#                          libc; on glibc 2.31 in a Debian 11 root when debootstrap is there and
+#                          this runs as root
 #   npm run test:nodes     the suite on Node 22, 24 and 26 (binaries from the npm registry)
 #   npm run test:arm64     the arm64 subset under qemu-user, on the arm64 prebuild
 #   npm run test:runtimes  the runtime-neutral subset on Bun and Deno

@@ -135,6 +135,11 @@ const CODES = {
     () => 'The stream was ended (end() was called on this ring buffer): nothing more can be written',
   ],
   ERR_ILLEGAL_CONSTRUCTOR: [TypeError, (use: string) => `Illegal constructor: use ${use}`],
+  ERR_MMAN_ADDON_NOT_FOUND: [Error, (what: string, how: string) => `mman has no native addon ${what}. ${how}`],
+  ERR_MMAN_ADDON_LOAD_FAILED: [
+    Error,
+    (what: string, how: string) => `mman could not load its native addon ${what}. ${how}`,
+  ],
 } as const satisfies Record<string, readonly [ErrorConstructor, (...args: never[]) => string]>;
 
 type Codes = typeof CODES;
@@ -167,6 +172,8 @@ export type MmanErrorCode =
   | 'ERR_RING_BUFFER_CLOSED'
   | 'ERR_RING_BUFFER_ENDED'
   | 'ERR_ILLEGAL_CONSTRUCTOR'
+  | 'ERR_MMAN_ADDON_NOT_FOUND'
+  | 'ERR_MMAN_ADDON_LOAD_FAILED'
   | 'ABORT_ERR';
 
 // The public list and the registry name the same codes (ABORT_ERR is abortError()'s): else this

@@ -4,6 +4,7 @@
 // read once from its own memory map.
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { mmanError } from './errors';
 
 /** The C library a Linux process runs on, as the prebuilds are tagged. */
 export type Libc = 'glibc' | 'musl';
@@ -116,13 +117,13 @@ function howToBuild(root: string): string {
 
 function addonError(
   code: AddonError['code'],
-  message: string,
+  detail: string,
   query: AddonQuery,
   candidates: string[],
   cause?: unknown,
 ): AddonError {
-  const error = new Error(message, cause === undefined ? undefined : { cause }) as AddonError;
-  error.code = code;
+  const error = mmanError(code, detail, howToBuild(query.root)) as AddonError;
+  if (cause !== undefined) Object.defineProperty(error, 'cause', { value: cause, writable: true, configurable: true });
   error.candidates = candidates;
   error.libc = query.libc;
   return error;
@@ -150,7 +151,7 @@ export function loadAddon(root: string, env: NodeJS.ProcessEnv = process.env): u
     const only = query.platform === 'linux' ? '' : ' (mman runs on Linux only)';
     throw addonError(
       'ERR_MMAN_ADDON_NOT_FOUND',
-      `mman has no native addon for ${target}${only}: it looked for ${candidates.join(', ')}. ${howToBuild(root)}`,
+      `for ${target}${only}: it looked for ${candidates.join(', ')}`,
       query,
       candidates,
     );
@@ -160,7 +161,7 @@ export function loadAddon(root: string, env: NodeJS.ProcessEnv = process.env): u
   } catch (cause) {
     throw addonError(
       'ERR_MMAN_ADDON_LOAD_FAILED',
-      `mman could not load its native addon ${path} (${target}): ${(cause as Error).message}. ${howToBuild(root)}`,
+      `${path} (${target}): ${(cause as Error).message}`,
       query,
       candidates,
       cause,
