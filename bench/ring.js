@@ -1,0 +1,295 @@
+// RingBuffer with many writers and readers, against what a user would otherwise use: messages
+// of 64 B and 4 KiB, one writer to one reader (1→1), four writers to one reader (4→1) and one
+// writer to four readers (1→4), between processes and between worker threads:
+//   ring-many   RingBuffer.create(1 MiB, { writers: 'many', readers: 'many' })
+//   ring-one    RingBuffer.create(1 MiB), the one-writer one-reader ring (1→1 only)
+//   ipc         process.send (serialization: 'advanced') between processes, postMessage
+//               between threads; the receiver acknowledges every 1024 messages and a sender
+//               keeps at most 8192 unacknowledged, so that no queue grows without bound
+//   c           the same protocol as ring-many in C (native/loops/ring_mpmc.c, compiled here
+//               with cc; fork() or pthreads), its own processes or threads
+// This process is the reader for 1→1 and 4→1 and the writer for 1→4; the others are child
+// processes (mman's fork) or worker threads. Messages per second over the whole run (from the
+// moment every peer is ready to the last message read), and the one-way latency of every 64th
+// message, from a CLOCK_MONOTONIC timestamp the writer puts in it (process.hrtime, the same
+// clock in every process) to the moment its reader has it: p50 and p99 in µs. The writers run
+// flat out, so the latency is mostly the time a message waits in a full queue (the ring holds
+// 1 MiB: ~14,000 messages of 64 B, 255 of 4 KiB).
+//
+//   node bench/ring.js [--quick] [--json FILE] [--only ring-many,ring-one,ipc,c]
+'use strict';
+const { execFileSync, fork: forkPlain } = require('node:child_process');
+const { mkdtempSync, rmSync, writeFileSync } = require('node:fs');
+const os = require('node:os');
+const { join } = require('node:path');
+const { isMainThread, parentPort, workerData, Worker } = require('node:worker_threads');
+const { RingBuffer, SharedMemory, fork } = require('../lib');
+
+const QUICK = process.argv.includes('--quick');
+const REPEAT = QUICK ? 1 : 3;
+const COUNT = { 64: QUICK ? 40_000 : 400_000, 4096: QUICK ? 8_000 : 80_000 };
+const IPC_SHARE = 4; // ipc moves a quarter as many messages: it is far slower, and the rate is a rate
+const CAPACITY = 1 << 20;
+const SAMPLE_EVERY = 64;
+const ACK_EVERY = 1024;
+const WINDOW = 8192;
+const ROLE_ENV = 'MMAN_RING_BENCH_PEER';
+const ONLY = process.argv.includes('--only') ? process.argv[process.argv.indexOf('--only') + 1].split(',') : undefined;
+
+const now = () => Number(process.hrtime.bigint());
+
+// ---- a peer: a child process or a worker thread ----
+
+// `send` reports to the main thread/process; `inbox` yields what it sends here.
+async function peer(task, shared, send, inbox) {
+  const { way, role, size, count } = task;
+  if (way === 'ipc') return ipcPeer(task, send, inbox);
+  const ring = RingBuffer.attach(shared);
+  send({ ready: true });
+  await inbox.next(); // go
+  if (role === 'writer') {
+    const message = new Uint8Array(size).fill(task.id);
+    const view = new DataView(message.buffer);
+    for (let seq = 0; seq < count; seq++) {
+      view.setFloat64(0, seq % SAMPLE_EVERY === 0 ? now() : 0, true);
+      ring.write(message);
+    }
+    await send({ done: count });
+  } else {
+    const samples = [];
+    let got = 0;
+    for (let m; (m = ring.read()) !== null; got++) {
+      const t = new DataView(m.buffer, m.byteOffset, 8).getFloat64(0, true);
+      if (t !== 0) samples.push(now() - t);
+    }
+    await send({ done: got, samples, end: now() });
+  }
+  ring.close();
+}
+
+async function ipcPeer(task, send, inbox) {
+  const { role, size, count } = task;
+  send({ ready: true });
+  if (role === 'writer') {
+    await inbox.next(); // go
+    const message = new Uint8Array(size).fill(task.id);
+    const view = new DataView(message.buffer);
+    let acked = 0;
+    for (let seq = 0; seq < count; seq++) {
+      while (seq - acked >= WINDOW) acked = (await inbox.next()).acked;
+      view.setFloat64(0, seq % SAMPLE_EVERY === 0 ? now() : 0, true);
+      void send(message);
+    }
+    await send({ done: count });
+  } else {
+    const samples = [];
+    let got = 0;
+    for (;;) {
+      const m = await inbox.next();
+      if (m === 'go') continue;
+      if (m.end) break;
+      const bytes = ArrayBuffer.isView(m) ? m : new Uint8Array(m);
+      const t = new DataView(bytes.buffer, bytes.byteOffset, 8).getFloat64(0, true);
+      if (t !== 0) samples.push(now() - t);
+      if (++got % ACK_EVERY === 0) void send({ acked: got });
+    }
+    await send({ done: got, samples, end: now() });
+  }
+}
+
+// What arrives, as an async queue (messages come as events).
+function inboxOf(subscribe) {
+  const queued = [];
+  const waiting = [];
+  subscribe((m) => (waiting.length > 0 ? waiting.shift()(m) : queued.push(m)));
+  return { next: () => (queued.length > 0 ? Promise.resolve(queued.shift()) : new Promise((r) => waiting.push(r))) };
+}
+
+if (process.env[ROLE_ENV]) {
+  const task = JSON.parse(process.env[ROLE_ENV]);
+  const shared = task.way === 'ipc' ? undefined : SharedMemory.inherited()[0];
+  const inbox = inboxOf((listener) => process.on('message', listener));
+  // The last report is awaited: disconnect() would drop what is still queued.
+  peer(task, shared, (m) => new Promise((resolve) => process.send(m, resolve)), inbox).then(
+    () => process.disconnect(),
+    (err) => {
+      console.error(err);
+      process.exit(1);
+    },
+  );
+} else if (!isMainThread) {
+  const { task, handle } = workerData;
+  const shared = handle === undefined ? undefined : SharedMemory.from(handle);
+  const inbox = inboxOf((listener) => parentPort.on('message', listener));
+  peer(task, shared, (m) => parentPort.postMessage(m), inbox).then(() => parentPort.close());
+}
+
+// ---- the main process ----
+
+// Starts a peer for `task`: { send(m), inbox, exited }.
+function start(kind, task, ring) {
+  if (kind === 'thread') {
+    const w = new Worker(__filename, { workerData: { task, handle: ring?.memory.share() } });
+    return { send: (m) => w.postMessage(m), inbox: inboxOf((l) => w.on('message', l)), exited: new Promise((r) => w.on('exit', r)) };
+  }
+  const env = { ...process.env, [ROLE_ENV]: JSON.stringify(task) };
+  const options = { env, serialization: 'advanced' };
+  const child = ring ? fork(__filename, [], { ...options, share: [ring.memory] }) : forkPlain(__filename, [], options);
+  return {
+    send: (m) => child.send(m),
+    inbox: inboxOf((l) => child.on('message', l)),
+    exited: new Promise((r) => child.on('exit', r)),
+  };
+}
+
+function percentile(sorted, p) {
+  return sorted.length === 0 ? NaN : sorted[Math.min(sorted.length - 1, Math.floor((sorted.length * p) / 100))];
+}
+
+// One run of a JavaScript way: { rate, p50, p99 } (µs).
+async function runJs(kind, way, writers, readers, size) {
+  const total = way === 'ipc' ? COUNT[size] / IPC_SHARE : COUNT[size];
+  const ring =
+    way === 'ipc' ? undefined : RingBuffer.create(CAPACITY, way === 'ring-many' ? { writers: 'many', readers: 'many' } : {});
+  const mainReads = readers === 1;
+  const peers = [];
+  if (mainReads) for (let id = 1; id <= writers; id++) peers.push(start(kind, { way, role: 'writer', id, size, count: total / writers }, ring));
+  else for (let id = 1; id <= readers; id++) peers.push(start(kind, { way, role: 'reader', id, size }, ring));
+  for (const p of peers) await p.inbox.next(); // ready
+  const samples = [];
+  let ends = [];
+  const t0 = now();
+  for (const p of peers) p.send('go');
+  if (mainReads) {
+    if (way === 'ipc') {
+      // Every writer's messages arrive here as events; acknowledge them in windows.
+      await Promise.all(
+        peers.map(async (p) => {
+          for (let got = 0; got < total / writers; ) {
+            const m = await p.inbox.next();
+            if (!ArrayBuffer.isView(m)) continue;
+            const t = new DataView(m.buffer, m.byteOffset, 8).getFloat64(0, true);
+            if (t !== 0) samples.push(now() - t);
+            if (++got % ACK_EVERY === 0) p.send({ acked: got });
+          }
+        }),
+      );
+    } else {
+      for (let got = 0; got < total; got++) {
+        const m = ring.read();
+        const t = new DataView(m.buffer, m.byteOffset, 8).getFloat64(0, true);
+        if (t !== 0) samples.push(now() - t);
+      }
+    }
+    ends = [now()];
+    for (const p of peers) while (!(await p.inbox.next()).done);
+  } else {
+    const message = new Uint8Array(size).fill(9);
+    const view = new DataView(message.buffer);
+    if (way === 'ipc') {
+      const sent = peers.map(() => 0);
+      const acked = peers.map(() => 0);
+      const pump = peers.map((p, i) => (async () => { for (;;) { const m = await p.inbox.next(); if (m.acked) acked[i] = m.acked; else return m; } })());
+      for (let seq = 0; seq < total; seq++) {
+        const i = seq % readers;
+        while (sent[i] - acked[i] >= WINDOW) await new Promise((r) => setImmediate(r));
+        view.setFloat64(0, seq % SAMPLE_EVERY === 0 ? now() : 0, true);
+        peers[i].send(message);
+        sent[i]++;
+      }
+      for (const p of peers) p.send({ end: true });
+      for (const report of await Promise.all(pump)) {
+        samples.push(...report.samples);
+        ends.push(report.end);
+      }
+    } else {
+      for (let seq = 0; seq < total; seq++) {
+        view.setFloat64(0, seq % SAMPLE_EVERY === 0 ? now() : 0, true);
+        ring.write(message);
+      }
+      ring.end();
+      for (const p of peers) {
+        const report = await p.inbox.next();
+        samples.push(...report.samples);
+        ends.push(report.end);
+      }
+    }
+  }
+  await Promise.all(peers.map((p) => p.exited));
+  ring?.close();
+  samples.sort((a, b) => a - b);
+  return { rate: total / ((Math.max(...ends) - t0) / 1e9), p50: percentile(samples, 50) / 1e3, p99: percentile(samples, 99) / 1e3 };
+}
+
+function runC(binary, kind, writers, readers, size) {
+  const out = execFileSync(binary, [kind === 'thread' ? 'thread' : 'proc', writers, readers, size, COUNT[size], CAPACITY, 20000].map(String), {
+    encoding: 'utf8',
+  });
+  const r = JSON.parse(out);
+  return { rate: r.messages / r.seconds, p50: r.p50 / 1e3, p99: r.p99 / 1e3 };
+}
+
+const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+
+async function main() {
+  const jsonAt = process.argv.indexOf('--json');
+  let binary;
+  let cSkipped;
+  const dir = mkdtempSync(join(os.tmpdir(), 'mman-ring-bench-'));
+  try {
+    binary = join(dir, 'ring_mpmc');
+    execFileSync('cc', ['-O2', '-pthread', '-o', binary, join(__dirname, '..', 'native', 'loops', 'ring_mpmc.c')], {
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
+  } catch (err) {
+    binary = undefined;
+    cSkipped = `no C compiler: ${String(err.message).split('\n')[0]}`;
+  }
+  console.log(`${os.cpus().length} CPUs, load ${os.loadavg().map((x) => x.toFixed(2)).join(' ')}; ${REPEAT} round(s), medians`);
+  const rows = [];
+  const topologies = [
+    [1, 1],
+    [4, 1],
+    [1, 4],
+  ];
+  for (const kind of ['process', 'thread']) {
+    for (const [writers, readers] of topologies) {
+      for (const size of [64, 4096]) {
+        const ways = ['ring-many', ...(writers === 1 && readers === 1 ? ['ring-one'] : []), 'ipc', 'c'];
+        for (const way of ways) {
+          if (way === 'c' && binary === undefined) continue;
+          if (ONLY !== undefined && !ONLY.includes(way)) continue;
+          const runs = [];
+          for (let i = 0; i < REPEAT; i++) {
+            runs.push(way === 'c' ? runC(binary, kind, writers, readers, size) : await runJs(kind, way, writers, readers, size));
+          }
+          const row = {
+            kind,
+            topology: `${writers}→${readers}`,
+            size,
+            way,
+            rate: median(runs.map((r) => r.rate)),
+            p50: median(runs.map((r) => r.p50)),
+            p99: median(runs.map((r) => r.p99)),
+            rates: runs.map((r) => Math.round(r.rate)),
+          };
+          rows.push(row);
+          console.log(
+            `${kind.padEnd(7)} ${row.topology} ${String(size).padStart(4)} B  ${way.padEnd(9)} ${(row.rate / 1e6).toFixed(3).padStart(8)} M msg/s` +
+              `  p50 ${row.p50.toFixed(1).padStart(9)} µs  p99 ${row.p99.toFixed(1).padStart(9)} µs  (rounds: ${row.rates.map((r) => (r / 1e6).toFixed(3)).join(', ')})`,
+          );
+        }
+      }
+    }
+  }
+  if (cSkipped) console.log(`c: skipped (${cSkipped})`);
+  rmSync(dir, { recursive: true, force: true });
+  if (jsonAt > 0) writeFileSync(process.argv[jsonAt + 1], JSON.stringify({ rows, cSkipped }, null, 2));
+}
+
+if (isMainThread && !process.env[ROLE_ENV]) {
+  main().catch((err) => {
+    console.error(err);
+    process.exit(1);
+  });
+}
