@@ -164,7 +164,9 @@ export interface MappingDescriptor extends SharedDescriptorBase {
   readonly type: 'mman.Mapping';
   /** Where the mapping starts in the file, in bytes. */
   readonly offset: number;
+  /** Bytes the mapping exposes, as the original's {@link Mapping.length}. */
   readonly length: number;
+  /** The original could write (`Prot.Write`): so can the mapping made of it. */
   readonly writable: boolean;
   /** The original was guarded (`guard: true`): so is the mapping made of it. */
   readonly guard: boolean;

@@ -67,7 +67,9 @@ const SEAL_NAMES = Object.keys(SEALS) as Seal[];
 /** What {@link SharedMemory.share} returns: structured-cloneable, for {@link SharedMemory.from} in another thread. */
 export interface SharedMemoryDescriptor extends SharedDescriptorBase {
   readonly type: 'mman.SharedMemory';
+  /** The segment's name under `/dev/shm`, or `undefined` for a memfd (as {@link SharedMemory.name}). */
   readonly name: string | undefined;
+  /** The segment was opened read-only here: so is the one made of it. */
   readonly readOnly: boolean;
 }
 const MAX_SIZE = MAX_LENGTH;
