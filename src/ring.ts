@@ -113,6 +113,7 @@ const ENDED = 176; // 0, or the END record's position | 1
 // A record's state word: a phase in the top two bits, an owner's thread id in the low 30.
 const PHASE = 0xc0000000 | 0;
 const TID = 0x3fffffff;
+const LOCK_WAITERS = native.constants.FUTEX_WAITERS | 0; // a lock word's sleepers bit, as a Mutex's
 const COMMITTED = 0x40000000;
 const READING = 0x80000000 | 0;
 const FREE = 0xc0000000 | 0;
@@ -236,6 +237,7 @@ export class RingBuffer implements Disposable {
   #readerHeldSince = 0;
   #writerHeldAt = -1; // writer: the HEAD a full ring showed it last, and since when
   #writerHeldSince = 0;
+  #contended = false; // #untilFree() slept: take the next lock marked
 
   private constructor(memory: SharedMemory, mapping: Mapping, capacity: number, spin: number, mode: number) {
     this.#spin = spin;
@@ -352,6 +354,7 @@ export class RingBuffer implements Disposable {
     for (let waited = false; ; waited = true) {
       if (waited) this.#live(); // the ring may have been closed (or its memory changed) meanwhile
       if (this.#many) {
+        if (Atomics.load(this.#words, WRITE_LOCK) !== 0) await this.#untilFree(WRITE_LOCK, signal);
         const head = Atomics.load(this.#words, HEAD);
         const room = this.#placeMany(need, length);
         if (room !== undefined) return this.#seen(room);
@@ -499,6 +502,7 @@ export class RingBuffer implements Disposable {
     for (let waited = false; ; waited = true) {
       if (waited) this.#live(); // the ring may have been closed (or its memory changed) meanwhile
       if (this.#many) {
+        if (Atomics.load(this.#words, READ_LOCK) !== 0) await this.#untilFree(READ_LOCK, signal);
         const commits = Atomics.load(this.#words, COMMITS);
         const message = this.#claim();
         if (message !== undefined) return this.#seen(message);
@@ -554,11 +558,35 @@ export class RingBuffer implements Disposable {
   // ---- many writers, many readers (the protocol at the top of this file) ----
 
   // The lock words are Mutex words: the uncontended take and give are one compare-and-swap
-  // here; a busy one sleeps in the Mutex (which takes it over from a holder that died).
-  #lock(index: number): void {
-    if (Atomics.compareExchange(this.#words, index, 0, SELF) === 0) return;
+  // here; a busy one sleeps in the Mutex (which takes it over from a holder that died) until
+  // `deadline`: false if it is still busy then. After #untilFree() slept, it is taken marked
+  // (the sleepers after this one need waking at its unlock, as the Mutex does it).
+  #lock(index: number, deadline = Infinity): boolean {
+    const mine = this.#contended ? SELF | LOCK_WAITERS : SELF;
+    this.#contended = false;
+    if (Atomics.compareExchange(this.#words, index, 0, mine) === 0) return true;
     const mutex = index === WRITE_LOCK ? this.#writeLock! : this.#readLock!;
-    if (mutex.lock() === 'owner-died' && index === WRITE_LOCK) this.#finishEnd();
+    const state = mutex.lock(deadline === Infinity ? undefined : Math.max(0, deadline - performance.now()));
+    if (state === 'timed-out') return false;
+    if (state === 'owner-died' && index === WRITE_LOCK) this.#finishEnd();
+    return true;
+  }
+
+  // For the async calls: waits without blocking the event loop while lock `index` is held by
+  // a thread that lives (a sleeper is woken by the holder's unlock, and looks at the holder
+  // every liveness period), so that the #lock() that follows rarely waits.
+  async #untilFree(index: number, signal: AbortSignal | undefined): Promise<void> {
+    for (;;) {
+      let word = Atomics.load(this.#words, index);
+      if (word === 0 || native.threadGone(word & TID)) return;
+      if ((word & LOCK_WAITERS) === 0) {
+        if (Atomics.compareExchange(this.#words, index, word, word | LOCK_WAITERS) !== word) continue;
+        word |= LOCK_WAITERS;
+      }
+      await waitAsync(this.#words, index, word, LIVENESS_MS, { signal });
+      this.#live();
+      this.#contended = true;
+    }
   }
 
   #unlock(index: number): void {
@@ -594,17 +622,18 @@ export class RingBuffer implements Disposable {
   #reserveMany(need: number, length: number, deadline: number): Uint8Array | undefined {
     for (;;) {
       const head = Atomics.load(this.#words, HEAD);
-      const room = this.#placeMany(need, length);
+      const room = this.#placeMany(need, length, deadline);
       if (room !== undefined) return this.#seen(room);
       if (!this.#writerWait(head, deadline)) return undefined;
     }
   }
 
   // Places a RESERVED record of `length` bytes under WRITE_LOCK: its bytes, or undefined
-  // while the ring is too full. ERR_RING_BUFFER_ENDED once an END record is placed.
-  #placeMany(need: number, length: number): Uint8Array | undefined {
+  // while the ring is too full (or the lock stayed busy until `deadline`).
+  // ERR_RING_BUFFER_ENDED once an END record is placed.
+  #placeMany(need: number, length: number, deadline = Infinity): Uint8Array | undefined {
     const mask = this.capacity - 1;
-    this.#lock(WRITE_LOCK);
+    if (!this.#lock(WRITE_LOCK, deadline)) return undefined;
     if (Atomics.load(this.#words, ENDED) !== 0) {
       this.#unlock(WRITE_LOCK);
       throw mmanError('ERR_RING_BUFFER_ENDED');
@@ -638,7 +667,7 @@ export class RingBuffer implements Disposable {
   #endMany(deadline: number): boolean {
     for (;;) {
       const head = Atomics.load(this.#words, HEAD);
-      this.#lock(WRITE_LOCK);
+      if (!this.#lock(WRITE_LOCK, deadline)) return false;
       if (Atomics.load(this.#words, ENDED) !== 0) {
         this.#unlock(WRITE_LOCK);
         return true;
@@ -688,7 +717,7 @@ export class RingBuffer implements Disposable {
   #readMany(deadline: number): Uint8Array | null | undefined {
     for (;;) {
       const commits = Atomics.load(this.#words, COMMITS);
-      const message = this.#claim();
+      const message = this.#claim(deadline);
       if (message !== undefined) return this.#seen(message);
       const left = deadline === Infinity ? Infinity : deadline - performance.now();
       if (left <= 0) return undefined;
@@ -703,14 +732,14 @@ export class RingBuffer implements Disposable {
 
   // Under READ_LOCK: the next committed message, claimed for this reader; null at the END
   // record; undefined while there is none (#readerBlocked when a RESERVED record holds the
-  // readers up).
-  #claim(): Uint8Array | null | undefined {
+  // readers up), or when the lock stayed busy until `deadline`.
+  #claim(deadline = Infinity): Uint8Array | null | undefined {
     const mask = this.capacity - 1;
     let result: Uint8Array | null | undefined;
     let more = false;
     let passed = false;
     this.#readerBlocked = false;
-    this.#lock(READ_LOCK);
+    if (!this.#lock(READ_LOCK, deadline)) return undefined;
     for (;;) {
       const read = Atomics.load(this.#words, READ) >>> 0;
       const tail = Atomics.load(this.#words, TAIL) >>> 0;

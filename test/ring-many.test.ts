@@ -154,6 +154,56 @@ describe('RingBuffer with many writers', () => {
   });
 });
 
+describe("a process killed holding one of the ring's locks", () => {
+  test.each([
+    ['writers', 96],
+    ['readers', 112],
+  ])(
+    "the %s' lock: held, it times calls out; once the holder is gone, the next call takes it over",
+    async (_, index) => {
+      const ring = RingBuffer.create(4096, { writers: 'many', readers: 'many' });
+      ring.write(Buffer.from('before'));
+      const holder = child(ring, 'holdLock', index);
+      expect(await holder.next()).toEqual({ holding: index });
+      if (index === 96) {
+        expect(ring.write(Buffer.from('blocked'), { timeoutMs: 100 })).toBe(false);
+        await expect(
+          ring.writeAsync(Buffer.from('blocked'), { signal: AbortSignal.timeout(100) }),
+        ).rejects.toMatchObject({ name: expect.stringMatching(/AbortError|TimeoutError/) });
+      } else {
+        expect(ring.read({ timeoutMs: 100 })).toBeUndefined();
+      }
+      const pending = index === 96 ? ring.writeAsync(Buffer.from('after')) : ring.readAsync();
+      holder.kill();
+      expect(await holder.exited).toEqual([null, 'SIGKILL']);
+      const got = await pending;
+      if (index === 96) {
+        expect(Buffer.from(ring.read()!).toString()).toBe('before');
+        expect(Buffer.from(ring.read()!).toString()).toBe('after');
+      } else {
+        expect(Buffer.from(got!).toString()).toBe('before');
+      }
+      ring.write(Buffer.from('more')); // both locks work on
+      expect(Buffer.from(ring.read()!).toString()).toBe('more');
+      ring.close();
+    },
+  );
+
+  test('killed in end() between its last two stores: the next writer finishes the end, every reader gets null', async () => {
+    const ring = RingBuffer.create(4096, { writers: 'many', readers: 'many' });
+    ring.write(Buffer.from('before'));
+    const holder = child(ring, 'holdLock', 96, 'end');
+    expect(await holder.next()).toEqual({ holding: 96 });
+    holder.kill();
+    await holder.exited;
+    expect(() => ring.write(Buffer.from('late'))).toThrow(expect.objectContaining({ code: 'ERR_RING_BUFFER_ENDED' }));
+    expect(Buffer.from(ring.read()!).toString()).toBe('before');
+    expect(ring.read()).toBeNull();
+    expect(ring.end()).toBe(true);
+    ring.close();
+  });
+});
+
 describe('RingBuffer with many readers', () => {
   test('three reader processes, two writer processes and this one: each message read once, the union exactly what was written', async () => {
     const ring = RingBuffer.create(16384, { writers: 'many', readers: 'many' });
