@@ -61,7 +61,10 @@
 //   and a reader that claims a record with more behind it wakes one more (so a wake taken
 //   by a reader that found a RESERVED record is passed on); end() wakes them all. A reader
 //   held up at a RESERVED record, and a writer held up by a full ring, sleep at most the
-//   liveness period (MUTEX_LIVENESS_MS, as a Mutex's sleepers) between looks.
+//   liveness period (MUTEX_LIVENESS_MS, as a Mutex's sleepers) between looks. A busy lock is
+//   waited for in the Mutex (until the call's deadline, if it has one); an async call first
+//   waits for it on a waiter thread (waitAsync on the lock word, sleepers bit set), so the
+//   event loop is not held while another process holds it.
 import { availableParallelism } from 'node:os';
 
 import { native } from './native';
