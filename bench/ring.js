@@ -13,8 +13,10 @@
 // moment every peer is ready to the last message read), and the one-way latency of every 64th
 // message, from a CLOCK_MONOTONIC timestamp the writer puts in it (process.hrtime, the same
 // clock in every process) to the moment its reader has it: p50 and p99 in µs. The writers run
-// flat out, so the latency is mostly the time a message waits in a full queue (the ring holds
-// 1 MiB: ~14,000 messages of 64 B, 255 of 4 KiB).
+// flat out, so that latency is mostly the time a message waits in a full queue (the ring holds
+// 1 MiB: ~14,000 messages of 64 B, 255 of 4 KiB). A second table paces one writer to one
+// message every PACE_US µs (busy-waiting in between), a rate every way keeps up with, and
+// samples every message: the one-way latency of a queue that is not full (1→1, 64 B).
 //
 //   node bench/ring.js [--quick] [--json FILE] [--only ring-many,ring-one,ipc,c]
 'use strict';
@@ -32,6 +34,8 @@ const IPC_SHARE = 4; // ipc moves a quarter as many messages: it is far slower, 
 const CAPACITY = 1 << 20;
 const SAMPLE_EVERY = 64;
 const ACK_EVERY = 1024;
+const PACE_US = 20;
+const PACED = QUICK ? 2_000 : 20_000;
 const WINDOW = 8192;
 const ROLE_ENV = 'MMAN_RING_BENCH_PEER';
 const ONLY = process.argv.includes('--only') ? process.argv[process.argv.indexOf('--only') + 1].split(',') : undefined;
@@ -50,8 +54,10 @@ async function peer(task, shared, send, inbox) {
   if (role === 'writer') {
     const message = new Uint8Array(size).fill(task.id);
     const view = new DataView(message.buffer);
+    const begin = now();
     for (let seq = 0; seq < count; seq++) {
-      view.setFloat64(0, seq % SAMPLE_EVERY === 0 ? now() : 0, true);
+      if (task.pace) while (now() < begin + seq * task.pace * 1e3);
+      view.setFloat64(0, task.pace || seq % SAMPLE_EVERY === 0 ? now() : 0, true);
       ring.write(message);
     }
     await send({ done: count });
@@ -75,9 +81,11 @@ async function ipcPeer(task, send, inbox) {
     const message = new Uint8Array(size).fill(task.id);
     const view = new DataView(message.buffer);
     let acked = 0;
+    const begin = now();
     for (let seq = 0; seq < count; seq++) {
       while (seq - acked >= WINDOW) acked = (await inbox.next()).acked;
-      view.setFloat64(0, seq % SAMPLE_EVERY === 0 ? now() : 0, true);
+      if (task.pace) while (now() < begin + seq * task.pace * 1e3);
+      view.setFloat64(0, task.pace || seq % SAMPLE_EVERY === 0 ? now() : 0, true);
       void send(message);
     }
     await send({ done: count });
@@ -148,13 +156,13 @@ function percentile(sorted, p) {
 }
 
 // One run of a JavaScript way: { rate, p50, p99 } (µs).
-async function runJs(kind, way, writers, readers, size) {
-  const total = way === 'ipc' ? COUNT[size] / IPC_SHARE : COUNT[size];
+async function runJs(kind, way, writers, readers, size, pace = 0) {
+  const total = pace ? PACED : way === 'ipc' ? COUNT[size] / IPC_SHARE : COUNT[size];
   const ring =
     way === 'ipc' ? undefined : RingBuffer.create(CAPACITY, way === 'ring-many' ? { writers: 'many', readers: 'many' } : {});
   const mainReads = readers === 1;
   const peers = [];
-  if (mainReads) for (let id = 1; id <= writers; id++) peers.push(start(kind, { way, role: 'writer', id, size, count: total / writers }, ring));
+  if (mainReads) for (let id = 1; id <= writers; id++) peers.push(start(kind, { way, role: 'writer', id, size, count: total / writers, pace }, ring));
   else for (let id = 1; id <= readers; id++) peers.push(start(kind, { way, role: 'reader', id, size }, ring));
   for (const p of peers) await p.inbox.next(); // ready
   const samples = [];
@@ -222,8 +230,11 @@ async function runJs(kind, way, writers, readers, size) {
   return { rate: total / ((Math.max(...ends) - t0) / 1e9), p50: percentile(samples, 50) / 1e3, p99: percentile(samples, 99) / 1e3 };
 }
 
-function runC(binary, kind, writers, readers, size) {
-  const out = execFileSync(binary, [kind === 'thread' ? 'thread' : 'proc', writers, readers, size, COUNT[size], CAPACITY, 20000].map(String), {
+function runC(binary, kind, writers, readers, size, pace = 0) {
+  // Ten times the messages: C is that much faster, and a run of a few ms says little.
+  const count = pace ? PACED : 10 * COUNT[size];
+  const args = [kind === 'thread' ? 'thread' : 'proc', writers, readers, size, count, CAPACITY, 20000, pace * 1e3];
+  const out = execFileSync(binary, args.map(String), {
     encoding: 'utf8',
   });
   const r = JSON.parse(out);
@@ -281,6 +292,22 @@ async function main() {
           );
         }
       }
+    }
+  }
+  console.log(`paced: one 64 B message every ${PACE_US} µs, 1→1, every message's latency`);
+  for (const kind of ['process', 'thread']) {
+    for (const way of ['ring-many', 'ring-one', 'ipc', 'c']) {
+      if (way === 'c' && binary === undefined) continue;
+      if (ONLY !== undefined && !ONLY.includes(way)) continue;
+      const runs = [];
+      for (let i = 0; i < REPEAT; i++) {
+        runs.push(way === 'c' ? runC(binary, kind, 1, 1, 64, PACE_US) : await runJs(kind, way, 1, 1, 64, PACE_US));
+      }
+      const row = { kind, topology: '1→1', size: 64, way, paced: PACE_US, p50: median(runs.map((r) => r.p50)), p99: median(runs.map((r) => r.p99)) };
+      rows.push(row);
+      console.log(
+        `${kind.padEnd(7)} 1→1   64 B  ${way.padEnd(9)} paced    p50 ${row.p50.toFixed(1).padStart(9)} µs  p99 ${row.p99.toFixed(1).padStart(9)} µs  (rounds p50: ${runs.map((r) => r.p50.toFixed(1)).join(', ')})`,
+      );
     }
   }
   if (cSkipped) console.log(`c: skipped (${cSkipped})`);

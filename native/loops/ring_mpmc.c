@@ -6,8 +6,10 @@
 // HEAD, each with a waiter count so that nobody makes a syscall while the other side is
 // awake; a spin before each sleep. No liveness checks (nobody dies here).
 //
-// Usage: ring_mpmc proc|thread writers readers size messages capacity spin
-// Every writer writes messages/writers messages of `size` bytes; each 64th carries
+// Usage: ring_mpmc proc|thread writers readers size messages capacity spin [pace_ns]
+// Every writer writes messages/writers messages of `size` bytes (with pace_ns, one every
+// pace_ns nanoseconds, busy-waiting in between: latency at a rate the reader keeps up with,
+// every message sampled); each 64th carries
 // CLOCK_MONOTONIC in its first 8 bytes (the clock process.hrtime reads), and the reader that
 // gets it records now - then. Prints one JSON line: {"seconds": s, "messages": n, "p50": ns,
 // "p99": ns} (seconds from the start to the last message read).
@@ -52,6 +54,7 @@ static uint32_t capacity, mask;
 static long spin;
 static int size;
 static long per_writer;
+static long pace;
 static int64_t *samples;  // per reader: latency samples
 static long sample_cap;
 
@@ -152,7 +155,11 @@ static void publish(int count) {
 
 static void writer(int id) {
   __atomic_add_fetch(&words[STARTED], 1, __ATOMIC_SEQ_CST);
+  uint64_t begin = now_ns();
   for (long seq = 0; seq < per_writer; seq++) {
+    if (pace > 0)
+      while (now_ns() < begin + (uint64_t)(seq * pace)) {
+      }
     long offset;
     for (;;) {
       int32_t head = (int32_t)load(HEAD);
@@ -161,7 +168,7 @@ static void writer(int id) {
     }
     uint8_t *bytes = data + offset + 8;
     memset(bytes, (int)(id + seq), (size_t)size);
-    uint64_t t = (seq & 63) == 0 ? now_ns() : 0;
+    uint64_t t = pace > 0 || (seq & 63) == 0 ? now_ns() : 0;
     memcpy(bytes, &t, 8);
     __atomic_store_n(&lengths[offset >> 2], (int32_t)COMMITTED, __ATOMIC_SEQ_CST);
     publish(1);
@@ -284,7 +291,8 @@ int main(int argc, char **argv) {
   spin = atol(argv[7]);
   mask = capacity - 1;
   per_writer = messages / writers;
-  sample_cap = per_writer * writers / 64 + 2;
+  pace = argc > 8 ? atol(argv[8]) : 0;
+  sample_cap = (pace > 0 ? per_writer * writers : per_writer * writers / 64) + 2;
   size_t total = HEADER_WORDS * 4 + capacity + (size_t)readers * (size_t)sample_cap * 8;
   uint8_t *base = mmap(NULL, total, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
   if (base == MAP_FAILED) { perror("mmap"); return 1; }
