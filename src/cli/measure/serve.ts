@@ -5,7 +5,7 @@
 // time per request (utime + stime from /proc/<pid>/stat, before and after) and its memory.
 import { execFileSync, fork, spawn, type ChildProcess } from 'node:child_process';
 import { createHash, randomFillSync } from 'node:crypto';
-import { once } from 'node:events';
+import { once, type EventEmitter } from 'node:events';
 import { closeSync, fsyncSync, mkdtempSync, openSync, readFileSync, rmSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -118,25 +118,41 @@ function writeFile(path: string, size: number): string {
   return hash.digest('hex');
 }
 
+// The next `event` of `emitter` (a child's 'message', its output's 'line'), or an error if
+// `child` exits first: a child that dies never leaves the run waiting.
+async function next<T>(
+  child: ChildProcess,
+  name: string,
+  emitter: EventEmitter = child,
+  event = 'message',
+): Promise<T> {
+  const ended = new AbortController();
+  try {
+    const [value] = await Promise.race([
+      once(emitter, event, { signal: ended.signal }),
+      once(child, 'exit', { signal: ended.signal }).then(([code, signal]) => {
+        throw new Error(`${name} exited (${signal ?? code}) before it answered`);
+      }),
+    ]);
+    return value as T;
+  } finally {
+    ended.abort();
+  }
+}
+
 // Starts the server for `way` and resolves with it and its port once it listens.
 async function startServer(way: ServeWay, path: string, binary: string | null): Promise<[ChildProcess, number]> {
   if (way === 'c-sendfile') {
     const server = spawn(binary!, [path], { stdio: ['ignore', 'pipe', 'inherit'] });
     const lines = createInterface({ input: server.stdout! });
-    const [line] = (await Promise.race([
-      once(lines, 'line'),
-      once(server, 'exit').then(([code]) => Promise.reject(new Error(`sendfile_server exited ${code}`))),
-    ])) as [string];
+    const line = await next<string>(server, 'sendfile_server', lines, 'line');
     lines.close();
     return [server, Number(line)];
   }
   const spec: ServerSpec = { path, way };
   const server = fork(SERVER, [JSON.stringify(spec)], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
-  const [message] = (await Promise.race([
-    once(server, 'message'),
-    once(server, 'exit').then(([code]) => Promise.reject(new Error(`the ${way} server exited ${code}`))),
-  ])) as [{ port: number }];
-  return [server, message.port];
+  const { port } = await next<{ port: number }>(server, `the ${way} server`);
+  return [server, port];
 }
 
 // Loads `port` from a client process for `warmup` then `seconds` seconds; the server's CPU
@@ -150,19 +166,18 @@ async function measure(
   const client = fork(CLIENT, [JSON.stringify(spec)], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
   const exited = once(client, 'exit');
   try {
-    await once(client, 'message'); // started
+    await next(client, 'the client'); // started
     await sleep(warmup * 1000);
     client.send('mark');
-    await once(client, 'message'); // marked
+    await next(client, 'the client'); // marked
     const before = processCpuSeconds(server.pid!);
     await sleep(seconds * 1000);
-    const stopped = once(client, 'message');
+    const stopped = next<ClientResult>(client, 'the client');
     client.send('stop');
     const after = processCpuSeconds(server.pid!);
-    const [result] = (await stopped) as [ClientResult];
-    return { client: result, cpuSeconds: after - before };
+    return { client: await stopped, cpuSeconds: after - before };
   } finally {
-    if (client.exitCode === null) client.kill();
+    if (client.exitCode === null && client.signalCode === null) client.kill();
     await exited;
   }
 }
