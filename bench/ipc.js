@@ -2,11 +2,18 @@
 //   (a) round-trip latency of a ping-pong (futex wait/notify, with and without a spin)
 //   (b) moving 1 GiB parent -> child in 1 MiB messages (RingBuffer vs process.send with
 //       serialization: 'advanced').
+//   (c) the ping-pong of (a), the documented low-latency protocol (wait with spin and
+//       waitersIndex, notify with waitersIndex), against the same protocol in C at the same
+//       spin (native/loops/futex_pingpong.c ... waiters, compiled here with cc), and a
+//       RingBuffer ping-pong (a 64-byte message each way) beside it.
 // Also measures what the spin costs: how long N iterations take, and CPU time per round trip.
 //
 //   node bench/ipc.js            (add --quick for one short round)
 'use strict';
 const os = require('node:os');
+const { execFileSync } = require('node:child_process');
+const { mkdtempSync, rmSync } = require('node:fs');
+const { join } = require('node:path');
 const { SharedMemory, RingBuffer, fork, wait, notify } = require('../lib');
 const { median } = require('../lib/cli/measure');
 
@@ -19,6 +26,8 @@ const PINGS_SEND = QUICK ? 1000 : 5000;
 const PINGS_SHM = QUICK ? 5000 : 20000;
 const ROUNDS_OF_ALL = QUICK ? 1 : 5;  // the machine is shared: repeat, report each round and the median
 const SPINS = [0, 500, 2000, 5000, 20000, 100000];
+const C_SPINS = [0, 2000, 20000]; // (c): the spins compared with C
+const RING_PINGS = QUICK ? 5000 : 20000;
 
 // Ping-pong words, each on its own cache line: PING (parent writes), PONG (child writes),
 // and the two waiter counts that let notify skip the syscall.
@@ -35,9 +44,10 @@ function pingPongChild(v) {
 }
 
 if (process.env.MMAN_IPC_BENCH_CHILD) {
-  const [pingMemory, ringMemory] = SharedMemory.inherited();
+  const [pingMemory, ringMemory, requestMemory, replyMemory] = SharedMemory.inherited();
   const v = new Int32Array(pingMemory.map().buffer);
   const ring = RingBuffer.attach(ringMemory);
+  const ringPair = [RingBuffer.attach(requestMemory), RingBuffer.attach(replyMemory)];
   let received = 0;
   let checksum = 0;
   process.on('message', (m) => {
@@ -57,6 +67,12 @@ if (process.env.MMAN_IPC_BENCH_CHILD) {
         checksum += msg[0] + msg[msg.length - 1];
       }
       return process.send({ count, bytes, checksum });
+    }
+    if (m === 'ring-ping') {
+      const [requests, replies] = ringPair;
+      // Echo each message back; an empty one ends the round (the rings go on to the next).
+      for (let msg; (msg = requests.read()).length !== 0;) replies.write(msg);
+      return process.send('ring-ping-done');
     }
     if (m === 'bye') return process.disconnect();
     if (m === 'reset') { received = 0; return process.send('reset'); }
@@ -81,8 +97,10 @@ async function main() {
   const pingMemory = SharedMemory.create(4096);
   const v = new Int32Array(pingMemory.map().buffer);
   const ring = RingBuffer.create(RING);
+  const requests = RingBuffer.create(1 << 16);
+  const replies = RingBuffer.create(1 << 16);
   const child = fork(__filename, [], {
-    share: [pingMemory, ring.memory],
+    share: [pingMemory, ring.memory, requests.memory, replies.memory],
     serialization: 'advanced',
     env: { ...process.env, MMAN_IPC_BENCH_CHILD: '1' },
   });
@@ -90,10 +108,18 @@ async function main() {
   console.log(`machine: nproc ${os.availableParallelism()}, ${os.cpus()[0].model}, Linux ${os.release()}, Node ${process.version}`);
   console.log(`load average at the start: ${os.loadavg().map((l) => l.toFixed(2)).join(' ')}`);
   const payload = Buffer.alloc(MESSAGE, 7);
+  const dir = mkdtempSync(join(os.tmpdir(), 'mman-ipc-'));
+  const cLoop = compileC(dir);
   const rounds = [];
-  for (let round = 1; round <= ROUNDS_OF_ALL; round++) {
-    console.log(`\n-- round ${round} of ${ROUNDS_OF_ALL}`);
-    rounds.push(await measure(child, v, ring, payload));
+  try {
+    for (let round = 1; round <= ROUNDS_OF_ALL; round++) {
+      console.log(`\n-- round ${round} of ${ROUNDS_OF_ALL}`);
+      rounds.push(await measure(child, v, ring, payload));
+      rounds[rounds.length - 1].c = measureC(cLoop, rounds[rounds.length - 1].shm);
+      rounds[rounds.length - 1].ringPing = await measureRingPing(child, requests, replies);
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
   }
   child.send('bye');
 
@@ -106,6 +132,16 @@ async function main() {
   console.log(`(a) latency, by median, spin 20000: ${latencyDefaultMedian.map((x) => fmt(x)).join(', ')}; median ${fmt(median(latencyDefaultMedian))}x`);
   console.log(`(a) latency, by mean, spin 0: ${latency0.map((x) => fmt(x)).join(', ')}; median ${fmt(median(latency0))}x`);
   console.log(`(b) throughput RingBuffer / process.send: ${throughput.map((x) => fmt(x)).join(', ')}; median ${fmt(median(throughput))}x; goal >= 20x`);
+  if (cLoop) {
+    for (const spin of C_SPINS) {
+      const ratios = rounds.map((r) => r.shm[spin].mean / r.c[spin]);
+      console.log(`(c) wait/notify ping-pong with waitersIndex, spin ${spin}: mman / C (same protocol, same spin), by mean: ${ratios.map((x) => fmt(x, 2)).join(', ')}; median ${fmt(median(ratios), 2)}x; goal <= 1.5x`);
+    }
+  } else {
+    console.log('(c) no C compiler (cc): the C side of the ping-pong was not measured');
+  }
+  const ringVsSend = rounds.map((r) => r.sendMean / r.ringPing.mean);
+  console.log(`(c) RingBuffer ping-pong (64 B each way): process.send round trip / ring round trip: ${ringVsSend.map((x) => fmt(x)).join(', ')}; median ${fmt(median(ringVsSend))}x`);
   console.log(`load average at the end: ${os.loadavg().map((l) => l.toFixed(2)).join(' ')}`);
 }
 
@@ -199,6 +235,52 @@ async function measure(child, v, ring, payload) {
   console.log(`(b) RingBuffer (${RING / MIB} MiB ring) of ${TOTAL / MIB} MiB in 1 MiB messages: ${fmt(seconds, 3)} s, ${fmt(ringRate, 0)} MiB/s`);
   console.log(`ratios this round: latency (mean, spin 20000) ${fmt(sendMean / shm[20000].mean)}x, throughput ${fmt(ringRate / sendRate)}x`);
   return { sendMean, sendMedian, shm, sendRate, ringRate };
+}
+
+// The C ping-pong, or undefined without a compiler.
+function compileC(dir) {
+  const binary = join(dir, 'futex_pingpong');
+  try {
+    execFileSync('cc', ['-O2', '-o', binary, join(__dirname, '..', 'native', 'loops', 'futex_pingpong.c')], { stdio: 'pipe' });
+    return binary;
+  } catch {
+    return undefined;
+  }
+}
+
+// (c) The same protocol in C at each spin of C_SPINS: ns per round trip, as us.
+function measureC(binary, shm) {
+  const c = {};
+  if (!binary) return c;
+  for (const spin of C_SPINS) {
+    c[spin] = Number(execFileSync(binary, [String(PINGS_SHM), String(spin), 'waiters'], { encoding: 'utf8' })) / 1000;
+    console.log(`(c) C ping-pong with waiter counts, spin ${spin}: mean ${fmt(c[spin], 2)} us per round trip; mman ${fmt(shm[spin].mean, 2)} us: ${fmt(shm[spin].mean / c[spin], 2)}x`);
+  }
+  return c;
+}
+
+// (c) A RingBuffer ping-pong: a 64-byte message to the child, which writes it back.
+async function measureRingPing(child, requests, replies) {
+  const message = Buffer.alloc(64, 3);
+  const done = nextMessage(child);
+  child.send('ring-ping');
+  const times = new Float64Array(RING_PINGS);
+  for (let i = 0; i < RING_PINGS; i++) {
+    const t0 = process.hrtime.bigint();
+    message.writeUInt32LE(i, 0);
+    requests.write(message);
+    const echo = replies.read(); // a view of the ring's bytes
+    if (echo.length !== 64 || new DataView(echo.buffer, echo.byteOffset, 4).getUint32(0, true) !== i) {
+      throw new Error(`ring ping-pong: wrong echo at ${i}`);
+    }
+    times[i] = micros(t0);
+  }
+  requests.write(Buffer.alloc(0));
+  await done;
+  const sorted = Array.from(times.subarray(Math.min(1000, RING_PINGS / 10))).sort((a, b) => a - b);
+  const mean = sorted.reduce((a, b) => a + b, 0) / sorted.length;
+  console.log(`(c) RingBuffer ping-pong, 64 B each way: mean ${fmt(mean, 2)} us, median ${fmt(median(sorted), 2)} us, p99 ${fmt(percentile(sorted, 0.99), 2)} us per round trip`);
+  return { mean };
 }
 
 main().catch((err) => {
