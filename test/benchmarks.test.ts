@@ -64,10 +64,16 @@ test('bench/wait-cancel.js: 200 waits started, every one aborted with an AbortEr
   }
 });
 
-test('bench/ipc.js --quick: both ratios, each measured', () => {
+test('bench/ipc.js --quick: every ratio measured, the C ping-pong at each spin, the ring ping-pong checked', () => {
   const out = bench('ipc.js', ['--quick']);
   expect(number(out, /\(a\) latency, by mean, spin 20000.*?median ([\d.]+)x/)).toBeGreaterThan(0);
   expect(number(out, /\(b\) throughput RingBuffer \/ process\.send.*?median ([\d.]+)x/)).toBeGreaterThan(0);
+  for (const spin of [0, 2000, 20000]) {
+    const re = new RegExp(`\\(c\\) wait/notify ping-pong with waitersIndex, spin ${spin}: .*?median ([\\d.]+)x`);
+    expect([spin, number(out, re)]).toEqual([spin, expect.any(Number)]);
+    expect(number(out, re)).toBeGreaterThan(0);
+  }
+  expect(number(out, /\(c\) RingBuffer ping-pong.*?median ([\d.]+)x/)).toBeGreaterThan(0);
 }, 180_000);
 
 test('bench/read-loop.js: the JavaScript and C read loops, timed', () => {
