@@ -10,10 +10,13 @@ import { connect, type Socket } from 'node:net';
 
 /** What the client is told. */
 export interface ClientSpec {
+  /** The server's port on 127.0.0.1. */
   port: number;
+  /** Keep-alive connections, each with `pipeline` requests in flight. */
   connections: number;
-  /** The file's size and SHA-1 (hex): every body must be exactly the file. */
+  /** The file's size: every body must be exactly the file. */
   size: number;
+  /** The file's SHA-1, in hex. */
   sha1: string;
   /** Hash one body in this many (and the first on each connection). */
   verifyEvery: number;
@@ -25,6 +28,7 @@ export interface ClientSpec {
 export interface ClientResult {
   /** Whole responses received since the mark. */
   requests: number;
+  /** Seconds since the mark. */
   seconds: number;
   /** Since the start, warm-up included: bodies whose SHA-1 was checked (each matched unless counted in `bad`). */
   verified: number;

@@ -15,7 +15,9 @@ export type NodeWay = (typeof NODE_WAYS)[number];
 
 /** What the server is told. */
 export interface ServerSpec {
+  /** The file every response sends whole. */
   path: string;
+  /** How it is sent. */
   way: NodeWay;
 }
 

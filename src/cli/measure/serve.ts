@@ -23,11 +23,15 @@ export type ServeWay = (typeof SERVE_WAYS)[number];
 
 /** What one way did with one size, over the measured seconds. */
 export interface ServeResult {
+  /** The file's size, bytes. */
   size: number;
+  /** How it was served. */
   way: ServeWay;
-  /** Whole responses the client received, and over how long. */
+  /** Whole responses the client received over the measured seconds. */
   requests: number;
+  /** The measured seconds, as the client timed them. */
   seconds: number;
+  /** requests / seconds. */
   requestsPerSecond: number;
   /** The server process's CPU time (user + system, all threads) over those seconds. */
   cpuSeconds: number;
@@ -46,16 +50,20 @@ export interface ServeResult {
    */
   verified: number;
   bad: number;
+  /** What was wrong with the first few bad responses. */
   failures: string[];
 }
 
 /** The whole run. */
 export interface ServeReport {
+  /** The file sizes, bytes, in the order they ran. */
   sizes: number[];
+  /** Measured seconds per size and way, and the client's connections and requests in flight on each. */
   seconds: number;
   connections: number;
   pipeline: number;
   machine: MachineInfo;
+  /** One per size and way, in the order they ran. */
   results: ServeResult[];
   /** A way that could not run here (no C compiler), and why. */
   skipped: Array<{ way: ServeWay; reason: string }>;
