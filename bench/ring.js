@@ -18,7 +18,7 @@
 // message every PACE_US µs (busy-waiting in between), a rate every way keeps up with, and
 // samples every message: the one-way latency of a queue that is not full (1→1, 64 B).
 //
-//   node bench/ring.js [--quick] [--json FILE] [--only ring-many,ring-one,ipc,c]
+//   node bench/ring.js [--quick] [--json FILE] [--only ring-many,ring-one,ipc,c] [--paced-only]
 'use strict';
 const { execFileSync, fork: forkPlain } = require('node:child_process');
 const { mkdtempSync, rmSync, writeFileSync } = require('node:fs');
@@ -38,6 +38,7 @@ const PACE_US = 100;
 const PACED = QUICK ? 1_000 : 10_000;
 const WINDOW = 8192;
 const ROLE_ENV = 'MMAN_RING_BENCH_PEER';
+const PACED_ONLY = process.argv.includes('--paced-only');
 const ONLY = process.argv.includes('--only') ? process.argv[process.argv.indexOf('--only') + 1].split(',') : undefined;
 
 const now = () => Number(process.hrtime.bigint());
@@ -265,7 +266,7 @@ async function main() {
     [4, 1],
     [1, 4],
   ];
-  for (const kind of ['process', 'thread']) {
+  for (const kind of PACED_ONLY ? [] : ['process', 'thread']) {
     for (const [writers, readers] of topologies) {
       for (const size of [64, 4096]) {
         const ways = ['ring-many', ...(writers === 1 && readers === 1 ? ['ring-one'] : []), 'ipc', 'c'];
