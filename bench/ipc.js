@@ -70,8 +70,16 @@ if (process.env.MMAN_IPC_BENCH_CHILD) {
     }
     if (m === 'ring-ping') {
       const [requests, replies] = ringPair;
-      // Echo each message back; an empty one ends the round (the rings go on to the next).
-      for (let msg; (msg = requests.read()).length !== 0;) replies.write(msg);
+      // Echo each message back; an empty one ends the round (the rings go on to the next). A
+      // parent that died mid-round never sends it: look for that once a second.
+      const parent = process.ppid;
+      for (;;) {
+        const msg = requests.read({ timeoutMs: 1000 });
+        if (msg === undefined && process.ppid !== parent) process.exit(1);
+        if (msg === undefined) continue;
+        if (msg === null || msg.length === 0) break;
+        replies.write(msg);
+      }
       return process.send('ring-ping-done');
     }
     if (m === 'bye') return process.disconnect();
