@@ -743,7 +743,8 @@ export class RingBuffer implements Disposable {
     let passed = false;
     this.#readerBlocked = false;
     if (!this.#lock(READ_LOCK, deadline)) return undefined;
-    for (;;) {
+    // The ring holds at most capacity / 8 records: more steps than that is a peer scribbling.
+    for (let steps = this.capacity >> 3; steps > 0; steps--) {
       const read = Atomics.load(this.#words, READ) >>> 0;
       const tail = Atomics.load(this.#words, TAIL) >>> 0;
       if (read === tail || (tail - read) >>> 0 > this.capacity) break; // empty (or scribbled over)
@@ -824,7 +825,7 @@ export class RingBuffer implements Disposable {
   #advanceLocked(reclaim: boolean): boolean {
     const mask = this.capacity - 1;
     let moved = false;
-    for (;;) {
+    for (let steps = this.capacity >> 3; steps > 0; steps--) {
       const head = Atomics.load(this.#words, HEAD) >>> 0;
       const read = Atomics.load(this.#words, READ) >>> 0;
       if (head === read || (read - head) >>> 0 > this.capacity) break;
