@@ -2,6 +2,7 @@
 // (share/from) on one ring, every message checked byte by byte and in each writer's order; a
 // writer killed holding a reservation and a reader killed holding a message wedge nobody
 // and are counted; end() ends the stream for every reader; every misuse has a code.
+import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { Worker } from 'node:worker_threads';
 import { fork, RingBuffer, SharedMemory } from '../src';
@@ -340,6 +341,48 @@ describe('end() on a ring with many writers and readers', () => {
     writer.close();
     expect(Buffer.from(ring.read({ timeoutMs: 5000 })!).toString()).toBe('after');
     expect(ring.skipped).toBe(1);
+    ring.close();
+  });
+});
+
+describe('a hostile peer scribbling over a ring with many writers and readers', () => {
+  test('every message is a view inside the ring, every error has a code, and every call with a timeout returns', async () => {
+    const ring = RingBuffer.create(1 << 16, { writers: 'many', readers: 'many', spin: 0 });
+    const data = ring.mapping.bytes;
+    // test/fixtures/security-child.js writes random bytes at random places of the whole
+    // segment (header, locks and cursors included) for 1.5 s.
+    const scribbler = spawn(process.execPath, [
+      fixture('security-child.js'),
+      'scribble',
+      `/proc/${process.pid}/fd/${ring.memory.fd}`,
+    ]);
+    let stdout = '';
+    scribbler.stdout.on('data', (d) => (stdout += d));
+    const exited = once(scribbler, 'exit');
+    let calls = 0;
+    const codes = new Set<string>();
+    const deadline = Date.now() + 1500;
+    while (Date.now() < deadline) {
+      try {
+        calls++;
+        if (calls % 2 === 0) {
+          ring.write(new Uint8Array(calls % 100), { timeoutMs: 1 });
+        } else {
+          const message = ring.read({ timeoutMs: 1 });
+          if (message) {
+            expect(message.buffer).toBe(data.buffer);
+            expect(message.byteOffset + message.byteLength).toBeLessThanOrEqual(data.byteOffset + data.byteLength);
+          }
+        }
+      } catch (err) {
+        const code = (err as { code?: unknown }).code;
+        expect(typeof code).toBe('string');
+        codes.add(code as string);
+      }
+    }
+    await exited;
+    expect(stdout).toBe('scribbled\n');
+    expect(calls).toBeGreaterThan(10);
     ring.close();
   });
 });
