@@ -123,7 +123,7 @@ async function main() {
     for (let round = 1; round <= ROUNDS_OF_ALL; round++) {
       console.log(`\n-- round ${round} of ${ROUNDS_OF_ALL}`);
       rounds.push(await measure(child, v, ring, payload));
-      rounds[rounds.length - 1].c = measureC(cLoop, rounds[rounds.length - 1].shm);
+      rounds[rounds.length - 1].c = await measureC(cLoop, child, v);
       rounds[rounds.length - 1].ringPing = await measureRingPing(child, requests, replies);
     }
   } finally {
@@ -142,8 +142,8 @@ async function main() {
   console.log(`(b) throughput RingBuffer / process.send: ${throughput.map((x) => fmt(x)).join(', ')}; median ${fmt(median(throughput))}x; goal >= 20x`);
   if (cLoop) {
     for (const spin of C_SPINS) {
-      const ratios = rounds.map((r) => r.shm[spin].mean / r.c[spin]);
-      console.log(`(c) wait/notify ping-pong with waitersIndex, spin ${spin}: mman / C (same protocol, same spin), by mean: ${ratios.map((x) => fmt(x, 2)).join(', ')}; median ${fmt(median(ratios), 2)}x; goal <= 1.5x`);
+      const ratios = rounds.map((r) => r.c.js[spin] / r.c.c[spin]);
+      console.log(`(c) wait/notify ping-pong with waitersIndex, spin ${spin}${rounds[0].c.pinned ? ', one CPU each side' : ''}: mman / C (same protocol, same spin): ${ratios.map((x) => fmt(x, 2)).join(', ')}; median ${fmt(median(ratios), 2)}x; goal <= 1.5x`);
     }
   } else {
     console.log('(c) no C compiler (cc): the C side of the ping-pong was not measured');
@@ -256,15 +256,63 @@ function compileC(dir) {
   }
 }
 
-// (c) The same protocol in C at each spin of C_SPINS: ns per round trip, as us.
-function measureC(binary, shm) {
-  const c = {};
-  if (!binary) return c;
-  for (const spin of C_SPINS) {
-    c[spin] = Number(execFileSync(binary, [String(PINGS_SHM), String(spin), 'waiters'], { encoding: 'utf8' })) / 1000;
-    console.log(`(c) C ping-pong with waiter counts, spin ${spin}: mean ${fmt(c[spin], 2)} us per round trip; mman ${fmt(shm[spin].mean, 2)} us: ${fmt(shm[spin].mean / c[spin], 2)}x`);
+// Pins every thread of process `pid` to `cpus` (taskset -a): false where that cannot be done.
+function pin(pid, cpus) {
+  try {
+    execFileSync('taskset', ['-a', '-p', '-c', cpus, String(pid)], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
   }
-  return c;
+}
+
+// (c) The low-latency ping-pong in JavaScript and the same protocol in C, each side of each on a
+// CPU of its own (this process on CPU 0, the child on CPU 1: left to itself the scheduler often
+// keeps both sides on one CPU, where no spin can see the other move, and a run is then 10x
+// slower whichever language), each timed over the whole loop, as the C one is: us per round trip.
+async function measureC(binary, child, v) {
+  const js = {};
+  const c = {};
+  const all = `0-${os.availableParallelism() - 1}`;
+  const pinned = os.availableParallelism() > 1 && pin(process.pid, '0') && pin(child.pid, '1');
+  try {
+    for (const spin of C_SPINS) {
+      // A warm-up loop first (the JIT, the caches), then three timed ones, alternating with C's:
+      // the median of each.
+      const jsRuns = [];
+      const cRuns = [];
+      for (let run = 0; run < 4; run++) {
+        Atomics.store(v, PING, 0);
+        Atomics.store(v, PONG, 0);
+        v[SPIN] = spin;
+        v[ROUNDS] = PINGS_SHM;
+        const done = nextMessage(child);
+        child.send('shm-ping');
+        const t0 = process.hrtime.bigint();
+        for (let i = 1; i <= PINGS_SHM; i++) {
+          Atomics.store(v, PING, i);
+          notify(v, PING, 1, { waitersIndex: PING_WAITERS });
+          while (Atomics.load(v, PONG) !== i) wait(v, PONG, i - 1, undefined, { spin, waitersIndex: PONG_WAITERS });
+        }
+        if (run > 0) jsRuns.push(micros(t0) / PINGS_SHM);
+        await done;
+        if (binary && run > 0) {
+          const args = [String(PINGS_SHM), String(spin), 'waiters', ...(pinned ? ['pin'] : [])];
+          cRuns.push(Number(execFileSync(binary, args, { encoding: 'utf8' })) / 1000);
+        }
+      }
+      js[spin] = median(jsRuns);
+      if (binary) c[spin] = median(cRuns);
+      console.log(`(c) ping-pong with waiter counts, spin ${spin}${pinned ? ', one CPU each side' : ''}: mman ${jsRuns.map((x) => fmt(x, 3)).join(' / ')} us per round trip` +
+        (binary ? `, C ${cRuns.map((x) => fmt(x, 3)).join(' / ')} us: median ${fmt(js[spin] / c[spin], 2)}x` : ''));
+    }
+  } finally {
+    if (pinned) {
+      pin(process.pid, all);
+      pin(child.pid, all);
+    }
+  }
+  return { js, c, pinned };
 }
 
 // (c) A RingBuffer ping-pong: a 64-byte message to the child, which writes it back.

@@ -4,7 +4,7 @@ import { types } from 'node:util';
 
 import { native, type Handle } from './native';
 import { ownerOf } from './buffers';
-import { handleOf } from './mapping';
+import { handleOf, type Mapping } from './mapping';
 import {
   abortError,
   INT32_MAX,
@@ -66,6 +66,10 @@ export interface NotifyOptions {
   waitersIndex?: number;
 }
 
+// The Mapping and ArrayBuffer of each view target() has checked (weakly held: a view, its
+// buffer and its mapping go when the view goes).
+const views = new WeakMap<Int32Array, { mapping: Mapping; buffer: ArrayBuffer }>();
+
 interface Target {
   handle: Handle;
   buffer: ArrayBuffer;
@@ -77,12 +81,25 @@ interface Target {
 
 // Every check, in the order the caller would want to hear about them.
 /** @internal The checked word `view[index]` (and waiters word) of a MAP_SHARED mapping: for mutex.ts too. */
-export function target(view: unknown, index: unknown, waitersIndex: unknown, writer?: string): Target {
-  if (!types.isInt32Array(view)) throw invalidArgType('view', 'an instance of Int32Array', view);
-  const mapping = ownerOf(view.buffer);
-  if (mapping === undefined) {
-    throw invalidArgValue('view', view, 'must be over memory mapped by mman (SharedMemory.map() or a shared mapping)');
+export function target(input: unknown, index: unknown, waitersIndex: unknown, writer?: string): Target {
+  // A view seen before skips the type check and `view.buffer` (a getter that costs more than
+  // every other check here together on an external buffer): a view's buffer never changes.
+  let seen = views.get(input as Int32Array);
+  if (seen === undefined) {
+    if (!types.isInt32Array(input)) throw invalidArgType('view', 'an instance of Int32Array', input);
+    const owner = ownerOf(input.buffer);
+    if (owner === undefined) {
+      throw invalidArgValue(
+        'view',
+        input,
+        'must be over memory mapped by mman (SharedMemory.map() or a shared mapping)',
+      );
+    }
+    seen = { mapping: owner, buffer: input.buffer as ArrayBuffer };
+    views.set(input, seen);
   }
+  const view = input as Int32Array;
+  const mapping = seen.mapping;
   if (mapping.closed) throw mappingClosed();
   if (!mapping.shared)
     throw invalidArgValue(
@@ -112,7 +129,7 @@ export function target(view: unknown, index: unknown, waitersIndex: unknown, wri
   }
   return {
     handle,
-    buffer: view.buffer as ArrayBuffer,
+    buffer: seen.buffer,
     byteOffset: view.byteOffset + (index as number) * 4,
     waitersOffset,
     aligned: mapping.wordAligned,
@@ -254,11 +271,18 @@ function unwatchAbort(signal: AbortSignal, cancel: () => void): void {
 /**
  * Wakes up to `count` (default: all) processes or threads sleeping in {@link wait} or
  * {@link waitAsync} on `view[index]` (futex(2) `FUTEX_WAKE`, not private). Returns how
- * many were woken. With `waitersIndex`, skips the syscall when that word says nobody sleeps.
+ * many were woken. With `waitersIndex`, skips the syscall (and the call into the addon) when
+ * that word says nobody sleeps: store the new value with `Atomics.store` (or another `Atomics`
+ * write) before, as the examples do, so that it is ordered before that look at the waiter count.
  */
 export function notify(view: Int32Array, index: number, count: number = Infinity, options?: NotifyOptions): number {
-  const t = target(view, index, validateOptions<NotifyOptions>(options).waitersIndex);
+  const waitersIndex = validateOptions<NotifyOptions>(options).waitersIndex;
+  const t = target(view, index, waitersIndex);
   if (count !== Infinity) validateInt32(count, 'count', 0);
+  // Nobody sleeps: nothing to call. The caller's store and this load are sequentially
+  // consistent, as a sleeper's count and the kernel's look at the word are (native/futex.cc),
+  // so either this load sees the sleeper or the kernel sees the new value and does not sleep.
+  if (t.waitersOffset >= 0 && t.aligned && Atomics.load(view, waitersIndex as number) === 0) return 0;
   const rc = native.notify(t.handle, t.buffer, t.byteOffset, count === Infinity ? INT32_MAX : count, t.waitersOffset);
   if (rc === MISALIGNED) throw misaligned(index);
   if (rc < 0) throw systemError(rc, 'futex');

@@ -8,6 +8,9 @@
 //                                         counts itself in a waiter word first, and a post
 //                                         wakes only when that word is not zero; the spin is
 //                                         native/futex.cc's (a sched_yield every 1024 loads)
+//   futex_pingpong rounds spin waiters pin   the same with the parent on CPU 0 and the child
+//                                         on CPU 1 (the scheduler otherwise often keeps both
+//                                         on one CPU, where no spin can see the other move)
 // Prints ns per round trip.
 // With `wake` as the first argument, prints ns per FUTEX_WAKE on a shared word nobody waits on
 // (the syscall each round trip pays twice): futex_pingpong wake count
@@ -75,11 +78,18 @@ int main(int argc, char **argv) {
   long rounds = argc > 1 ? atol(argv[1]) : 20000;
   long spin = argc > 2 ? atol(argv[2]) : 0;
   int counted = argc > 3 && argv[3][0] == 'w';
+  int pin = argc > 4 && argv[4][0] == 'p';
   int *v = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
   if (v == MAP_FAILED) { perror("mmap"); return 1; }
   // A cache line apart each, as bench/ipc.js lays them out.
   int *ping = &v[0], *pong = &v[16], *pingWaiters = &v[32], *pongWaiters = &v[48];
   pid_t child = fork();
+  if (pin) {
+    cpu_set_t cpus;
+    CPU_ZERO(&cpus);
+    CPU_SET(child == 0 ? 1 : 0, &cpus);
+    sched_setaffinity(0, sizeof cpus, &cpus);
+  }
   if (child == 0) {
     for (int i = 1; i <= rounds; i++) {
       if (counted) {
