@@ -4,9 +4,11 @@
 // and are counted; end() ends the stream for every reader; every misuse has a code.
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
+import net from 'node:net';
+import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { fork, RingBuffer, SharedMemory } from '../src';
-import { fixture, runFixture } from './helpers';
+import { fixture, runFixture, tempDir } from './helpers';
 
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const messages = require('./fixtures/ring-messages') as {
@@ -123,6 +125,41 @@ describe('RingBuffer with many writers', () => {
     expect(ring.read()).toBeNull();
     expect(ring.lost).toBe(0);
     ring.close();
+  });
+
+  test('an unrelated process that received the ring over a Unix socket (sendTo/receive) writes beside a forked one', async () => {
+    const ring = RingBuffer.create(8192, { writers: 'many' });
+    const { dir, cleanup } = tempDir();
+    try {
+      const path = join(dir, 'ring.sock');
+      const server = net.createServer({ pauseOnConnect: true }).listen(path);
+      await once(server, 'listening');
+      const sent = once(server, 'connection').then(async ([socket]: net.Socket[]) => {
+        await ring.memory.sendTo(socket);
+        await once(socket.resume(), 'end');
+        socket.destroy();
+        server.close();
+      });
+      const count = 500;
+      const stranger = spawn(process.execPath, [fixture('ring-many-child.js'), 'socket', path, '1', String(count)], {
+        stdio: ['ignore', 'pipe', 'inherit'],
+      });
+      let out = '';
+      stranger.stdout.on('data', (d) => (out += d));
+      const strangerClosed = once(stranger, 'close'); // now: it may be gone before the reads are done
+      const forked = child(ring, 'write', 2, count);
+      const got: Array<[number, number]> = [];
+      while (got.length < 2 * count) got.push(messages.check((await ring.readAsync())!, ring.maxMessageLength));
+      await strangerClosed;
+      await sent;
+      expect(JSON.parse(out)).toEqual({ done: count });
+      expect(await forked.next()).toEqual({ done: count });
+      const seen = byWriter(got);
+      for (const id of [1, 2]) expect(seen.get(id)).toEqual(upTo(count));
+    } finally {
+      cleanup();
+      ring.close();
+    }
   });
 
   test('three worker threads as writers, this thread reading with readAsync()', async () => {
