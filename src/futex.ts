@@ -66,9 +66,12 @@ export interface NotifyOptions {
   waitersIndex?: number;
 }
 
+// How many rounds of a wait's spin run here before the addon's (below the addon's first yield).
+const JS_SPIN = 1000;
+
 // The Mapping and ArrayBuffer of each view target() has checked (weakly held: a view, its
 // buffer and its mapping go when the view goes).
-const views = new WeakMap<Int32Array, { mapping: Mapping; buffer: ArrayBuffer }>();
+const views = new WeakMap<Int32Array, { mapping: Mapping; buffer: ArrayBuffer; byteOffset: number }>();
 
 interface Target {
   handle: Handle;
@@ -82,8 +85,9 @@ interface Target {
 // Every check, in the order the caller would want to hear about them.
 /** @internal The checked word `view[index]` (and waiters word) of a MAP_SHARED mapping: for mutex.ts too. */
 export function target(input: unknown, index: unknown, waitersIndex: unknown, writer?: string): Target {
-  // A view seen before skips the type check and `view.buffer` (a getter that costs more than
-  // every other check here together on an external buffer): a view's buffer never changes.
+  // A view seen before skips the type check, `view.buffer` and `view.byteOffset` (getters that
+  // cost more than every other check here together on an external buffer): a view's buffer and
+  // offset never change (a detached view's length is 0, which is refused below).
   let seen = views.get(input as Int32Array);
   if (seen === undefined) {
     if (!types.isInt32Array(input)) throw invalidArgType('view', 'an instance of Int32Array', input);
@@ -95,7 +99,7 @@ export function target(input: unknown, index: unknown, waitersIndex: unknown, wr
         'must be over memory mapped by mman (SharedMemory.map() or a shared mapping)',
       );
     }
-    seen = { mapping: owner, buffer: input.buffer as ArrayBuffer };
+    seen = { mapping: owner, buffer: input.buffer as ArrayBuffer, byteOffset: input.byteOffset };
     views.set(input, seen);
   }
   const view = input as Int32Array;
@@ -116,7 +120,7 @@ export function target(input: unknown, index: unknown, waitersIndex: unknown, wr
   if (waitersIndex !== undefined) {
     validateInteger(waitersIndex, 'options.waitersIndex', 0, view.length - 1);
     if (waitersIndex === index) throw invalidArgValue('options.waitersIndex', waitersIndex, 'must differ from index');
-    waitersOffset = view.byteOffset + (waitersIndex as number) * 4;
+    waitersOffset = seen.byteOffset + (waitersIndex as number) * 4;
   }
   let handle = handleOf(mapping);
   // A page of a guarded mapping truncated away is replaced on its first touch, which is the
@@ -130,7 +134,7 @@ export function target(input: unknown, index: unknown, waitersIndex: unknown, wr
   return {
     handle,
     buffer: seen.buffer,
-    byteOffset: view.byteOffset + (index as number) * 4,
+    byteOffset: seen.byteOffset + (index as number) * 4,
     waitersOffset,
     aligned: mapping.wordAligned,
   };
@@ -183,7 +187,14 @@ export function wait(
   const spin = spinOption === undefined ? 0 : validateInt32(spinOption, 'options.spin', 0);
   // The addon looks first too; looking here saves the call when the word has moved on.
   if (t.aligned && Atomics.load(view, index) !== value) return 'not-equal';
-  const rc = native.wait(t.handle, t.buffer, t.byteOffset, value, timeout, spin, t.waitersOffset);
+  // The first rounds of the spin here: an answer that comes within them costs no return from
+  // the addon. The addon spins the rest (yielding the CPU now and then) before it sleeps.
+  let spun = 0;
+  if (t.aligned && spin > 0) {
+    const first = spin < JS_SPIN ? spin : JS_SPIN;
+    for (; spun < first; spun++) if (Atomics.load(view, index) !== value) return 'ok';
+  }
+  const rc = native.wait(t.handle, t.buffer, t.byteOffset, value, timeout, spin - spun, t.waitersOffset);
   if (rc === MISALIGNED) throw misaligned(index);
   if (rc < 0) throw systemError(rc, 'futex');
   return RESULTS.get(rc)!;
