@@ -66,6 +66,7 @@
 //   waits for it on a waiter thread (waitAsync on the lock word, sleepers bit set), so the
 //   event loop is not held while another process holds it.
 import { availableParallelism } from 'node:os';
+import { types } from 'node:util';
 
 import { native } from './native';
 import { Mutex } from './mutex';
@@ -952,6 +953,9 @@ function usable(mapping: Mapping): boolean {
 }
 
 function asBytes(message: unknown): Uint8Array {
+  // A Buffer or Uint8Array is its own bytes: no new view (whose buffer and byteOffset getters
+  // cost more than the copy of a small message).
+  if (types.isUint8Array(message)) return message;
   if (!ArrayBuffer.isView(message))
     throw invalidArgType('message', 'an instance of Buffer, TypedArray or DataView', message);
   return new Uint8Array(message.buffer, message.byteOffset, message.byteLength);
