@@ -195,6 +195,19 @@ export interface LockOptions {
 // What Mapping.make() passes the constructor: a `new Mapping()` from JavaScript is refused.
 const CONSTRUCT = Symbol('Mapping.construct');
 
+// What a Mapping is made of: the region, where the exposed window starts in it and how long it
+// is, the size mapped, the page granule, the flags and protection, and what it keeps of its file.
+type MappingParts = [
+  handle: Handle,
+  delta: number,
+  length: number,
+  size: number,
+  granule: number,
+  flags: number,
+  prot: number,
+  file: FileKept,
+];
+
 // native.remap(): the region moved to grow, then could not (ENOMEM); its old buffers are retired.
 const { MOVED_NOT_GROWN } = native.answers;
 
@@ -262,30 +275,14 @@ export class Mapping implements Disposable {
    * @internal A Mapping over the region `handle` (made by create() in src/map.ts, for
    * {@link mmap}, {@link mapFile} and {@link mapAnonymous}: no one else makes one).
    */
-  static make(
-    handle: Handle,
-    delta: number,
-    length: number,
-    size: number,
-    granule: number,
-    flags: number,
-    prot: number,
-    file: FileKept,
-  ): Mapping {
-    return new Mapping(CONSTRUCT, handle, delta, length, size, granule, flags, prot, file);
+  static make(...parts: MappingParts): Mapping {
+    return new Mapping(CONSTRUCT, ...parts);
   }
 
   // Private: the type checker refuses `new Mapping()`; the token refuses it from JavaScript.
   private constructor(
     token: typeof CONSTRUCT,
-    handle: Handle,
-    delta: number,
-    length: number,
-    size: number,
-    granule: number,
-    flags: number,
-    prot: number,
-    file: FileKept,
+    ...[handle, delta, length, size, granule, flags, prot, file]: MappingParts
   ) {
     if (token !== CONSTRUCT) throw illegalConstructor('mmap(), mapFile() or mapAnonymous()');
     this.#guarded = file.guard;

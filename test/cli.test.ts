@@ -1,27 +1,15 @@
 // The `mman` command end to end: the compiled lib/cli/index.js in a child process, on small sizes.
-import { execFile, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 
 import { FAULT_KINDS, type FaultReport } from '../src/cli/measure/faults';
 import { parseSize } from '../src/cli/util/size';
 import { PAGE_SIZE } from '../src';
-import { TMP_IN_MEMORY } from './helpers';
+import { CLI, mmanCommand, TMP_IN_MEMORY } from './helpers';
 
-const CLI = join(__dirname, '..', 'lib', 'cli', 'index.js');
-const run = promisify(execFile);
-
-async function mman(...args: string[]): Promise<{ stdout: string; stderr: string; status: number }> {
-  try {
-    const { stdout, stderr } = await run(process.execPath, [CLI, ...args], { maxBuffer: 16 * 2 ** 20 });
-    return { stdout, stderr, status: 0 };
-  } catch (err) {
-    const e = err as { stdout: string; stderr: string; code: number };
-    return { stdout: e.stdout, stderr: e.stderr, status: e.code };
-  }
-}
+const mman = mmanCommand;
 
 let dir: string;
 beforeAll(() => {

@@ -1,5 +1,10 @@
 // Shared by the tests: temporary files and real child processes that use the built lib/.
-import { spawnSync, type SpawnSyncOptionsWithStringEncoding, type SpawnSyncReturns } from 'node:child_process';
+import {
+  execFile,
+  spawnSync,
+  type SpawnSyncOptionsWithStringEncoding,
+  type SpawnSyncReturns,
+} from 'node:child_process';
 import {
   mkdtempSync,
   readFileSync,
@@ -17,6 +22,7 @@ import type { ChildProcess } from 'node:child_process';
 
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
+import { promisify } from 'node:util';
 
 import { fork, mappingStats, type MappingStats, type SharedMemory } from '../src';
 
@@ -254,4 +260,18 @@ export function descriptorsOf(fd: number): number {
     }
   }
   return n;
+}
+
+/** The compiled `mman` command (lib/cli/index.js). */
+export const CLI = join(__dirname, '..', 'lib', 'cli', 'index.js');
+
+/** Runs the `mman` command in a child process: its output and exit status. */
+export async function mmanCommand(...args: string[]): Promise<{ stdout: string; stderr: string; status: number }> {
+  try {
+    const { stdout, stderr } = await promisify(execFile)(process.execPath, [CLI, ...args], { maxBuffer: 16 * 2 ** 20 });
+    return { stdout, stderr, status: 0 };
+  } catch (err) {
+    const e = err as { stdout: string; stderr: string; code: number };
+    return { stdout: e.stdout, stderr: e.stderr, status: e.code };
+  }
 }

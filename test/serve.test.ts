@@ -1,28 +1,17 @@
 // `mman bench serve` end to end: the compiled lib/cli/index.js in a child process, with real
 // HTTP servers and a client in processes of their own, at its quick sizes. No speed is judged.
-import { execFile, fork } from 'node:child_process';
+import { fork } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 
 import type { ClientResult, ClientSpec } from '../src/cli/measure/serve-client';
 import type { ServeReport } from '../src/cli/measure/serve';
+import { mmanCommand } from './helpers';
 
-const CLI = join(__dirname, '..', 'lib', 'cli', 'index.js');
-const run = promisify(execFile);
-
-async function mman(...args: string[]): Promise<{ stdout: string; stderr: string; status: number }> {
-  try {
-    const { stdout, stderr } = await run(process.execPath, [CLI, ...args], { maxBuffer: 16 * 2 ** 20 });
-    return { stdout, stderr, status: 0 };
-  } catch (err) {
-    const e = err as { stdout: string; stderr: string; code: number };
-    return { stdout: e.stdout, stderr: e.stderr, status: e.code };
-  }
-}
+const mman = mmanCommand;
 
 const WAYS = ['mmap', 'buffer', 'stream', 'c-sendfile'];
 
