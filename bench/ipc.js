@@ -32,6 +32,7 @@ const RING_PINGS = QUICK ? 5000 : 20000;
 // Ping-pong words, each on its own cache line: PING (parent writes), PONG (child writes),
 // and the two waiter counts that let notify skip the syscall.
 const PING = 0, PONG = 16, PING_WAITERS = 32, PONG_WAITERS = 48, SPIN = 64, ROUNDS = 65;
+const ARG = 80, ARG_WAITERS = 96; // (c)'s call costs: a word nobody waits on, and its waiter count
 
 function pingPongChild(v) {
   const spin = v[SPIN];
@@ -126,6 +127,7 @@ async function main() {
       rounds.push(await measure(child, v, ring, payload));
       rounds[rounds.length - 1].c = await measureC(cLoop, child, v);
       rounds[rounds.length - 1].ringPing = await measureRingPing(child, requests, replies);
+      rounds[rounds.length - 1].calls = callCosts(v);
     }
   } finally {
     rmSync(dir, { recursive: true, force: true });
@@ -149,6 +151,8 @@ async function main() {
   } else {
     console.log('(c) no C compiler (cc): the C side of the ping-pong was not measured');
   }
+  console.log(`(c) notify() with waitersIndex, nobody asleep, ns a call: ${rounds.map((r) => fmt(r.calls.notifyNs, 1)).join(', ')}; median ${fmt(median(rounds.map((r) => r.calls.notifyNs)), 1)}`);
+  console.log(`(c) wait() on a word already changed, ns a call: ${rounds.map((r) => fmt(r.calls.waitNs, 1)).join(', ')}; median ${fmt(median(rounds.map((r) => r.calls.waitNs)), 1)}`);
   const ringVsSend = rounds.map((r) => r.sendMean / r.ringPing.mean);
   console.log(`(c) RingBuffer ping-pong (64 B each way): process.send round trip / ring round trip: ${ringVsSend.map((x) => fmt(x)).join(', ')}; median ${fmt(median(ringVsSend))}x`);
   console.log(`load average at the end: ${os.loadavg().map((l) => l.toFixed(2)).join(' ')}`);
@@ -171,23 +175,10 @@ async function measure(child, v, ring, payload) {
   // (a) shared-memory ping-pong, for each spin bound
   const shm = {};
   for (const spin of SPINS) {
-    Atomics.store(v, PING, 0);
-    Atomics.store(v, PONG, 0);
-    v[SPIN] = spin;
-    v[ROUNDS] = PINGS_SHM;
-    const done = nextMessage(child);
-    child.send('shm-ping');
     const times = new Float64Array(PINGS_SHM);
     const cpu = process.cpuUsage();
-    for (let i = 1; i <= PINGS_SHM; i++) {
-      const t0 = process.hrtime.bigint();
-      Atomics.store(v, PING, i);
-      notify(v, PING, 1, { waitersIndex: PING_WAITERS });
-      while (Atomics.load(v, PONG) !== i) wait(v, PONG, i - 1, undefined, { spin, waitersIndex: PONG_WAITERS });
-      times[i - 1] = micros(t0);
-    }
+    const { cpuMicros } = await pingPong(child, v, spin, times);
     const used = process.cpuUsage(cpu);
-    const { cpuMicros } = await done;
     const sorted = Array.from(times.subarray(Math.min(1000, PINGS_SHM / 10))).sort((a, b) => a - b);
     const mean = sorted.reduce((a, b) => a + b, 0) / sorted.length;
     shm[spin] = { mean, median: median(sorted), p99: percentile(sorted, 0.99),
@@ -257,6 +248,45 @@ function compileC(dir) {
   }
 }
 
+// One run of the ping-pong of (a) and (c): PINGS_SHM round trips with the child at `spin`.
+// With `times`, each round trip is timed into it (an hrtime call each way); without, only the
+// whole loop. Resolves to the loop's time in us and the child's CPU time.
+async function pingPong(child, v, spin, times) {
+  Atomics.store(v, PING, 0);
+  Atomics.store(v, PONG, 0);
+  v[SPIN] = spin;
+  v[ROUNDS] = PINGS_SHM;
+  const done = nextMessage(child);
+  child.send('shm-ping');
+  const start = process.hrtime.bigint();
+  for (let i = 1; i <= PINGS_SHM; i++) {
+    const t0 = times ? process.hrtime.bigint() : 0n;
+    Atomics.store(v, PING, i);
+    notify(v, PING, 1, { waitersIndex: PING_WAITERS });
+    while (Atomics.load(v, PONG) !== i) wait(v, PONG, i - 1, undefined, { spin, waitersIndex: PONG_WAITERS });
+    if (times) times[i - 1] = micros(t0);
+  }
+  const took = micros(start);
+  const { cpuMicros } = await done;
+  return { micros: took, cpuMicros };
+}
+
+// (c) What one notify() with waitersIndex costs when nobody sleeps (no call into the addon), and
+// one wait() whose word has already moved on: ns per call, over a million calls each.
+function callCosts(v) {
+  const CALLS = 1_000_000;
+  let start = process.hrtime.bigint();
+  for (let i = 0; i < CALLS; i++) notify(v, ARG, 1, { waitersIndex: ARG_WAITERS });
+  const notifyNs = Number(process.hrtime.bigint() - start) / CALLS;
+  Atomics.store(v, ARG, 7);
+  start = process.hrtime.bigint();
+  for (let i = 0; i < CALLS; i++) wait(v, ARG, 0, undefined, { spin: 20000, waitersIndex: ARG_WAITERS });
+  const waitNs = Number(process.hrtime.bigint() - start) / CALLS;
+  Atomics.store(v, ARG, 0);
+  console.log(`(c) notify() with waitersIndex, nobody asleep: ${fmt(notifyNs, 1)} ns a call; wait() on a word already changed: ${fmt(waitNs, 1)} ns a call`);
+  return { notifyNs, waitNs };
+}
+
 // Pins every thread of process `pid` to `cpus` (taskset -a): false where that cannot be done.
 function pin(pid, cpus) {
   try {
@@ -283,20 +313,8 @@ async function measureC(binary, child, v) {
       const jsRuns = [];
       const cRuns = [];
       for (let run = 0; run < 4; run++) {
-        Atomics.store(v, PING, 0);
-        Atomics.store(v, PONG, 0);
-        v[SPIN] = spin;
-        v[ROUNDS] = PINGS_SHM;
-        const done = nextMessage(child);
-        child.send('shm-ping');
-        const t0 = process.hrtime.bigint();
-        for (let i = 1; i <= PINGS_SHM; i++) {
-          Atomics.store(v, PING, i);
-          notify(v, PING, 1, { waitersIndex: PING_WAITERS });
-          while (Atomics.load(v, PONG) !== i) wait(v, PONG, i - 1, undefined, { spin, waitersIndex: PONG_WAITERS });
-        }
-        if (run > 0) jsRuns.push(micros(t0) / PINGS_SHM);
-        await done;
+        const { micros: took } = await pingPong(child, v, spin);
+        if (run > 0) jsRuns.push(took / PINGS_SHM);
         if (binary && run > 0) {
           const args = [String(PINGS_SHM), String(spin), 'waiters', ...(pinned ? ['pin'] : [])];
           cRuns.push(Number(execFileSync(binary, args, { encoding: 'utf8' })) / 1000);
