@@ -346,7 +346,10 @@ export function validateAbortSignal(value: unknown, name: string): AbortSignal |
     value === null ||
     typeof value !== 'object' ||
     !('aborted' in value) ||
-    typeof (value as AbortSignal).aborted !== 'boolean'
+    typeof (value as AbortSignal).aborted !== 'boolean' ||
+    // Listened to while a call waits: an object with `aborted` alone would fail there, uncoded.
+    typeof (value as AbortSignal).addEventListener !== 'function' ||
+    typeof (value as AbortSignal).removeEventListener !== 'function'
   ) {
     throw invalidArgType(name, 'an instance of AbortSignal', value);
   }

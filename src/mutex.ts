@@ -1,6 +1,7 @@
 // Mutex: a lock in one word of shared memory for threads and processes, robust against its
 // holder's death. The protocol is native/mutex.cc's; the uncontended lock and unlock are one
 // compare-and-swap here, with no call into the addon.
+import { AsyncLocalStorage } from 'node:async_hooks';
 import { constants as osConstants } from 'node:os';
 
 import { native } from './native';
@@ -226,6 +227,9 @@ export class Mutex {
     const opts = validateOptions<LockAsyncOptions>(options);
     const timeout = validateTimeout(opts.timeoutMs);
     const signal = validateAbortSignal(opts.signal, 'options.signal');
+    // Called from inside a withLockAsync() of this Mutex (its fn, or what fn awaits): waiting
+    // for the turn of the very call that holds the lock would never end.
+    if (holding.getStore()?.some((held) => held.mutex === this && held.live)) throw mmanError('ERR_MUTEX_DEADLOCK');
     const deadline = timeout < 0 ? Infinity : performance.now() + timeout;
     const before = this.#turn;
     let done!: () => void;
@@ -239,9 +243,11 @@ export class Mutex {
       const left = deadline - performance.now();
       const state = await this.lockAsync({ signal, timeoutMs: deadline === Infinity ? undefined : Math.max(0, left) });
       if (state === 'timed-out') throw mmanError('ERR_MUTEX_TIMED_OUT', timeout, this.holder);
+      const held = { mutex: this as Mutex, live: true }; // not live once released: a timer fn set may lock then
       try {
-        return await fn(state);
+        return await holding.run([...(holding.getStore() ?? []), held], () => fn(state));
       } finally {
+        held.live = false;
         this.unlock();
       }
     } finally {
@@ -272,6 +278,10 @@ export class Mutex {
     return this.holder === SELF;
   }
 }
+
+// The Mutex objects whose withLockAsync() the running code is inside (its fn and everything
+// that fn starts), to refuse a nested call on the same Mutex instead of waiting for ever.
+const holding = new AsyncLocalStorage<ReadonlyArray<{ mutex: Mutex; live: boolean }>>();
 
 function isThenable(value: unknown): value is PromiseLike<unknown> {
   return (

@@ -639,6 +639,11 @@ export class SharedMemory implements Disposable {
       if (name !== undefined && (typeof name !== 'string' || !isValidName(name))) throw bad(`has a bad name at [${i}]`);
       return { fd, name: name as string | undefined };
     });
+    const named = new Set<number>();
+    for (const { fd } of entries) {
+      if (named.has(fd)) throw bad(`names descriptor ${fd} twice`); // before any is taken
+      named.add(fd);
+    }
     for (const { fd } of entries) {
       const described = native.describeFd(fd);
       if (described === -osConstants.errno.EBADF)

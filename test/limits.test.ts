@@ -143,6 +143,10 @@ test.each([
   },
 );
 
+test('SharedMemory.inherited() with MMAN_SHARED naming one segment twice: a coded error before the descriptor is taken', () => {
+  expect(run('inheritedTwice')).toEqual({ error: 'ERR_SHARED_MEMORY_BAD_ENVIRONMENT', unchanged: true, fromFd: true });
+});
+
 test("SharedMemory.inherited() in a worker thread: none (they are the main thread's), and its exit closes nothing", () => {
   expect(run('inheritedInWorker')).toEqual({ inWorker: 0, open: true, inMain: 1, fd: true });
 });

@@ -239,6 +239,27 @@ describe('withLock() and withLockAsync()', () => {
   });
 });
 
+test('withLockAsync() inside a withLockAsync() of the same Mutex: ERR_MUTEX_DEADLOCK at once, the outer call still releases; one started by a timer its fn set waits its turn', async () => {
+  using shm = SharedMemory.create(PAGE_SIZE);
+  const m = shm.map();
+  const mutex = new Mutex(new Int32Array(m.buffer), 0);
+  let later: Promise<string> | undefined;
+  const outer = await mutex.withLockAsync(async () => {
+    const inner = await mutex.withLockAsync(() => 'inner').catch((e: { code: string }) => e.code);
+    later = new Promise((resolve) => setTimeout(resolve, 20)).then(() => mutex.withLockAsync(() => 'later'));
+    return inner;
+  });
+  expect(outer).toBe('ERR_MUTEX_DEADLOCK');
+  expect(await later).toBe('later'); // the outer call had released by then
+  expect(mutex.holder).toBe(0);
+  // An object with `aborted` alone cannot be listened to: refused by its type, the lock untouched.
+  await expect(mutex.withLockAsync(() => 1, { signal: { aborted: false } as never })).rejects.toMatchObject({
+    code: 'ERR_INVALID_ARG_TYPE',
+  });
+  expect(mutex.holder).toBe(0);
+  m.unmap();
+});
+
 describe('Mutex misuse', () => {
   test('not recursive, not unlockable by another thread, not over private or unmapped memory', () => {
     using shm = SharedMemory.create(PAGE_SIZE);
