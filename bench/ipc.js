@@ -37,8 +37,12 @@ const ARG = 80, ARG_WAITERS = 96; // (c)'s call costs: a word nobody waits on, a
 function pingPongChild(v) {
   const spin = v[SPIN];
   const rounds = v[ROUNDS];
+  const parent = process.ppid;
   for (let i = 1; i <= rounds; i++) {
-    while (Atomics.load(v, PING) !== i) wait(v, PING, i - 1, undefined, { spin, waitersIndex: PING_WAITERS });
+    while (Atomics.load(v, PING) !== i) {
+      // A parent that died mid-round never pings again: look for that once a second.
+      if (wait(v, PING, i - 1, 1000, { spin, waitersIndex: PING_WAITERS }) === 'timed-out' && process.ppid !== parent) process.exit(1);
+    }
     Atomics.store(v, PONG, i);
     notify(v, PONG, 1, { waitersIndex: PONG_WAITERS });
   }
