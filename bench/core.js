@@ -111,13 +111,13 @@ function mapUnmapVariants(fd) {
     'addon map() + buffer() + unmap(), no Mapping object': timed((n) => {
       for (let i = 0; i < n; i++) {
         const handle = native.map(PAGE_SIZE, prot, flags, -1, 0, undefined, '', 0, PAGE_SIZE);
-        native.unmap(handle, lend(undefined, handle, 0, PAGE_SIZE, true, false), false);
+        native.unmap(handle, lend(undefined, handle, 0, PAGE_SIZE, true, false).buffer, false);
       }
     }),
     'addon map() + buffer() + new Uint8Array + unmap()': timed((n) => {
       for (let i = 0; i < n; i++) {
         const handle = native.map(PAGE_SIZE, prot, flags, -1, 0, undefined, '', 0, PAGE_SIZE);
-        const buffer = lend(undefined, handle, 0, PAGE_SIZE, true, false);
+        const buffer = lend(undefined, handle, 0, PAGE_SIZE, true, false).buffer;
         void new Uint8Array(buffer);
         native.unmap(handle, buffer, false);
       }
@@ -125,7 +125,7 @@ function mapUnmapVariants(fd) {
     'addon map() + buffer() + owner property + unmap()': timed((n) => {
       for (let i = 0; i < n; i++) {
         const handle = native.map(PAGE_SIZE, prot, flags, -1, 0, undefined, '', 0, PAGE_SIZE);
-        const buffer = lend(undefined, handle, 0, PAGE_SIZE, true, false);
+        const buffer = lend(undefined, handle, 0, PAGE_SIZE, true, false).buffer;
         buffer[OWNER] = handle;
         native.unmap(handle, buffer, false);
       }

@@ -23,10 +23,14 @@ std::atomic<int64_t> retiredRegions{0};
 std::atomic<int64_t> retiredBytes{0};
 
 // What a retired span is reported to V8 to cost beyond the bytes it no longer counts: its
-// VMA, page tables and records, and its share of vm.max_map_count. It makes V8 collect,
-// and so lets the ranges go, before thousands of one-page spans pile up in a loop that
-// never yields (bench/RESULTS.md has the measurements).
+// VMA, page tables and records, and its share of vm.max_map_count; but only beyond the first
+// kRetiredFree of a thread. Reported, it makes V8 collect (a full collection, every 64 MiB
+// or so), and so lets the ranges go, before one-page spans pile up by the ten thousand in a
+// loop that never yields; below that, the young generation's own collections release them
+// (about a thousand at a time in bench/unmap-loop.js), and a full collection every few
+// thousand maps would cost more than the rest of the loop (bench/RESULTS.md).
 constexpr int64_t kRetiredSpanOverhead = 16 * 1024;
+constexpr int64_t kRetiredFree = 4096;
 
 template <typename T>
 void LinkInto(T*& head, T* item) {
@@ -125,7 +129,34 @@ void TellV8(Lifetime* lifetime, int64_t change) {
   napi_adjust_external_memory(lifetime->env, change, &total);
 }
 
-// Released: the one place a span's range goes back to the kernel.
+// munmap(2) of a released span's range.
+void UnmapRange(uint8_t* base, size_t size) {
+  if (munmap(base, size) == 0 || errno != EINVAL) return;
+  // A hugetlbfs file mapped with mmap() at a length that is not a multiple of its huge page:
+  // the kernel mapped whole huge pages, and unmaps only whole ones.
+  uintptr_t address = reinterpret_cast<uintptr_t>(base), start = 0, end = 0;
+  if (VmaAt(address, &start, &end) >= 0 && start == address && end - start > size)
+    munmap(base, end - start);
+}
+
+// The ranges a sweep released, given back with one munmap per run of adjacent ones: the
+// kernel places consecutive maps next to each other, so a loop's retired spans mostly are.
+// A run that the kernel refuses whole (a hugetlbfs range in it) is given back range by range.
+void UnmapBatch(std::vector<std::pair<uint8_t*, size_t>>& ranges) {
+  std::sort(ranges.begin(), ranges.end());
+  for (size_t i = 0; i < ranges.size();) {
+    size_t j = i + 1;
+    uint8_t* end = ranges[i].first + ranges[i].second;
+    while (j < ranges.size() && ranges[j].first == end) end += ranges[j++].second;
+    if (j == i + 1 || munmap(ranges[i].first, end - ranges[i].first) != 0)
+      for (size_t k = i; k < j; ++k) UnmapRange(ranges[k].first, ranges[k].second);
+    i = j;
+  }
+  ranges.clear();
+}
+
+// Released: the one place a span's range goes back to the kernel (at once, or at the end of
+// the sweep that released it).
 void ReleaseSpan(Span* span) {
   Lifetime* lifetime = span->owner;
   if (Region* former = span->formerOf) {  // what the guard saw here stays the region's to report
@@ -134,15 +165,15 @@ void ReleaseSpan(Span* span) {
     list.erase(std::find(list.begin(), list.end(), span));
   }
   if (span->faultSlot >= 0) GuardUnregister(span->faultSlot);
-  if (munmap(span->base, span->size) != 0 && errno == EINVAL) {
-    // A hugetlbfs file mapped with mmap() at a length that is not a multiple of its huge
-    // page: the kernel mapped whole huge pages, and unmaps only whole ones.
-    uintptr_t base = reinterpret_cast<uintptr_t>(span->base), start = 0, end = 0;
-    if (VmaAt(base, &start, &end) >= 0 && start == base && end - start > span->size)
-      munmap(span->base, end - start);
-  }
+  if (lifetime->batch != nullptr)
+    lifetime->batch->push_back({span->base, span->size});
+  else
+    UnmapRange(span->base, span->size);
   AddCounts(-1, -static_cast<int64_t>(span->size));
-  if (span->retired) AddRetiredCounts(-1, -static_cast<int64_t>(span->size));
+  if (span->retired) {
+    AddRetiredCounts(-1, -static_cast<int64_t>(span->size));
+    lifetime->retiredSpans--;
+  }
   TellV8(lifetime, -span->weight);
   UnlinkFrom(lifetime->spans, span);
   Span* kept = span->keeps;
@@ -418,10 +449,15 @@ napi_value LendBuffer(napi_env env, Region* region, size_t offset, size_t length
   record->span = span;
   Pin(span);
   LinkInto(region->owner->records, record);
-  napi_value buffer = nullptr;
+  // A Buffer (a Uint8Array over a new ArrayBuffer): the runtime makes one either way (Node's
+  // napi_create_external_arraybuffer makes a Buffer and returns its ArrayBuffer), and the
+  // Mapping's `bytes` is that Buffer instead of another made over the ArrayBuffer.
+  napi_value bytes = nullptr, buffer = nullptr;
   napi_status status =
-      napi_create_external_arraybuffer(env, record->data, length, OnStoreReleased, record, &buffer);
+      napi_create_external_buffer(env, length, record->data, OnStoreReleased, record, &bytes);
   record->creating = false;
+  if (status == napi_ok)  // cannot fail on a Buffer just made: it is a Uint8Array
+    napi_get_typedarray_info(env, bytes, nullptr, nullptr, nullptr, &buffer, nullptr);
   if (status != napi_ok || record->finalizedWhileCreating) {
     // Some Node versions finalize at once when creation fails; either way, only we clean up.
     bool created = status == napi_ok;
@@ -441,7 +477,7 @@ napi_value LendBuffer(napi_env env, Region* region, size_t offset, size_t length
   if (!kept) napi_create_reference(env, buffer, 0, &record->observer);
   record->region = region;
   region->buffers.push_back(record);
-  return buffer;
+  return bytes;
 }
 
 void RetireBuffers(napi_env env, Region* region, napi_value kept) {
@@ -521,8 +557,10 @@ void RetireSpan(Span* span, bool hidden) {
     span->retired = true;
     AddRetiredCounts(1, static_cast<int64_t>(span->size));
     // V8 counts the bytes of attached buffers itself; detached ones it no longer sees.
-    span->weight = kRetiredSpanOverhead + (hidden ? static_cast<int64_t>(span->size) : 0);
-    TellV8(span->owner, span->weight);
+    Lifetime* lifetime = span->owner;
+    span->weight = (++lifetime->retiredSpans > kRetiredFree ? kRetiredSpanOverhead : 0) +
+                   (hidden ? static_cast<int64_t>(span->size) : 0);
+    TellV8(lifetime, span->weight);
   }
   Unpin(span);
 }
@@ -574,6 +612,8 @@ void Sweep(Lifetime* lifetime) {
   napi_env env = lifetime->env;
   napi_handle_scope scope;
   if (napi_open_handle_scope(env, &scope) != napi_ok) return;
+  std::vector<std::pair<uint8_t*, size_t>> released;
+  lifetime->batch = &released;
   // Backwards: removal moves the last element into the freed place, and that one was seen.
   for (size_t i = lifetime->watched.size(); i-- > 0;) {
     if (i >= lifetime->watched.size()) continue;
@@ -595,6 +635,8 @@ void Sweep(Lifetime* lifetime) {
     napi_get_reference_value(env, region->handle, &handle);
     if (handle == nullptr) BuffersGone(region);  // the region itself goes in its finalizer
   }
+  lifetime->batch = nullptr;
+  UnmapBatch(released);
   napi_close_handle_scope(env, scope);
 }
 

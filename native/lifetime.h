@@ -28,6 +28,7 @@
 #include <cstdint>
 #include <mutex>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "guard.h"
@@ -119,9 +120,13 @@ struct Lifetime {
   BufferRecord* records = nullptr;
   std::vector<Region*> closed;         // closed regions whose buffers may still be alive
   std::vector<BufferRecord*> watched;  // observed buffers whose object may still be alive
-  Canary* canary = nullptr;            // an object only a weak reference holds: cleared by
-                                       // the next GC, and its finalizer sweeps
-  bool tearingDown = false;            // the thread's environment is going away
+  int64_t retiredSpans = 0;            // retired, not yet released (RetireSpan, ReleaseSpan)
+  // While a sweep runs: where ReleaseSpan leaves the ranges it released, unmapped together at
+  // its end.
+  std::vector<std::pair<uint8_t*, size_t>>* batch = nullptr;
+  Canary* canary = nullptr;  // an object only a weak reference holds: cleared by
+                             // the next GC, and its finalizer sweeps
+  bool tearingDown = false;  // the thread's environment is going away
   // Store finalizers that a runtime ran on another thread (Deno frees backing stores on
   // V8's background threads and finalizes them there): queued, and settled on this thread.
   std::mutex strayMutex;
@@ -154,8 +159,9 @@ bool AttachHandle(napi_env env, Region* region, napi_value handle);
 // An ArrayBuffer over [offset, offset + length) of the region's span, which it pins. The
 // caller must store the region's handle on it before JavaScript sees it. `kept`: the caller
 // keeps it and hands it back to CloseRegion/RetireBuffers; any other buffer (a window of
-// view() past 4 GiB) is observed from the start, so that it can be found again. nullptr
-// with a JS exception pending on failure.
+// view() past 4 GiB) is observed from the start, so that it can be found again. Returns a
+// Buffer over the whole new ArrayBuffer (whose `.buffer` is the one lent), or nullptr with a
+// JS exception pending on failure.
 napi_value LendBuffer(napi_env env, Region* region, size_t offset, size_t length, bool kept);
 
 // resize(): the buffers made so far keep the old extent and stop being the region's: each

@@ -41,10 +41,10 @@ for (const name of ['transfer', 'transferToFixedLength'] as const) {
 }
 
 /**
- * @internal An ArrayBuffer over `[offset, offset + length)` of `mapping`'s region (`handle`;
- * no mapping for the raw addon's benchmark).
- * `kept`: the caller keeps it and hands it back to unmap()/remap(). `readOnly`: the pages are,
- * so the buffer is immutable where the runtime can make one so.
+ * @internal A `Buffer` over `[offset, offset + length)` of `mapping`'s region (`handle`; no
+ * mapping for the raw addon's benchmark), the whole of a new ArrayBuffer (its `.buffer`).
+ * `kept`: the caller keeps the ArrayBuffer and hands it back to unmap()/remap(). `readOnly`:
+ * the pages are, so the ArrayBuffer is immutable where the runtime can make one so.
  */
 export function lend(
   mapping: Mapping | undefined,
@@ -53,11 +53,17 @@ export function lend(
   length: number,
   kept: boolean,
   readOnly: boolean,
-): ArrayBuffer {
-  let buffer = native.buffer(handle, offset, length, kept);
+): Buffer {
+  // The addon's Buffer is the one the runtime makes around the ArrayBuffer anyway (Node's
+  // external ArrayBuffers are made through a Buffer): no second view to make.
+  let bytes = native.buffer(handle, offset, length, kept);
+  let buffer = bytes.buffer;
   if (readOnly && toImmutable !== undefined) {
     native.noteTransfer(buffer); // its store moves to the immutable buffer: the pages wait for that one
     buffer = toImmutable.call(buffer);
+    bytes = Buffer.from(buffer, 0, length);
+  } else if (!(bytes instanceof Buffer)) {
+    bytes = Buffer.from(buffer, 0, length); // a runtime whose addon Buffer is a plain Uint8Array
   }
   const lent = buffer as Lent;
   lent[HANDLE] = handle;
@@ -65,7 +71,7 @@ export function lend(
   for (const [name, method] of TRANSFERS) {
     Object.defineProperty(buffer, name, { value: method, writable: true, configurable: true });
   }
-  return buffer;
+  return bytes as Buffer;
 }
 
 /** @internal The Mapping that made `buffer`, even an unmapped one (to tell "closed" from "not ours"). */

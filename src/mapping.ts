@@ -397,7 +397,8 @@ export class Mapping implements Disposable {
         );
       }
       // Kept: held here until unmap()/resize() hand it back to the addon.
-      this.#buffer = lend(this, handle, this.#delta, this.#length, true, (this.#prot & Prot.Write) === 0);
+      this.#bytes = lend(this, handle, this.#delta, this.#length, true, (this.#prot & Prot.Write) === 0);
+      this.#buffer = this.#bytes.buffer as ArrayBuffer;
     }
     return this.#buffer;
   }
@@ -409,7 +410,8 @@ export class Mapping implements Disposable {
    */
   get bytes(): Buffer {
     if (this.#guarded) this.#open(); // a truncated guarded mapping reports it here too
-    return (this.#bytes ??= Buffer.from(this.buffer, 0, this.#length));
+    if (this.#bytes === null) void this.buffer; // makes both
+    return this.#bytes as Buffer;
   }
 
   /** Bytes exposed: what was asked for (the kernel maps whole pages around it). 0 once unmapped. */
@@ -461,7 +463,7 @@ export class Mapping implements Disposable {
     if (len > MAX_BUFFER_LENGTH) {
       throw outOfRange('length', `<= ${MAX_BUFFER_LENGTH} for one window on this Node`, len);
     }
-    return Buffer.from(lend(this, handle, this.#delta + off, len, false, (this.#prot & Prot.Write) === 0), 0, len);
+    return lend(this, handle, this.#delta + off, len, false, (this.#prot & Prot.Write) === 0);
   }
 
   /**

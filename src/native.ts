@@ -153,7 +153,7 @@ export interface NativeAddon {
   /** What the last count of this process's memory areas saw: [areas, vm.max_map_count, reserve]. */
   mapLimit(): [areas: number, max: number, reserve: number];
   /** Use {@link lend}, which keeps the handle on the buffer as native/lifetime.h requires. */
-  buffer(handle: Handle, offset: number, length: number, kept: boolean): ArrayBuffer;
+  buffer(handle: Handle, offset: number, length: number, kept: boolean): Uint8Array<ArrayBuffer>;
   /** Always 0: the range goes back to the kernel once nothing can reach it. */
   unmap(handle: Handle, kept: ArrayBuffer | null, detach: boolean): number;
   /** Called by a buffer's transfer() before its store moves to another ArrayBuffer. */

@@ -53,6 +53,17 @@ test('a view kept past unmap() reads the pages until it is dropped; then a colle
   });
 });
 
+test('a sweep unmaps adjacent released ranges together and leaves their kept neighbours mapped', () => {
+  const child = runFixture('unmap-child.js', 'sweepRuns', [], ['--expose-gc']);
+  expect(child.stderr).toBe('');
+  expect(JSON.parse(child.stdout)).toEqual({
+    during: 5,
+    after: { regions: 3, bytes: 3 * PAGE_SIZE, retiredRegions: 0, retiredBytes: 0 },
+    kept: [true, true, true],
+    free: [0, 1, 2, 4, 5],
+  });
+});
+
 test('unmap() while flush() is in flight: the flush completes on the pages, which go after it', async () => {
   const { dir, cleanup } = tempDir();
   try {
