@@ -129,7 +129,7 @@ const LIVENESS_MS: number = native.constants.MUTEX_LIVENESS_MS;
 
 const align8 = (n: number): number => (n + 7) & ~7;
 
-/** Options for {@link RingBuffer.create} and {@link RingBuffer.attach}. */
+/** Options for {@link RingBuffer.create} and {@link RingBuffer.attach}; any other key is `ERR_INVALID_ARG_VALUE`. */
 export interface RingBufferOptions {
   /**
    * Iterations to spin on the word before sleeping in the kernel (see
@@ -923,8 +923,19 @@ export class RingBuffer implements Disposable {
 
 // options.spin (or the default: spin only where another CPU can make progress meanwhile), and
 // the MODE bits options.writers and options.readers ask for (`given`: the bits they name).
+const RING_OPTIONS: readonly string[] = ['spin', 'writers', 'readers'];
+
 function validateRingOptions(options: unknown): { spin: number; mode: number; given: number } {
   const opts = validateOptions<RingBufferOptions>(options);
+  // A misspelt option ({ writer: 'many' }) would make a ring of another kind without a word.
+  for (const key of Object.keys(opts)) {
+    if (!RING_OPTIONS.includes(key))
+      throw invalidArgValue(
+        `options.${key}`,
+        (opts as Record<string, unknown>)[key],
+        `is not an option of a RingBuffer (${RING_OPTIONS.join(', ')})`,
+      );
+  }
   const spin =
     opts.spin === undefined ? (availableParallelism() > 1 ? 20000 : 0) : validateInt32(opts.spin, 'options.spin', 0);
   const { writers, readers } = opts;

@@ -506,8 +506,15 @@ describe('every mode: the same calls, the same answers', () => {
     ring.close();
   });
 
-  test('options: an unknown value, or one attach() finds the ring was not made with, is ERR_INVALID_ARG_VALUE', () => {
-    for (const options of [{ writers: 'two' }, { readers: 2 }, { writers: 'ONE' }, { readers: null }]) {
+  test('options: an unknown option or value, or one attach() finds the ring was not made with, is ERR_INVALID_ARG_VALUE', () => {
+    for (const options of [
+      { writers: 'two' },
+      { readers: 2 },
+      { writers: 'ONE' },
+      { readers: null },
+      { writer: 'many' },
+      { spin: 0, Readers: 'many' },
+    ]) {
       expect(() => RingBuffer.create(4096, options as never)).toThrow(
         expect.objectContaining({ code: 'ERR_INVALID_ARG_VALUE', name: 'TypeError' }),
       );
@@ -522,6 +529,9 @@ describe('every mode: the same calls, the same answers', () => {
     );
     expect(() => RingBuffer.attach(many.memory, { writers: 'sometimes' } as never)).toThrow(
       expect.objectContaining({ code: 'ERR_INVALID_ARG_VALUE' }),
+    );
+    expect(() => RingBuffer.attach(many.memory, { reader: 'many' } as never)).toThrow(
+      expect.objectContaining({ code: 'ERR_INVALID_ARG_VALUE', message: expect.stringContaining('options.reader') }),
     );
     expect(RingBuffer.attach(many.memory, { writers: 'many', readers: 'many', spin: 0 }).writers).toBe('many');
     expect(RingBuffer.attach(one.memory, { writers: 'one' }).readers).toBe('one');
