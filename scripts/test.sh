@@ -89,14 +89,14 @@ stage_nodes() {
 
 # qemu-user emulates the guest's address space itself and lacks futex_waitv (Linux 5.16), so
 # these say nothing about arm64 there: madvise(MADV_POPULATE_*), mlock2(MLOCK_ONFAULT),
-# MAP_FIXED_NOREPLACE next to a mapping, mremap without MREMAP_MAYMOVE, mremap with old size 0
+# MAP_FIXED_NOREPLACE next to or over a mapping, mremap without MREMAP_MAYMOVE, mremap with old size 0
 # (a shared mapping mapped twice, as resize() does when a view holds the old pages),
 # waitAsync (examples/cluster-counter.js's primary waits with it), and the random
 # mremap/mprotect sequences (property); it renders /proc/self/maps
 # from its own page table (a split mapping's kept tail, or a page not yet touched, can be
 # missing there) and ignores MADV_GUARD_INSTALL; the package test runs npm and a compiler.
 arm64_files='test/(flags|mapping|guard|unmap|resize|shared-memory|examples|workers|errors|memory|wait-notify)\.test\.ts$'
-arm64_skipped='PopulateWrite faults|onFault locks|advice the kernel refuses|MAP_FIXED is refused|with mayMove false|shrinks and grows back|must move|a move leaves nothing|waitAsync|cluster-counter|readAsync/writeAsync|tail stays mapped|GuardInstall|append-only log|PROT_EXEC appears only|changes what /proc/self/maps reports'
+arm64_skipped='PopulateWrite faults|onFault locks|advice the kernel refuses|MAP_FIXED is refused|with mayMove false|shrinks and grows back|must move|a move leaves nothing|waitAsync|cluster-counter|readAsync/writeAsync|tail stays mapped|GuardInstall|append-only log|PROT_EXEC appears only|changes what /proc/self/maps reports|sweep unmaps adjacent'
 
 stage_arm64() {
   command -v qemu-aarch64 >/dev/null && [ -d /usr/aarch64-linux-gnu ] \
