@@ -383,11 +383,15 @@ export class Mapping implements Disposable {
   /**
    * The ArrayBuffer over the whole mapping. Made once (on first use) and kept until
    * `unmap()` or `resize()`, after which it belongs to whoever still holds it (the old
-   * extent stays mapped for it until it is collected). A mapping longer than
+   * extent stays mapped for it until it is collected). Moved away with `transfer()` (Node 22+),
+   * it is made again over the same pages at the next use. A mapping longer than
    * {@link MAX_BUFFER_LENGTH} (4 GiB on Node 20) has none: use {@link Mapping.view}.
    */
   get buffer(): ArrayBuffer {
     const handle = this.#open();
+    // Moved away (`transfer()`) or detached by someone: the pages are still this mapping's, so
+    // a new buffer is made over them; the old one is watched as a resize() leaves it.
+    if (this.#buffer !== null && this.#buffer.byteLength === 0) this.#letBufferGo(handle);
     if (this.#buffer === null) {
       if (this.#length > MAX_BUFFER_LENGTH) {
         throw outOfRange(
@@ -410,7 +414,7 @@ export class Mapping implements Disposable {
    */
   get bytes(): Buffer {
     if (this.#guarded) this.#open(); // a truncated guarded mapping reports it here too
-    if (this.#bytes === null) void this.buffer; // makes both
+    if (this.#bytes === null || this.#bytes.byteLength === 0) void this.buffer; // makes both
     return this.#bytes as Buffer;
   }
 
@@ -487,11 +491,16 @@ export class Mapping implements Disposable {
     else this.#prot &= prot | Prot.Exec; // a part read-only (or unreadable): not writable (readable) as a whole
     // Made writable as a whole: a buffer handed out while it was not may be immutable (where
     // the runtime has them); the next `buffer` is a new, writable one.
-    if (!wasWritable && (this.#prot & Prot.Write) !== 0 && this.#buffer !== null && IMMUTABLE) {
-      native.retireBuffers(handle, this.#buffer);
-      this.#buffer = null;
-      this.#bytes = null;
-    }
+    if (!wasWritable && (this.#prot & Prot.Write) !== 0 && this.#buffer !== null && IMMUTABLE)
+      this.#letBufferGo(handle);
+  }
+
+  // The buffer made so far stops being the one `buffer` and `bytes` return (the addon watches
+  // it on its own, as after a resize); the next use makes a new one.
+  #letBufferGo(handle: Handle): void {
+    native.retireBuffers(handle, this.#buffer);
+    this.#buffer = null;
+    this.#bytes = null;
   }
 
   /** Gives the kernel advice about the pages that `[offset, offset + length)` touches (madvise(2)). */

@@ -165,6 +165,19 @@ const hasTransfer = typeof (ArrayBuffer.prototype as { transfer?: unknown }).tra
 );
 
 (hasTransfer ? test : test.skip)(
+  "Node 22+: after its buffer was moved away, an open mapping's bytes are a new buffer over the same pages",
+  () => {
+    const child = runFixture('unmap-child.js', 'bytesAfterTransfer', [], ['--expose-gc']);
+    expect(child.stderr).toBe('');
+    expect(JSON.parse(child.stdout)).toEqual({
+      seen: { length: PAGE_SIZE, first: 5, second: 9, own: true, view: 5 },
+      kept: 5,
+      after: NONE,
+    });
+  },
+);
+
+(hasTransfer ? test : test.skip)(
   'Node 22+: resize() after buffer.transfer() works, and the moved buffer keeps the old pages',
   () => {
     const child = runFixture('unmap-child.js', 'resizeAfterTransfer');
