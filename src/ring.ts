@@ -254,7 +254,7 @@ export class RingBuffer implements Disposable {
   #writerHeldAt = -1; // writer: the HEAD a full ring showed it last, and since when
   #writerHeldSince = 0;
   #contended = false; // #untilFree() slept: take the next lock marked
-  #headFreed = false; // reader: read() freed the record at HEAD; its #claim() moves HEAD over it
+  #freedAt = -1; // reader: the record read() freed, for its #claim() to move HEAD over (absolute, u32)
   #seenHead = 0; // writer: the HEAD #placeMany() found too little room before
 
   private constructor(memory: SharedMemory, mapping: Mapping, capacity: number, spin: number, mode: number) {
@@ -773,10 +773,12 @@ export class RingBuffer implements Disposable {
   }
 
   #readMany(deadline: number): Uint8Array | null | undefined {
-    for (;;) {
+    let message = this.#claim(deadline); // most often there is one: no need of COMMITS then
+    while (message === undefined) {
+      // COMMITS before a look: a commit after the look moves it, and the wait sees that.
       const commits = Atomics.load(this.#words, COMMITS);
-      const message = this.#claim(deadline);
-      if (message !== undefined) return this.#seen(message);
+      message = this.#claim(deadline);
+      if (message !== undefined) break;
       const left = deadline === Infinity ? Infinity : deadline - performance.now();
       if (left <= 0) return undefined;
       // Held up by a writer's record: look again within the liveness period.
@@ -786,25 +788,28 @@ export class RingBuffer implements Disposable {
         waitersIndex: READERS_ASLEEP,
       });
     }
+    return this.#seen(message);
   }
 
   // Under READ_LOCK: the next committed message, claimed for this reader; null at the END
   // record; undefined while there is none (#readerBlocked when a RESERVED record holds the
   // readers up), or when the lock stayed busy until `deadline`. HEAD moves over the record
-  // read() freed (#headFreed) here too.
+  // read() freed (#freedAt), if it is at HEAD, here too.
   #claim(deadline = Infinity): Uint8Array | null | undefined {
     const words = this.#words;
     const lengths = this.#lengths;
     const capacity = this.capacity;
     const mask = this.#mask;
-    const freed = this.#headFreed;
-    this.#headFreed = false;
+    const freed = this.#freedAt >= 0;
+    const freedAt = this.#freedAt;
+    this.#freedAt = -1;
     let result: Uint8Array | null | undefined;
     let more = false;
     let passed = false;
     this.#readerBlocked = false;
     if (!this.#lock(READ_LOCK, deadline)) {
-      if (freed) this.#advanceHead(false);
+      // The release read() put off, done as release() does it (the FREE store came first).
+      if (freed && Atomics.load(words, HEAD) >>> 0 === freedAt) this.#advanceHead(false);
       return undefined;
     }
     // READ is stored only under READ_LOCK, which this reader holds: a plain load, plain stores.
@@ -845,8 +850,9 @@ export class RingBuffer implements Disposable {
       passed = true;
     }
     // A FREE record passed here has no reader to release it: HEAD goes over it now if it can
-    // (else the release of the READING record before it takes HEAD over both).
-    const moved = (passed || freed) && this.#advanceLocked(false);
+    // (else the release of the READING record before it takes HEAD over both); so does the
+    // one read() freed. Not past `read`: READ, or the record claimed here (this reader's).
+    const moved = (passed || freed) && this.#advanceLocked(false, read);
     this.#unlock(READ_LOCK);
     if (moved) this.#roomMade();
     // A wake this reader took may have been meant for the record behind: pass it on.
@@ -868,17 +874,20 @@ export class RingBuffer implements Disposable {
     return true;
   }
 
-  // Frees the record this reader holds. HEAD moves over it if it is at HEAD: now, or with
-  // `deferred` (read(), whose #claim() takes READ_LOCK next anyway) in that #claim().
+  // Frees the record this reader holds, and moves HEAD over it if it is at HEAD: now, or with
+  // `deferred` (read(), whose #claim() takes READ_LOCK next anyway) in that #claim(), which
+  // looks at HEAD under the lock (so needs no look at it here).
   #releaseMany(deferred: boolean): void {
     const at = this.#readAt;
     if (at < 0) return;
     this.#readAt = -1;
     Atomics.store(this.#lengths, (at & this.#mask) >> 2, FREE);
+    if (deferred) {
+      this.#freedAt = at;
+      return;
+    }
     // Only the record at HEAD moves it; one behind another reader's is passed by that reader.
-    if (Atomics.load(this.#words, HEAD) >>> 0 !== at) return;
-    if (deferred) this.#headFreed = true;
-    else this.#advanceHead(false);
+    if (Atomics.load(this.#words, HEAD) >>> 0 === at) this.#advanceHead(false);
   }
 
   // HEAD over the FREE records after it (below); wakes the writers if it moved.
@@ -889,18 +898,19 @@ export class RingBuffer implements Disposable {
     if (moved) this.#roomMade();
   }
 
-  // Under READ_LOCK: HEAD over the FREE records after it, never past READ; with `reclaim`,
-  // a READING record at HEAD whose reader is gone is freed first (and counted in LOST).
-  // True if HEAD moved. Each HEAD store comes before the look at the next record's state
-  // (a release that stores FREE there and then finds HEAD short of it relies on that).
-  #advanceLocked(reclaim: boolean): boolean {
+  // Under READ_LOCK: HEAD over the FREE records after it, never past READ (nor past `stop`,
+  // a record at or before READ); with `reclaim`, a READING record at HEAD whose reader is gone
+  // is freed first (and counted in LOST). True if HEAD moved. Each HEAD store comes before the
+  // look at the next record's state (a release that stores FREE there and then finds HEAD
+  // short of it relies on that).
+  #advanceLocked(reclaim: boolean, stop = -1): boolean {
     const words = this.#words;
     const lengths = this.#lengths;
     const capacity = this.capacity;
     const mask = this.#mask;
     // HEAD and READ are stored only under READ_LOCK, which this thread holds: plain loads.
     let head = words[HEAD] >>> 0;
-    const read = words[READ] >>> 0;
+    const read = stop >= 0 ? stop : words[READ] >>> 0;
     let moved = false;
     for (let steps = capacity >> 3; steps > 0; steps--) {
       if (head === read || (read - head) >>> 0 > capacity) break;
