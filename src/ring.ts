@@ -128,6 +128,9 @@ const COMMITTED = 0x40000000;
 const READING = 0x80000000 | 0;
 const FREE = 0xc0000000 | 0;
 const MANY_HEADER = 8; // [state, length]
+// How many looks of a wait's spin the ring makes before it calls wait() (as wait() makes its
+// first ones in JavaScript before it calls the addon).
+const SPIN_HERE = 1000;
 // What #placeMany() answers instead of an offset.
 const NO_ROOM = -1; // the ring is too full
 const LOCK_BUSY = -2; // WRITE_LOCK stayed busy until the deadline
@@ -238,6 +241,7 @@ export class RingBuffer implements Disposable {
   #mask: number; // capacity - 1
   #guarded: boolean; // mapping.guarded: #seen() asks the guard
   #spin: number;
+  #spinHere: number; // the looks of a wait's spin made in the ring (the rest in wait())
   #writeAt = -1; // writer: where the reserved record starts (absolute, u32)
   #reserved = 0; // writer: payload bytes of the reserved record
   #readNext = -1; // reader: head after the message last returned, not yet released
@@ -259,6 +263,7 @@ export class RingBuffer implements Disposable {
 
   private constructor(memory: SharedMemory, mapping: Mapping, capacity: number, spin: number, mode: number) {
     this.#spin = spin;
+    this.#spinHere = Math.min(spin, SPIN_HERE);
     this.memory = memory;
     this.mapping = mapping;
     this.capacity = capacity;
@@ -754,9 +759,22 @@ export class RingBuffer implements Disposable {
   #writerWait(head: number, deadline: number): boolean {
     const left = deadline === Infinity ? Infinity : deadline - performance.now();
     if (left <= 0) return false;
+    if (this.#movedSoon(HEAD, head)) return true;
     this.#writerHeldUp(head);
-    wait(this.#words, HEAD, head, Math.min(left, LIVENESS_MS), { spin: this.#spin, waitersIndex: WRITERS_ASLEEP });
+    wait(this.#words, HEAD, head, Math.min(left, LIVENESS_MS), {
+      spin: this.#spin - this.#spinHere,
+      waitersIndex: WRITERS_ASLEEP,
+    });
     return true;
+  }
+
+  // The first looks of a wait's spin, here: true once header word `index` no longer holds
+  // `value`. A peer that is running answers within them (a reader frees a record, a writer
+  // commits one), and the wait() they spare checks more than a look costs.
+  #movedSoon(index: number, value: number): boolean {
+    const words = this.#words;
+    for (let n = this.#spinHere; n > 0; n--) if (Atomics.load(words, index) !== value) return true;
+    return false;
   }
 
   // A full ring whose HEAD stayed at `head` for the liveness period: is the reader of the
@@ -781,10 +799,11 @@ export class RingBuffer implements Disposable {
       if (message !== undefined) break;
       const left = deadline === Infinity ? Infinity : deadline - performance.now();
       if (left <= 0) return undefined;
+      if (this.#movedSoon(COMMITS, commits)) continue;
       // Held up by a writer's record: look again within the liveness period.
       const timeout = this.#readerBlocked ? Math.min(left, LIVENESS_MS) : left;
       wait(this.#words, COMMITS, commits, timeout === Infinity ? undefined : timeout, {
-        spin: this.#spin,
+        spin: this.#spin - this.#spinHere,
         waitersIndex: READERS_ASLEEP,
       });
     }
