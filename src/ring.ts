@@ -253,10 +253,13 @@ export class RingBuffer implements Disposable {
   #readLock: Mutex | undefined;
   #readAt = -1; // reader: the record it holds (absolute, u32), until release()
   #readerBlocked = false; // reader: its last look found a RESERVED record at READ
+  // The times below are performance.now() values: NaN until then, a double from the start
+  // (0 would start the field as a small integer, and the object's shape would change at the
+  // first wait, throwing the optimized code of every method away).
   #readerHeldAt = -1; // reader: the RESERVED record it found at READ last, and since when
-  #readerHeldSince = 0;
+  #readerHeldSince = NaN;
   #writerHeldAt = -1; // writer: the HEAD a full ring showed it last, and since when
-  #writerHeldSince = 0;
+  #writerHeldSince = NaN;
   #contended = false; // #untilFree() slept: take the next lock marked
   #freedAt = -1; // reader: the record read() freed, for its #claim() to move HEAD over (absolute, u32)
   #seenHead = 0; // writer: the HEAD #placeMany() found too little room before
