@@ -18,7 +18,13 @@
 // message every PACE_US µs (busy-waiting in between), a rate every way keeps up with, and
 // samples every message: the one-way latency of a queue that is not full (1→1, 64 B).
 //
-//   node bench/ring.js [--quick] [--json FILE] [--only ring-many,ring-one,ipc,c] [--paced-only]
+// The peers are new processes or threads each round, so a JavaScript way's rate includes the
+// time its code takes to be compiled (tens of ms: about half of a 4 KiB round). With --warm,
+// every ring peer, and this process, first runs WARM_MESSAGES through a ring of its own in one
+// thread (write() then read(), in batches) before it says it is ready: the rate of compiled
+// code, as C's is. ipc is not warmed (its cost is mostly Node's own, compiled or not).
+//
+//   node bench/ring.js [--quick] [--warm] [--json FILE] [--only ring-many,ring-one,ipc,c] [--paced-only]
 'use strict';
 const { execFileSync, fork: forkPlain } = require('node:child_process');
 const { mkdtempSync, rmSync, writeFileSync } = require('node:fs');
@@ -39,6 +45,8 @@ const PACED = QUICK ? 1_000 : 10_000;
 const WINDOW = 8192;
 const ROLE_ENV = 'MMAN_RING_BENCH_PEER';
 const PACED_ONLY = process.argv.includes('--paced-only');
+const WARM = process.argv.includes('--warm');
+const WARM_MESSAGES = 100_000;
 const ONLY = process.argv.includes('--only') ? process.argv[process.argv.indexOf('--only') + 1].split(',') : undefined;
 
 const now = () => Number(process.hrtime.bigint());
@@ -49,6 +57,7 @@ const now = () => Number(process.hrtime.bigint());
 async function peer(task, shared, send, inbox) {
   const { way, role, size, count } = task;
   if (way === 'ipc') return ipcPeer(task, send, inbox);
+  if (task.warm) warmUp(way, size);
   const ring = RingBuffer.attach(shared);
   send({ ready: true });
   await inbox.next(); // go
@@ -70,6 +79,19 @@ async function peer(task, shared, send, inbox) {
       if (t !== 0) samples.push(now() - t);
     }
     await send({ done: got, samples, end: now() });
+  }
+  ring.close();
+}
+
+// Runs WARM_MESSAGES of `size` bytes through a ring of this thread's own, of the kind `way`
+// names: its write() and read() are compiled when the timed run starts.
+function warmUp(way, size) {
+  const ring = RingBuffer.create(CAPACITY, way === 'ring-many' ? { writers: 'many', readers: 'many' } : {});
+  const message = new Uint8Array(size);
+  const batch = Math.floor(CAPACITY / 2 / (size + 16));
+  for (let done = 0; done < WARM_MESSAGES; done += batch) {
+    for (let i = 0; i < batch; i++) ring.write(message);
+    for (let i = 0; i < batch; i++) ring.read();
   }
   ring.close();
 }
@@ -163,9 +185,11 @@ async function runJs(kind, way, writers, readers, size, pace = 0) {
   const ring =
     way === 'ipc' ? undefined : RingBuffer.create(CAPACITY, way === 'ring-many' ? { writers: 'many', readers: 'many' } : {});
   const mainReads = readers === 1;
+  const warm = WARM && way !== 'ipc';
+  if (warm) warmUp(way, size);
   const peers = [];
-  if (mainReads) for (let id = 1; id <= writers; id++) peers.push(start(kind, { way, role: 'writer', id, size, count: total / writers, pace }, ring));
-  else for (let id = 1; id <= readers; id++) peers.push(start(kind, { way, role: 'reader', id, size }, ring));
+  if (mainReads) for (let id = 1; id <= writers; id++) peers.push(start(kind, { way, role: 'writer', id, size, count: total / writers, pace, warm }, ring));
+  else for (let id = 1; id <= readers; id++) peers.push(start(kind, { way, role: 'reader', id, size, warm }, ring));
   for (const p of peers) await p.inbox.next(); // ready
   const samples = [];
   let ends = [];
@@ -259,7 +283,7 @@ async function main() {
     binary = undefined;
     cSkipped = `no C compiler: ${String(err.message).split('\n')[0]}`;
   }
-  console.log(`${os.cpus().length} CPUs, load ${os.loadavg().map((x) => x.toFixed(2)).join(' ')}; ${REPEAT} round(s), medians`);
+  console.log(`${os.cpus().length} CPUs, load ${os.loadavg().map((x) => x.toFixed(2)).join(' ')}; ${REPEAT} round(s), medians${WARM ? `; ring peers warmed with ${WARM_MESSAGES} messages` : ''}`);
   const rows = [];
   const topologies = [
     [1, 1],

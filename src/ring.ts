@@ -40,7 +40,8 @@
 //   the order it committed them in (a writer holds one reservation at a time). A RESERVED
 //   record at READ whose writer is gone (checked once the reader has been held up there for
 //   the liveness period) is made FREE and counted in SKIPPED. release() stores FREE, and if
-//   the record is at HEAD advances HEAD over consecutive FREE records (never past READ); a
+//   the record is at HEAD advances HEAD over consecutive FREE records (never past READ; in
+//   read(), whose claim takes READ_LOCK next anyway, that claim does it, under its lock); a
 //   FREE record behind another reader's READING one is passed over by that reader's
 //   release (it stores FREE before it looks at HEAD, and the one advancing looks at the
 //   state after storing HEAD: seq-cst Atomics, so one of the two sees the other). A FREE
@@ -52,6 +53,11 @@
 //   step under either lock is a single store that leaves the ring consistent (a READING or
 //   FREE record found at READ is passed over), except end(), which stores ENDED (the END
 //   record's position | 1) before TAIL: a WRITE_LOCK taken over finishes that TAIL store.
+// - Plain loads and stores: a word stored only under a lock is loaded without Atomics by
+//   that lock's holder (TAIL and ENDED under WRITE_LOCK, READ and HEAD under READ_LOCK);
+//   READ, and a record's READING state (looked at only under READ_LOCK), are stored plainly
+//   under READ_LOCK; a record's header is written plainly and published by the TAIL store.
+//   Every other access to a word that another thread stores is an Atomics one (seq-cst).
 // - No ABA: no cursor is ever compare-and-swapped (each moves under its lock); the only
 //   compare-and-swaps are on a record's state, from a value naming a thread that is gone.
 //   A cursor read without the other side's lock is stale only in the safe direction (HEAD
@@ -122,6 +128,12 @@ const COMMITTED = 0x40000000;
 const READING = 0x80000000 | 0;
 const FREE = 0xc0000000 | 0;
 const MANY_HEADER = 8; // [state, length]
+// How many looks of a wait's spin the ring makes before it calls wait() (as wait() makes its
+// first ones in JavaScript before it calls the addon).
+const SPIN_HERE = 1000;
+// What #placeMany() answers instead of an offset.
+const NO_ROOM = -1; // the ring is too full
+const LOCK_BUSY = -2; // WRITE_LOCK stayed busy until the deadline
 // This thread's id, as a record or a lock word names it (each worker loads this module anew).
 const SELF = native.threadId();
 // How long a writer or reader held up by one record waits before asking whether its owner lives.
@@ -225,7 +237,11 @@ export class RingBuffer implements Disposable {
   #words: Int32Array;
   #data: Uint8Array;
   #lengths: Int32Array;
+  #buffer: ArrayBuffer; // the mapping's, whose bytes from HEADER_BYTES on are #data's
+  #mask: number; // capacity - 1
+  #guarded: boolean; // mapping.guarded: #seen() asks the guard
   #spin: number;
+  #spinHere: number; // the looks of a wait's spin made in the ring (the rest in wait())
   #writeAt = -1; // writer: where the reserved record starts (absolute, u32)
   #reserved = 0; // writer: payload bytes of the reserved record
   #readNext = -1; // reader: head after the message last returned, not yet released
@@ -237,23 +253,33 @@ export class RingBuffer implements Disposable {
   #readLock: Mutex | undefined;
   #readAt = -1; // reader: the record it holds (absolute, u32), until release()
   #readerBlocked = false; // reader: its last look found a RESERVED record at READ
+  // The times below are performance.now() values: NaN until then, a double from the start
+  // (0 would start the field as a small integer, and the object's shape would change at the
+  // first wait, throwing the optimized code of every method away).
   #readerHeldAt = -1; // reader: the RESERVED record it found at READ last, and since when
-  #readerHeldSince = 0;
+  #readerHeldSince = NaN;
   #writerHeldAt = -1; // writer: the HEAD a full ring showed it last, and since when
-  #writerHeldSince = 0;
+  #writerHeldSince = NaN;
   #contended = false; // #untilFree() slept: take the next lock marked
+  #freedAt = -1; // reader: the record read() freed, for its #claim() to move HEAD over (absolute, u32)
+  #seenHead = 0; // writer: the HEAD #placeMany() found too little room before
 
   private constructor(memory: SharedMemory, mapping: Mapping, capacity: number, spin: number, mode: number) {
     this.#spin = spin;
+    this.#spinHere = Math.min(spin, SPIN_HERE);
     this.memory = memory;
     this.mapping = mapping;
     this.capacity = capacity;
     this.maxMessageLength = capacity / 2 - 8;
     this.writers = (mode & MANY_WRITERS) !== 0 ? 'many' : 'one';
     this.readers = (mode & MANY_READERS) !== 0 ? 'many' : 'one';
-    this.#words = new Int32Array(mapping.buffer, 0, HEADER_BYTES / 4);
-    this.#data = new Uint8Array(mapping.buffer, HEADER_BYTES, capacity);
-    this.#lengths = new Int32Array(mapping.buffer, HEADER_BYTES, capacity / 4);
+    const buffer = mapping.buffer;
+    this.#buffer = buffer;
+    this.#mask = capacity - 1;
+    this.#guarded = mapping.guarded;
+    this.#words = new Int32Array(buffer, 0, HEADER_BYTES / 4);
+    this.#data = new Uint8Array(buffer, HEADER_BYTES, capacity);
+    this.#lengths = new Int32Array(buffer, HEADER_BYTES, capacity / 4);
     this.#many = mode !== 0;
     if (this.#many) {
       this.#writeLock = new Mutex(this.#words, WRITE_LOCK);
@@ -333,10 +359,15 @@ export class RingBuffer implements Disposable {
   reserve(length: number, options?: { timeoutMs?: undefined }): Uint8Array;
   reserve(length: number, options: RingWaitOptions): Uint8Array | undefined;
   reserve(length: number, options?: RingWaitOptions): Uint8Array | undefined {
-    const timeoutMs = waitTimeout(options); // first: reading it runs the caller's getter
+    const timeoutMs = options === undefined ? undefined : waitTimeout(options); // first: it runs the caller's getter
     this.#live();
     const need = this.#need(length);
-    if (this.#many) return this.#reserveMany(need, length, deadlineOf(timeoutMs));
+    if (this.#many) {
+      const offset = this.#reserveMany(need, length, deadlineOf(timeoutMs));
+      return offset < 0
+        ? undefined
+        : this.#seen(new Uint8Array(this.#buffer, HEADER_BYTES + offset + MANY_HEADER, length));
+    }
     for (;;) {
       const at = this.#room(need);
       if (at >= 0) return this.#seen(this.#place(at, length));
@@ -359,9 +390,9 @@ export class RingBuffer implements Disposable {
       if (waited) this.#live(); // the ring may have been closed (or its memory changed) meanwhile
       if (this.#many) {
         if (Atomics.load(this.#words, WRITE_LOCK) !== 0) await this.#untilFree(WRITE_LOCK, signal);
-        const head = Atomics.load(this.#words, HEAD);
-        const room = this.#placeMany(need, length);
-        if (room !== undefined) return this.#seen(room);
+        const offset = this.#placeMany(need, length);
+        if (offset >= 0) return this.#seen(new Uint8Array(this.#buffer, HEADER_BYTES + offset + MANY_HEADER, length));
+        const head = this.#seenHead;
         this.#writerHeldUp(head);
         await waitAsync(this.#words, HEAD, head, LIVENESS_MS, { signal, waitersIndex: WRITERS_ASLEEP });
         continue;
@@ -379,9 +410,7 @@ export class RingBuffer implements Disposable {
     this.#live();
     if (this.#writeAt < 0) throw mmanError('ERR_INVALID_STATE', 'nothing-reserved');
     if (this.#many) {
-      Atomics.store(this.#lengths, (this.#writeAt & (this.capacity - 1)) >> 2, COMMITTED);
-      this.#writeAt = -1;
-      this.#published(1);
+      this.#commitMany();
       return;
     }
     const next = (this.#writeAt + align8(RECORD_HEADER + this.#reserved)) >>> 0;
@@ -400,6 +429,21 @@ export class RingBuffer implements Disposable {
   write(message: ArrayBufferView, options?: RingWaitOptions): boolean {
     this.#live();
     const bytes = asBytes(message);
+    if (this.#many) {
+      // reserve() + set() + commit(), without a view of the record: copied in at its offset.
+      let timeoutMs: number | undefined;
+      if (options !== undefined) {
+        timeoutMs = waitTimeout(options);
+        this.#live(); // the getter may have closed the ring
+      }
+      const length = bytes.length;
+      const offset = this.#reserveMany(this.#need(length), length, deadlineOf(timeoutMs));
+      if (offset < 0) return false;
+      this.#data.set(bytes, offset + MANY_HEADER);
+      this.#seen(offset); // a guarded ring: the header and the bytes reached its pages
+      this.#commitMany();
+      return true;
+    }
     const room = this.reserve(bytes.length, options as RingWaitOptions);
     if (room === undefined) return false;
     room.set(bytes);
@@ -481,10 +525,13 @@ export class RingBuffer implements Disposable {
   read(options?: { timeoutMs?: undefined }): Uint8Array | null;
   read(options: RingWaitOptions): Uint8Array | null | undefined;
   read(options?: RingWaitOptions): Uint8Array | null | undefined {
-    const timeoutMs = waitTimeout(options); // first: reading it runs the caller's getter
+    const timeoutMs = options === undefined ? undefined : waitTimeout(options); // first: it runs the caller's getter
     this.#live();
+    if (this.#many) {
+      this.#releaseMany(true); // HEAD moves in the #claim() that follows, under the lock it takes
+      return this.#readMany(deadlineOf(timeoutMs));
+    }
     this.release();
-    if (this.#many) return this.#readMany(deadlineOf(timeoutMs));
     for (;;) {
       const message = this.#take();
       if (message !== undefined) return this.#seen(message);
@@ -529,7 +576,7 @@ export class RingBuffer implements Disposable {
   release(): void {
     this.#live();
     if (this.#many) {
-      this.#releaseMany();
+      this.#releaseMany(false);
       return;
     }
     if (this.#readNext < 0) return;
@@ -623,49 +670,64 @@ export class RingBuffer implements Disposable {
       notify(this.#words, COMMITS, count, { waitersIndex: READERS_ASLEEP });
   }
 
-  #reserveMany(need: number, length: number, deadline: number): Uint8Array | undefined {
+  // Places a RESERVED record of `length` bytes, waiting for room until `deadline`: its offset
+  // in the ring, or -1 if there was none by then.
+  #reserveMany(need: number, length: number, deadline: number): number {
     for (;;) {
-      const head = Atomics.load(this.#words, HEAD);
-      const room = this.#placeMany(need, length, deadline);
-      if (room !== undefined) return this.#seen(room);
-      if (!this.#writerWait(head, deadline)) return undefined;
+      const offset = this.#placeMany(need, length, deadline);
+      if (offset >= 0) return offset;
+      if (offset === LOCK_BUSY || !this.#writerWait(this.#seenHead, deadline)) return -1;
     }
   }
 
-  // Places a RESERVED record of `length` bytes under WRITE_LOCK: its bytes, or undefined
-  // while the ring is too full (or the lock stayed busy until `deadline`).
-  // ERR_RING_BUFFER_ENDED once an END record is placed.
-  #placeMany(need: number, length: number, deadline = Infinity): Uint8Array | undefined {
-    const mask = this.capacity - 1;
-    if (!this.#lock(WRITE_LOCK, deadline)) return undefined;
-    if (Atomics.load(this.#words, ENDED) !== 0) {
+  // Places a RESERVED record of `length` bytes under WRITE_LOCK: its offset in the ring;
+  // NO_ROOM while the ring is too full (#seenHead: the HEAD that showed it, for the wait for
+  // room), LOCK_BUSY if the lock stayed busy until `deadline`. ERR_RING_BUFFER_ENDED once an
+  // END record is placed.
+  #placeMany(need: number, length: number, deadline = Infinity): number {
+    const words = this.#words;
+    const lengths = this.#lengths;
+    const capacity = this.capacity;
+    const mask = this.#mask;
+    if (!this.#lock(WRITE_LOCK, deadline)) return LOCK_BUSY;
+    // ENDED and TAIL are stored only under WRITE_LOCK, which this writer holds: plain loads.
+    if (words[ENDED] !== 0) {
       this.#unlock(WRITE_LOCK);
       throw mmanError('ERR_RING_BUFFER_ENDED');
     }
-    const tail = Atomics.load(this.#words, TAIL) >>> 0;
-    const free = this.capacity - ((tail - (Atomics.load(this.#words, HEAD) >>> 0)) >>> 0);
-    const toEnd = this.capacity - (tail & mask);
+    const tail = words[TAIL] >>> 0;
+    const head = Atomics.load(words, HEAD);
+    const free = capacity - ((tail - (head >>> 0)) >>> 0);
+    const toEnd = capacity - (tail & mask);
     let at = tail;
-    if (need > toEnd) {
-      if (free < toEnd + need) {
-        this.#unlock(WRITE_LOCK);
-        return undefined;
-      }
-      // The rest of the ring is padding, FREE from the start: readers and HEAD pass over it.
-      this.#lengths[((tail & mask) >> 2) + 1] = SKIP;
-      Atomics.store(this.#lengths, (tail & mask) >> 2, FREE);
-      at = (tail + toEnd) >>> 0;
-    } else if (free < need) {
+    if (need > toEnd ? free < toEnd + need : free < need) {
       this.#unlock(WRITE_LOCK);
-      return undefined;
+      this.#seenHead = head;
+      return NO_ROOM;
+    }
+    if (need > toEnd) {
+      // The rest of the ring is padding, FREE from the start: readers and HEAD pass over it.
+      lengths[((tail & mask) >> 2) + 1] = SKIP;
+      lengths[(tail & mask) >> 2] = FREE;
+      at = (tail + toEnd) >>> 0;
     }
     const offset = at & mask;
-    this.#lengths[(offset >> 2) + 1] = length;
-    Atomics.store(this.#lengths, offset >> 2, SELF); // RESERVED by this thread
-    Atomics.store(this.#words, TAIL, (at + need) | 0); // publishes the header(s)
+    lengths[(offset >> 2) + 1] = length;
+    lengths[offset >> 2] = SELF; // RESERVED by this thread
+    // Publishes the header(s) (plain stores before it): every look at a record's header
+    // follows a load of TAIL that saw this store, or a later one.
+    Atomics.store(words, TAIL, (at + need) | 0);
     this.#unlock(WRITE_LOCK);
     this.#writeAt = at;
-    return this.#data.subarray(offset + MANY_HEADER, offset + MANY_HEADER + length);
+    return offset;
+  }
+
+  // commit() on a ring with many writers: the reserved record becomes COMMITTED (the store
+  // that publishes its bytes), and a reader is woken if one sleeps.
+  #commitMany(): void {
+    Atomics.store(this.#lengths, (this.#writeAt & this.#mask) >> 2, COMMITTED);
+    this.#writeAt = -1;
+    this.#published(1);
   }
 
   #endMany(deadline: number): boolean {
@@ -700,9 +762,22 @@ export class RingBuffer implements Disposable {
   #writerWait(head: number, deadline: number): boolean {
     const left = deadline === Infinity ? Infinity : deadline - performance.now();
     if (left <= 0) return false;
+    if (this.#movedSoon(HEAD, head)) return true;
     this.#writerHeldUp(head);
-    wait(this.#words, HEAD, head, Math.min(left, LIVENESS_MS), { spin: this.#spin, waitersIndex: WRITERS_ASLEEP });
+    wait(this.#words, HEAD, head, Math.min(left, LIVENESS_MS), {
+      spin: this.#spin - this.#spinHere,
+      waitersIndex: WRITERS_ASLEEP,
+    });
     return true;
+  }
+
+  // The first looks of a wait's spin, here: true once header word `index` no longer holds
+  // `value`. A peer that is running answers within them (a reader frees a record, a writer
+  // commits one), and the wait() they spare checks more than a look costs.
+  #movedSoon(index: number, value: number): boolean {
+    const words = this.#words;
+    for (let n = this.#spinHere; n > 0; n--) if (Atomics.load(words, index) !== value) return true;
+    return false;
   }
 
   // A full ring whose HEAD stayed at `head` for the liveness period: is the reader of the
@@ -719,49 +794,66 @@ export class RingBuffer implements Disposable {
   }
 
   #readMany(deadline: number): Uint8Array | null | undefined {
-    for (;;) {
+    let message = this.#claim(deadline); // most often there is one: no need of COMMITS then
+    while (message === undefined) {
+      // COMMITS before a look: a commit after the look moves it, and the wait sees that.
       const commits = Atomics.load(this.#words, COMMITS);
-      const message = this.#claim(deadline);
-      if (message !== undefined) return this.#seen(message);
+      message = this.#claim(deadline);
+      if (message !== undefined) break;
       const left = deadline === Infinity ? Infinity : deadline - performance.now();
       if (left <= 0) return undefined;
+      if (this.#movedSoon(COMMITS, commits)) continue;
       // Held up by a writer's record: look again within the liveness period.
       const timeout = this.#readerBlocked ? Math.min(left, LIVENESS_MS) : left;
       wait(this.#words, COMMITS, commits, timeout === Infinity ? undefined : timeout, {
-        spin: this.#spin,
+        spin: this.#spin - this.#spinHere,
         waitersIndex: READERS_ASLEEP,
       });
     }
+    return this.#seen(message);
   }
 
   // Under READ_LOCK: the next committed message, claimed for this reader; null at the END
   // record; undefined while there is none (#readerBlocked when a RESERVED record holds the
-  // readers up), or when the lock stayed busy until `deadline`.
+  // readers up), or when the lock stayed busy until `deadline`. HEAD moves over the record
+  // read() freed (#freedAt), if it is at HEAD, here too.
   #claim(deadline = Infinity): Uint8Array | null | undefined {
-    const mask = this.capacity - 1;
+    const words = this.#words;
+    const lengths = this.#lengths;
+    const capacity = this.capacity;
+    const mask = this.#mask;
+    const freed = this.#freedAt >= 0;
+    const freedAt = this.#freedAt;
+    this.#freedAt = -1;
     let result: Uint8Array | null | undefined;
     let more = false;
     let passed = false;
     this.#readerBlocked = false;
-    if (!this.#lock(READ_LOCK, deadline)) return undefined;
+    if (!this.#lock(READ_LOCK, deadline)) {
+      // The release read() put off, done as release() does it (the FREE store came first).
+      if (freed && Atomics.load(words, HEAD) >>> 0 === freedAt) this.#advanceHead(false);
+      return undefined;
+    }
+    // READ is stored only under READ_LOCK, which this reader holds: a plain load, plain stores.
+    let read = words[READ] >>> 0;
     // The ring holds at most capacity / 8 records: more steps than that is a peer scribbling.
-    for (let steps = this.capacity >> 3; steps > 0; steps--) {
-      const read = Atomics.load(this.#words, READ) >>> 0;
-      const tail = Atomics.load(this.#words, TAIL) >>> 0;
-      if (read === tail || (tail - read) >>> 0 > this.capacity) break; // empty (or scribbled over)
+    for (let steps = capacity >> 3; steps > 0; steps--) {
+      const tail = Atomics.load(words, TAIL) >>> 0;
+      if (read === tail || (tail - read) >>> 0 > capacity) break; // empty (or scribbled over)
       const offset = read & mask;
-      const state = Atomics.load(this.#lengths, offset >> 2);
-      const length = this.#lengths[(offset >> 2) + 1];
+      const state = Atomics.load(lengths, offset >> 2);
+      const length = lengths[(offset >> 2) + 1];
       if (length === END) {
         result = null; // not passed: every reader stops here
         break;
       }
       const next = (read + this.#size(length, offset)) >>> 0;
       if (state === COMMITTED) {
-        Atomics.store(this.#lengths, offset >> 2, READING | SELF);
-        Atomics.store(this.#words, READ, next | 0);
+        // READING is looked at only under READ_LOCK (and by this reader): a plain store.
+        lengths[offset >> 2] = READING | SELF;
+        words[READ] = next | 0;
         this.#readAt = read;
-        result = this.#data.subarray(offset + MANY_HEADER, offset + MANY_HEADER + length);
+        result = new Uint8Array(this.#buffer, HEADER_BYTES + offset + MANY_HEADER, length);
         more = next !== tail;
         break;
       }
@@ -771,21 +863,22 @@ export class RingBuffer implements Disposable {
           this.#readerBlocked = true;
           break;
         }
-        if (Atomics.compareExchange(this.#lengths, offset >> 2, state, FREE) !== state) continue;
-        Atomics.add(this.#words, SKIPPED, 1);
+        if (Atomics.compareExchange(lengths, offset >> 2, state, FREE) !== state) continue;
+        Atomics.add(words, SKIPPED, 1);
       }
       // FREE (padding, a record abandoned or skipped) or READING (its reader died claiming it).
-      Atomics.store(this.#words, READ, next | 0);
+      words[READ] = next | 0;
+      read = next;
       passed = true;
     }
     // A FREE record passed here has no reader to release it: HEAD goes over it now if it can
-    // (else the release of the READING record before it takes HEAD over both).
-    const moved = passed && this.#advanceLocked(false);
+    // (else the release of the READING record before it takes HEAD over both); so does the
+    // one read() freed. Not past `read`: READ, or the record claimed here (this reader's).
+    const moved = (passed || freed) && this.#advanceLocked(false, read);
     this.#unlock(READ_LOCK);
     if (moved) this.#roomMade();
     // A wake this reader took may have been meant for the record behind: pass it on.
-    if (more && Atomics.load(this.#words, READERS_ASLEEP) !== 0)
-      notify(this.#words, COMMITS, 1, { waitersIndex: READERS_ASLEEP });
+    if (more && Atomics.load(words, READERS_ASLEEP) !== 0) notify(words, COMMITS, 1, { waitersIndex: READERS_ASLEEP });
     return result;
   }
 
@@ -803,11 +896,18 @@ export class RingBuffer implements Disposable {
     return true;
   }
 
-  #releaseMany(): void {
+  // Frees the record this reader holds, and moves HEAD over it if it is at HEAD: now, or with
+  // `deferred` (read(), whose #claim() takes READ_LOCK next anyway) in that #claim(), which
+  // looks at HEAD under the lock (so needs no look at it here).
+  #releaseMany(deferred: boolean): void {
     const at = this.#readAt;
     if (at < 0) return;
     this.#readAt = -1;
-    Atomics.store(this.#lengths, (at & (this.capacity - 1)) >> 2, FREE);
+    Atomics.store(this.#lengths, (at & this.#mask) >> 2, FREE);
+    if (deferred) {
+      this.#freedAt = at;
+      return;
+    }
     // Only the record at HEAD moves it; one behind another reader's is passed by that reader.
     if (Atomics.load(this.#words, HEAD) >>> 0 === at) this.#advanceHead(false);
   }
@@ -820,28 +920,35 @@ export class RingBuffer implements Disposable {
     if (moved) this.#roomMade();
   }
 
-  // Under READ_LOCK: HEAD over the FREE records after it, never past READ; with `reclaim`,
-  // a READING record at HEAD whose reader is gone is freed first (and counted in LOST).
-  // True if HEAD moved.
-  #advanceLocked(reclaim: boolean): boolean {
-    const mask = this.capacity - 1;
+  // Under READ_LOCK: HEAD over the FREE records after it, never past READ (nor past `stop`,
+  // a record at or before READ); with `reclaim`, a READING record at HEAD whose reader is gone
+  // is freed first (and counted in LOST). True if HEAD moved. Each HEAD store comes before the
+  // look at the next record's state (a release that stores FREE there and then finds HEAD
+  // short of it relies on that).
+  #advanceLocked(reclaim: boolean, stop = -1): boolean {
+    const words = this.#words;
+    const lengths = this.#lengths;
+    const capacity = this.capacity;
+    const mask = this.#mask;
+    // HEAD and READ are stored only under READ_LOCK, which this thread holds: plain loads.
+    let head = words[HEAD] >>> 0;
+    const read = stop >= 0 ? stop : words[READ] >>> 0;
     let moved = false;
-    for (let steps = this.capacity >> 3; steps > 0; steps--) {
-      const head = Atomics.load(this.#words, HEAD) >>> 0;
-      const read = Atomics.load(this.#words, READ) >>> 0;
-      if (head === read || (read - head) >>> 0 > this.capacity) break;
+    for (let steps = capacity >> 3; steps > 0; steps--) {
+      if (head === read || (read - head) >>> 0 > capacity) break;
       const offset = head & mask;
-      const state = Atomics.load(this.#lengths, offset >> 2);
+      const state = Atomics.load(lengths, offset >> 2);
       if (
         reclaim &&
         (state & PHASE) === READING &&
         (state & TID) !== SELF &&
         native.threadGone(state & TID) &&
-        Atomics.compareExchange(this.#lengths, offset >> 2, state, FREE) === state
+        Atomics.compareExchange(lengths, offset >> 2, state, FREE) === state
       ) {
-        Atomics.add(this.#words, LOST, 1);
+        Atomics.add(words, LOST, 1);
       } else if ((state & PHASE) !== FREE) break;
-      Atomics.store(this.#words, HEAD, (head + this.#size(this.#lengths[(offset >> 2) + 1], offset)) | 0);
+      head = (head + this.#size(lengths[(offset >> 2) + 1], offset)) >>> 0;
+      Atomics.store(words, HEAD, head | 0);
       moved = true;
     }
     return moved;
@@ -882,7 +989,7 @@ export class RingBuffer implements Disposable {
   close(): void {
     if (this.#closed) return;
     if (this.#many && usable(this.mapping)) {
-      this.#releaseMany();
+      this.#releaseMany(false);
       if (this.#writeAt >= 0) {
         Atomics.store(this.#lengths, (this.#writeAt & (this.capacity - 1)) >> 2, FREE);
         this.#writeAt = -1;
@@ -911,7 +1018,7 @@ export class RingBuffer implements Disposable {
   // What a call read from a guarded ring's pages, once the guard has been asked whether they
   // were still there (the first touch of a truncated page is what the guard sees).
   #seen<T>(result: T): T {
-    if (this.mapping.guarded) handleOf(this.mapping, 'A RingBuffer');
+    if (this.#guarded) handleOf(this.mapping, 'A RingBuffer');
     return result;
   }
 

@@ -272,6 +272,30 @@ describe('RingBuffer with many readers', () => {
     ring.close();
   });
 
+  test('three reader threads with the blocking read() on the smallest ring, two writer threads: each message read once, each writer in its order', async () => {
+    const ring = RingBuffer.create(4096, { writers: 'many', readers: 'many' });
+    const count = 3000;
+    const readers = [0, 1, 2].map(() => worker(ring, 'readBlocking'));
+    for (const r of readers) expect(await r.next()).toEqual({ reading: true });
+    const writers = [1, 2].map((id) => worker(ring, 'write', id, count));
+    for (const w of writers) expect(await w.next()).toEqual({ done: count });
+    expect(ring.end()).toBe(true);
+    const lists = [];
+    for (const r of readers) {
+      const { got } = (await r.next()) as { got: Array<[number, number]> };
+      lists.push(got);
+      expect((await r.exited)[0]).toBe(0);
+    }
+    for (const w of writers) expect((await w.exited)[0]).toBe(0);
+    for (const got of lists)
+      for (const seqs of byWriter(got).values()) expect(seqs).toEqual([...seqs].sort((a, b) => a - b));
+    const all = byWriter(lists.flat());
+    for (const id of [1, 2]) expect([...all.get(id)!].sort((a, b) => a - b)).toEqual(upTo(count));
+    expect(lists.flat()).toHaveLength(2 * count); // no message twice
+    expect([ring.skipped, ring.lost]).toEqual([0, 0]);
+    ring.close();
+  });
+
   test('a reader SIGKILLed between read() and release(): its space comes back to the writers once it is gone, the message counted lost, never read again', async () => {
     const ring = RingBuffer.create(4096, { readers: 'many' });
     const write = (seq: number, timeoutMs?: number): boolean => {
