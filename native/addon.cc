@@ -102,6 +102,39 @@ int ExternalBuffersStatus(napi_env env) {
   return static_cast<int>(status);
 }
 
+// Whether structuredClone(buffer, { transfer: [buffer] }) moves an external buffer's memory
+// into the copy (Deno) rather than copying it (Node 20) or refusing (Node 22+, Bun): the
+// copy then reaches the pages without any transfer() of ours having been told.
+bool StoresMoveUnseen(napi_env env) {
+  static uint8_t probe[1];
+  napi_value buffer, global, clone, options, list, copy;
+  bool detached = false;
+  if (napi_create_external_arraybuffer(env, probe, sizeof probe, nullptr, nullptr, &buffer) !=
+          napi_ok ||
+      napi_get_global(env, &global) != napi_ok ||
+      napi_get_named_property(env, global, "structuredClone", &clone) != napi_ok) {
+    bool pending = false;
+    napi_is_exception_pending(env, &pending);
+    napi_value ignored;
+    if (pending) napi_get_and_clear_last_exception(env, &ignored);
+    return false;
+  }
+  napi_valuetype type;
+  if (napi_typeof(env, clone, &type) != napi_ok || type != napi_function) return false;
+  napi_create_object(env, &options);
+  napi_create_array_with_length(env, 1, &list);
+  napi_set_element(env, list, 0, buffer);
+  napi_set_named_property(env, options, "transfer", list);
+  napi_value args[2] = {buffer, options};
+  if (napi_call_function(env, global, clone, 2, args, &copy) == napi_ok)
+    napi_is_detached_arraybuffer(env, buffer, &detached);
+  bool pending = false;
+  napi_is_exception_pending(env, &pending);
+  napi_value ignored;
+  if (pending) napi_get_and_clear_last_exception(env, &ignored);  // DataCloneError: refused
+  return detached;
+}
+
 }  // namespace
 
 void InitAnswers(Napi::Env env, Napi::Object exports) {
@@ -158,6 +191,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("constants", Constants(env));
   InitAnswers(env, exports);
   exports.Set("externalBuffers", Napi::Number::New(env, ExternalBuffersStatus(env)));
+  addon->lifetime.storesMoveUnseen = StoresMoveUnseen(env);
+  exports.Set("storesMoveUnseen", Napi::Boolean::New(env, addon->lifetime.storesMoveUnseen));
   InitMapping(env, exports);
   InitMemory(env, exports);
   InitShared(env, exports);

@@ -205,7 +205,7 @@ void Settle(BufferRecord* record) {
     }
   }
   if (record->span == nullptr || !record->objectGone) return;
-  if (record->storeMoved && !record->storeReleased) return;
+  if ((record->storeMoved || record->mayMoveUnseen) && !record->storeReleased) return;
   Span* span = record->span;
   record->span = nullptr;
   Unpin(span);
@@ -263,7 +263,7 @@ void TakeStray(Lifetime* lifetime) {
 void StoreReleased(BufferRecord* record) {
   record->storeFinalized = true;
   record->storeReleased = true;
-  if (!record->storeMoved && !record->detachedByUs) {
+  if (!record->storeMoved && !record->mayMoveUnseen && !record->detachedByUs) {
     record->objectGone = true;
     Unlist(record);
   }
@@ -446,6 +446,7 @@ napi_value LendBuffer(napi_env env, Region* region, size_t offset, size_t length
   record->owner = region->owner;
   record->data = span->base + offset;
   record->kept = kept;
+  record->mayMoveUnseen = region->owner->storesMoveUnseen;
   record->span = span;
   Pin(span);
   LinkInto(region->owner->records, record);

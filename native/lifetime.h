@@ -98,6 +98,9 @@ struct BufferRecord {
   bool kept = false;             // the caller keeps it and passes it back (Mapping#buffer)
   bool detachedByUs = false;     // unmap({ detachViews }): its store went with the detach
   bool storeMoved = false;       // detached by someone else: the store lives on elsewhere
+  // The runtime may move the store without telling us (Lifetime::storesMoveUnseen): only the
+  // store's finalizer says it is gone.
+  bool mayMoveUnseen = false;
   bool storeReleased = false;
   bool objectGone = false;
   bool storeFinalized = false;  // Node ran the store's finalizer: it holds no hint now
@@ -120,7 +123,10 @@ struct Lifetime {
   BufferRecord* records = nullptr;
   std::vector<Region*> closed;         // closed regions whose buffers may still be alive
   std::vector<BufferRecord*> watched;  // observed buffers whose object may still be alive
-  int64_t retiredSpans = 0;            // retired, not yet released (RetireSpan, ReleaseSpan)
+  // This runtime's structuredClone/postMessage moves an external buffer's store into the copy
+  // (Deno; Node copies or refuses it, as Bun does), which no transfer() of ours sees.
+  bool storesMoveUnseen = false;
+  int64_t retiredSpans = 0;  // retired, not yet released (RetireSpan, ReleaseSpan)
   // While a sweep runs: where ReleaseSpan leaves the ranges it released, unmapped together at
   // its end.
   std::vector<std::pair<uint8_t*, size_t>>* batch = nullptr;

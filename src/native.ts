@@ -133,6 +133,8 @@ export interface NativeAddon {
   readonly tools: NativeTools;
   /** 0 if the runtime allows ArrayBuffers over external memory, else the refusing napi_status. */
   readonly externalBuffers: number;
+  /** This runtime's structuredClone moves an external buffer's memory into the copy (Deno): probed at load. */
+  readonly storesMoveUnseen: boolean;
   /**
    * mmap(2), and the region over the result: its handle, -errno, or answers.MAP_LIMIT (refused
    * near vm.max_map_count, before any syscall). `label` names it in fault messages; `options`

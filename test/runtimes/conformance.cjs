@@ -202,6 +202,31 @@ test('mappingStats() is back to nothing once unmapped mappings are collected', a
   assert.deepEqual(mman.mappingStats(), NONE);
 });
 
+test('structuredClone with transfer: copied, refused, or moved (Deno), the pages stay until the copy is gone', async () => {
+  let copy = null;
+  (() => {
+    const m = mman.mapAnonymous(PAGE_SIZE);
+    m.bytes[0] = 5;
+    try {
+      copy = structuredClone(m.buffer, { transfer: [m.buffer] }); // Node 20 copies; Deno moves the memory
+    } catch (e) {
+      assert.ok(e.name === 'DataCloneError' || e instanceof TypeError, e.message); // Node 22+, Bun
+    }
+    // Dropped without unmap(): its handle is collected while the copy lives on.
+  })();
+  for (let i = 0; i < 5; i++) {
+    collect();
+    await turn();
+  }
+  if (copy !== null) assert.equal(new Uint8Array(copy)[0], 5); // read after collections: no SIGSEGV
+  copy = null;
+  for (let i = 0; i < 100 && mman.mappingStats().regions > 0; i++) {
+    collect();
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+  assert.deepEqual(mman.mappingStats(), NONE);
+});
+
 // ---- errors ----
 
 test('bad arguments: TypeError/RangeError with Node codes, before any system call', () => {
