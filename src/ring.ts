@@ -167,9 +167,21 @@ function waitTimeout(options: unknown): number | undefined {
   return timeoutMs;
 }
 
-// The options of an async call, checked before it waits: its signal, for waitAsync().
+// The options of an async call, checked before it waits: its signal, for waitAsync(). It has no
+// timeout (an AbortSignal.timeout() does that): a `timeoutMs` passed here is refused, not ignored.
 function waitSignal(options: unknown): AbortSignal | undefined {
-  return validateAbortSignal(validateOptions<{ signal?: AbortSignal }>(options).signal, 'options.signal');
+  const opts = validateOptions<{ signal?: AbortSignal }>(options);
+  if (options !== undefined) {
+    for (const key of Object.keys(opts)) {
+      if (key !== 'signal')
+        throw invalidArgValue(
+          `options.${key}`,
+          (opts as Record<string, unknown>)[key],
+          'is not an option of readAsync(), reserveAsync() or writeAsync() (signal; for a timeout, AbortSignal.timeout())',
+        );
+    }
+  }
+  return validateAbortSignal(opts.signal, 'options.signal');
 }
 
 /** Options for the blocking calls of {@link RingBuffer}. */

@@ -570,6 +570,21 @@ describe('every mode: the same calls, the same answers', () => {
     many.close();
   });
 
+  test('readAsync()/writeAsync() refuse a timeoutMs they would not honour (their timeout is a signal)', async () => {
+    for (const options of [{}, { writers: 'many', readers: 'many' }] as const) {
+      const ring = RingBuffer.create(4096, options);
+      await expect(ring.readAsync({ timeoutMs: 5 } as never)).rejects.toMatchObject({
+        code: 'ERR_INVALID_ARG_VALUE',
+        message: expect.stringContaining('options.timeoutMs'),
+      });
+      await expect(ring.writeAsync(new Uint8Array(8), { timeoutMs: 5 } as never)).rejects.toMatchObject({
+        code: 'ERR_INVALID_ARG_VALUE',
+      });
+      await expect(ring.readAsync({ signal: AbortSignal.timeout(20) })).rejects.toMatchObject({ name: 'AbortError' });
+      ring.close();
+    }
+  });
+
   test('SharedMemory of another kind is still refused as before', () => {
     using shm = SharedMemory.create(8192);
     expect(() => RingBuffer.attach(shm, { writers: 'many' })).toThrow(
