@@ -78,6 +78,19 @@ test('bench/ipc.js --quick: every ratio measured, the C ping-pong at each spin, 
   expect(number(out, /\(c\) RingBuffer ping-pong.*?median ([\d.]+)x/)).toBeGreaterThan(0);
 }, 180_000);
 
+test('bench/ring.js --quick: every way in every topology, size and kind measured; the paced latencies too', () => {
+  const out = bench('ring.js', ['--quick']);
+  const rows = [...out.matchAll(/^(process|thread)\s+(\S+)\s+(\d+) B\s+(\S+)\s+([\d.]+) M msg\/s/gm)];
+  // 1→1: ring-many, ring-one, ipc, C; 4→1 and 1→4: all but ring-one; 64 B and 4 KiB; processes and threads.
+  expect(rows).toHaveLength(2 * 2 * (4 + 3 + 3));
+  for (const row of rows) expect([row[0], Number(row[5])]).toEqual([row[0], expect.any(Number)]);
+  for (const row of rows) expect(Number(row[5])).toBeGreaterThan(0);
+  const paced = [...out.matchAll(/^(process|thread)\s+1→1\s+64 B\s+(\S+)\s+paced\s+p50\s+([\d.]+) µs/gm)];
+  expect(paced.map((m) => `${m[1]} ${m[2]}`).sort()).toEqual(
+    ['process', 'thread'].flatMap((kind) => ['c', 'ipc', 'ring-many', 'ring-one'].map((way) => `${kind} ${way}`)),
+  );
+}, 180_000);
+
 test('bench/read-loop.js: the JavaScript and C read loops, timed', () => {
   const out = bench('read-loop.js', ['--size', '8M', '--rounds', '3']);
   expect(number(out, /JS loop: median ([\d.]+)/)).toBeGreaterThan(0);
