@@ -94,10 +94,7 @@ int ExternalBuffersStatus(napi_env env) {
   napi_status status =
       napi_create_external_arraybuffer(env, probe, sizeof probe, nullptr, nullptr, &buffer);
   if (status != napi_ok) {
-    bool pending = false;
-    napi_is_exception_pending(env, &pending);
-    napi_value ignored;
-    if (pending) napi_get_and_clear_last_exception(env, &ignored);
+    ClearPendingException(env);
   }
   return static_cast<int>(status);
 }
@@ -113,10 +110,7 @@ bool StoresMoveUnseen(napi_env env) {
           napi_ok ||
       napi_get_global(env, &global) != napi_ok ||
       napi_get_named_property(env, global, "structuredClone", &clone) != napi_ok) {
-    bool pending = false;
-    napi_is_exception_pending(env, &pending);
-    napi_value ignored;
-    if (pending) napi_get_and_clear_last_exception(env, &ignored);
+    ClearPendingException(env);
     return false;
   }
   napi_valuetype type;
@@ -128,10 +122,7 @@ bool StoresMoveUnseen(napi_env env) {
   napi_value args[2] = {buffer, options};
   if (napi_call_function(env, global, clone, 2, args, &copy) == napi_ok)
     napi_is_detached_arraybuffer(env, buffer, &detached);
-  bool pending = false;
-  napi_is_exception_pending(env, &pending);
-  napi_value ignored;
-  if (pending) napi_get_and_clear_last_exception(env, &ignored);  // DataCloneError: refused
+  ClearPendingException(env);  // DataCloneError: refused
   return detached;
 }
 
@@ -166,11 +157,15 @@ bool CanRunJs(napi_env env) {
   bool same = false;
   if (napi_get_undefined(env, &undefined) != napi_ok) return false;
   if (napi_strict_equals(env, undefined, undefined, &same) == napi_ok) return true;
-  bool pending = false;  // the probe leaves no exception behind, if it ever set one
+  ClearPendingException(env);  // the probe leaves no exception behind, if it ever set one
+  return false;
+}
+
+void ClearPendingException(napi_env env) {
+  bool pending = false;
   napi_is_exception_pending(env, &pending);
   napi_value ignored;
   if (pending) napi_get_and_clear_last_exception(env, &ignored);
-  return false;
 }
 
 AddonEnv* AddonEnvOf(napi_env env) {

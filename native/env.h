@@ -41,4 +41,7 @@ AddonEnv* AddonEnvOf(napi_env env);
 // fails. A completion that finds this must only let go of what it holds.
 bool CanRunJs(napi_env env);
 
+// Drops the JavaScript exception a failed Node-API call left pending, if any (addon.cc).
+void ClearPendingException(napi_env env);
+
 }  // namespace mman

@@ -519,10 +519,7 @@ void CloseRegion(napi_env env, Region* region, napi_value kept, bool detach) {
     if (data != record->data) continue;
     // An immutable buffer (a read-only mapping's, where the runtime has them) cannot be.
     if (napi_detach_arraybuffer(env, object) != napi_ok) {
-      bool pending = false;
-      napi_is_exception_pending(env, &pending);
-      napi_value ignored;
-      if (pending) napi_get_and_clear_last_exception(env, &ignored);
+      ClearPendingException(env);
       continue;
     }
     record->detachedByUs = true;
