@@ -102,6 +102,8 @@ if (process.env.MMAN_IPC_BENCH_CHILD) {
 const nextMessage = (child) => new Promise((resolve) => child.once('message', resolve));
 const micros = (t0) => Number(process.hrtime.bigint() - t0) / 1000;
 const fmt = (n, d = 1) => n.toFixed(d);
+// A ratio keeps three significant digits: one side slowed by other load can make it 0.004, not 0.00.
+const ratio = (x) => x.toPrecision(3);
 
 function percentile(sorted, p) {
   return sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))];
@@ -150,7 +152,7 @@ async function main() {
   if (cLoop) {
     for (const spin of C_SPINS) {
       const ratios = rounds.map((r) => r.c.js[spin] / r.c.c[spin]);
-      console.log(`(c) wait/notify ping-pong with waitersIndex, spin ${spin}${rounds[0].c.pinned ? ', one CPU each side' : ''}: mman / C (same protocol, same spin): ${ratios.map((x) => fmt(x, 2)).join(', ')}; median ${fmt(median(ratios), 2)}x; goal <= 1.5x`);
+      console.log(`(c) wait/notify ping-pong with waitersIndex, spin ${spin}${rounds[0].c.pinned ? ', one CPU each side' : ''}: mman / C (same protocol, same spin): ${ratios.map(ratio).join(', ')}; median ${ratio(median(ratios))}x; goal <= 1.5x`);
     }
   } else {
     console.log('(c) no C compiler (cc): the C side of the ping-pong was not measured');
@@ -327,7 +329,7 @@ async function measureC(binary, child, v) {
       js[spin] = median(jsRuns);
       if (binary) c[spin] = median(cRuns);
       console.log(`(c) ping-pong with waiter counts, spin ${spin}${pinned ? ', one CPU each side' : ''}: mman ${jsRuns.map((x) => fmt(x, 3)).join(' / ')} us per round trip` +
-        (binary ? `, C ${cRuns.map((x) => fmt(x, 3)).join(' / ')} us: median ${fmt(js[spin] / c[spin], 2)}x` : ''));
+        (binary ? `, C ${cRuns.map((x) => fmt(x, 3)).join(' / ')} us: median ${ratio(js[spin] / c[spin])}x` : ''));
     }
   } finally {
     if (pinned) {

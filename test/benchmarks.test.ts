@@ -74,6 +74,17 @@ test('bench/ipc.js --quick: every ratio measured, the C ping-pong at each spin, 
     );
     expect([spin, number(out, re)]).toEqual([spin, expect.any(Number)]);
     expect(number(out, re)).toBeGreaterThan(0);
+    // Each round's time on each side is a figure above zero (the ratio is only as good as they are).
+    const line = new RegExp(
+      `\\(c\\) ping-pong with waiter counts, spin ${spin}\\b.*?: mman ([\\d. /]+) us per round trip, C ([\\d. /]+) us`,
+    ).exec(out);
+    expect(line).not.toBeNull();
+    for (const side of [line![1], line![2]]) {
+      const times = side.split(' / ').map(Number);
+      expect(times.length).toBeGreaterThan(0);
+      for (const t of times) expect([spin, t]).toEqual([spin, expect.any(Number)]);
+      for (const t of times) expect(t).toBeGreaterThan(0);
+    }
   }
   expect(number(out, /\(c\) RingBuffer ping-pong.*?median ([\d.]+)x/)).toBeGreaterThan(0);
 }, 180_000);
