@@ -25,6 +25,8 @@
 // code, as C's is. ipc is not warmed (its cost is mostly Node's own, compiled or not).
 //
 //   node bench/ring.js [--quick] [--warm] [--json FILE] [--only ring-many,ring-one,ipc,c] [--paced-only]
+//                      [--kind process,thread] [--topology 1-1,4-1,1-4] [--size 64,4096] [--no-paced]
+// (--kind, --topology and --size choose rows of the first table; --paced-only skips it, --no-paced the second)
 'use strict';
 const { execFileSync, fork: forkPlain } = require('node:child_process');
 const { mkdtempSync, rmSync, writeFileSync } = require('node:fs');
@@ -47,7 +49,11 @@ const ROLE_ENV = 'MMAN_RING_BENCH_PEER';
 const PACED_ONLY = process.argv.includes('--paced-only');
 const WARM = process.argv.includes('--warm');
 const WARM_MESSAGES = 100_000;
-const ONLY = process.argv.includes('--only') ? process.argv[process.argv.indexOf('--only') + 1].split(',') : undefined;
+const list = (flag) => (process.argv.includes(flag) ? process.argv[process.argv.indexOf(flag) + 1].split(',') : undefined);
+const ONLY = list('--only');
+const KINDS = list('--kind') ?? ['process', 'thread'];
+const TOPOLOGIES = list('--topology') ?? ['1-1', '4-1', '1-4'];
+const SIZES = (list('--size') ?? ['64', '4096']).map(Number);
 
 const now = () => Number(process.hrtime.bigint());
 
@@ -285,14 +291,10 @@ async function main() {
   }
   console.log(`${os.cpus().length} CPUs, load ${os.loadavg().map((x) => x.toFixed(2)).join(' ')}; ${REPEAT} round(s), medians${WARM ? `; ring peers warmed with ${WARM_MESSAGES} messages` : ''}`);
   const rows = [];
-  const topologies = [
-    [1, 1],
-    [4, 1],
-    [1, 4],
-  ];
-  for (const kind of PACED_ONLY ? [] : ['process', 'thread']) {
+  const topologies = TOPOLOGIES.map((t) => t.split('-').map(Number));
+  for (const kind of PACED_ONLY ? [] : KINDS) {
     for (const [writers, readers] of topologies) {
-      for (const size of [64, 4096]) {
+      for (const size of SIZES) {
         const ways = ['ring-many', ...(writers === 1 && readers === 1 ? ['ring-one'] : []), 'ipc', 'c'];
         for (const way of ways) {
           if (way === 'c' && binary === undefined) continue;
@@ -320,8 +322,8 @@ async function main() {
       }
     }
   }
-  console.log(`paced: one 64 B message every ${PACE_US} µs, 1→1, every message's latency`);
-  for (const kind of ['process', 'thread']) {
+  if (!process.argv.includes('--no-paced')) console.log(`paced: one 64 B message every ${PACE_US} µs, 1→1, every message's latency`);
+  for (const kind of process.argv.includes('--no-paced') ? [] : ['process', 'thread']) {
     for (const way of ['ring-many', 'ring-one', 'ipc', 'c']) {
       if (way === 'c' && binary === undefined) continue;
       if (ONLY !== undefined && !ONLY.includes(way)) continue;
