@@ -19,7 +19,8 @@
 // samples every message: the one-way latency of a queue that is not full (1→1, 64 B).
 //
 // The peers are new processes or threads each round, so a JavaScript way's rate includes the
-// time its code takes to be compiled (tens of ms: about half of a 4 KiB round). With --warm,
+// time its code takes to be compiled (tens of ms: a few percent of a round of 4,000,000 64 B
+// or 800,000 4 KiB messages, which the rings and C each move; ipc moves a fortieth). With --warm,
 // every ring peer, and this process, first runs WARM_MESSAGES through a ring of its own in one
 // thread (write() then read(), in batches) before it says it is ready: the rate of compiled
 // code, as C's is. ipc is not warmed (its cost is mostly Node's own, compiled or not).
@@ -37,8 +38,10 @@ const { RingBuffer, SharedMemory, fork } = require('../lib');
 
 const QUICK = process.argv.includes('--quick');
 const REPEAT = QUICK ? 1 : 3;
-const COUNT = { 64: QUICK ? 40_000 : 400_000, 4096: QUICK ? 8_000 : 80_000 };
-const IPC_SHARE = 4; // ipc moves a quarter as many messages: it is far slower, and the rate is a rate
+// Messages a run: the rings and C move the same number (a run of well over a second at 64 B, so
+// that a rate is not mostly start-up); ipc a fortieth as many: it is far slower, and a rate is a rate.
+const COUNT = { 64: QUICK ? 40_000 : 4_000_000, 4096: QUICK ? 8_000 : 800_000 };
+const IPC_SHARE = 40;
 const CAPACITY = 1 << 20;
 const SAMPLE_EVERY = 64;
 const ACK_EVERY = 1024;
@@ -80,8 +83,9 @@ async function peer(task, shared, send, inbox) {
   } else {
     const samples = [];
     let got = 0;
+    const stamps = new DataView(ring.mapping.buffer); // the timestamp at a message's offset, as C's memcpy reads it
     for (let m; (m = ring.read()) !== null; got++) {
-      const t = new DataView(m.buffer, m.byteOffset, 8).getFloat64(0, true);
+      const t = stamps.getFloat64(m.byteOffset, true);
       if (t !== 0) samples.push(now() - t);
     }
     await send({ done: got, samples, end: now() });
@@ -216,9 +220,10 @@ async function runJs(kind, way, writers, readers, size, pace = 0) {
         }),
       );
     } else {
+      const stamps = new DataView(ring.mapping.buffer);
       for (let got = 0; got < total; got++) {
         const m = ring.read();
-        const t = new DataView(m.buffer, m.byteOffset, 8).getFloat64(0, true);
+        const t = stamps.getFloat64(m.byteOffset, true);
         if (t !== 0) samples.push(now() - t);
       }
     }
@@ -263,8 +268,7 @@ async function runJs(kind, way, writers, readers, size, pace = 0) {
 }
 
 function runC(binary, kind, writers, readers, size, pace = 0) {
-  // Ten times the messages: C is that much faster, and a run of a few ms says little.
-  const count = pace ? PACED : 10 * COUNT[size];
+  const count = pace ? PACED : COUNT[size];
   const args = [kind === 'thread' ? 'thread' : 'proc', writers, readers, size, count, CAPACITY, 20000, pace * 1e3];
   const out = execFileSync(binary, args.map(String), {
     encoding: 'utf8',

@@ -41,10 +41,10 @@
 //   record at READ whose writer is gone (checked once the reader has been held up there for
 //   the liveness period) is made FREE and counted in SKIPPED. release() stores FREE, and if
 //   the record is at HEAD advances HEAD over consecutive FREE records (never past READ; in
-//   read(), whose claim takes READ_LOCK next anyway, that claim does it, under its lock); a
-//   FREE record behind another reader's READING one is passed over by that reader's
-//   release (it stores FREE before it looks at HEAD, and the one advancing looks at the
-//   state after storing HEAD: seq-cst Atomics, so one of the two sees the other). A FREE
+//   read(), whose claim takes READ_LOCK next anyway, that claim stores FREE and does it, under
+//   its lock); a FREE record behind another reader's READING one is passed over by that
+//   reader's release (it stores FREE before it looks at HEAD, and the one advancing looks at
+//   the state after storing HEAD: seq-cst Atomics, so one of the two sees the other). A FREE
 //   record a reader passes at READ (padding, skipped, abandoned) has no reader to release
 //   it: that reader advances HEAD the same way before it lets go of READ_LOCK. A writer
 //   held up by a full ring for the liveness period takes READ_LOCK and frees a READING
@@ -55,8 +55,10 @@
 //   record's position | 1) before TAIL: a WRITE_LOCK taken over finishes that TAIL store.
 // - Plain loads and stores: a word stored only under a lock is loaded without Atomics by
 //   that lock's holder (TAIL and ENDED under WRITE_LOCK, READ and HEAD under READ_LOCK);
-//   READ, and a record's READING state (looked at only under READ_LOCK), are stored plainly
-//   under READ_LOCK; a record's header is written plainly and published by the TAIL store.
+//   READ, a record's READING state (looked at only under READ_LOCK), and the FREE that read()
+//   stores over the record it read before (once READING, a state is looked at only under
+//   READ_LOCK), are stored plainly under READ_LOCK; a record's header is written plainly and
+//   published by the TAIL store.
 //   Every other access to a word that another thread stores is an Atomics one (seq-cst).
 // - No ABA: no cursor is ever compare-and-swapped (each moves under its lock); the only
 //   compare-and-swaps are on a record's state, from a value naming a thread that is gone.
@@ -842,10 +844,17 @@ export class RingBuffer implements Disposable {
     let passed = false;
     this.#readerBlocked = false;
     if (!this.#lock(READ_LOCK, deadline)) {
-      // The release read() put off, done as release() does it (the FREE store came first).
-      if (freed && Atomics.load(words, HEAD) >>> 0 === freedAt) this.#advanceHead(false);
+      // The release read() put off, done as release() does it.
+      if (freed) {
+        Atomics.store(lengths, (freedAt & mask) >> 2, FREE);
+        if (Atomics.load(words, HEAD) >>> 0 === freedAt) this.#advanceHead(false);
+      }
       return undefined;
     }
+    // The record read() freed: a record's state is looked at only under READ_LOCK once it is
+    // READING (by #claim and #advanceLocked), which this reader holds: a plain store, published
+    // by the unlock, and HEAD moves over it below without a look at it.
+    if (freed) lengths[(freedAt & mask) >> 2] = FREE;
     // READ is stored only under READ_LOCK, which this reader holds: a plain load, plain stores.
     let read = words[READ] >>> 0;
     // The ring holds at most capacity / 8 records: more steps than that is a peer scribbling.
@@ -886,7 +895,7 @@ export class RingBuffer implements Disposable {
     // A FREE record passed here has no reader to release it: HEAD goes over it now if it can
     // (else the release of the READING record before it takes HEAD over both); so does the
     // one read() freed. Not past `read`: READ, or the record claimed here (this reader's).
-    const moved = (passed || freed) && this.#advanceLocked(false, read);
+    const moved = (passed || freed) && this.#advanceLocked(false, read, freedAt);
     this.#unlock(READ_LOCK);
     if (moved) this.#roomMade();
     // A wake this reader took may have been meant for the record behind: pass it on.
@@ -915,11 +924,11 @@ export class RingBuffer implements Disposable {
     const at = this.#readAt;
     if (at < 0) return;
     this.#readAt = -1;
-    Atomics.store(this.#lengths, (at & this.#mask) >> 2, FREE);
     if (deferred) {
-      this.#freedAt = at;
+      this.#freedAt = at; // FREE is stored there too, under the lock
       return;
     }
+    Atomics.store(this.#lengths, (at & this.#mask) >> 2, FREE);
     // Only the record at HEAD moves it; one behind another reader's is passed by that reader.
     if (Atomics.load(this.#words, HEAD) >>> 0 === at) this.#advanceHead(false);
   }
@@ -936,8 +945,9 @@ export class RingBuffer implements Disposable {
   // a record at or before READ); with `reclaim`, a READING record at HEAD whose reader is gone
   // is freed first (and counted in LOST). True if HEAD moved. Each HEAD store comes before the
   // look at the next record's state (a release that stores FREE there and then finds HEAD
-  // short of it relies on that).
-  #advanceLocked(reclaim: boolean, stop = -1): boolean {
+  // short of it relies on that). `freed`: a record this thread made FREE under the lock (read()'s
+  // release), not looked at again.
+  #advanceLocked(reclaim: boolean, stop = -1, freed = -1): boolean {
     const words = this.#words;
     const lengths = this.#lengths;
     const capacity = this.capacity;
@@ -949,7 +959,7 @@ export class RingBuffer implements Disposable {
     for (let steps = capacity >> 3; steps > 0; steps--) {
       if (head === read || (read - head) >>> 0 > capacity) break;
       const offset = head & mask;
-      const state = Atomics.load(lengths, offset >> 2);
+      const state = head === freed ? FREE : Atomics.load(lengths, offset >> 2); // `freed`: this thread's own store
       if (
         reclaim &&
         (state & PHASE) === READING &&
