@@ -27,6 +27,7 @@
 //
 //   node bench/ring.js [--quick] [--warm] [--json FILE] [--only ring-many,ring-one,ipc,c] [--paced-only]
 //                      [--kind process,thread] [--topology 1-1,4-1,1-4] [--size 64,4096] [--no-paced]
+//   node bench/ring.js --solo [--quick] [--size 64,4096]   (the CPU a message costs, one thread: see solo())
 // (--kind, --topology and --size choose rows of the first table; --paced-only skips it, --no-paced the second)
 'use strict';
 const { execFileSync, fork: forkPlain } = require('node:child_process');
@@ -279,6 +280,66 @@ function runC(binary, kind, writers, readers, size, pace = 0) {
 
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
+// --solo: the CPU a message costs each side, in one thread with no other side (no waiting, no
+// cache line moving between CPUs): batches of write() then as many read()s (and release(), on
+// the one-writer ring) on a ring of this thread's own, four rounds, the last three reported (ns
+// a message); C's `ring_mpmc solo` does the same with the protocol's C code.
+function soloJs(way, size, messages) {
+  const ring = RingBuffer.create(CAPACITY, way === 'ring-many' ? { writers: 'many', readers: 'many' } : {});
+  const message = new Uint8Array(size).fill(7);
+  const view = new DataView(message.buffer);
+  const stamps = new DataView(ring.mapping.buffer);
+  const batch = Math.floor(CAPACITY / 2 / (size + 16));
+  const one = way === 'ring-one';
+  const rounds = [];
+  let sum = 0;
+  for (let round = 0; round < 4; round++) {
+    let write = 0;
+    let read = 0;
+    let done = 0;
+    for (; done < messages; done += batch) {
+      const t0 = now();
+      for (let i = 0; i < batch; i++) {
+        view.setFloat64(0, i % SAMPLE_EVERY === 0 ? now() : 0, true);
+        ring.write(message);
+      }
+      const t1 = now();
+      for (let i = 0; i < batch; i++) {
+        sum += stamps.getFloat64(ring.read().byteOffset, true);
+        if (one) ring.release();
+      }
+      read += now() - t1;
+      write += t1 - t0;
+    }
+    if (round > 0) rounds.push({ write: write / done, read: read / done });
+  }
+  ring.close();
+  return sum === -1 ? [] : rounds;
+}
+
+function solo(binary) {
+  const messages = QUICK ? 200_000 : 2_000_000;
+  console.log(`one thread, ns a message (rounds 2-4 of 4, ${messages} messages each): write / read, and ÷ C`);
+  for (const size of SIZES) {
+    const c = binary
+      ? execFileSync(binary, ['solo', size, messages, CAPACITY].map(String), { encoding: 'utf8' }).trim().split('\n').map((l) => JSON.parse(l))
+      : undefined;
+    const cw = c && median(c.map((r) => r.write));
+    const cr = c && median(c.map((r) => r.read));
+    for (const way of ['ring-many', 'ring-one']) {
+      const rounds = soloJs(way, size, messages);
+      const w = median(rounds.map((r) => r.write));
+      const r = median(rounds.map((r) => r.read));
+      console.log(
+        `solo ${String(size).padStart(4)} B  ${way.padEnd(9)} write ${w.toFixed(1).padStart(6)} ns  read ${r.toFixed(1).padStart(6)} ns` +
+          (c ? `  (÷ C: ${(w / cw).toFixed(2)} / ${(r / cr).toFixed(2)})` : '') +
+          `  rounds: ${rounds.map((x) => `${x.write.toFixed(0)}/${x.read.toFixed(0)}`).join(', ')}`,
+      );
+    }
+    if (c) console.log(`solo ${String(size).padStart(4)} B  c         write ${cw.toFixed(1).padStart(6)} ns  read ${cr.toFixed(1).padStart(6)} ns  rounds: ${c.map((x) => `${x.write.toFixed(0)}/${x.read.toFixed(0)}`).join(', ')}`);
+  }
+}
+
 async function main() {
   const jsonAt = process.argv.indexOf('--json');
   let binary;
@@ -292,6 +353,12 @@ async function main() {
   } catch (err) {
     binary = undefined;
     cSkipped = `no C compiler: ${String(err.message).split('\n')[0]}`;
+  }
+  if (process.argv.includes('--solo')) {
+    console.log(`${os.cpus().length} CPUs, load ${os.loadavg().map((x) => x.toFixed(2)).join(' ')}`);
+    solo(binary);
+    rmSync(dir, { recursive: true, force: true });
+    return;
   }
   console.log(`${os.cpus().length} CPUs, load ${os.loadavg().map((x) => x.toFixed(2)).join(' ')}; ${REPEAT} round(s), medians${WARM ? `; ring peers warmed with ${WARM_MESSAGES} messages` : ''}`);
   const rows = [];

@@ -5,7 +5,8 @@
 // ONE WRITER, ONE READER (the default): HEAD (released by the reader) and TAIL (published by
 // the writer) are free-running u32 byte positions; a record is a 4-byte length (SKIP: padding
 // to the end of the ring; END: the stream's end) and its bytes, 8-aligned. Each side stores
-// only its own word: no lock, no compare-and-swap.
+// only its own word: no lock, no compare-and-swap; and loads its own word plainly (the other
+// side's with Atomics, whose seq-cst store publishes the record or the space).
 //
 // MANY WRITERS AND/OR MANY READERS (options.writers or options.readers 'many'; the MODE word
 // says which, so attach() learns it). Three cursors, u32 byte positions that wrap at 2^32
@@ -378,21 +379,31 @@ export class RingBuffer implements Disposable {
     const need = this.#need(length);
     if (this.#many) {
       const offset = this.#reserveMany(need, length, deadlineOf(timeoutMs));
-      return offset < 0
-        ? undefined
-        : this.#seen(new Uint8Array(this.#buffer, HEADER_BYTES + offset + MANY_HEADER, length));
+      return offset < 0 ? undefined : this.#seen(this.#view(offset + MANY_HEADER, length));
     }
+    const offset = this.#reserveOne(need, length, timeoutMs);
+    return offset < 0 ? undefined : this.#seen(this.#view(offset + RECORD_HEADER, length));
+  }
+
+  // The one-writer reserve(): the reserved record's offset in the ring, waiting for room
+  // (`timeoutMs`); -1 if there was none by then.
+  #reserveOne(need: number, length: number, timeoutMs: number | undefined): number {
     for (;;) {
       const at = this.#room(need);
-      if (at >= 0) return this.#seen(this.#place(at, length));
+      if (at >= 0) return this.#place(at, length);
       const head = Atomics.load(this.#words, HEAD);
       if (this.#room(need) >= 0) continue;
       if (
         wait(this.#words, HEAD, head, timeoutMs, { spin: this.#spin, waitersIndex: WRITERS_ASLEEP }) === 'timed-out'
       ) {
-        return undefined;
+        return -1;
       }
     }
+  }
+
+  // A view of `length` bytes at `offset` in the ring's data (a third of subarray()'s cost).
+  #view(offset: number, length: number): Uint8Array {
+    return new Uint8Array(this.#buffer, HEADER_BYTES + offset, length);
   }
 
   /** {@link RingBuffer.reserve} without blocking the event loop while the ring is full. */
@@ -405,14 +416,14 @@ export class RingBuffer implements Disposable {
       if (this.#many) {
         if (Atomics.load(this.#words, WRITE_LOCK) !== 0) await this.#untilFree(WRITE_LOCK, signal);
         const offset = this.#placeMany(need, length);
-        if (offset >= 0) return this.#seen(new Uint8Array(this.#buffer, HEADER_BYTES + offset + MANY_HEADER, length));
+        if (offset >= 0) return this.#seen(this.#view(offset + MANY_HEADER, length));
         const head = this.#seenHead;
         this.#writerHeldUp(head);
         await waitAsync(this.#words, HEAD, head, LIVENESS_MS, { signal, waitersIndex: WRITERS_ASLEEP });
         continue;
       }
       const at = this.#room(need);
-      if (at >= 0) return this.#seen(this.#place(at, length));
+      if (at >= 0) return this.#seen(this.#view(this.#place(at, length) + RECORD_HEADER, length));
       const head = Atomics.load(this.#words, HEAD);
       if (this.#room(need) >= 0) continue;
       await waitAsync(this.#words, HEAD, head, undefined, { signal, waitersIndex: WRITERS_ASLEEP });
@@ -427,10 +438,14 @@ export class RingBuffer implements Disposable {
       this.#commitMany();
       return;
     }
+    this.#commitOne();
+  }
+
+  #commitOne(): void {
     const next = (this.#writeAt + align8(RECORD_HEADER + this.#reserved)) >>> 0;
     this.#writeAt = -1;
     Atomics.store(this.#words, TAIL, next | 0);
-    notify(this.#words, TAIL, 1, { waitersIndex: READERS_ASLEEP });
+    if (Atomics.load(this.#words, READERS_ASLEEP) !== 0) notify(this.#words, TAIL, 1, { waitersIndex: READERS_ASLEEP });
   }
 
   /**
@@ -458,10 +473,15 @@ export class RingBuffer implements Disposable {
       this.#commitMany();
       return true;
     }
-    const room = this.reserve(bytes.length, options as RingWaitOptions);
-    if (room === undefined) return false;
-    room.set(bytes);
-    this.commit();
+    // reserve() + set() + commit(), as above.
+    const timeoutMs = options === undefined ? undefined : waitTimeout(options);
+    if (options !== undefined) this.#live(); // the getter may have closed the ring
+    const length = bytes.length;
+    const offset = this.#reserveOne(this.#need(length), length, timeoutMs);
+    if (offset < 0) return false;
+    this.#data.set(bytes, offset + RECORD_HEADER);
+    this.#seen(offset);
+    this.#commitOne();
     return true;
   }
 
@@ -508,14 +528,17 @@ export class RingBuffer implements Disposable {
 
   // Where a record of `need` bytes can start now (absolute), or -1 while the ring is too full.
   #room(need: number): number {
-    const tail = Atomics.load(this.#words, TAIL) >>> 0;
+    // TAIL is stored by the one writer alone, which this is: a plain load.
+    const tail = this.#words[TAIL] >>> 0;
     const head = Atomics.load(this.#words, HEAD) >>> 0;
     const free = this.capacity - ((tail - head) >>> 0);
     const toEnd = this.capacity - (tail & (this.capacity - 1));
     return free >= (need <= toEnd ? need : toEnd + need) ? tail : -1;
   }
 
-  #place(at: number, length: number): Uint8Array {
+  // Reserves the record at `at` (absolute; a SKIP record first if it does not fit before the
+  // end of the ring): its offset in the ring.
+  #place(at: number, length: number): number {
     let offset = at & (this.capacity - 1);
     if (align8(RECORD_HEADER + length) > this.capacity - offset) {
       this.#lengths[offset >> 2] = SKIP; // published with the record by commit()
@@ -525,7 +548,7 @@ export class RingBuffer implements Disposable {
     this.#lengths[offset >> 2] = length;
     this.#writeAt = at;
     this.#reserved = length;
-    return this.#data.subarray(offset + RECORD_HEADER, offset + RECORD_HEADER + length);
+    return offset;
   }
 
   // ---- reader ----
@@ -596,12 +619,13 @@ export class RingBuffer implements Disposable {
     if (this.#readNext < 0) return;
     Atomics.store(this.#words, HEAD, this.#readNext | 0);
     this.#readNext = -1;
-    notify(this.#words, HEAD, 1, { waitersIndex: WRITERS_ASLEEP });
+    if (Atomics.load(this.#words, WRITERS_ASLEEP) !== 0) notify(this.#words, HEAD, 1, { waitersIndex: WRITERS_ASLEEP });
   }
 
   // The message at the head, null at the end of the stream, undefined while empty.
   #take(): Uint8Array | null | undefined {
-    let head = Atomics.load(this.#words, HEAD) >>> 0;
+    // HEAD is stored by the one reader alone, which this is: a plain load.
+    let head = this.#words[HEAD] >>> 0;
     const tail = Atomics.load(this.#words, TAIL) >>> 0;
     if (head === tail) return undefined;
     let offset = head & (this.capacity - 1);
@@ -617,7 +641,7 @@ export class RingBuffer implements Disposable {
       return null;
     }
     this.#readNext = (head + align8(RECORD_HEADER + length)) >>> 0;
-    return this.#data.subarray(offset + RECORD_HEADER, offset + RECORD_HEADER + length);
+    return this.#view(offset + RECORD_HEADER, length);
   }
 
   // ---- many writers, many readers (the protocol at the top of this file) ----
@@ -874,7 +898,7 @@ export class RingBuffer implements Disposable {
         lengths[offset >> 2] = READING | SELF;
         words[READ] = next | 0;
         this.#readAt = read;
-        result = new Uint8Array(this.#buffer, HEADER_BYTES + offset + MANY_HEADER, length);
+        result = this.#view(offset + MANY_HEADER, length);
         more = next !== tail;
         break;
       }

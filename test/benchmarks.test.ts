@@ -102,6 +102,17 @@ test('bench/ring.js --quick: every way in every topology, size and kind measured
   );
 }, 180_000);
 
+test('bench/ring.js --solo --quick: what a message costs each side in one thread, both rings and C, each size', () => {
+  const out = bench('ring.js', ['--solo', '--quick']);
+  const rows = [...out.matchAll(/^solo\s+(\d+) B\s+(\S+)\s+write\s+([\d.]+) ns\s+read\s+([\d.]+) ns/gm)];
+  expect(rows.map((m) => `${m[1]} ${m[2]}`).sort()).toEqual(
+    ['64', '4096'].flatMap((size) => ['c', 'ring-many', 'ring-one'].map((way) => `${size} ${way}`)).sort(),
+  );
+  for (const m of rows)
+    expect([m[2], Number(m[3]), Number(m[4])]).toEqual([m[2], expect.any(Number), expect.any(Number)]);
+  for (const m of rows) expect(Math.min(Number(m[3]), Number(m[4]))).toBeGreaterThan(0);
+}, 180_000);
+
 test('bench/read-loop.js: the JavaScript and C read loops, timed', () => {
   const out = bench('read-loop.js', ['--size', '8M', '--rounds', '3']);
   expect(number(out, /JS loop: median ([\d.]+)/)).toBeGreaterThan(0);

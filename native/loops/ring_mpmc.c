@@ -7,6 +7,11 @@
 // awake; a spin before each sleep. No liveness checks (nobody dies here).
 //
 // Usage: ring_mpmc proc|thread writers readers size messages capacity spin [pace_ns]
+//        ring_mpmc solo size messages capacity
+// solo: one thread, batches of writes (place, fill, commit) then as many reads (claim, the
+// timestamp, release) on a ring of its own, four rounds: the CPU a message costs each side
+// with no other side to wait for or share cache lines with. Prints, for rounds 2-4, one JSON
+// line {"write": ns, "read": ns} each (a message's write, and its read with the release).
 // Every writer writes messages/writers messages of `size` bytes (with pace_ns, one every
 // pace_ns nanoseconds, busy-waiting in between: latency at a rate the reader keeps up with,
 // every message sampled); each 64th carries
@@ -278,7 +283,52 @@ static int cmp(const void *a, const void *b) {
   return (x > y) - (x < y);
 }
 
+static int solo(int argc, char **argv) {
+  if (argc < 5) return 2;
+  size = atoi(argv[2]);
+  long messages = atol(argv[3]);
+  capacity = (uint32_t)atol(argv[4]);
+  mask = capacity - 1;
+  spin = 0;
+  uint8_t *base = mmap(NULL, HEADER_WORDS * 4 + capacity, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+  if (base == MAP_FAILED) { perror("mmap"); return 1; }
+  words = (int32_t *)base;
+  data = base + HEADER_WORDS * 4;
+  lengths = (int32_t *)data;
+  long batch = (long)(capacity / 2) / (size + 16);
+  uint64_t sum = 0;
+  for (int round = 0; round < 4; round++) {
+    uint64_t tw = 0, tr = 0;
+    long done = 0;
+    for (; done < messages; done += batch) {
+      uint64_t t0 = now_ns();
+      for (long i = 0; i < batch; i++) {
+        long offset = place(size);
+        uint8_t *bytes = data + offset + 8;
+        memset(bytes, (int)i, (size_t)size);
+        uint64_t t = (i & 63) == 0 ? now_ns() : 0;  // as the writers of the runs above
+        memcpy(bytes, &t, 8);
+        __atomic_store_n(&lengths[offset >> 2], (int32_t)COMMITTED, __ATOMIC_SEQ_CST);
+        publish(1);
+      }
+      uint64_t t1 = now_ns();
+      for (long i = 0; i < batch; i++) {
+        long offset = claim();
+        uint64_t t;
+        memcpy(&t, data + offset + 8, 8);
+        sum += t;
+        release((uint32_t)offset);
+      }
+      tr += now_ns() - t1;
+      tw += t1 - t0;
+    }
+    if (round > 0) printf("{\"write\": %.1f, \"read\": %.1f}\n", (double)tw / (double)done, (double)tr / (double)done);
+  }
+  return (int)(sum & 0);
+}
+
 int main(int argc, char **argv) {
+  if (argc > 1 && strcmp(argv[1], "solo") == 0) return solo(argc, argv);
   if (argc < 8) {
     fprintf(stderr, "usage: ring_mpmc proc|thread writers readers size messages capacity spin\n");
     return 2;
