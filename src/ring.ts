@@ -401,9 +401,18 @@ export class RingBuffer implements Disposable {
     }
   }
 
-  // A view of `length` bytes at `offset` in the ring's data (a third of subarray()'s cost).
+  // A view of `length` bytes at `offset` in the ring's data (a third of subarray()'s cost). A
+  // length read from the ring that a peer scribbled is cut at the ring's end (0 if negative),
+  // as subarray() would cut it: a view never leaves the ring's bytes.
   #view(offset: number, length: number): Uint8Array {
-    return new Uint8Array(this.#buffer, HEADER_BYTES + offset, length);
+    const room = this.capacity - offset;
+    if (length >>> 0 <= room) return new Uint8Array(this.#buffer, HEADER_BYTES + offset, length);
+    // (A scribbled cursor can also put `offset` a few bytes past the end: a view of nothing.)
+    return new Uint8Array(
+      this.#buffer,
+      HEADER_BYTES + Math.min(offset, this.capacity),
+      length < 0 || room < 0 ? 0 : room,
+    );
   }
 
   /** {@link RingBuffer.reserve} without blocking the event loop while the ring is full. */

@@ -118,32 +118,47 @@ describe('/dev/shm names', () => {
 });
 
 describe('a hostile peer sharing the memory', () => {
-  test('scribbling over a ring buffer cannot make the reader touch memory outside the ring', async () => {
-    const ring = RingBuffer.create(1 << 16, { spin: 0 });
-    const data = ring.mapping.bytes;
-    const started = runFixtureAsync('security-child.js', 'scribble', [`/proc/${process.pid}/fd/${ring.memory.fd}`]);
-    let reads = 0;
-    let typedErrors = 0;
-    const deadline = Date.now() + 1500;
-    while (Date.now() < deadline) {
-      try {
-        const message = ring.read({ timeoutMs: 1 });
-        if (message) {
-          // Whatever lengths the peer wrote, a message is a view inside the ring's own mapping.
-          expect(message.buffer).toBe(data.buffer);
-          expect(message.byteOffset + message.byteLength).toBeLessThanOrEqual(data.byteLength);
-          reads++;
+  test.each([
+    ['one writer, one reader', {}],
+    ['many writers and readers', { writers: 'many', readers: 'many' }],
+  ] as const)(
+    'scribbling over a ring buffer (%s) cannot make the reader touch memory outside the ring',
+    async (_, mode) => {
+      const ring = RingBuffer.create(1 << 16, { spin: 0, ...mode });
+      const data = ring.mapping.bytes;
+      const started = runFixtureAsync('security-child.js', 'scribble', [`/proc/${process.pid}/fd/${ring.memory.fd}`]);
+      let reads = 0;
+      let typedErrors = 0;
+      const payload = new Uint8Array(100).fill(7);
+      const deadline = Date.now() + 1500;
+      while (Date.now() < deadline) {
+        // This process writes too, so that there are records for the peer's scribbles to hit.
+        try {
+          ring.write(payload, { timeoutMs: 1 });
+        } catch (err) {
+          expect(typeof (err as { code?: unknown }).code).toBe('string'); // ENDED, if the peer wrote that word
+          typedErrors++;
         }
-      } catch (err) {
-        expect(typeof (err as { code?: unknown }).code).toBe('string');
-        typedErrors++;
+        try {
+          const message = ring.read({ timeoutMs: 1 });
+          if (message) {
+            // Whatever lengths the peer wrote, a message is a view inside the ring's own bytes.
+            expect(message.buffer).toBe(data.buffer);
+            expect(message.byteOffset).toBeGreaterThanOrEqual(4096); // past the header page
+            expect(message.byteOffset + message.byteLength).toBeLessThanOrEqual(4096 + ring.capacity);
+            reads++;
+          }
+        } catch (err) {
+          expect(typeof (err as { code?: unknown }).code).toBe('string');
+          typedErrors++;
+        }
       }
-    }
-    const child = await started;
-    expect(child.stdout).toBe('scribbled\n');
-    expect(reads + typedErrors).toBeGreaterThan(0);
-    ring.close();
-  });
+      const child = await started;
+      expect(child.stdout).toBe('scribbled\n');
+      expect(reads + typedErrors).toBeGreaterThan(0);
+      ring.close();
+    },
+  );
 
   test('a peer truncating a named segment: a guarded mapping survives, reads zeros, and says so', async () => {
     const name = uniqueName('truncate');

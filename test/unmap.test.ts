@@ -10,17 +10,20 @@ const NONE = { regions: 0, bytes: 0, retiredRegions: 0, retiredBytes: 0 };
 const sanitized = (process.env.LD_PRELOAD ?? '').includes('libasan');
 const mapsMention = (path: string) => readFileSync('/proc/self/maps', 'latin1').includes(path);
 
-test('20,000 map/unmap cycles leave /proc/self/maps flat once collected', () => {
+test('map/unmap cycles leave /proc/self/maps flat once collected', () => {
   const { dir, cleanup } = tempDir();
   try {
     const path = fileWith(dir, 'cycles.bin', new Uint8Array(2 * PAGE_SIZE).fill(1));
     const child = runFixture('unmap-child.js', 'cycles', [path], ['--expose-gc']);
     expect(child.stderr).toBe('');
-    const { before, after, stats } = JSON.parse(child.stdout);
+    const { before, between, after, added, stats } = JSON.parse(child.stdout);
     expect(stats).toEqual(NONE);
     expect(after.ours).toBe(before.ours);
-    // The rest is V8 and malloc growing their own heaps (256 KiB chunks, arenas), not mappings of ours.
-    expect(after.all - before.all).toBeLessThan(60);
+    // The first 20,000 cycles grow V8's and malloc's own heaps (256 KiB chunks, arenas; ~25 lines
+    // here, more when the machine is busy and V8's threads lag); the next 20,000 add next to
+    // nothing. The lines they added, if they added many, are what fails.
+    expect(between.all - before.all).toBeLessThan(200);
+    expect(after.all - between.all < 20 ? [] : added).toEqual([]);
   } finally {
     cleanup();
   }
