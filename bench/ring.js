@@ -318,6 +318,7 @@ function soloJs(way, size, messages) {
 }
 
 function solo(binary) {
+  const rows = [];
   const messages = QUICK ? 200_000 : 2_000_000;
   console.log(`one thread, ns a message (rounds 2-4 of 4, ${messages} messages each): write / read, and ÷ C`);
   for (const size of SIZES) {
@@ -326,10 +327,12 @@ function solo(binary) {
       : undefined;
     const cw = c && median(c.map((r) => r.write));
     const cr = c && median(c.map((r) => r.read));
+    if (c) rows.push({ size, way: 'c', write: cw, read: cr, rounds: c });
     for (const way of ['ring-many', 'ring-one']) {
       const rounds = soloJs(way, size, messages);
       const w = median(rounds.map((r) => r.write));
       const r = median(rounds.map((r) => r.read));
+      rows.push({ size, way, write: w, read: r, rounds });
       console.log(
         `solo ${String(size).padStart(4)} B  ${way.padEnd(9)} write ${w.toFixed(1).padStart(6)} ns  read ${r.toFixed(1).padStart(6)} ns` +
           (c ? `  (÷ C: ${(w / cw).toFixed(2)} / ${(r / cr).toFixed(2)})` : '') +
@@ -338,6 +341,7 @@ function solo(binary) {
     }
     if (c) console.log(`solo ${String(size).padStart(4)} B  c         write ${cw.toFixed(1).padStart(6)} ns  read ${cr.toFixed(1).padStart(6)} ns  rounds: ${c.map((x) => `${x.write.toFixed(0)}/${x.read.toFixed(0)}`).join(', ')}`);
   }
+  return rows;
 }
 
 async function main() {
@@ -356,8 +360,10 @@ async function main() {
   }
   if (process.argv.includes('--solo')) {
     console.log(`${os.cpus().length} CPUs, load ${os.loadavg().map((x) => x.toFixed(2)).join(' ')}`);
-    solo(binary);
+    const rows = solo(binary);
+    if (cSkipped) console.log(`c: skipped (${cSkipped})`);
     rmSync(dir, { recursive: true, force: true });
+    if (jsonAt > 0) writeFileSync(process.argv[jsonAt + 1], JSON.stringify({ solo: rows, messages: QUICK ? 200_000 : 2_000_000, cSkipped }, null, 2));
     return;
   }
   console.log(`${os.cpus().length} CPUs, load ${os.loadavg().map((x) => x.toFixed(2)).join(' ')}; ${REPEAT} round(s), medians${WARM ? `; ring peers warmed with ${WARM_MESSAGES} messages` : ''}`);

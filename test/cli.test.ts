@@ -370,6 +370,48 @@ describe('mman bench tlb', () => {
   });
 });
 
+describe('mman bench ring', () => {
+  test('runs the shipped bench/ring.js: every row asked for, a rate each, and the one-thread costs', async () => {
+    const rows = await mman(
+      'bench',
+      'ring',
+      '--quick',
+      '--kind',
+      'thread',
+      '--topology',
+      '1-1,4-1',
+      '--size',
+      '64',
+      '--only',
+      'ring-many,ring-one,c',
+      '--no-paced',
+      '--json',
+    );
+    expect({ status: rows.status, stderr: rows.stderr }).toEqual({ status: 0, stderr: '' });
+    const report = JSON.parse(rows.stdout) as {
+      rows: Array<{ kind: string; topology: string; size: number; way: string; rate: number }>;
+    };
+    expect(report.rows.map((r) => `${r.kind} ${r.topology} ${r.size} ${r.way}`)).toEqual([
+      'thread 1→1 64 ring-many',
+      'thread 1→1 64 ring-one',
+      'thread 1→1 64 c',
+      'thread 4→1 64 ring-many',
+      'thread 4→1 64 c',
+    ]);
+    for (const r of report.rows) expect([r.way, r.rate]).toEqual([r.way, expect.any(Number)]);
+    for (const r of report.rows) expect(r.rate).toBeGreaterThan(0);
+
+    const solo = await mman('bench', 'ring', '--solo', '--quick', '--size', '4096');
+    expect({ status: solo.status, stderr: solo.stderr }).toEqual({ status: 0, stderr: '' });
+    expect(solo.stdout).toMatch(/^solo 4096 B {2}ring-many write +[\d.]+ ns {2}read +[\d.]+ ns/m);
+    expect(solo.stdout).toMatch(/^solo 4096 B {2}c {9}write +[\d.]+ ns/m);
+
+    const wrong = await mman('bench', 'ring', '--topology', '2-2');
+    expect(wrong.status).toBe(2);
+    expect(wrong.stderr).toContain("--topology: '2-2' is not one of 1-1, 4-1, 1-4");
+  });
+});
+
 describe('mman residency', () => {
   const FILE_PAGES = (4 * 2 ** 20) / PAGE_SIZE;
   let file: string;

@@ -389,6 +389,18 @@ describe('npm install <tarball> with a prebuild for this platform', () => {
     expect(JSON.parse(run.stderr)).toEqual([join(installed, hostPrebuild, PREBUILD)]);
   });
 
+  test('mman bench ring runs the benchmark the package ships, and says why C was skipped with no compiler', () => {
+    const run = spawnSync(
+      process.execPath,
+      [join(installed, 'lib', 'cli', 'index.js'), 'bench', 'ring', '--solo', '--quick', '--size', '64'],
+      { cwd: project, encoding: 'utf8', timeout: 120_000, env: { ...process.env, PATH: noCompilerPath } },
+    );
+    expect({ status: run.status, stderr: run.stderr }).toEqual({ status: 0, stderr: '' });
+    expect(run.stdout).toMatch(/^solo {3}64 B {2}ring-many write +[\d.]+ ns {2}read +[\d.]+ ns/m);
+    expect(run.stdout).toMatch(/^solo {3}64 B {2}ring-one {2}write +[\d.]+ ns/m);
+    expect(run.stdout).toMatch(/^c: skipped \(no C compiler/m);
+  });
+
   test('import { ... } from "mman" maps memory, and shares the CommonJS instance', () => {
     const run = node(project, ['--input-type=module', '-e', useFromEsm]);
     expect(run.stderr).toBe('');
@@ -625,6 +637,7 @@ test('the tarball holds the library, every prebuild, types, ESM and CJS entries,
     'docs/platforms.md',
     'docs/ARCHITECTURE.md',
     'bench/RESULTS.md',
+    'bench/ring.js',
     ...PREBUILDS,
   ])
     expect(listing).toContain(needed);
@@ -640,6 +653,7 @@ test('the tarball holds the library, every prebuild, types, ESM and CJS entries,
     /^docs\/[\w.-]+\.md$/,
     /^examples\/[\w.-]+\.js$/,
     /^bench\/RESULTS\.md$/,
+    /^bench\/ring\.js$/, // what `mman bench ring` runs
   ];
   expect(listing).not.toContain('binding.gyp'); // npm would build on install (see above)
   const stray = listing.filter((entry) => !allowed.some((rule) => rule.test(entry)));

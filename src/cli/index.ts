@@ -9,13 +9,14 @@ import { faults } from './commands/faults';
 import { io } from './commands/io';
 import { pressure } from './commands/pressure';
 import { residency } from './commands/residency';
+import { ring } from './commands/ring';
 import { scale } from './commands/scale';
 import { serve } from './commands/serve';
 import { tlb } from './commands/tlb';
 import { progressBar } from './util/progress';
 
 // In the order `mman --help` lists them.
-const COMMANDS: readonly Command[] = [faults, io, scale, pressure, tlb, serve, residency];
+const COMMANDS: readonly Command[] = [faults, io, scale, pressure, tlb, serve, ring, residency];
 
 // What `mman --help` prints: each command's synopsis, and what it does indented below it.
 const USAGE = [
