@@ -208,8 +208,9 @@ export interface MapFileOptions {
   length?: number;
   /**
    * With `'r+'`: create the file if it is missing (mode `0o666` less the umask, as `fs` does)
-   * and extend it (ftruncate(2)) when it is shorter than `offset + length`, so that every
-   * mapped page is the file's and none can SIGBUS. Never truncates. With a descriptor or a
+   * and extend it when it is shorter than `offset + length` (its new blocks reserved with
+   * fallocate(2) unless `sparse`), so that every mapped page is the file's and none can
+   * SIGBUS. Never truncates. With a descriptor or a
    * `FileHandle` it only extends. `'w+'` implies it. Default `false`.
    */
   create?: boolean;

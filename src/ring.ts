@@ -212,7 +212,7 @@ export interface RingWaitOptions {
  *   what they do with them then runs side by side);
  * - {@link RingBuffer.end} from any writer ends the stream: every message reserved before it
  *   is still read (its commit is still accepted), then every reader's `read()` returns
- *   `null`, for ever; a `reserve()`, `write()` or `end()` after it throws
+ *   `null`, for ever; a `reserve()` or `write()` (or their async forms) after it throws
  *   `ERR_RING_BUFFER_ENDED` (another `end()` returns `true`);
  * - a writer that dies (killed, or a worker terminated) between `reserve()` and `commit()`
  *   holds the readers up at its record for at most about 50 ms (the {@link Mutex}'s liveness
