@@ -84,6 +84,7 @@ import { dispose, handleOf, type Mapping } from './mapping';
 // eslint-disable-next-line @typescript-eslint/no-unused-vars -- named by {@link} in the doc comments
 import { notify, validateTimeout, wait, waitAsync, type WaitOptions } from './futex';
 import {
+  illegalConstructor,
   INT32_MAX,
   invalidArgType,
   invalidArgValue,
@@ -197,6 +198,8 @@ export interface RingWaitOptions {
   timeoutMs?: number;
 }
 
+const CONSTRUCT = Symbol('RingBuffer.construct');
+
 /**
  * A queue of messages (byte strings) in shared memory, for processes and threads. The writer
  * copies each message into the ring once (or builds it in place with
@@ -279,7 +282,15 @@ export class RingBuffer implements Disposable {
   #freedAt = -1; // reader: the record read() freed, for its #claim() to move HEAD over (absolute, u32)
   #seenHead = 0; // writer: the HEAD #placeMany() found too little room before
 
-  private constructor(memory: SharedMemory, mapping: Mapping, capacity: number, spin: number, mode: number) {
+  private constructor(
+    token: typeof CONSTRUCT,
+    memory: SharedMemory,
+    mapping: Mapping,
+    capacity: number,
+    spin: number,
+    mode: number,
+  ) {
+    if (token !== CONSTRUCT) throw illegalConstructor('RingBuffer.create() or attach()');
     this.#spin = spin;
     this.#spinHere = Math.min(spin, SPIN_HERE);
     this.memory = memory;
@@ -313,7 +324,7 @@ export class RingBuffer implements Disposable {
     const { spin, mode } = validateRingOptions(options); // before anything is made
     const memory = SharedMemory.create(HEADER_BYTES + capacity, { fixedSize: true });
     const mapping = memory.map();
-    const ring = new RingBuffer(memory, mapping, capacity, spin, mode);
+    const ring = new RingBuffer(CONSTRUCT, memory, mapping, capacity, spin, mode);
     ring.#words[CAPACITY] = capacity;
     ring.#words[MODE] = mode;
     Atomics.store(ring.#words, MAGIC, MAGIC_VALUE);
@@ -360,7 +371,7 @@ export class RingBuffer implements Disposable {
         `is not what the ring was made for ('${(mode & bit) !== 0 ? 'many' : 'one'}')`,
       );
     }
-    return new RingBuffer(memory, mapping, capacity, spin, mode);
+    return new RingBuffer(CONSTRUCT, memory, mapping, capacity, spin, mode);
   }
 
   // ---- writer ----

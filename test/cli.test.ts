@@ -52,6 +52,30 @@ describe('mman bench faults', () => {
     );
   });
 
+  test('a cold read right after a file kind runs: the pages that kind unmapped are collected before the eviction', async () => {
+    const { stdout, status, stderr } = await mman(
+      'bench',
+      'faults',
+      '--size',
+      '8M',
+      '--repeat',
+      '1',
+      '--kinds',
+      'file-shared-read,file-cold-read',
+      '--json',
+    );
+    expect({ status, stderr }).toEqual({ status: 0, stderr: '' });
+    const cold = JSON.parse(stdout) as FaultReport;
+    // On a disk, eviction works and the kind runs (it was skipped, "the page cache kept 100%",
+    // while the pages of the kind before it were still mapped); tmpfs never evicts.
+    if (TMP_IN_MEMORY) {
+      expect(cold.skipped.map((s) => s.kind)).toEqual(['file-cold-read']);
+    } else {
+      expect(cold.skipped).toEqual([]);
+      expect(cold.kinds.map((k) => k.kind)).toEqual(['file-shared-read', 'file-cold-read']);
+    }
+  });
+
   test('the JSON has positive numbers for every measured kind', () => {
     for (const k of report.kinds) {
       for (const field of ['nsPerPage', 'nsMin', 'nsMax', 'nativeNsPerPage', 'ratio', 'residentPages'] as const) {

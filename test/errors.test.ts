@@ -227,6 +227,16 @@ describe('Mapping methods', () => {
     const Ctor = Mapping as unknown as new () => Mapping;
     expectCode(() => new Ctor(), 'ERR_ILLEGAL_CONSTRUCTOR', TypeError);
   });
+  test('RingBuffer cannot be constructed directly, not even with a memory and a mapping', () => {
+    const Ctor = RingBuffer as unknown as new (...args: unknown[]) => RingBuffer;
+    expectCode(() => new Ctor(), 'ERR_ILLEGAL_CONSTRUCTOR', TypeError);
+    const ring = RingBuffer.create(4096);
+    try {
+      expectCode(() => new Ctor(ring.memory, ring.mapping, 4096, 0, 0), 'ERR_ILLEGAL_CONSTRUCTOR', TypeError);
+    } finally {
+      ring.close();
+    }
+  });
   test('flush() rejects (never throws synchronously) on bad options', async () => {
     using m = mapAnonymous(PAGE_SIZE);
     const p = m.flush({ offset: -1 });

@@ -2,6 +2,7 @@
 // loop in C on a twin mapping in the same run, fault counts from getrusage, residency after.
 import { Advice, mapAnonymous, mapFile, PAGE_SIZE, type Mapping } from '../..';
 import { tools } from '../../internal';
+import { releaseUnmappedSync } from './io';
 import { machineInfo, type MachineInfo } from './machine';
 import { countResident, evictFile, fileResidency } from '../util/page-cache';
 import { median } from './stats';
@@ -187,6 +188,7 @@ const PLANS: Record<FaultKind, KindPlan> = {
     write: false,
     unavailable: (c) => {
       const file = c.file();
+      releaseUnmappedSync(); // an earlier kind's pages, still mapped, cannot be evicted
       evictFile(file.path);
       const left = fileResidency(file.path);
       return left.percent > 50
@@ -195,6 +197,7 @@ const PLANS: Record<FaultKind, KindPlan> = {
     },
     prepare: (c) => {
       const path = c.file().path;
+      releaseUnmappedSync();
       evictFile(path);
       return mapFile(path, { mode: 'r' });
     },
