@@ -33,7 +33,7 @@ const CODES = {
   ERR_MAPPING_TRUNCATED: [
     Error,
     (pages: number) =>
-      `The file under this mapping was truncated: ${pages} page(s) past its end were read as zeros; writes to them are lost`,
+      `The file under this mapping was truncated: the guard replaced the ${pages} page(s) past its end with zero pages when one was touched; writes to them are lost`,
   ],
   ERR_MAPPING_PAGE_LOST: [
     Error,

@@ -867,6 +867,9 @@ export function validateFd(fd: unknown, flags: number): void {
     if (fd !== -1 && fd !== undefined) throw invalidArgValue('fd', fd, 'must be -1 for MapFlags.Anonymous');
     return;
   }
+  // -1, as for anonymous memory, but without the flag: say what is missing.
+  if (typeof fd === 'number' && Number.isInteger(fd) && fd < 0)
+    throw outOfRange('fd', '>= 0 (a file descriptor: memory with no file needs MapFlags.Anonymous)', fd);
   validateInt32(fd, 'fd', 0);
 }
 

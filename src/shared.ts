@@ -246,6 +246,13 @@ function check(rc: number, syscall: string, path?: string): number {
   return rc;
 }
 
+// The system error for `rc`, its message followed by why the kernel refused, in parentheses.
+function explained(rc: number, syscall: string, why: string): Error {
+  const err = systemError(rc, syscall);
+  err.message += ` (${why})`;
+  return err;
+}
+
 // Opens a named segment's file (never following a symlink, never waiting on a FIFO planted
 // there): its descriptor, once it is known to be a regular file.
 function openFd(path: string, flags: number, mode: number): number {
@@ -538,8 +545,9 @@ export class SharedMemory implements Disposable {
   /**
    * Adds seals (fcntl(2) `F_ADD_SEALS`), for a memfd. What the kernel refuses comes back as it
    * says it: `EBUSY` for `'write'` while a writable mapping exists (use `'futureWrite'`),
-   * `EPERM` once `'seal'` is set, `EINVAL` for a segment that cannot be sealed (a `/dev/shm`
-   * file) or a seal the kernel does not know.
+   * `EPERM` once `'seal'` is set and for a named segment (a `/dev/shm` file, which the kernel
+   * makes sealed against sealing), each with the reason in its message; `EINVAL` for a seal
+   * the kernel does not know.
    *
    * @example
    * shm.seal('shrink', 'grow', 'futureWrite', 'seal'); // readers may map it, never write it
@@ -550,7 +558,17 @@ export class SharedMemory implements Disposable {
     seals.forEach((seal, i) => {
       bits |= SEALS[validateOneOf(seal, `seals[${i}]`, SEAL_NAMES)];
     });
-    check(native.addSeals(fd, bits), 'fcntl');
+    const rc = native.addSeals(fd, bits);
+    if (rc === -osConstants.errno.EPERM) {
+      throw explained(
+        rc,
+        'fcntl',
+        this.#name !== undefined
+          ? 'a named segment cannot be sealed: only a segment made without a name, a memfd, takes seals'
+          : "the segment is sealed with 'seal': no seal can be added",
+      );
+    }
+    check(rc, 'fcntl');
   }
 
   /** The seals set on the segment (fcntl(2) `F_GET_SEALS`): `[]` for a file that cannot be sealed. */
@@ -715,8 +733,9 @@ export class SharedMemory implements Disposable {
 
   /**
    * Grows the segment to `newSize` bytes (ftruncate(2)); the new bytes are zero. Mappings
-   * already made keep their length: map again to see the new bytes. Shrinking is refused
-   * (the seal): `EPERM` for a memfd, `ERR_OUT_OF_RANGE` before the call for any segment.
+   * already made keep their length: map again to see the new bytes. Shrinking is refused,
+   * `ERR_OUT_OF_RANGE` before the call; growing a segment sealed with `'grow'` (`fixedSize`)
+   * is `EPERM`, with the reason in its message.
    */
   grow(newSize: number): void {
     const fd = this.fd;
@@ -724,8 +743,14 @@ export class SharedMemory implements Disposable {
     validateInteger(newSize, 'newSize', size, MAX_SIZE);
     if (newSize === size) return;
     // A named segment reserves what it grows by (unless made sparse): ENOSPC here, not SIGBUS.
-    if (this.#name !== undefined) sizeFile(fd, size, newSize, this.#sparse, join(SHM_DIRECTORY, this.#name));
-    else check(native.fdTruncate(fd, newSize), 'ftruncate');
+    if (this.#name !== undefined) {
+      sizeFile(fd, size, newSize, this.#sparse, join(SHM_DIRECTORY, this.#name));
+      return;
+    }
+    const rc = native.fdTruncate(fd, newSize);
+    if (rc === -osConstants.errno.EPERM && this.seals.includes('grow'))
+      throw explained(rc, 'ftruncate', "the segment is sealed against growing: 'grow', which fixedSize sets");
+    check(rc, 'ftruncate');
   }
 
   /** Closes the fd. Idempotent. Mappings already made stay valid; a named segment keeps its name. */

@@ -227,6 +227,15 @@ describe('Mapping methods', () => {
     const Ctor = Mapping as unknown as new () => Mapping;
     expectCode(() => new Ctor(), 'ERR_ILLEGAL_CONSTRUCTOR', TypeError);
   });
+  test('mmap() with no fd and no MapFlags.Anonymous: ERR_OUT_OF_RANGE that names the missing flag', () => {
+    for (const call of [
+      () => mmap(PAGE_SIZE, Prot.Read, MapFlags.Private),
+      () => mmap(PAGE_SIZE, Prot.Read, MapFlags.Shared, -1),
+    ]) {
+      const err = expectCode(call, 'ERR_OUT_OF_RANGE', RangeError);
+      expect(err.message).toContain('memory with no file needs MapFlags.Anonymous');
+    }
+  });
   test('RingBuffer cannot be constructed directly, not even with a memory and a mapping', () => {
     const Ctor = RingBuffer as unknown as new (...args: unknown[]) => RingBuffer;
     expectCode(() => new Ctor(), 'ERR_ILLEGAL_CONSTRUCTOR', TypeError);

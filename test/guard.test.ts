@@ -29,7 +29,7 @@ test.each(['r', 'r+', 'copy'])(
     expect(out.kept).toBe(7);
     expect(out.lost).toEqual([0, 0, 0]);
     expect(out.error.code).toBe('ERR_MAPPING_TRUNCATED');
-    expect(out.error.message).toMatch(/truncated: 3 page\(s\)/); // every page past the new end, at once
+    expect(out.error.message).toMatch(/truncated: the guard replaced the 3 page\(s\) past its end/); // every page past the new end, at once
     expect(out.bytesError).toBe('ERR_MAPPING_TRUNCATED');
     expect(out.truncated).toBe(false); // unmapped: nothing to report
   },

@@ -85,7 +85,14 @@ describe('memfd segment (SharedMemory.create(size))', () => {
 
   test('fixedSize also seals against growing: grow() fails with EPERM', () => {
     const shm = SharedMemory.create(PAGE_SIZE, { fixedSize: true });
-    expect(() => shm.grow(8192)).toThrow(expect.objectContaining({ code: 'EPERM', syscall: 'ftruncate' }));
+    expect(() => shm.grow(8192)).toThrow(
+      expect.objectContaining({
+        code: 'EPERM',
+        syscall: 'ftruncate',
+        message:
+          "EPERM: operation not permitted, ftruncate (the segment is sealed against growing: 'grow', which fixedSize sets)",
+      }),
+    );
     expect(shm.size).toBe(PAGE_SIZE);
   });
 
@@ -373,14 +380,27 @@ describe('seals (shm.seal(), shm.seals)', () => {
     using shm = SharedMemory.create(PAGE_SIZE);
     shm.seal('grow', 'seal');
     expect(() => shm.grow(2 * PAGE_SIZE)).toThrow(expect.objectContaining({ code: 'EPERM' }));
-    expect(() => shm.seal('write')).toThrow(expect.objectContaining({ code: 'EPERM', syscall: 'fcntl' }));
+    expect(() => shm.seal('write')).toThrow(
+      expect.objectContaining({
+        code: 'EPERM',
+        syscall: 'fcntl',
+        message: expect.stringContaining("sealed with 'seal'"),
+      }),
+    );
     expect(shm.seals).toEqual(['shrink', 'grow', 'seal']);
   });
 
   test('a named segment cannot be sealed: seals say so, seal() is refused by the kernel', () => {
     const shm = named(PAGE_SIZE, 'seals');
     expect(shm.seals).toEqual(['seal']);
-    expect(() => shm.seal('grow')).toThrow(expect.objectContaining({ code: 'EPERM' }));
+    expect(() => shm.seal('grow')).toThrow(
+      expect.objectContaining({
+        code: 'EPERM',
+        errno: -1,
+        syscall: 'fcntl',
+        message: expect.stringContaining('a named segment cannot be sealed'),
+      }),
+    );
   });
 
   test('an unknown seal: ERR_INVALID_ARG_VALUE, nothing sealed', () => {
