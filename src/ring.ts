@@ -432,9 +432,14 @@ export class RingBuffer implements Disposable {
     this.#live();
     const need = this.#need(length);
     for (let waited = false; ; waited = true) {
-      if (waited) this.#live(); // the ring may have been closed (or its memory changed) meanwhile
+      // The ring may have been closed (or its memory changed) meanwhile, and another call of
+      // this writer may have reserved a message, or ended the stream: checked again.
+      if (waited) this.#need(length, true);
       if (this.#many) {
-        if (Atomics.load(this.#words, WRITE_LOCK) !== 0) await this.#untilFree(WRITE_LOCK, signal);
+        if (Atomics.load(this.#words, WRITE_LOCK) !== 0) {
+          await this.#untilFree(WRITE_LOCK, signal);
+          this.#need(length, true);
+        }
         const offset = this.#placeMany(need, length);
         if (offset >= 0) return this.#seen(this.#view(offset + MANY_HEADER, length));
         const head = this.#seenHead;
@@ -485,7 +490,7 @@ export class RingBuffer implements Disposable {
         timeoutMs = waitTimeout(options);
         this.#live(); // the getter may have closed the ring
       }
-      const length = bytes.length;
+      const length = messageLength(message, bytes);
       const offset = this.#reserveMany(this.#need(length), length, deadlineOf(timeoutMs));
       if (offset < 0) return false;
       this.#data.set(bytes, offset + MANY_HEADER);
@@ -496,7 +501,7 @@ export class RingBuffer implements Disposable {
     // reserve() + set() + commit(), as above.
     const timeoutMs = options === undefined ? undefined : waitTimeout(options);
     if (options !== undefined) this.#live(); // the getter may have closed the ring
-    const length = bytes.length;
+    const length = messageLength(message, bytes);
     const offset = this.#reserveOne(this.#need(length), length, timeoutMs);
     if (offset < 0) return false;
     this.#data.set(bytes, offset + RECORD_HEADER);
@@ -509,7 +514,19 @@ export class RingBuffer implements Disposable {
   async writeAsync(message: ArrayBufferView, options?: { signal?: AbortSignal }): Promise<void> {
     this.#live();
     const bytes = asBytes(message);
-    (await this.reserveAsync(bytes.length, options)).set(bytes);
+    const length = messageLength(message, bytes);
+    const room = await this.reserveAsync(length, options);
+    // The wait ran other code: a message whose buffer was resized or detached meanwhile is not
+    // the `length` bytes reserved. Nothing is written then (the record is given up).
+    if (lengthOf(bytes) !== length) {
+      this.#abandon();
+      throw invalidArgValue(
+        'message',
+        message,
+        `changed length while writeAsync() waited for room (${length} bytes reserved, nothing written)`,
+      );
+    }
+    if (length !== 0) room.set(bytes); // (detached meanwhile, a view of no bytes would throw)
     this.commit();
   }
 
@@ -539,11 +556,25 @@ export class RingBuffer implements Disposable {
     return true;
   }
 
-  #need(length: number): number {
+  // The bytes a record of `length` bytes takes; `live`: the ring is checked to be open first.
+  #need(length: number, live = false): number {
+    if (live) this.#live();
     validateInteger(length, 'length', 0, this.maxMessageLength);
     if (this.#writeAt >= 0) throw mmanError('ERR_INVALID_STATE', 'uncommitted');
     if (this.#ended) throw mmanError('ERR_RING_BUFFER_ENDED');
     return align8((this.#many ? MANY_HEADER : RECORD_HEADER) + length);
+  }
+
+  // Gives up the message reserved last, unwritten: on the one-writer ring nothing of it was
+  // published (TAIL did not move); on the other, readers pass over it (counted in SKIPPED).
+  #abandon(): void {
+    if (this.#writeAt < 0) return;
+    if (this.#many) {
+      Atomics.store(this.#lengths, (this.#writeAt & this.#mask) >> 2, FREE);
+      Atomics.add(this.#words, SKIPPED, 1);
+      this.#published(1);
+    }
+    this.#writeAt = -1;
   }
 
   // Where a record of `need` bytes can start now (absolute), or -1 while the ring is too full.
@@ -608,9 +639,14 @@ export class RingBuffer implements Disposable {
     this.#live();
     this.release();
     for (let waited = false; ; waited = true) {
-      if (waited) this.#live(); // the ring may have been closed (or its memory changed) meanwhile
+      // The ring may have been closed (or its memory changed) meanwhile, and another call of
+      // this reader may have read a message: this read releases it, as a read does.
+      if (waited) this.#resume();
       if (this.#many) {
-        if (Atomics.load(this.#words, READ_LOCK) !== 0) await this.#untilFree(READ_LOCK, signal);
+        if (Atomics.load(this.#words, READ_LOCK) !== 0) {
+          await this.#untilFree(READ_LOCK, signal);
+          this.#resume();
+        }
         const commits = Atomics.load(this.#words, COMMITS);
         const message = this.#claim();
         if (message !== undefined) return this.#seen(message);
@@ -624,6 +660,11 @@ export class RingBuffer implements Disposable {
       if (tail >>> 0 !== Atomics.load(this.#words, HEAD) >>> 0) continue;
       await waitAsync(this.#words, TAIL, tail, undefined, { signal, waitersIndex: READERS_ASLEEP });
     }
+  }
+
+  #resume(): void {
+    this.#live();
+    this.release();
   }
 
   /**
@@ -1056,12 +1097,7 @@ export class RingBuffer implements Disposable {
     if (this.#closed) return;
     if (this.#many && usable(this.mapping)) {
       this.#releaseMany(false);
-      if (this.#writeAt >= 0) {
-        Atomics.store(this.#lengths, (this.#writeAt & (this.capacity - 1)) >> 2, FREE);
-        this.#writeAt = -1;
-        Atomics.add(this.#words, SKIPPED, 1);
-        this.#published(1);
-      }
+      this.#abandon();
     }
     this.#closed = true;
     this.mapping.unmap();
@@ -1136,11 +1172,39 @@ function usable(mapping: Mapping): boolean {
   }
 }
 
+// The length of a typed array as the engine knows it, which set() copies: not a `length`
+// property of the array's own or its class's, which may say anything.
+const typedArrayLength = Object.getOwnPropertyDescriptor(Object.getPrototypeOf(Uint8Array.prototype), 'length')!
+  .get! as (this: Uint8Array) => number;
+const lengthOf = (bytes: Uint8Array): number => typedArrayLength.call(bytes);
+
+const NOTHING = new Uint8Array(0);
+const UNREADABLE = 'is a view of a detached ArrayBuffer, or out of its bounds';
+
+// The bytes of a message that write() copies (lengthOf()); a message whose bytes cannot be read
+// (its buffer detached, or resized to leave it out of bounds: set() throws at it) is refused
+// here, before a record is reserved for it.
+function messageLength(message: unknown, bytes: Uint8Array): number {
+  const length = lengthOf(bytes);
+  if (length === 0) {
+    try {
+      NOTHING.set(bytes);
+    } catch {
+      throw invalidArgValue('message', message, UNREADABLE);
+    }
+  }
+  return length;
+}
+
 function asBytes(message: unknown): Uint8Array {
   // A Buffer or Uint8Array is its own bytes: no new view (whose buffer and byteOffset getters
   // cost more than the copy of a small message).
   if (types.isUint8Array(message)) return message;
   if (!ArrayBuffer.isView(message))
     throw invalidArgType('message', 'an instance of Buffer, TypedArray or DataView', message);
-  return new Uint8Array(message.buffer, message.byteOffset, message.byteLength);
+  try {
+    return new Uint8Array(message.buffer, message.byteOffset, message.byteLength);
+  } catch {
+    throw invalidArgValue('message', message, UNREADABLE);
+  }
 }

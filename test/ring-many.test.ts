@@ -585,6 +585,89 @@ describe('every mode: the same calls, the same answers', () => {
     }
   });
 
+  test.each(modes)(
+    'writers $writers, readers $readers: a message is the bytes set() copies, or refused before anything is reserved',
+    async ({ writers, readers }) => {
+      const ring = RingBuffer.create(4096, { writers, readers });
+      const reader = RingBuffer.attach(ring.memory);
+      // Unread messages after the free space the next record takes (the ring has wrapped).
+      for (const fill of [1, 2, 3]) ring.write(new Uint8Array(1000).fill(fill));
+      reader.read();
+      reader.read();
+      reader.release();
+      for (const fill of [4, 5]) ring.write(new Uint8Array(1000).fill(fill));
+      // A length property that says less than the array holds: the record is what it holds.
+      const liar = new Uint8Array(1500).fill(6);
+      Object.defineProperty(liar, 'length', { value: 4 });
+      expect(ring.write(liar, { timeoutMs: 20 })).toBe(false); // 1500 bytes do not fit
+      for (const fill of [3, 4, 5]) expect(reader.read({ timeoutMs: 1000 })).toEqual(new Uint8Array(1000).fill(fill));
+      expect(ring.write(liar, { timeoutMs: 1000 })).toBe(true);
+      expect(reader.read({ timeoutMs: 1000 })).toEqual(new Uint8Array(1500).fill(6));
+      // A view of a detached buffer: refused with a code, nothing reserved.
+      const gone = new ArrayBuffer(16);
+      const views = [new Uint8Array(gone), new DataView(gone, 4), new Float64Array(gone)];
+      structuredClone(gone, { transfer: [gone] });
+      for (const view of views) {
+        expect(() => ring.write(view)).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARG_VALUE' }));
+        await expect(ring.writeAsync(view)).rejects.toMatchObject({ code: 'ERR_INVALID_ARG_VALUE' });
+      }
+      // A message resized while writeAsync() waited for room: refused, its record given up.
+      while (ring.write(new Uint8Array(1000).fill(7), { timeoutMs: 0 }));
+      type Resizable = ArrayBuffer & { resize(length: number): void };
+      const Resizable = ArrayBuffer as unknown as new (length: number, options: object) => Resizable;
+      const resizable = new Resizable(100, { maxByteLength: 2000 });
+      const pending = ring.writeAsync(new Uint8Array(resizable).fill(8));
+      resizable.resize(1500);
+      for (let m; (m = reader.read({ timeoutMs: 20 })) !== undefined;) expect(m![0]).toBe(7);
+      await expect(pending).rejects.toMatchObject({ code: 'ERR_INVALID_ARG_VALUE' });
+      // The ring goes on: nothing of the refused messages is read.
+      expect(ring.write(new Uint8Array([9]), { timeoutMs: 1000 })).toBe(true);
+      expect(reader.read({ timeoutMs: 1000 })).toEqual(new Uint8Array([9]));
+      expect(reader.read({ timeoutMs: 10 })).toBeUndefined();
+      reader.close();
+      ring.close();
+    },
+  );
+
+  test.each(modes)(
+    'writers $writers, readers $readers: async calls of one writer or one reader side by side',
+    async ({ writers, readers }) => {
+      const ring = RingBuffer.create(4096, { writers, readers });
+      const reader = RingBuffer.attach(ring.memory);
+      // Three writeAsync() waiting for room at once: one reserves, the others are refused; the
+      // one that resolves is read, with its own bytes, and nothing holds the readers up.
+      while (ring.write(new Uint8Array(1000), { timeoutMs: 0 }));
+      const writes = [1, 2, 3].map((fill) =>
+        ring.writeAsync(new Uint8Array(100).fill(fill)).then(
+          () => fill,
+          (error: { code?: string }) => error.code,
+        ),
+      );
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      for (let m; (m = reader.read({ timeoutMs: 20 })) !== undefined;) expect(m!.length).toBe(1000);
+      const outcomes = await Promise.all(writes);
+      const written = outcomes.filter((o) => typeof o === 'number');
+      expect(written.length).toBeGreaterThan(0);
+      expect(outcomes.filter((o) => o === 'ERR_INVALID_STATE')).toHaveLength(3 - written.length);
+      for (const fill of written) expect(reader.read({ timeoutMs: 1000 })).toEqual(new Uint8Array(100).fill(fill));
+      expect(reader.read({ timeoutMs: 10 })).toBeUndefined();
+      // Two readAsync() waiting on an empty ring at once: two messages, not one twice.
+      const reads = [reader.readAsync(), reader.readAsync()];
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      ring.write(new Uint8Array([1]));
+      ring.write(new Uint8Array([2]));
+      const got = await Promise.all(reads);
+      expect(got.map((m) => m![0]).sort()).toEqual([1, 2]);
+      // Neither side holds a record back: the ring goes round several times.
+      for (let i = 0; i < 40; i++) {
+        expect(ring.write(new Uint8Array(500).fill(i), { timeoutMs: 1000 })).toBe(true);
+        expect(reader.read({ timeoutMs: 1000 })![0]).toBe(i);
+      }
+      reader.close();
+      ring.close();
+    },
+  );
+
   test('SharedMemory of another kind is still refused as before', () => {
     using shm = SharedMemory.create(8192);
     expect(() => RingBuffer.attach(shm, { writers: 'many' })).toThrow(
