@@ -608,7 +608,8 @@ export class RingBuffer implements Disposable {
    * The next message: a view of the ring's bytes, valid until this reader's next `read`
    * (which releases it) or {@link RingBuffer.release}. Blocks while the ring is empty.
    * Returns `null` once a writer has called {@link RingBuffer.end} and every message before
-   * it has been read, and, with `options.timeoutMs`, `undefined` if it stayed empty that long.
+   * it has been read (and again at every later call, on every kind of ring), and, with
+   * `options.timeoutMs`, `undefined` if it stayed empty that long.
    */
   read(options?: { timeoutMs?: undefined }): Uint8Array | null;
   read(options: RingWaitOptions): Uint8Array | null | undefined;
@@ -696,11 +697,9 @@ export class RingBuffer implements Disposable {
       offset = 0;
       length = this.#lengths[0];
     }
-    if (length === END) {
-      this.#readNext = (head + align8(RECORD_HEADER)) >>> 0;
-      this.release();
-      return null;
-    }
+    // The end: HEAD stays before it, so that every later read() (of this reader or another
+    // attached later) finds it too and returns null, as a ring with many readers does.
+    if (length === END) return null;
     this.#readNext = (head + align8(RECORD_HEADER + length)) >>> 0;
     return this.#view(offset + RECORD_HEADER, length);
   }
@@ -1005,7 +1004,7 @@ export class RingBuffer implements Disposable {
   // Frees the record this reader holds, and moves HEAD over it if it is at HEAD: now, or with
   // `deferred` (read(), whose #claim() takes READ_LOCK next anyway) in that #claim(), which
   // looks at HEAD under the lock (so needs no look at it here).
-  #releaseMany(deferred: boolean): void {
+  #releaseMany(deferred: boolean, deadline = Infinity): void {
     const at = this.#readAt;
     if (at < 0) return;
     this.#readAt = -1;
@@ -1015,12 +1014,14 @@ export class RingBuffer implements Disposable {
     }
     Atomics.store(this.#lengths, (at & this.#mask) >> 2, FREE);
     // Only the record at HEAD moves it; one behind another reader's is passed by that reader.
-    if (Atomics.load(this.#words, HEAD) >>> 0 === at) this.#advanceHead(false);
+    if (Atomics.load(this.#words, HEAD) >>> 0 === at) this.#advanceHead(false, deadline);
   }
 
-  // HEAD over the FREE records after it (below); wakes the writers if it moved.
-  #advanceHead(reclaim: boolean): void {
-    this.#lock(READ_LOCK);
+  // HEAD over the FREE records after it (below); wakes the writers if it moved. With a
+  // `deadline` (close()), a lock still busy then is left alone: the record is FREE already, and
+  // a writer held up by a full ring moves HEAD over it after the liveness period.
+  #advanceHead(reclaim: boolean, deadline = Infinity): void {
+    if (!this.#lock(READ_LOCK, deadline)) return;
     const moved = this.#advanceLocked(reclaim);
     this.#unlock(READ_LOCK);
     if (moved) this.#roomMade();
@@ -1095,13 +1096,21 @@ export class RingBuffer implements Disposable {
    */
   close(): void {
     if (this.#closed) return;
-    if (this.#many && usable(this.mapping)) {
-      this.#releaseMany(false);
-      this.#abandon();
+    try {
+      if (this.#many && usable(this.mapping)) {
+        // Never waits for ever: READ_LOCK held by a thread that lives on (stopped, or named there
+        // by a peer) is waited for one liveness period at most.
+        try {
+          this.#releaseMany(false, performance.now() + LIVENESS_MS);
+        } finally {
+          this.#abandon();
+        }
+      }
+    } finally {
+      this.#closed = true;
+      this.mapping.unmap();
+      this.memory.close();
     }
-    this.#closed = true;
-    this.mapping.unmap();
-    this.memory.close();
   }
 
   /** True once {@link RingBuffer.close} has run. */

@@ -2,7 +2,7 @@
 // (share/from) on one ring, every message checked byte by byte and in each writer's order; a
 // writer killed holding a reservation and a reader killed holding a message wedge nobody
 // and are counted; end() ends the stream for every reader; every misuse has a code.
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { once } from 'node:events';
 import net from 'node:net';
 import { join } from 'node:path';
@@ -408,6 +408,29 @@ describe('end() on a ring with many writers and readers', () => {
 });
 
 describe('a hostile peer scribbling over a ring with many writers and readers', () => {
+  test('close() never waits for ever on READ_LOCK held by a thread that lives (pid 1 written there)', () => {
+    // In a child: before, close() of a reader holding a message waited for that lock for ever.
+    const code = `
+      const { RingBuffer } = require(${JSON.stringify(join(__dirname, '..', 'lib'))});
+      const ring = RingBuffer.create(4096, { writers: 'many', readers: 'many' });
+      ring.write(new Uint8Array(8));
+      ring.read(); // held: close() releases it, which moves HEAD under READ_LOCK
+      Atomics.store(new Int32Array(ring.mapping.buffer, 0, 1024), 112, 1); // READ_LOCK: init's id
+      const started = performance.now();
+      ring.close();
+      console.log(JSON.stringify({ closed: ring.closed, ms: Math.round(performance.now() - started) }));
+    `;
+    const child = spawnSync(process.execPath, ['-e', code], { encoding: 'utf8', timeout: 30_000 });
+    expect({ status: child.status, signal: child.signal, stderr: child.stderr }).toEqual({
+      status: 0,
+      signal: null,
+      stderr: '',
+    });
+    const out = JSON.parse(child.stdout) as { closed: boolean; ms: number };
+    expect(out.closed).toBe(true);
+    expect(out.ms).toBeLessThan(10_000); // one liveness period (about 50 ms), generously
+  });
+
   test('every message is a view inside the ring, every error has a code, and every call with a timeout returns', async () => {
     const ring = RingBuffer.create(1 << 16, { writers: 'many', readers: 'many', spin: 0 });
     const data = ring.mapping.bytes;
@@ -456,6 +479,25 @@ describe('every mode: the same calls, the same answers', () => {
     { writers: 'one', readers: 'many' },
     { writers: 'many', readers: 'many' },
   ] as const;
+
+  test.each(modes)(
+    'writers $writers, readers $readers: after end(), read() is null for ever, for this reader and one attached later',
+    async ({ writers, readers }) => {
+      const ring = RingBuffer.create(4096, { writers, readers });
+      const reader = RingBuffer.attach(ring.memory);
+      ring.write(Buffer.from('last'));
+      expect(ring.end()).toBe(true);
+      expect(Buffer.from(reader.read()!).toString()).toBe('last');
+      // (The one-writer ring used to move past the end: its next read() without a timeout
+      // waited for ever.)
+      for (let i = 0; i < 3; i++) expect([i, reader.read({ timeoutMs: 1000 })]).toEqual([i, null]);
+      expect(await reader.readAsync()).toBeNull();
+      const later = RingBuffer.attach(ring.memory);
+      expect(later.read({ timeoutMs: 1000 })).toBeNull();
+      expect(reader.read()).toBeNull();
+      for (const r of [later, reader, ring]) r.close();
+    },
+  );
 
   test.each(modes)(
     'writers $writers, readers $readers: timeouts, sizes and out-of-turn calls',
