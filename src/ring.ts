@@ -267,6 +267,7 @@ export class RingBuffer implements Disposable {
   #ended = false; // one writer: end() has run
   // The many-writer / many-reader protocol:
   #many: boolean;
+  #header: number; // a record's header bytes: RECORD_HEADER, or MANY_HEADER with many writers or readers
   #writeLock: Mutex | undefined;
   #readLock: Mutex | undefined;
   #readAt = -1; // reader: the record it holds (absolute, u32), until release()
@@ -307,6 +308,7 @@ export class RingBuffer implements Disposable {
     this.#data = new Uint8Array(buffer, HEADER_BYTES, capacity);
     this.#lengths = new Int32Array(buffer, HEADER_BYTES, capacity / 4);
     this.#many = mode !== 0;
+    this.#header = this.#many ? MANY_HEADER : RECORD_HEADER;
     if (this.#many) {
       this.#writeLock = new Mutex(this.#words, WRITE_LOCK);
       this.#readLock = new Mutex(this.#words, READ_LOCK);
@@ -387,13 +389,17 @@ export class RingBuffer implements Disposable {
   reserve(length: number, options?: RingWaitOptions): Uint8Array | undefined {
     const timeoutMs = options === undefined ? undefined : waitTimeout(options); // first: it runs the caller's getter
     this.#live();
+    const offset = this.#reserve(length, timeoutMs);
+    return offset < 0 ? undefined : this.#seen(this.#view(offset + this.#header, length));
+  }
+
+  // reserve() for either protocol: the reserved record's offset in the ring, or -1 if there was
+  // no room by the end of `timeoutMs`.
+  #reserve(length: number, timeoutMs: number | undefined): number {
     const need = this.#need(length);
-    if (this.#many) {
-      const offset = this.#reserveMany(need, length, deadlineOf(timeoutMs));
-      return offset < 0 ? undefined : this.#seen(this.#view(offset + MANY_HEADER, length));
-    }
-    const offset = this.#reserveOne(need, length, timeoutMs);
-    return offset < 0 ? undefined : this.#seen(this.#view(offset + RECORD_HEADER, length));
+    return this.#many
+      ? this.#reserveMany(need, length, deadlineOf(timeoutMs))
+      : this.#reserveOne(need, length, timeoutMs);
   }
 
   // The one-writer reserve(): the reserved record's offset in the ring, waiting for room
@@ -483,30 +489,18 @@ export class RingBuffer implements Disposable {
   write(message: ArrayBufferView, options?: RingWaitOptions): boolean {
     this.#live();
     const bytes = asBytes(message);
-    if (this.#many) {
-      // reserve() + set() + commit(), without a view of the record: copied in at its offset.
-      let timeoutMs: number | undefined;
-      if (options !== undefined) {
-        timeoutMs = waitTimeout(options);
-        this.#live(); // the getter may have closed the ring
-      }
-      const length = messageLength(message, bytes);
-      const offset = this.#reserveMany(this.#need(length), length, deadlineOf(timeoutMs));
-      if (offset < 0) return false;
-      this.#data.set(bytes, offset + MANY_HEADER);
-      this.#seen(offset); // a guarded ring: the header and the bytes reached its pages
-      this.#commitMany();
-      return true;
+    // reserve() + set() + commit(), without a view of the record: copied in at its offset.
+    let timeoutMs: number | undefined;
+    if (options !== undefined) {
+      timeoutMs = waitTimeout(options);
+      this.#live(); // the getter may have closed the ring
     }
-    // reserve() + set() + commit(), as above.
-    const timeoutMs = options === undefined ? undefined : waitTimeout(options);
-    if (options !== undefined) this.#live(); // the getter may have closed the ring
-    const length = messageLength(message, bytes);
-    const offset = this.#reserveOne(this.#need(length), length, timeoutMs);
+    const offset = this.#reserve(lengthOf(bytes), timeoutMs);
     if (offset < 0) return false;
-    this.#data.set(bytes, offset + RECORD_HEADER);
-    this.#seen(offset);
-    this.#commitOne();
+    this.#data.set(bytes, offset + this.#header);
+    this.#seen(offset); // a guarded ring: the header and the bytes reached its pages
+    if (this.#many) this.#commitMany();
+    else this.#commitOne();
     return true;
   }
 
@@ -514,7 +508,7 @@ export class RingBuffer implements Disposable {
   async writeAsync(message: ArrayBufferView, options?: { signal?: AbortSignal }): Promise<void> {
     this.#live();
     const bytes = asBytes(message);
-    const length = messageLength(message, bytes);
+    const length = lengthOf(bytes);
     const room = await this.reserveAsync(length, options);
     // The wait ran other code: a message whose buffer was resized or detached meanwhile is not
     // the `length` bytes reserved. Nothing is written then (the record is given up).
@@ -562,7 +556,7 @@ export class RingBuffer implements Disposable {
     validateInteger(length, 'length', 0, this.maxMessageLength);
     if (this.#writeAt >= 0) throw mmanError('ERR_INVALID_STATE', 'uncommitted');
     if (this.#ended) throw mmanError('ERR_RING_BUFFER_ENDED');
-    return align8((this.#many ? MANY_HEADER : RECORD_HEADER) + length);
+    return align8(this.#header + length);
   }
 
   // Gives up the message reserved last, unwritten: on the one-writer ring nothing of it was
@@ -928,11 +922,7 @@ export class RingBuffer implements Disposable {
     let passed = false;
     this.#readerBlocked = false;
     if (!this.#lock(READ_LOCK, deadline)) {
-      // The release read() put off, done as release() does it.
-      if (freed) {
-        Atomics.store(lengths, (freedAt & mask) >> 2, FREE);
-        if (Atomics.load(words, HEAD) >>> 0 === freedAt) this.#advanceHead(false);
-      }
+      if (freed) this.#free(freedAt); // the release read() put off, done as release() does it
       return undefined;
     }
     // The record read() freed: a record's state is looked at only under READ_LOCK once it is
@@ -1012,8 +1002,14 @@ export class RingBuffer implements Disposable {
       this.#freedAt = at; // FREE is stored there too, under the lock
       return;
     }
+    this.#free(at, deadline);
+  }
+
+  // Stores FREE over the record at `at` (absolute), outside READ_LOCK, and moves HEAD over it if
+  // it is at HEAD. Only the record at HEAD moves it; one behind another reader's is passed by
+  // that reader (the Dekker pair in the protocol comment: this FREE store, then the HEAD load).
+  #free(at: number, deadline = Infinity): void {
     Atomics.store(this.#lengths, (at & this.#mask) >> 2, FREE);
-    // Only the record at HEAD moves it; one behind another reader's is passed by that reader.
     if (Atomics.load(this.#words, HEAD) >>> 0 === at) this.#advanceHead(false, deadline);
   }
 
@@ -1190,30 +1186,29 @@ const lengthOf = (bytes: Uint8Array): number => typedArrayLength.call(bytes);
 const NOTHING = new Uint8Array(0);
 const UNREADABLE = 'is a view of a detached ArrayBuffer, or out of its bounds';
 
-// The bytes of a message that write() copies (lengthOf()); a message whose bytes cannot be read
-// (its buffer detached, or resized to leave it out of bounds: set() throws at it) is refused
-// here, before a record is reserved for it.
-function messageLength(message: unknown, bytes: Uint8Array): number {
-  const length = lengthOf(bytes);
-  if (length === 0) {
+// The bytes of a message that write() copies (lengthOf() of them). A message whose bytes cannot
+// be read (its buffer detached, or resized to leave it out of bounds: set() throws at it) is
+// refused here, before a record is reserved for it.
+function asBytes(message: unknown): Uint8Array {
+  let bytes: Uint8Array;
+  // A Buffer or Uint8Array is its own bytes: no new view (whose buffer and byteOffset getters
+  // cost more than the copy of a small message).
+  if (types.isUint8Array(message)) bytes = message;
+  else if (!ArrayBuffer.isView(message))
+    throw invalidArgType('message', 'an instance of Buffer, TypedArray or DataView', message);
+  else {
+    try {
+      bytes = new Uint8Array(message.buffer, message.byteOffset, message.byteLength);
+    } catch {
+      throw invalidArgValue('message', message, UNREADABLE);
+    }
+  }
+  if (lengthOf(bytes) === 0) {
     try {
       NOTHING.set(bytes);
     } catch {
       throw invalidArgValue('message', message, UNREADABLE);
     }
   }
-  return length;
-}
-
-function asBytes(message: unknown): Uint8Array {
-  // A Buffer or Uint8Array is its own bytes: no new view (whose buffer and byteOffset getters
-  // cost more than the copy of a small message).
-  if (types.isUint8Array(message)) return message;
-  if (!ArrayBuffer.isView(message))
-    throw invalidArgType('message', 'an instance of Buffer, TypedArray or DataView', message);
-  try {
-    return new Uint8Array(message.buffer, message.byteOffset, message.byteLength);
-  } catch {
-    throw invalidArgValue('message', message, UNREADABLE);
-  }
+  return bytes;
 }
