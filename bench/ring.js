@@ -53,6 +53,8 @@ const ROLE_ENV = 'MMAN_RING_BENCH_PEER';
 const PACED_ONLY = process.argv.includes('--paced-only');
 const WARM = process.argv.includes('--warm');
 const WARM_MESSAGES = 100_000;
+const SOLO_MESSAGES = QUICK ? 200_000 : 2_000_000;
+const NO_PACED = process.argv.includes('--no-paced');
 const list = (flag) => (process.argv.includes(flag) ? process.argv[process.argv.indexOf(flag) + 1].split(',') : undefined);
 const ONLY = list('--only');
 const KINDS = list('--kind') ?? ['process', 'thread'];
@@ -278,7 +280,7 @@ function runC(binary, kind, writers, readers, size, pace = 0) {
   return { rate: r.messages / r.seconds, p50: r.p50 / 1e3, p99: r.p99 / 1e3 };
 }
 
-const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+const { median } = require('../lib/cli/measure/stats'); // the one median every benchmark takes
 
 // --solo: the CPU a message costs each side, in one thread with no other side (no waiting, no
 // cache line moving between CPUs): batches of write() then as many read()s (and release(), on
@@ -319,7 +321,7 @@ function soloJs(way, size, messages) {
 
 function solo(binary) {
   const rows = [];
-  const messages = QUICK ? 200_000 : 2_000_000;
+  const messages = SOLO_MESSAGES;
   console.log(`one thread, ns a message (rounds 2-4 of 4, ${messages} messages each): write / read, and ÷ C`);
   for (const size of SIZES) {
     const c = binary
@@ -363,7 +365,7 @@ async function main() {
     const rows = solo(binary);
     if (cSkipped) console.log(`c: skipped (${cSkipped})`);
     rmSync(dir, { recursive: true, force: true });
-    if (jsonAt > 0) writeFileSync(process.argv[jsonAt + 1], JSON.stringify({ solo: rows, messages: QUICK ? 200_000 : 2_000_000, cSkipped }, null, 2));
+    if (jsonAt > 0) writeFileSync(process.argv[jsonAt + 1], JSON.stringify({ solo: rows, messages: SOLO_MESSAGES, cSkipped }, null, 2));
     return;
   }
   console.log(`${os.cpus().length} CPUs, load ${os.loadavg().map((x) => x.toFixed(2)).join(' ')}; ${REPEAT} round(s), medians${WARM ? `; ring peers warmed with ${WARM_MESSAGES} messages` : ''}`);
@@ -399,8 +401,8 @@ async function main() {
       }
     }
   }
-  if (!process.argv.includes('--no-paced')) console.log(`paced: one 64 B message every ${PACE_US} µs, 1→1, every message's latency`);
-  for (const kind of process.argv.includes('--no-paced') ? [] : ['process', 'thread']) {
+  if (!NO_PACED) console.log(`paced: one 64 B message every ${PACE_US} µs, 1→1, every message's latency`);
+  for (const kind of NO_PACED ? [] : ['process', 'thread']) {
     for (const way of ['ring-many', 'ring-one', 'ipc', 'c']) {
       if (way === 'c' && binary === undefined) continue;
       if (ONLY !== undefined && !ONLY.includes(way)) continue;
