@@ -282,6 +282,7 @@ export class RingBuffer implements Disposable {
   #contended = false; // #untilFree() slept: take the next lock marked
   #freedAt = -1; // reader: the record read() freed, for its #claim() to move HEAD over (absolute, u32)
   #seenHead = 0; // writer: the HEAD #placeMany() found too little room before
+  #closer: AbortController | undefined; // aborted by close(): ends the async calls' waits
 
   private constructor(
     token: typeof CONSTRUCT,
@@ -450,14 +451,14 @@ export class RingBuffer implements Disposable {
         if (offset >= 0) return this.#seen(this.#view(offset + MANY_HEADER, length));
         const head = this.#seenHead;
         this.#writerHeldUp(head);
-        await waitAsync(this.#words, HEAD, head, LIVENESS_MS, { signal, waitersIndex: WRITERS_ASLEEP });
+        await this.#waitAsync(HEAD, head, LIVENESS_MS, signal, WRITERS_ASLEEP);
         continue;
       }
       const at = this.#room(need);
       if (at >= 0) return this.#seen(this.#view(this.#place(at, length) + RECORD_HEADER, length));
       const head = Atomics.load(this.#words, HEAD);
       if (this.#room(need) >= 0) continue;
-      await waitAsync(this.#words, HEAD, head, undefined, { signal, waitersIndex: WRITERS_ASLEEP });
+      await this.#waitAsync(HEAD, head, undefined, signal, WRITERS_ASLEEP);
     }
   }
 
@@ -646,14 +647,14 @@ export class RingBuffer implements Disposable {
         const message = this.#claim();
         if (message !== undefined) return this.#seen(message);
         const timeout = this.#readerBlocked ? LIVENESS_MS : undefined;
-        await waitAsync(this.#words, COMMITS, commits, timeout, { signal, waitersIndex: READERS_ASLEEP });
+        await this.#waitAsync(COMMITS, commits, timeout, signal, READERS_ASLEEP);
         continue;
       }
       const message = this.#take();
       if (message !== undefined) return this.#seen(message);
       const tail = Atomics.load(this.#words, TAIL);
       if (tail >>> 0 !== Atomics.load(this.#words, HEAD) >>> 0) continue;
-      await waitAsync(this.#words, TAIL, tail, undefined, { signal, waitersIndex: READERS_ASLEEP });
+      await this.#waitAsync(TAIL, tail, undefined, signal, READERS_ASLEEP);
     }
   }
 
@@ -726,9 +727,30 @@ export class RingBuffer implements Disposable {
         if (Atomics.compareExchange(this.#words, index, word, word | LOCK_WAITERS) !== word) continue;
         word |= LOCK_WAITERS;
       }
-      await waitAsync(this.#words, index, word, LIVENESS_MS, { signal });
+      await this.#waitAsync(index, word, LIVENESS_MS, signal);
       this.#live();
       this.#contended = true;
+    }
+  }
+
+  // waitAsync() on word `index` for the async calls, which close() ends too: then it resolves,
+  // and the call's next look at the ring throws ERR_RING_BUFFER_CLOSED (a pending call on a
+  // closed ring settled neither way, and kept the process alive for ever).
+  async #waitAsync(
+    index: number,
+    value: number,
+    timeoutMs: number | undefined,
+    signal: AbortSignal | undefined,
+    waitersIndex?: number,
+  ): Promise<void> {
+    const closing = (this.#closer ??= new AbortController()).signal;
+    try {
+      await waitAsync(this.#words, index, value, timeoutMs, {
+        signal: signal === undefined ? closing : AbortSignal.any([signal, closing]),
+        waitersIndex,
+      });
+    } catch (err) {
+      if (!this.#closed) throw err;
     }
   }
 
@@ -1104,6 +1126,7 @@ export class RingBuffer implements Disposable {
       }
     } finally {
       this.#closed = true;
+      this.#closer?.abort();
       this.mapping.unmap();
       this.memory.close();
     }

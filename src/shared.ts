@@ -608,7 +608,7 @@ export class SharedMemory implements Disposable {
       throw invalidArgValue(
         'fd',
         fd,
-        `must be a memfd or a file in /dev/shm (tmpfs or hugetlbfs) opened for reading, not ${file.why}; map a disk file with mapFile()`,
+        `must be a memfd or a file in /dev/shm (tmpfs or hugetlbfs) opened for reading (this one: ${file.why}); map a disk file with mapFile()`,
       );
     return new SharedMemory(CONSTRUCT, fd, name, file.readOnly);
   }

@@ -672,6 +672,26 @@ describe('every mode: the same calls, the same answers', () => {
   );
 
   test.each(modes)(
+    'writers $writers, readers $readers: close() settles the async calls still waiting, with ERR_RING_BUFFER_CLOSED',
+    async ({ writers, readers }) => {
+      const reader = RingBuffer.create(4096, { writers, readers });
+      const writer = RingBuffer.create(4096, { writers, readers });
+      while (writer.write(new Uint8Array(1000), { timeoutMs: 0 }));
+      const settled = (p: Promise<unknown>) =>
+        p.then(
+          () => 'resolved',
+          (error: { code?: string }) => error.code,
+        );
+      const pending = [settled(reader.readAsync()), settled(writer.writeAsync(new Uint8Array(1000)))];
+      await new Promise((resolve) => setTimeout(resolve, 20)); // both asleep by now
+      reader.close();
+      writer.close();
+      // (Before, they settled neither way on the one-writer ring, and kept the process alive.)
+      expect(await Promise.all(pending)).toEqual(['ERR_RING_BUFFER_CLOSED', 'ERR_RING_BUFFER_CLOSED']);
+    },
+  );
+
+  test.each(modes)(
     'writers $writers, readers $readers: async calls of one writer or one reader side by side',
     async ({ writers, readers }) => {
       const ring = RingBuffer.create(4096, { writers, readers });
