@@ -1110,7 +1110,8 @@ export class RingBuffer implements Disposable {
    * Unmaps the ring and closes its SharedMemory in this process. Idempotent. On a ring with
    * many writers or readers, a message this object read is released first, and one it
    * reserved and did not commit is abandoned (readers skip it; counted in
-   * {@link RingBuffer.skipped}).
+   * {@link RingBuffer.skipped}). An async call of this object still waiting rejects with
+   * `ERR_RING_BUFFER_CLOSED`.
    */
   close(): void {
     if (this.#closed) return;
