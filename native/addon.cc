@@ -147,6 +147,7 @@ void InitAnswers(Napi::Env env, Napi::Object exports) {
   a.Set("LOCK_OWNER_DIED", answers::kLockOwnerDied);
   a.Set("LOCK_BUSY", answers::kLockBusy);
   a.Set("LOCK_TIMED_OUT", answers::kLockTimedOut);
+  a.Set("STOPPING", answers::kStopping);
   exports.Set("answers", a);
 }
 

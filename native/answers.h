@@ -37,6 +37,10 @@ constexpr int kLockAcquired = 0;
 constexpr int kLockOwnerDied = 1;  // acquired; the holder before died holding it
 constexpr int kLockBusy = 2;       // tryLock only
 constexpr int kLockTimedOut = 3;
+// wait(), mutexLock() on a worker's thread: the worker is being terminated (or exiting), so
+// the call gave up sleeping. Below the errno range, as kMisaligned. JavaScript that is being
+// terminated seldom runs far enough to see it.
+constexpr int kStopping = -4099;
 }  // namespace answers
 
 // map()'s options, a bit set.

@@ -82,6 +82,15 @@ bool Before(const timespec& a, const timespec& b) {
   return a.tv_sec < b.tv_sec || (a.tv_sec == b.tv_sec && a.tv_nsec < b.tv_nsec);
 }
 
+bool OnWorkerThread() {
+  thread_local bool worker = syscall(SYS_gettid) != getpid();
+  return worker;
+}
+
+bool StopRequested(napi_env env) {
+  return !CanRunJs(env);
+}
+
 // The int32 at byteOffset of `ab`, checked to lie inside the live region, 4-byte aligned.
 // Returns nullptr with a JS exception pending, or with *misaligned set (TS reports that one).
 static int32_t* Word(Napi::Env env, Region* region, const Napi::Value& abValue,
@@ -161,7 +170,7 @@ constexpr int kCancelled = answers::kWaitCancelled;
 constexpr size_t kWaitsPerThread = FUTEX_WAITV_MAX - 1;  // one slot is the control word
 
 // wait(handle, ab, byteOffset, expected, timeoutMs (-1: forever), spin, waitersOffset)
-//   -> kWaitOk | kWaitNotEqual | kWaitTimedOut | -errno | kMisaligned (answers.h)
+//   -> kWaitOk | kWaitNotEqual | kWaitTimedOut | -errno | kMisaligned | kStopping (answers.h)
 Napi::Value Wait(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   WordArgs args;
@@ -183,11 +192,19 @@ Napi::Value Wait(const Napi::CallbackInfo& info) {
   timespec deadline;
   bool timed = timeoutMs > 0 && std::isfinite(timeoutMs);
   if (timed) deadline = Deadline(timeoutMs);
+  // A worker sleeps in pieces, and gives up once it is being terminated (futex.h).
+  bool pieces = OnWorkerThread();
   if (waiters != nullptr) __atomic_add_fetch(waiters, 1, __ATOMIC_SEQ_CST);
   int result;
   for (;;) {
-    long rc = Futex(word, FUTEX_WAIT_BITSET, static_cast<uint32_t>(expected),
-                    timed ? &deadline : nullptr, FUTEX_BITSET_MATCH_ANY);
+    const timespec* until = timed ? &deadline : nullptr;
+    timespec piece;
+    if (pieces) {
+      piece = Deadline(kStopLookMs);
+      if (!timed || Before(piece, deadline)) until = &piece;
+    }
+    long rc = Futex(word, FUTEX_WAIT_BITSET, static_cast<uint32_t>(expected), until,
+                    FUTEX_BITSET_MATCH_ANY);
     if (rc == 0) {
       result = kOk;
       break;
@@ -197,6 +214,11 @@ Napi::Value Wait(const Napi::CallbackInfo& info) {
       result = kOk;
       break;
     }  // changed after our first look: an event
+    if (errno == ETIMEDOUT && until == &piece) {
+      if (!StopRequested(env)) continue;
+      result = answers::kStopping;
+      break;
+    }
     result = errno == ETIMEDOUT ? kTimedOut : -errno;
     break;
   }

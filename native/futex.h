@@ -23,6 +23,20 @@ timespec Deadline(double timeoutMs);
 bool Passed(const timespec& deadline);
 bool Before(const timespec& a, const timespec& b);
 
+// A sleep on a worker's thread wakes this often to ask whether the worker is being
+// terminated: no futex sleep is interrupted by worker.terminate(), which waits until this
+// thread returns to JavaScript. The main thread sleeps in one piece (its environment stops
+// only when it calls process.exit() itself).
+constexpr double kStopLookMs = 50;
+
+// True on a thread other than the process's first (a worker's): its sleeps are cut into
+// kStopLookMs pieces, each followed by StopRequested().
+bool OnWorkerThread();
+
+// True once this thread's environment is going away (env.h's CanRunJs() is false): a worker
+// terminated, or calling process.exit(). Only on the environment's own thread.
+bool StopRequested(napi_env env);
+
 // The (handle, ab, byteOffset, ..., waitersOffset) every call on a word starts with.
 struct WordArgs {
   Region* region = nullptr;

@@ -80,8 +80,9 @@ int TryLock(int32_t* word, uint32_t self, bool contended, bool checkHolder) {
   return answers::kLockBusy;
 }
 
-// lock: spins `spin` rounds, then sleeps; kLockAcquired, kLockOwnerDied, kLockTimedOut, -errno.
-int Lock(int32_t* word, double timeoutMs, int64_t spin) {
+// lock: spins `spin` rounds, then sleeps; kLockAcquired, kLockOwnerDied, kLockTimedOut, -errno,
+// or kStopping on a worker being terminated (futex.h).
+int Lock(napi_env env, int32_t* word, double timeoutMs, int64_t spin) {
   uint32_t self = ThisThread();
   int r = TryLock(word, self, false, false);
   if (r != answers::kLockBusy) return r;
@@ -92,6 +93,7 @@ int Lock(int32_t* word, double timeoutMs, int64_t spin) {
   bool timed = timeoutMs >= 0 && std::isfinite(timeoutMs);
   timespec deadline = Deadline(timed ? timeoutMs : 0);
   bool slept = false;
+  bool worker = OnWorkerThread();
   for (;;) {
     // After a sleep, the holder is looked at: a dead one is taken over.
     r = TryLock(word, self, slept, slept);
@@ -105,6 +107,10 @@ int Lock(int32_t* word, double timeoutMs, int64_t spin) {
     if (timed && Before(deadline, wake)) wake = deadline;
     long rc = Futex(word, FUTEX_WAIT_BITSET, c, &wake, FUTEX_BITSET_MATCH_ANY);
     if (rc != 0 && errno != EAGAIN && errno != EINTR && errno != ETIMEDOUT) return -errno;
+    // A sleep lasts kLivenessMs at most, kStopLookMs too: a worker looks after each.
+    static_assert(kLivenessMs <= kStopLookMs,
+                  "a worker being terminated waits one liveness period");
+    if (worker && StopRequested(env)) return answers::kStopping;
     slept = true;
   }
 }
@@ -125,7 +131,7 @@ Napi::Value MutexLock(const Napi::CallbackInfo& info) {
   if (!ReadWordArgs(info, kNoWaitersArg, &args, &early)) return early;
   double timeoutMs = info[3].As<Napi::Number>().DoubleValue();
   int64_t spin = info[4].As<Napi::Number>().Int64Value();
-  return Napi::Number::New(info.Env(), Lock(args.word, timeoutMs, spin));
+  return Napi::Number::New(info.Env(), Lock(info.Env(), args.word, timeoutMs, spin));
 }
 
 // mutexTryLock(handle, ab, byteOffset, contended): one attempt, the holder looked at.

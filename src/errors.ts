@@ -135,6 +135,7 @@ const CODES = {
     () => 'The stream was ended (end() was called on this ring buffer): nothing more can be written',
   ],
   ERR_ILLEGAL_CONSTRUCTOR: [TypeError, (use: string) => `Illegal constructor: use ${use}`],
+  ERR_WORKER_TERMINATING: [Error, (call: string) => `This worker is being terminated: ${call} gave up waiting`],
   ERR_MMAN_ADDON_NOT_FOUND: [Error, (what: string, how: string) => `mman has no native addon ${what}. ${how}`],
   ERR_MMAN_ADDON_LOAD_FAILED: [
     Error,
@@ -172,6 +173,7 @@ export type MmanErrorCode =
   | 'ERR_RING_BUFFER_CLOSED'
   | 'ERR_RING_BUFFER_ENDED'
   | 'ERR_ILLEGAL_CONSTRUCTOR'
+  | 'ERR_WORKER_TERMINATING'
   | 'ERR_MMAN_ADDON_NOT_FOUND'
   | 'ERR_MMAN_ADDON_LOAD_FAILED'
   | 'ABORT_ERR';

@@ -12,6 +12,7 @@ import {
   invalidArgValue,
   mappingClosed,
   mappingReadOnly,
+  mmanError,
   outOfRange,
   systemError,
   validateAbortSignal,
@@ -24,7 +25,7 @@ import {
 export type WaitResult = 'ok' | 'not-equal' | 'timed-out';
 
 // The addon's answers (native/answers.h), read from it: no number is written twice.
-const { WAIT_OK, WAIT_NOT_EQUAL, WAIT_TIMED_OUT, WAIT_CANCELLED, MISALIGNED } = native.answers;
+const { WAIT_OK, WAIT_NOT_EQUAL, WAIT_TIMED_OUT, WAIT_CANCELLED, MISALIGNED, STOPPING } = native.answers;
 const RESULTS = new Map<number, WaitResult>([
   [WAIT_OK, 'ok'],
   [WAIT_NOT_EQUAL, 'not-equal'],
@@ -166,6 +167,9 @@ export function misaligned(index: unknown): RangeError {
  *
  * `view` must be an `Int32Array` over a `MAP_SHARED` mapping made by mman (for example
  * {@link SharedMemory.map}). Blocks the event loop: use {@link waitAsync} in a server.
+ * On a worker's thread the sleep looks every 50 ms whether the worker is being terminated,
+ * so that `worker.terminate()` ends it (`ERR_WORKER_TERMINATING`, seldom seen: the
+ * termination ends the worker's JavaScript); the main thread sleeps in one piece.
  * A notify that comes before the waiter sleeps is not remembered: change the word, then notify.
  *
  * @example
@@ -196,6 +200,7 @@ export function wait(
   }
   const rc = native.wait(t.handle, t.buffer, t.byteOffset, value, timeout, spin - spun, t.waitersOffset);
   if (rc === MISALIGNED) throw misaligned(index);
+  if (rc === STOPPING) throw mmanError('ERR_WORKER_TERMINATING', 'wait()');
   if (rc < 0) throw systemError(rc, 'futex');
   return RESULTS.get(rc)!;
 }

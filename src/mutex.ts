@@ -41,7 +41,7 @@ export interface LockAsyncOptions {
   timeoutMs?: number;
 }
 
-const { LOCK_ACQUIRED, LOCK_OWNER_DIED, LOCK_BUSY, LOCK_TIMED_OUT, MISALIGNED } = native.answers;
+const { LOCK_ACQUIRED, LOCK_OWNER_DIED, LOCK_BUSY, LOCK_TIMED_OUT, MISALIGNED, STOPPING } = native.answers;
 const RESULTS = new Map<number, LockResult>([
   [LOCK_ACQUIRED, 'acquired'],
   [LOCK_OWNER_DIED, 'owner-died'],
@@ -123,6 +123,7 @@ export class Mutex {
 
   #answer(rc: number): LockResult {
     if (rc === MISALIGNED) throw misaligned(this.#index);
+    if (rc === STOPPING) throw mmanError('ERR_WORKER_TERMINATING', 'Mutex.lock()');
     if (rc === EDEADLK) throw mmanError('ERR_MUTEX_DEADLOCK');
     if (rc < 0) throw systemError(rc, 'futex');
     return RESULTS.get(rc)!;

@@ -129,6 +129,7 @@ export interface NativeAddon {
     LOCK_OWNER_DIED: number;
     LOCK_BUSY: number;
     LOCK_TIMED_OUT: number;
+    STOPPING: number;
   }>;
   readonly tools: NativeTools;
   /** 0 if the runtime allows ArrayBuffers over external memory, else the refusing napi_status. */
@@ -247,6 +248,7 @@ export interface NativeAddon {
   ownFd(fd: number): void;
   /** Whether the calling thread owns `fd` already (a SharedMemory of its, or one the addon handed out). */
   ownsFd(fd: number): boolean;
+  /** answers.WAIT_OK / WAIT_NOT_EQUAL / WAIT_TIMED_OUT, -errno, MISALIGNED, or STOPPING (a worker being terminated). */
   wait(
     handle: Handle,
     buffer: ArrayBuffer,
@@ -267,7 +269,10 @@ export interface NativeAddon {
     callback: (result: number) => void,
   ): number;
   waitAsyncCancel(id: number): boolean;
-  /** answers.LOCK_ACQUIRED / LOCK_OWNER_DIED / LOCK_TIMED_OUT, -EDEADLK, -errno, or MISALIGNED. */
+  /**
+   * answers.LOCK_ACQUIRED / LOCK_OWNER_DIED / LOCK_TIMED_OUT, -EDEADLK, -errno, MISALIGNED, or
+   * STOPPING (a worker being terminated).
+   */
   mutexLock(handle: Handle, buffer: ArrayBuffer, byteOffset: number, timeoutMs: number, spin: number): number;
   /** One attempt, the holder looked at: LOCK_ACQUIRED / LOCK_OWNER_DIED / LOCK_BUSY, -EDEADLK, or MISALIGNED. */
   mutexTryLock(handle: Handle, buffer: ArrayBuffer, byteOffset: number, contended: boolean): number;

@@ -134,6 +134,7 @@ describe('the answers of the addon', () => {
       'MAP_LIMIT',
       'MISALIGNED',
       'MOVED_NOT_GROWN',
+      'STOPPING',
       'WAIT_CANCELLED',
       'WAIT_NOT_EQUAL',
       'WAIT_OK',
@@ -167,6 +168,11 @@ describe('the answers of the addon', () => {
     const bits = [a.MAP_KEEP_FILE, a.MAP_GUARD, a.MAP_HINT, a.MAP_LABEL];
     for (const bit of bits) expect(bit > 0 && (bit & (bit - 1)) === 0).toBe(true);
     expect(bits.reduce((x, y) => x | y)).toBe(bits.reduce((x, y) => x + y)); // distinct bits
+  });
+
+  test('STOPPING is below the errno range and distinct: wait() and mutexLock() otherwise answer a result, an errno or MISALIGNED', () => {
+    expect(a.STOPPING).toBeLessThan(-MAX_ERRNO);
+    expect([a.MISALIGNED, a.MAP_LIMIT, a.GUARD_FULL]).not.toContain(a.STOPPING);
   });
 
   test('MOVED_NOT_GROWN is positive: remap otherwise answers 0 or a negative errno', () => {

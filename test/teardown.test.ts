@@ -47,6 +47,32 @@ describe.each(['terminate', 'exit'])('a worker ends (%s) with a job pending', (e
   });
 });
 
+// Blocked in a synchronous call, the worker's thread sleeps in a futex and returns to
+// JavaScript only when the call does: terminate() waited for ever until a worker's sleeps were
+// cut into pieces that each ask whether it is being terminated (native/futex.h).
+const BLOCKED = ['wait', 'mutexLock', 'ringRead', 'ringReadMany', 'ringWrite', 'ringWriteMany'];
+
+describe('a worker blocked in a synchronous call is terminated', () => {
+  test.each(BLOCKED)('%s: terminate() ends it, and every descriptor, mapping and thread comes back', (job) => {
+    const child = runFixture('teardown-child.js', job, ['terminate', dir], ['--expose-gc'], { timeout: 60_000 });
+    expect(child.signal).toBeNull();
+    expect(child.stderr).toBe('');
+    expect(child.status).toBe(0);
+    const report = JSON.parse(child.stdout) as Report & { terminateMs: number; sleepers: number[] };
+    expect(report.exitCode).toBe(1);
+    // Within a piece (50 ms) and what a busy machine adds; never is what it was.
+    expect(report.terminateMs).toBeLessThan(20_000);
+    expect(report.during).toContainEqual(expect.stringMatching(/^\/memfd:/));
+    expect(report.after.fds).toBe(report.before.fds);
+    expect(report.after.threads).toBe(report.before.threads);
+    expect(report.after.stats).toEqual(report.before.stats);
+    expect(report.after.maps).toEqual(report.before.maps);
+    // wait() counted itself in the shared word as it slept, and took itself off as it gave up.
+    if (job === 'wait') expect(report.sleepers).toEqual([1, 0]);
+    expect(report.alive).toBe(true);
+  });
+});
+
 describe('a worker calling into the addon without pause is terminated, ten times over', () => {
   test.each(LOOPS)('%s: the process lives on, and gets back every descriptor and mapping', (job) => {
     for (let round = 0; round < 10; round++) {
@@ -65,6 +91,16 @@ describe('a worker calling into the addon without pause is terminated, ten times
 describe('process.exit() on the main thread with a job pending', () => {
   test.each(JOBS)('%s: the process ends at once', (job) => {
     const child = runFixture('teardown-child.js', 'exiting', [job, dir], [], { timeout: 20_000 });
+    expect(child.signal).toBeNull(); // not killed by the timeout
+    expect(child.stderr).toBe('');
+    expect(child.status).toBe(0);
+  });
+});
+
+// Node's process.exit() terminates every worker and waits for each thread to end.
+describe('process.exit() on the main thread with a worker blocked in a synchronous call', () => {
+  test.each(BLOCKED)('%s: the process ends at once', (job) => {
+    const child = runFixture('teardown-child.js', 'exitingBlocked', [job, dir], [], { timeout: 20_000 });
     expect(child.signal).toBeNull(); // not killed by the timeout
     expect(child.stderr).toBe('');
     expect(child.status).toBe(0);
