@@ -84,6 +84,7 @@ import { dispose, handleOf, type Mapping } from './mapping';
 // eslint-disable-next-line @typescript-eslint/no-unused-vars -- named by {@link} in the doc comments
 import { notify, validateTimeout, wait, waitAsync, type WaitOptions } from './futex';
 import {
+  abortError,
   illegalConstructor,
   INT32_MAX,
   invalidArgType,
@@ -283,6 +284,8 @@ export class RingBuffer implements Disposable {
   #freedAt = -1; // reader: the record read() freed, for its #claim() to move HEAD over (absolute, u32)
   #seenHead = 0; // writer: the HEAD #placeMany() found too little room before
   #closer: AbortController | undefined; // aborted by close(): ends the async calls' waits
+  #writesQueued = 0; // writer: writeAsync() calls not settled yet, which go in call order
+  #lastWrite: Promise<unknown> | undefined; // settles once every one of them has
 
   private constructor(
     token: typeof CONSTRUCT,
@@ -437,6 +440,13 @@ export class RingBuffer implements Disposable {
   async reserveAsync(length: number, options?: { signal?: AbortSignal }): Promise<Uint8Array> {
     const signal = waitSignal(options); // first: reading it runs the caller's getter
     this.#live();
+    return this.#whenRoom(length, signal, reserved);
+  }
+
+  // Waits without blocking for room for a message of `length` bytes, reserves it and, in the
+  // same turn of the event loop, hands its view to `then` (so that nothing else this thread
+  // runs comes between the reservation and what `then` does with it).
+  async #whenRoom<T>(length: number, signal: AbortSignal | undefined, then: (room: Uint8Array) => T): Promise<T> {
     const need = this.#need(length);
     for (let waited = false; ; waited = true) {
       // The ring may have been closed (or its memory changed) meanwhile, and another call of
@@ -448,14 +458,14 @@ export class RingBuffer implements Disposable {
           this.#need(length, true);
         }
         const offset = this.#placeMany(need, length);
-        if (offset >= 0) return this.#seen(this.#view(offset + MANY_HEADER, length));
+        if (offset >= 0) return then(this.#seen(this.#view(offset + MANY_HEADER, length)));
         const head = this.#seenHead;
         this.#writerHeldUp(head);
         await this.#waitAsync(HEAD, head, LIVENESS_MS, signal, WRITERS_ASLEEP);
         continue;
       }
       const at = this.#room(need);
-      if (at >= 0) return this.#seen(this.#view(this.#place(at, length) + RECORD_HEADER, length));
+      if (at >= 0) return then(this.#seen(this.#view(this.#place(at, length) + RECORD_HEADER, length)));
       const head = Atomics.load(this.#words, HEAD);
       if (this.#room(need) >= 0) continue;
       await this.#waitAsync(HEAD, head, undefined, signal, WRITERS_ASLEEP);
@@ -505,24 +515,54 @@ export class RingBuffer implements Disposable {
     return true;
   }
 
-  /** {@link RingBuffer.write} without blocking the event loop while the ring is full. */
-  async writeAsync(message: ArrayBufferView, options?: { signal?: AbortSignal }): Promise<void> {
-    this.#live();
-    const bytes = asBytes(message);
-    const length = lengthOf(bytes);
-    const room = await this.reserveAsync(length, options);
-    // The wait ran other code: a message whose buffer was resized or detached meanwhile is not
-    // the `length` bytes reserved. Nothing is written then (the record is given up).
-    if (lengthOf(bytes) !== length) {
-      this.#abandon();
-      throw invalidArgValue(
-        'message',
-        message,
-        `changed length while writeAsync() waited for room (${length} bytes reserved, nothing written)`,
-      );
+  /**
+   * {@link RingBuffer.write} without blocking the event loop while the ring is full. Calls of
+   * one object that overlap are queued: each waits for the ones before it to settle, so their
+   * messages are committed in call order (a `write()` meanwhile does not wait for them). A
+   * call whose `options.signal` aborts while queued rejects at once with an `AbortError`.
+   */
+  writeAsync(message: ArrayBufferView, options?: { signal?: AbortSignal }): Promise<void> {
+    let call: Promise<void>;
+    try {
+      const signal = waitSignal(options); // first: reading it runs the caller's getter
+      this.#live();
+      const bytes = asBytes(message);
+      const before = this.#writesQueued === 0 ? undefined : this.#lastWrite;
+      call = this.#writeInTurn(before, message, bytes, lengthOf(bytes), signal);
+      this.#lastWrite = before === undefined ? call : Promise.allSettled([before, call]);
+    } catch (err) {
+      return Promise.reject(err);
     }
-    if (length !== 0) room.set(bytes); // (detached meanwhile, a view of no bytes would throw)
-    this.commit();
+    this.#writesQueued++;
+    const settled = (): void => {
+      if (--this.#writesQueued === 0) this.#lastWrite = undefined; // holds no message after
+    };
+    call.then(settled, settled);
+    return call;
+  }
+
+  async #writeInTurn(
+    before: Promise<unknown> | undefined,
+    message: ArrayBufferView,
+    bytes: Uint8Array,
+    length: number,
+    signal: AbortSignal | undefined,
+  ): Promise<void> {
+    if (before !== undefined) {
+      await turn(before, signal);
+      if (lengthOf(bytes) !== length) throw changedLength(message, length, 'its turn');
+    }
+    this.#live();
+    await this.#whenRoom(length, signal, (room) => {
+      // The wait ran other code: a message whose buffer was resized or detached meanwhile is
+      // not the `length` bytes reserved. Nothing is written then (the record is given up).
+      if (lengthOf(bytes) !== length) {
+        this.#abandon();
+        throw changedLength(message, length, 'room');
+      }
+      if (length !== 0) room.set(bytes); // (detached meanwhile, a view of no bytes would throw)
+      this.commit();
+    });
   }
 
   /**
@@ -1213,6 +1253,39 @@ const UNREADABLE = 'is a view of a detached ArrayBuffer, or out of its bounds';
 // The bytes of a message that write() copies (lengthOf() of them). A message whose bytes cannot
 // be read (its buffer detached, or resized to leave it out of bounds: set() throws at it) is
 // refused here, before a record is reserved for it.
+function reserved(room: Uint8Array): Uint8Array {
+  return room;
+}
+
+// A message whose buffer was resized or detached while writeAsync() waited for `what`.
+function changedLength(message: ArrayBufferView, length: number, what: 'room' | 'its turn'): TypeError {
+  return invalidArgValue(
+    'message',
+    message,
+    what === 'room'
+      ? `changed length while writeAsync() waited for room (${length} bytes reserved, nothing written)`
+      : `changed length while writeAsync() waited for its turn (it was ${length} bytes; nothing written)`,
+  );
+}
+
+// Resolves once `before` (the writeAsync() calls queued ahead) settled; rejects with an
+// AbortError as soon as `signal` aborts.
+function turn(before: Promise<unknown>, signal: AbortSignal | undefined): Promise<void> {
+  if (signal === undefined) return before.then(nothing, nothing);
+  if (signal.aborted) return Promise.reject(abortError(signal));
+  return new Promise<void>((resolve, reject) => {
+    const aborted = (): void => reject(abortError(signal));
+    signal.addEventListener('abort', aborted, { once: true });
+    const done = (): void => {
+      signal.removeEventListener('abort', aborted);
+      resolve();
+    };
+    before.then(done, done);
+  });
+}
+
+function nothing(): void {}
+
 function asBytes(message: unknown): Uint8Array {
   let bytes: Uint8Array;
   // A Buffer or Uint8Array is its own bytes: no new view (whose buffer and byteOffset getters

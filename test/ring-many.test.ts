@@ -696,23 +696,57 @@ describe('every mode: the same calls, the same answers', () => {
     async ({ writers, readers }) => {
       const ring = RingBuffer.create(4096, { writers, readers });
       const reader = RingBuffer.attach(ring.memory);
-      // Three writeAsync() waiting for room at once: one reserves, the others are refused; the
-      // one that resolves is read, with its own bytes, and nothing holds the readers up.
+      // writeAsync() calls waiting for room at once are queued, and written in call order. One
+      // whose signal aborts while it waits its turn rejects then, and one whose buffer was
+      // detached meanwhile is refused; neither is written, and the calls after them go on.
       while (ring.write(new Uint8Array(1000), { timeoutMs: 0 }));
-      const writes = [1, 2, 3].map((fill) =>
-        ring.writeAsync(new Uint8Array(100).fill(fill)).then(
+      const outcome = (p: Promise<void>, fill: number) =>
+        p.then(
           () => fill,
           (error: { code?: string }) => error.code,
-        ),
-      );
+        );
+      const abort = new AbortController();
+      const gone = new ArrayBuffer(100);
+      const writes = [
+        outcome(ring.writeAsync(new Uint8Array(100).fill(1)), 1),
+        outcome(ring.writeAsync(new Uint8Array(100).fill(2), { signal: abort.signal }), 2),
+        outcome(ring.writeAsync(new Uint8Array(100).fill(3)), 3),
+        outcome(ring.writeAsync(new Uint8Array(gone).fill(4)), 4),
+        outcome(ring.writeAsync(new Uint8Array(100).fill(5)), 5),
+      ];
       await new Promise((resolve) => setTimeout(resolve, 20));
+      abort.abort();
+      expect(await writes[1]).toBe('ABORT_ERR'); // at once: the ring is still full
+      structuredClone(gone, { transfer: [gone] });
       for (let m; (m = reader.read({ timeoutMs: 20 })) !== undefined;) expect(m!.length).toBe(1000);
-      const outcomes = await Promise.all(writes);
-      const written = outcomes.filter((o) => typeof o === 'number');
-      expect(written.length).toBeGreaterThan(0);
-      expect(outcomes.filter((o) => o === 'ERR_INVALID_STATE')).toHaveLength(3 - written.length);
-      for (const fill of written) expect(reader.read({ timeoutMs: 1000 })).toEqual(new Uint8Array(100).fill(fill));
+      expect(await Promise.all(writes)).toEqual([1, 'ABORT_ERR', 3, 'ERR_INVALID_ARG_VALUE', 5]);
+      for (const fill of [1, 3, 5]) expect(reader.read({ timeoutMs: 1000 })).toEqual(new Uint8Array(100).fill(fill));
       expect(reader.read({ timeoutMs: 10 })).toBeUndefined();
+      // With room and nothing queued, writeAsync() has committed by the time it returns, and
+      // a write() after it comes after it; write() calls while one waits for room go in
+      // beside it, each message once.
+      const now = ring.writeAsync(new Uint8Array([6]));
+      ring.write(new Uint8Array([7]));
+      expect(reader.read({ timeoutMs: 0 })).toEqual(new Uint8Array([6]));
+      expect(reader.read({ timeoutMs: 0 })).toEqual(new Uint8Array([7]));
+      await now;
+      while (ring.write(new Uint8Array(1000), { timeoutMs: 0 }));
+      while (ring.write(new Uint8Array([0]), { timeoutMs: 0 })); // to the brim
+      const later = ring.writeAsync(new Uint8Array([8]));
+      let between = 0;
+      const writing = setInterval(() => {
+        if (ring.write(new Uint8Array([9]), { timeoutMs: 0 })) between++;
+      }, 0);
+      try {
+        for (let m; (m = reader.read({ timeoutMs: 20 })) !== undefined;) expect(m![0]).toBe(0);
+        await later;
+      } finally {
+        clearInterval(writing);
+      }
+      const rest: number[] = [];
+      for (let m; (m = reader.read({ timeoutMs: 20 })) !== undefined;) rest.push(m![0]);
+      expect(rest.filter((b) => b === 8)).toHaveLength(1);
+      expect(rest.filter((b) => b === 9)).toHaveLength(between);
       // Two readAsync() waiting on an empty ring at once: two messages, not one twice.
       const reads = [reader.readAsync(), reader.readAsync()];
       await new Promise((resolve) => setTimeout(resolve, 20));
