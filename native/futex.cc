@@ -183,17 +183,22 @@ Napi::Value Wait(const Napi::CallbackInfo& info) {
   int64_t spin = info[5].As<Napi::Number>().Int64Value();
 
   if (__atomic_load_n(word, __ATOMIC_SEQ_CST) != expected) return Napi::Number::New(env, kNotEqual);
+  // A worker sleeps in pieces, and gives up once it is being terminated (futex.h); a long spin
+  // looks too.
+  bool pieces = OnWorkerThread();
   for (int64_t i = 0; i < spin; ++i) {  // the other side usually answers within microseconds
     CpuRelax();
-    if ((i & 1023) == 1023) sched_yield();  // a peer waiting for this CPU gets it
+    if ((i & 1023) == 1023) {
+      sched_yield();  // a peer waiting for this CPU gets it
+      if (pieces && (i & 65535) == 65535 && StopRequested(env))
+        return Napi::Number::New(env, answers::kStopping);
+    }
     if (__atomic_load_n(word, __ATOMIC_ACQUIRE) != expected) return Napi::Number::New(env, kOk);
   }
   if (timeoutMs == 0) return Napi::Number::New(env, kTimedOut);
   timespec deadline;
   bool timed = timeoutMs > 0 && std::isfinite(timeoutMs);
   if (timed) deadline = Deadline(timeoutMs);
-  // A worker sleeps in pieces, and gives up once it is being terminated (futex.h).
-  bool pieces = OnWorkerThread();
   if (waiters != nullptr) __atomic_add_fetch(waiters, 1, __ATOMIC_SEQ_CST);
   int result;
   for (;;) {
@@ -207,6 +212,12 @@ Napi::Value Wait(const Napi::CallbackInfo& info) {
                     FUTEX_BITSET_MATCH_ANY);
     if (rc == 0) {
       result = kOk;
+      // Woken, but being terminated: nothing will act on the wake, so it goes on to the next
+      // sleeper (a ring's commit wakes one reader; the one woken must not take it away).
+      if (pieces && StopRequested(env)) {
+        Futex(word, FUTEX_WAKE, 1, nullptr, 0);
+        result = answers::kStopping;
+      }
       break;
     }
     if (errno == EINTR) continue;

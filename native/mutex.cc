@@ -86,14 +86,15 @@ int Lock(napi_env env, int32_t* word, double timeoutMs, int64_t spin) {
   uint32_t self = ThisThread();
   int r = TryLock(word, self, false, false);
   if (r != answers::kLockBusy) return r;
+  bool worker = OnWorkerThread();
   for (int64_t i = 0; i < spin; ++i) {
     CpuRelax();
     if (Load(word) == 0 && (r = TryLock(word, self, false, false)) != answers::kLockBusy) return r;
+    if (worker && (i & 65535) == 65535 && StopRequested(env)) return answers::kStopping;
   }
   bool timed = timeoutMs >= 0 && std::isfinite(timeoutMs);
   timespec deadline = Deadline(timed ? timeoutMs : 0);
   bool slept = false;
-  bool worker = OnWorkerThread();
   for (;;) {
     // After a sleep, the holder is looked at: a dead one is taken over.
     r = TryLock(word, self, slept, slept);
@@ -110,7 +111,11 @@ int Lock(napi_env env, int32_t* word, double timeoutMs, int64_t spin) {
     // A sleep lasts kLivenessMs at most, kStopLookMs too: a worker looks after each.
     static_assert(kLivenessMs <= kStopLookMs,
                   "a worker being terminated waits one liveness period");
-    if (worker && StopRequested(env)) return answers::kStopping;
+    if (worker && StopRequested(env)) {
+      // A wake from an unlock goes on to the next sleeper: this thread will not take the lock.
+      if (rc == 0) Futex(word, FUTEX_WAKE, 1, nullptr, 0);
+      return answers::kStopping;
+    }
     slept = true;
   }
 }

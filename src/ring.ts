@@ -284,8 +284,9 @@ export class RingBuffer implements Disposable {
   #freedAt = -1; // reader: the record read() freed, for its #claim() to move HEAD over (absolute, u32)
   #seenHead = 0; // writer: the HEAD #placeMany() found too little room before
   #closer: AbortController | undefined; // aborted by close(): ends the async calls' waits
-  #writesQueued = 0; // writer: writeAsync() calls not settled yet, which go in call order
-  #lastWrite: Promise<unknown> | undefined; // settles once every one of them has
+  #eitherOf: WeakMap<AbortSignal, AbortSignal> | undefined; // #either()'s, by the caller's signal
+  #writesQueued = 0; // writer: writeAsync() calls not committed (or failed) yet, in call order
+  #lastWrite: Promise<void> | undefined; // resolves once every one of them committed or failed
 
   private constructor(
     token: typeof CONSTRUCT,
@@ -440,6 +441,7 @@ export class RingBuffer implements Disposable {
   async reserveAsync(length: number, options?: { signal?: AbortSignal }): Promise<Uint8Array> {
     const signal = waitSignal(options); // first: reading it runs the caller's getter
     this.#live();
+    if (signal?.aborted) throw abortError(signal);
     return this.#whenRoom(length, signal, reserved);
   }
 
@@ -516,53 +518,68 @@ export class RingBuffer implements Disposable {
   }
 
   /**
-   * {@link RingBuffer.write} without blocking the event loop while the ring is full. Calls of
-   * one object that overlap are queued: each waits for the ones before it to settle, so their
-   * messages are committed in call order (a `write()` meanwhile does not wait for them). A
-   * call whose `options.signal` aborts while queued rejects at once with an `AbortError`.
+   * {@link RingBuffer.write} without blocking the event loop while the ring is full. With
+   * room, and no call of this object's still waiting, the message is committed by the time
+   * it returns. Calls of one object that overlap are queued: each waits until the ones before
+   * it committed (or failed), so their messages are committed in call order; a `write()`,
+   * `end()` or `close()` meanwhile does not wait for them. A call whose `options.signal` has
+   * aborted, or aborts while it waits, rejects with an `AbortError`; nothing is written.
    */
-  writeAsync(message: ArrayBufferView, options?: { signal?: AbortSignal }): Promise<void> {
-    let call: Promise<void>;
-    try {
-      const signal = waitSignal(options); // first: reading it runs the caller's getter
-      this.#live();
-      const bytes = asBytes(message);
-      const before = this.#writesQueued === 0 ? undefined : this.#lastWrite;
-      call = this.#writeInTurn(before, message, bytes, lengthOf(bytes), signal);
-      this.#lastWrite = before === undefined ? call : Promise.allSettled([before, call]);
-    } catch (err) {
-      return Promise.reject(err);
-    }
-    this.#writesQueued++;
-    const settled = (): void => {
-      if (--this.#writesQueued === 0) this.#lastWrite = undefined; // holds no message after
-    };
-    call.then(settled, settled);
-    return call;
-  }
-
-  async #writeInTurn(
-    before: Promise<unknown> | undefined,
-    message: ArrayBufferView,
-    bytes: Uint8Array,
-    length: number,
-    signal: AbortSignal | undefined,
-  ): Promise<void> {
-    if (before !== undefined) {
-      await turn(before, signal);
-      if (lengthOf(bytes) !== length) throw changedLength(message, length, 'its turn');
-    }
+  async writeAsync(message: ArrayBufferView, options?: { signal?: AbortSignal }): Promise<void> {
+    const signal = waitSignal(options); // first: reading it runs the caller's getter
     this.#live();
-    await this.#whenRoom(length, signal, (room) => {
-      // The wait ran other code: a message whose buffer was resized or detached meanwhile is
-      // not the `length` bytes reserved. Nothing is written then (the record is given up).
-      if (lengthOf(bytes) !== length) {
-        this.#abandon();
-        throw changedLength(message, length, 'room');
+    const bytes = asBytes(message);
+    const length = lengthOf(bytes);
+    if (signal?.aborted) throw abortError(signal);
+    // The queue: `before` resolves once every call before this one committed or failed, and
+    // this call's own `turnDone` once it has too (after `before`, whatever happened here).
+    const before = this.#writesQueued === 0 ? undefined : this.#lastWrite;
+    let passTurn!: () => void;
+    this.#lastWrite = new Promise<void>((resolve) => (passTurn = resolve));
+    this.#writesQueued++;
+    let passed = false;
+    const turnDone = (): void => {
+      if (passed) return;
+      passed = true;
+      const next = (): void => {
+        if (--this.#writesQueued === 0) this.#lastWrite = undefined;
+        passTurn();
+      };
+      if (before === undefined) next();
+      else void before.then(next);
+    };
+    try {
+      if (before !== undefined) {
+        await turn(before, signal);
+        this.#live();
       }
-      if (length !== 0) room.set(bytes); // (detached meanwhile, a view of no bytes would throw)
-      this.commit();
-    });
+      await this.#whenRoom(length, signal, (room) => {
+        // A wait ran other code: a message whose buffer was resized or detached meanwhile is
+        // not the `length` bytes reserved. Nothing is written then (the record is given up).
+        let now = bytes;
+        if (now !== message || lengthOf(now) !== length) {
+          try {
+            now = asBytes(message);
+          } catch (err) {
+            this.#abandon();
+            throw err;
+          }
+          if (lengthOf(now) !== length) {
+            this.#abandon();
+            throw invalidArgValue(
+              'message',
+              message,
+              `changed length while writeAsync() waited (${length} bytes reserved, nothing written)`,
+            );
+          }
+        }
+        if (length !== 0) room.set(now);
+        this.commit();
+        turnDone(); // the next call may reserve now, in this same turn
+      });
+    } finally {
+      turnDone();
+    }
   }
 
   /**
@@ -786,12 +803,23 @@ export class RingBuffer implements Disposable {
     const closing = (this.#closer ??= new AbortController()).signal;
     try {
       await waitAsync(this.#words, index, value, timeoutMs, {
-        signal: signal === undefined ? closing : AbortSignal.any([signal, closing]),
+        signal: signal === undefined ? closing : this.#either(signal, closing),
         waitersIndex,
       });
     } catch (err) {
       if (!this.#closed) throw err;
     }
+  }
+
+  // The caller's signal or close(): one signal for each signal a caller passes, made once.
+  // (Node keeps what every AbortSignal.any() made for as long as its sources live: made per
+  // wait, a long-lived signal passed to every call grew the heap without end.)
+  #either(signal: AbortSignal, closing: AbortSignal): AbortSignal {
+    const made = (this.#eitherOf ??= new WeakMap()).get(signal);
+    if (made !== undefined) return made;
+    const either = AbortSignal.any([signal, closing]);
+    this.#eitherOf.set(signal, either);
+    return either;
   }
 
   #unlock(index: number): void {
@@ -1257,21 +1285,10 @@ function reserved(room: Uint8Array): Uint8Array {
   return room;
 }
 
-// A message whose buffer was resized or detached while writeAsync() waited for `what`.
-function changedLength(message: ArrayBufferView, length: number, what: 'room' | 'its turn'): TypeError {
-  return invalidArgValue(
-    'message',
-    message,
-    what === 'room'
-      ? `changed length while writeAsync() waited for room (${length} bytes reserved, nothing written)`
-      : `changed length while writeAsync() waited for its turn (it was ${length} bytes; nothing written)`,
-  );
-}
-
-// Resolves once `before` (the writeAsync() calls queued ahead) settled; rejects with an
-// AbortError as soon as `signal` aborts.
-function turn(before: Promise<unknown>, signal: AbortSignal | undefined): Promise<void> {
-  if (signal === undefined) return before.then(nothing, nothing);
+// Resolves once `before` (the writeAsync() calls queued ahead committed or failed); rejects
+// with an AbortError as soon as `signal` aborts.
+function turn(before: Promise<void>, signal: AbortSignal | undefined): Promise<void> {
+  if (signal === undefined) return before;
   if (signal.aborted) return Promise.reject(abortError(signal));
   return new Promise<void>((resolve, reject) => {
     const aborted = (): void => reject(abortError(signal));
@@ -1280,11 +1297,9 @@ function turn(before: Promise<unknown>, signal: AbortSignal | undefined): Promis
       signal.removeEventListener('abort', aborted);
       resolve();
     };
-    before.then(done, done);
+    void before.then(done);
   });
 }
-
-function nothing(): void {}
 
 function asBytes(message: unknown): Uint8Array {
   let bytes: Uint8Array;

@@ -705,21 +705,37 @@ describe('every mode: the same calls, the same answers', () => {
           () => fill,
           (error: { code?: string }) => error.code,
         );
+      while (ring.write(new Uint8Array(1), { timeoutMs: 0 })); // to the brim
       const abort = new AbortController();
       const gone = new ArrayBuffer(100);
+      type Resizable = ArrayBuffer & { resize(length: number): void };
+      const Resizable = ArrayBuffer as unknown as new (length: number, options: object) => Resizable;
+      const growing = new Resizable(100, { maxByteLength: 200 });
+      new Uint8Array(growing).fill(6);
       const writes = [
         outcome(ring.writeAsync(new Uint8Array(100).fill(1)), 1),
         outcome(ring.writeAsync(new Uint8Array(100).fill(2), { signal: abort.signal }), 2),
         outcome(ring.writeAsync(new Uint8Array(100).fill(3)), 3),
         outcome(ring.writeAsync(new Uint8Array(gone).fill(4)), 4),
         outcome(ring.writeAsync(new Uint8Array(100).fill(5)), 5),
+        outcome(ring.writeAsync(new DataView(growing)), 6), // length-tracking
+        outcome(ring.writeAsync(new Uint8Array(100).fill(7), { signal: AbortSignal.abort() }), 7),
       ];
       await new Promise((resolve) => setTimeout(resolve, 20));
       abort.abort();
       expect(await writes[1]).toBe('ABORT_ERR'); // at once: the ring is still full
       structuredClone(gone, { transfer: [gone] });
-      for (let m; (m = reader.read({ timeoutMs: 20 })) !== undefined;) expect(m!.length).toBe(1000);
-      expect(await Promise.all(writes)).toEqual([1, 'ABORT_ERR', 3, 'ERR_INVALID_ARG_VALUE', 5]);
+      growing.resize(150);
+      for (let m; (m = reader.read({ timeoutMs: 20 })) !== undefined;) expect([1000, 1]).toContain(m!.length);
+      expect(await Promise.all(writes)).toEqual([
+        1,
+        'ABORT_ERR',
+        3,
+        'ERR_INVALID_ARG_VALUE',
+        5,
+        'ERR_INVALID_ARG_VALUE',
+        'ABORT_ERR',
+      ]);
       for (const fill of [1, 3, 5]) expect(reader.read({ timeoutMs: 1000 })).toEqual(new Uint8Array(100).fill(fill));
       expect(reader.read({ timeoutMs: 10 })).toBeUndefined();
       // With room and nothing queued, writeAsync() has committed by the time it returns, and
@@ -759,8 +775,36 @@ describe('every mode: the same calls, the same answers', () => {
         expect(ring.write(new Uint8Array(500).fill(i), { timeoutMs: 1000 })).toBe(true);
         expect(reader.read({ timeoutMs: 1000 })![0]).toBe(i);
       }
+      // A burst with room is committed as it is called: end() after it ends after it.
+      const burst = [1, 2, 3].map((n) => ring.writeAsync(new Uint8Array([n])));
+      ring.end();
+      await Promise.all(burst);
+      for (const n of [1, 2, 3]) expect(reader.read({ timeoutMs: 1000 })).toEqual(new Uint8Array([n]));
+      expect(reader.read({ timeoutMs: 1000 })).toBeNull();
       reader.close();
       ring.close();
+    },
+  );
+
+  test.each(modes)(
+    'writers $writers, readers $readers: a writeAsync() that fails unhandled is an unhandled rejection, not lost quietly',
+    ({ writers, readers }) => {
+      // In a child: Node's default for an unhandled rejection ends the process with its error.
+      const code = `
+        const { RingBuffer } = require(${JSON.stringify(join(__dirname, '..', 'lib'))});
+        const ring = RingBuffer.create(4096, ${JSON.stringify({ writers, readers })});
+        while (ring.write(new Uint8Array(1000), { timeoutMs: 0 }));
+        while (ring.write(new Uint8Array(1), { timeoutMs: 0 })); // to the brim
+        ring.writeAsync(new Uint8Array(8)); // the next is queued behind it; each fails on its own
+        ring.writeAsync(new Uint8Array(8));
+        setTimeout(() => ring.close(), 20);
+        setTimeout(() => console.log('not reported'), 500);
+      `;
+      const child = spawnSync(process.execPath, ['-e', code], { encoding: 'utf8', timeout: 30_000 });
+      expect(child.signal).toBeNull();
+      expect(child.stdout).toBe('');
+      expect(child.status).not.toBe(0);
+      expect(child.stderr).toContain('ERR_RING_BUFFER_CLOSED');
     },
   );
 
