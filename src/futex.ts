@@ -261,7 +261,8 @@ interface AbortWatch {
 }
 const abortWatches = new WeakMap<AbortSignal, AbortWatch>();
 
-function watchAbort(signal: AbortSignal, cancel: () => void): void {
+/** @internal */
+export function watchAbort(signal: AbortSignal, cancel: () => void): void {
   let watch = abortWatches.get(signal);
   if (watch === undefined) {
     const cancels = new Set<() => void>();
@@ -277,7 +278,8 @@ function watchAbort(signal: AbortSignal, cancel: () => void): void {
   watch.cancels.add(cancel);
 }
 
-function unwatchAbort(signal: AbortSignal, cancel: () => void): void {
+/** @internal */
+export function unwatchAbort(signal: AbortSignal, cancel: () => void): void {
   const watch = abortWatches.get(signal);
   if (watch === undefined || !watch.cancels.delete(cancel) || watch.cancels.size > 0) return;
   abortWatches.delete(signal);

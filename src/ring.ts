@@ -82,7 +82,7 @@ import { Mutex } from './mutex';
 import { SharedMemory } from './shared';
 import { dispose, handleOf, type Mapping } from './mapping';
 // eslint-disable-next-line @typescript-eslint/no-unused-vars -- named by {@link} in the doc comments
-import { notify, validateTimeout, wait, waitAsync, type WaitOptions } from './futex';
+import { notify, unwatchAbort, validateTimeout, wait, waitAsync, watchAbort, type WaitOptions } from './futex';
 import {
   abortError,
   illegalConstructor,
@@ -283,8 +283,7 @@ export class RingBuffer implements Disposable {
   #contended = false; // #untilFree() slept: take the next lock marked
   #freedAt = -1; // reader: the record read() freed, for its #claim() to move HEAD over (absolute, u32)
   #seenHead = 0; // writer: the HEAD #placeMany() found too little room before
-  #closer: AbortController | undefined; // aborted by close(): ends the async calls' waits
-  #eitherOf: WeakMap<AbortSignal, AbortSignal> | undefined; // #either()'s, by the caller's signal
+  #waitEnds: Set<() => void> | undefined; // close() calls each: ends the async calls' waits
   #writesQueued = 0; // writer: writeAsync() calls not committed (or failed) yet, in call order
   #lastWrite: Promise<void> | undefined; // resolves once every one of them committed or failed
 
@@ -556,22 +555,22 @@ export class RingBuffer implements Disposable {
       await this.#whenRoom(length, signal, (room) => {
         // A wait ran other code: a message whose buffer was resized or detached meanwhile is
         // not the `length` bytes reserved. Nothing is written then (the record is given up).
-        let now = bytes;
-        if (now !== message || lengthOf(now) !== length) {
-          try {
-            now = asBytes(message);
-          } catch (err) {
-            this.#abandon();
-            throw err;
-          }
-          if (lengthOf(now) !== length) {
-            this.#abandon();
-            throw invalidArgValue(
-              'message',
-              message,
-              `changed length while writeAsync() waited (${length} bytes reserved, nothing written)`,
-            );
-          }
+        // (asBytes() runs none of the caller's code: nothing else comes between the
+        // reservation and the commit.)
+        let now: Uint8Array;
+        try {
+          now = asBytes(message);
+        } catch (err) {
+          this.#abandon();
+          throw err;
+        }
+        if (lengthOf(now) !== length) {
+          this.#abandon();
+          throw invalidArgValue(
+            'message',
+            message,
+            `changed length while writeAsync() waited (${length} bytes reserved, nothing written)`,
+          );
         }
         if (length !== 0) room.set(now);
         this.commit();
@@ -703,7 +702,7 @@ export class RingBuffer implements Disposable {
         const commits = Atomics.load(this.#words, COMMITS);
         const message = this.#claim();
         if (message !== undefined) return this.#seen(message);
-        const timeout = this.#readerBlocked ? LIVENESS_MS : undefined;
+        const timeout = this.#readerLooks() ? LIVENESS_MS : undefined;
         await this.#waitAsync(COMMITS, commits, timeout, signal, READERS_ASLEEP);
         continue;
       }
@@ -792,7 +791,10 @@ export class RingBuffer implements Disposable {
 
   // waitAsync() on word `index` for the async calls, which close() ends too: then it resolves,
   // and the call's next look at the ring throws ERR_RING_BUFFER_CLOSED (a pending call on a
-  // closed ring settled neither way, and kept the process alive for ever).
+  // closed ring settled neither way, and kept the process alive for ever). The caller's
+  // signal is watched as waitAsync() watches one (one listener however many calls share it),
+  // not combined by AbortSignal.any(): Node keeps what each of those made for as long as its
+  // sources live, and a signal per call (AbortSignal.timeout()) grew the heap without end.
   async #waitAsync(
     index: number,
     value: number,
@@ -800,26 +802,26 @@ export class RingBuffer implements Disposable {
     signal: AbortSignal | undefined,
     waitersIndex?: number,
   ): Promise<void> {
-    const closing = (this.#closer ??= new AbortController()).signal;
+    if (signal?.aborted) throw abortError(signal);
+    const controller = new AbortController();
+    const ends = (this.#waitEnds ??= new Set());
+    const closing = (): void => controller.abort();
+    ends.add(closing);
+    let aborted = false;
+    const abort = (): void => {
+      aborted = true;
+      controller.abort();
+    };
+    if (signal !== undefined) watchAbort(signal, abort);
     try {
-      await waitAsync(this.#words, index, value, timeoutMs, {
-        signal: signal === undefined ? closing : this.#either(signal, closing),
-        waitersIndex,
-      });
+      await waitAsync(this.#words, index, value, timeoutMs, { signal: controller.signal, waitersIndex });
     } catch (err) {
-      if (!this.#closed) throw err;
+      if (this.#closed) return;
+      throw aborted ? abortError(signal!) : err;
+    } finally {
+      ends.delete(closing);
+      if (signal !== undefined) unwatchAbort(signal, abort);
     }
-  }
-
-  // The caller's signal or close(): one signal for each signal a caller passes, made once.
-  // (Node keeps what every AbortSignal.any() made for as long as its sources live: made per
-  // wait, a long-lived signal passed to every call grew the heap without end.)
-  #either(signal: AbortSignal, closing: AbortSignal): AbortSignal {
-    const made = (this.#eitherOf ??= new WeakMap()).get(signal);
-    if (made !== undefined) return made;
-    const either = AbortSignal.any([signal, closing]);
-    this.#eitherOf.set(signal, either);
-    return either;
   }
 
   #unlock(index: number): void {
@@ -953,6 +955,14 @@ export class RingBuffer implements Disposable {
     return true;
   }
 
+  // Whether a reader with nothing to claim sleeps one liveness period at most: when a writer's
+  // record holds it up, and on a ring with many readers always. A commit wakes one reader;
+  // one that dies (or whose worker is terminated) before it claims the message takes that
+  // wake with it, and the others would sleep until the next commit.
+  #readerLooks(): boolean {
+    return this.#readerBlocked || this.readers === 'many';
+  }
+
   // The first looks of a wait's spin, here: true once header word `index` no longer holds
   // `value`. A peer that is running answers within them (a reader frees a record, a writer
   // commits one), and the wait() they spare checks more than a look costs.
@@ -985,8 +995,9 @@ export class RingBuffer implements Disposable {
       const left = deadline === Infinity ? Infinity : deadline - performance.now();
       if (left <= 0) return undefined;
       if (this.#movedSoon(COMMITS, commits)) continue;
-      // Held up by a writer's record: look again within the liveness period.
-      const timeout = this.#readerBlocked ? Math.min(left, LIVENESS_MS) : left;
+      // Held up by a writer's record, or beside other readers: look again within the liveness
+      // period (#readerLooks()).
+      const timeout = this.#readerLooks() ? Math.min(left, LIVENESS_MS) : left;
       wait(this.#words, COMMITS, commits, timeout === Infinity ? undefined : timeout, {
         spin: this.#spin - this.#spinHere,
         waitersIndex: READERS_ASLEEP,
@@ -1195,7 +1206,7 @@ export class RingBuffer implements Disposable {
       }
     } finally {
       this.#closed = true;
-      this.#closer?.abort();
+      if (this.#waitEnds !== undefined) for (const end of this.#waitEnds) end();
       this.mapping.unmap();
       this.memory.close();
     }
@@ -1275,6 +1286,19 @@ const typedArrayLength = Object.getOwnPropertyDescriptor(Object.getPrototypeOf(U
   .get! as (this: Uint8Array) => number;
 const lengthOf = (bytes: Uint8Array): number => typedArrayLength.call(bytes);
 
+// A view's buffer, byteOffset and byteLength as the engine knows them, for the same reason,
+// and so that reading them runs none of the caller's code (a getter of a subclass could
+// protect() the ring, or commit() its record, in the middle of a write).
+const engineGetter = <T>(proto: object, name: string): ((this: ArrayBufferView) => T) =>
+  Object.getOwnPropertyDescriptor(proto, name)!.get! as (this: ArrayBufferView) => T;
+const TYPED_ARRAY = Object.getPrototypeOf(Uint8Array.prototype) as object;
+const typedArrayBuffer = engineGetter<ArrayBufferLike>(TYPED_ARRAY, 'buffer');
+const typedArrayByteOffset = engineGetter<number>(TYPED_ARRAY, 'byteOffset');
+const typedArrayByteLength = engineGetter<number>(TYPED_ARRAY, 'byteLength');
+const dataViewBuffer = engineGetter<ArrayBufferLike>(DataView.prototype, 'buffer');
+const dataViewByteOffset = engineGetter<number>(DataView.prototype, 'byteOffset');
+const dataViewByteLength = engineGetter<number>(DataView.prototype, 'byteLength');
+
 const NOTHING = new Uint8Array(0);
 const UNREADABLE = 'is a view of a detached ArrayBuffer, or out of its bounds';
 
@@ -1286,18 +1310,17 @@ function reserved(room: Uint8Array): Uint8Array {
 }
 
 // Resolves once `before` (the writeAsync() calls queued ahead committed or failed); rejects
-// with an AbortError as soon as `signal` aborts.
+// with an AbortError as soon as `signal` aborts (watched as waitAsync() watches one).
 function turn(before: Promise<void>, signal: AbortSignal | undefined): Promise<void> {
   if (signal === undefined) return before;
   if (signal.aborted) return Promise.reject(abortError(signal));
   return new Promise<void>((resolve, reject) => {
     const aborted = (): void => reject(abortError(signal));
-    signal.addEventListener('abort', aborted, { once: true });
-    const done = (): void => {
-      signal.removeEventListener('abort', aborted);
+    watchAbort(signal, aborted);
+    void before.then(() => {
+      unwatchAbort(signal, aborted);
       resolve();
-    };
-    void before.then(done);
+    });
   });
 }
 
@@ -1310,7 +1333,17 @@ function asBytes(message: unknown): Uint8Array {
     throw invalidArgType('message', 'an instance of Buffer, TypedArray or DataView', message);
   else {
     try {
-      bytes = new Uint8Array(message.buffer, message.byteOffset, message.byteLength);
+      bytes = types.isDataView(message)
+        ? new Uint8Array(
+            dataViewBuffer.call(message),
+            dataViewByteOffset.call(message),
+            dataViewByteLength.call(message),
+          )
+        : new Uint8Array(
+            typedArrayBuffer.call(message),
+            typedArrayByteOffset.call(message),
+            typedArrayByteLength.call(message),
+          );
     } catch {
       throw invalidArgValue('message', message, UNREADABLE);
     }

@@ -708,6 +708,7 @@ describe('every mode: the same calls, the same answers', () => {
       while (ring.write(new Uint8Array(1), { timeoutMs: 0 })); // to the brim
       const abort = new AbortController();
       const gone = new ArrayBuffer(100);
+      const emptyGone = new ArrayBuffer(0);
       type Resizable = ArrayBuffer & { resize(length: number): void };
       const Resizable = ArrayBuffer as unknown as new (length: number, options: object) => Resizable;
       const growing = new Resizable(100, { maxByteLength: 200 });
@@ -720,11 +721,12 @@ describe('every mode: the same calls, the same answers', () => {
         outcome(ring.writeAsync(new Uint8Array(100).fill(5)), 5),
         outcome(ring.writeAsync(new DataView(growing)), 6), // length-tracking
         outcome(ring.writeAsync(new Uint8Array(100).fill(7), { signal: AbortSignal.abort() }), 7),
+        outcome(ring.writeAsync(new Uint8Array(emptyGone)), 8), // no bytes, detached below
       ];
       await new Promise((resolve) => setTimeout(resolve, 20));
       abort.abort();
       expect(await writes[1]).toBe('ABORT_ERR'); // at once: the ring is still full
-      structuredClone(gone, { transfer: [gone] });
+      structuredClone(gone, { transfer: [gone, emptyGone] });
       growing.resize(150);
       for (let m; (m = reader.read({ timeoutMs: 20 })) !== undefined;) expect([1000, 1]).toContain(m!.length);
       expect(await Promise.all(writes)).toEqual([
@@ -735,6 +737,7 @@ describe('every mode: the same calls, the same answers', () => {
         5,
         'ERR_INVALID_ARG_VALUE',
         'ABORT_ERR',
+        'ERR_INVALID_ARG_VALUE',
       ]);
       for (const fill of [1, 3, 5]) expect(reader.read({ timeoutMs: 1000 })).toEqual(new Uint8Array(100).fill(fill));
       expect(reader.read({ timeoutMs: 10 })).toBeUndefined();
@@ -783,6 +786,46 @@ describe('every mode: the same calls, the same answers', () => {
       expect(reader.read({ timeoutMs: 1000 })).toBeNull();
       reader.close();
       ring.close();
+    },
+  );
+
+  test.each(modes)(
+    "writers $writers, readers $readers: a message's own getters are not run: the caller's code never comes between reserve and commit",
+    ({ writers, readers }) => {
+      // In a child: a getter that made the ring read-only in the middle of writeAsync() made
+      // its copy a SIGSEGV; one that called commit() published the record before its bytes.
+      const code = `
+        const { Prot, RingBuffer } = require(${JSON.stringify(join(__dirname, '..', 'lib'))});
+        const ring = RingBuffer.create(4096, ${JSON.stringify({ writers, readers })});
+        const reader = RingBuffer.attach(ring.memory);
+        const bytes = new Uint8Array(100).fill(5);
+        let ran = 0;
+        class Sly extends DataView {
+          get buffer() { ran++; ring.mapping.protect(Prot.Read); return super.buffer; }
+          get byteLength() { ran++; ring.commit(); return 4; }
+        }
+        const message = new Sly(bytes.buffer);
+        const read = [];
+        (async () => {
+          ring.write(message);
+          await ring.writeAsync(message);
+          while (ring.write(new Uint8Array(1), { timeoutMs: 0 })); // to the brim: the next waits
+          const waiting = ring.writeAsync(message);
+          for (let m; (m = reader.read({ timeoutMs: 20 })) !== undefined;) if (m.length !== 1) read.push([...m]);
+          await waiting;
+          read.push([...reader.read({ timeoutMs: 1000 })]);
+          console.log(JSON.stringify({ ran, read }));
+        })();
+      `;
+      const child = spawnSync(process.execPath, ['-e', code], { encoding: 'utf8', timeout: 30_000 });
+      expect({ status: child.status, signal: child.signal, stderr: child.stderr }).toEqual({
+        status: 0,
+        signal: null,
+        stderr: '',
+      });
+      const out = JSON.parse(child.stdout) as { ran: number; read: number[][] };
+      expect(out.ran).toBe(0);
+      expect(out.read).toEqual([0, 1, 2].map(() => Array(100).fill(5)));
     },
   );
 

@@ -107,13 +107,16 @@ describe('process.exit() on the main thread with a job pending', () => {
   });
 });
 
-test('a worker being terminated passes on the wake it was given: the reader beside it gets the message', () => {
-  const child = runFixture('lost-wake.js', '10', [], [], { timeout: 120_000 });
-  expect(child.signal).toBeNull();
-  expect(child.stderr).toBe('');
-  expect(child.status).toBe(0);
-  expect(JSON.parse(child.stdout)).toMatchObject({ trials: 10, lostWakeups: 0 });
-});
+test.each(['sleep', 'lock'])(
+  '%s: a reader terminated after its wake does not keep the message from the reader beside it',
+  (variant) => {
+    const child = runFixture('lost-wake.js', '10', [variant], [], { timeout: 120_000 });
+    expect(child.signal).toBeNull();
+    expect(child.stderr).toBe('');
+    expect(child.status).toBe(0);
+    expect(JSON.parse(child.stdout)).toMatchObject({ trials: 10, lostWakeups: 0 });
+  },
+);
 
 // Node's process.exit() terminates every worker and waits for each thread to end.
 describe('process.exit() on the main thread with a worker blocked in a synchronous call', () => {
