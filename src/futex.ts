@@ -272,8 +272,8 @@ export function watchAbort(signal: AbortSignal, cancel: () => void): void {
       cancels.clear();
     };
     watch = { cancels, listener };
+    signal.addEventListener('abort', listener, { once: true }); // first: a look-alike's may throw
     abortWatches.set(signal, watch);
-    signal.addEventListener('abort', listener, { once: true });
   }
   watch.cancels.add(cancel);
 }

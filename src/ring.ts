@@ -499,21 +499,33 @@ export class RingBuffer implements Disposable {
   write(message: ArrayBufferView, options?: { timeoutMs?: undefined }): true;
   write(message: ArrayBufferView, options: RingWaitOptions): boolean;
   write(message: ArrayBufferView, options?: RingWaitOptions): boolean {
+    // The options first: their getters are the caller's code, which may detach or resize the
+    // message, or close the ring; nothing of the caller's runs after the message is read.
+    const timeoutMs = options === undefined ? undefined : waitTimeout(options);
     this.#live();
     const bytes = asBytes(message);
     // reserve() + set() + commit(), without a view of the record: copied in at its offset.
-    let timeoutMs: number | undefined;
-    if (options !== undefined) {
-      timeoutMs = waitTimeout(options);
-      this.#live(); // the getter may have closed the ring
-    }
-    const offset = this.#reserve(lengthOf(bytes), timeoutMs);
+    const length = lengthOf(bytes);
+    const offset = this.#reserve(length, timeoutMs);
     if (offset < 0) return false;
-    this.#data.set(bytes, offset + this.#header);
+    this.#copy(this.#data, offset + this.#header, bytes, message, length);
     this.#seen(offset); // a guarded ring: the header and the bytes reached its pages
     if (this.#many) this.#commitMany();
     else this.#commitOne();
     return true;
+  }
+
+  // Copies the message reserved last into `into` (the ring's data, or the record's view) at
+  // `at`. A length-tracking view of a growable
+  // SharedArrayBuffer that another thread grew since its length was read can make set() throw:
+  // the record is given up then, with a coded error, not left reserved.
+  #copy(into: Uint8Array, at: number, bytes: Uint8Array, message: ArrayBufferView, length: number): void {
+    try {
+      into.set(bytes, at);
+    } catch {
+      this.#abandon();
+      throw changedLength(message, length);
+    }
   }
 
   /**
@@ -549,7 +561,7 @@ export class RingBuffer implements Disposable {
     };
     try {
       if (before !== undefined) {
-        await turn(before, signal);
+        await turn(before, signal, (this.#waitEnds ??= new Set()));
         this.#live();
       }
       await this.#whenRoom(length, signal, (room) => {
@@ -566,13 +578,11 @@ export class RingBuffer implements Disposable {
         }
         if (lengthOf(now) !== length) {
           this.#abandon();
-          throw invalidArgValue(
-            'message',
-            message,
-            `changed length while writeAsync() waited (${length} bytes reserved, nothing written)`,
-          );
+          throw changedLength(message, length);
         }
-        if (length !== 0) room.set(now);
+        // (room is `length` bytes: a message grown since by another thread throws, never
+        // runs past the record.)
+        if (length !== 0) this.#copy(room, 0, now, message, length);
         this.commit();
         turnDone(); // the next call may reserve now, in this same turn
       });
@@ -805,19 +815,23 @@ export class RingBuffer implements Disposable {
     if (signal?.aborted) throw abortError(signal);
     const controller = new AbortController();
     const ends = (this.#waitEnds ??= new Set());
-    const closing = (): void => controller.abort();
-    ends.add(closing);
-    let aborted = false;
-    const abort = (): void => {
-      aborted = true;
+    // What ended the wait first, close() or the caller's signal, is what the call reports.
+    let cause: 'closed' | 'aborted' | undefined;
+    const closing = (): void => {
+      cause ??= 'closed';
       controller.abort();
     };
-    if (signal !== undefined) watchAbort(signal, abort);
+    const abort = (): void => {
+      cause ??= 'aborted';
+      controller.abort();
+    };
+    ends.add(closing);
     try {
+      if (signal !== undefined) watchAbort(signal, abort);
       await waitAsync(this.#words, index, value, timeoutMs, { signal: controller.signal, waitersIndex });
     } catch (err) {
-      if (this.#closed) return;
-      throw aborted ? abortError(signal!) : err;
+      if (cause === 'closed') return;
+      throw cause === 'aborted' ? abortError(signal!) : err;
     } finally {
       ends.delete(closing);
       if (signal !== undefined) unwatchAbort(signal, abort);
@@ -1295,6 +1309,9 @@ const TYPED_ARRAY = Object.getPrototypeOf(Uint8Array.prototype) as object;
 const typedArrayBuffer = engineGetter<ArrayBufferLike>(TYPED_ARRAY, 'buffer');
 const typedArrayByteOffset = engineGetter<number>(TYPED_ARRAY, 'byteOffset');
 const typedArrayByteLength = engineGetter<number>(TYPED_ARRAY, 'byteLength');
+const typedArrayKeys = Object.getOwnPropertyDescriptor(TYPED_ARRAY, 'keys')!.value as (
+  this: ArrayBufferView,
+) => unknown;
 const dataViewBuffer = engineGetter<ArrayBufferLike>(DataView.prototype, 'buffer');
 const dataViewByteOffset = engineGetter<number>(DataView.prototype, 'byteOffset');
 const dataViewByteLength = engineGetter<number>(DataView.prototype, 'byteLength');
@@ -1309,18 +1326,48 @@ function reserved(room: Uint8Array): Uint8Array {
   return room;
 }
 
+// A message whose buffer was resized or detached while the call waited, or grown by another
+// thread while it was copied.
+function changedLength(message: ArrayBufferView, length: number): TypeError {
+  return invalidArgValue(
+    'message',
+    message,
+    `changed length during the write (${length} bytes reserved, nothing written)`,
+  );
+}
+
 // Resolves once `before` (the writeAsync() calls queued ahead committed or failed); rejects
-// with an AbortError as soon as `signal` aborts (watched as waitAsync() watches one).
-function turn(before: Promise<void>, signal: AbortSignal | undefined): Promise<void> {
+// with an AbortError as soon as `signal` aborts (watched as waitAsync() watches one), unless
+// `ends` (the ring's close()) came first: then it resolves, and the call finds the ring closed.
+function turn(before: Promise<void>, signal: AbortSignal | undefined, ends: Set<() => void>): Promise<void> {
   if (signal === undefined) return before;
   if (signal.aborted) return Promise.reject(abortError(signal));
   return new Promise<void>((resolve, reject) => {
-    const aborted = (): void => reject(abortError(signal));
-    watchAbort(signal, aborted);
-    void before.then(() => {
-      unwatchAbort(signal, aborted);
-      resolve();
-    });
+    let settled = false;
+    const settle = (aborted: boolean): void => {
+      if (settled) return;
+      settled = true;
+      ends.delete(closing);
+      try {
+        unwatchAbort(signal, abort);
+      } catch {
+        // A look-alike signal's removeEventListener() threw: its listener stays; the call goes on.
+      }
+      if (aborted) reject(abortError(signal));
+      else resolve();
+    };
+    const abort = (): void => settle(true);
+    const closing = (): void => settle(false);
+    ends.add(closing);
+    try {
+      watchAbort(signal, abort);
+    } catch (err) {
+      ends.delete(closing);
+      settled = true;
+      reject(err);
+      return;
+    }
+    void before.then(() => settle(false));
   });
 }
 
@@ -1349,8 +1396,11 @@ function asBytes(message: unknown): Uint8Array {
     }
   }
   if (lengthOf(bytes) === 0) {
+    // No bytes: is the message readable at all? The engine's getters answer 0 for a typed
+    // array out of its buffer's bounds (or detached) instead of throwing; keys() checks it.
     try {
-      NOTHING.set(bytes);
+      if (bytes === message || types.isDataView(message)) NOTHING.set(bytes);
+      else typedArrayKeys.call(message);
     } catch {
       throw invalidArgValue('message', message, UNREADABLE);
     }

@@ -830,6 +830,73 @@ describe('every mode: the same calls, the same answers', () => {
   );
 
   test.each(modes)(
+    'writers $writers, readers $readers: what the caller can do around a write leaves no record reserved',
+    async ({ writers, readers }) => {
+      const ring = RingBuffer.create(4096, { writers, readers });
+      const reader = RingBuffer.attach(ring.memory);
+      type Resizable = ArrayBuffer & { resize(length: number): void };
+      const Resizable = ArrayBuffer as unknown as new (length: number, options: object) => Resizable;
+      const refused = { code: 'ERR_INVALID_ARG_VALUE' };
+      // An options getter that detaches the message runs before the message is read.
+      const gone = new ArrayBuffer(16);
+      const detaching = {
+        get timeoutMs() {
+          structuredClone(gone, { transfer: [gone] });
+          return 1000;
+        },
+      };
+      expect(() => ring.write(new Float32Array(gone), detaching)).toThrow(expect.objectContaining(refused));
+      // A typed array out of its buffer's bounds, of any kind, is refused, not written empty.
+      const shrunk = new Resizable(64, { maxByteLength: 64 });
+      const views = [new Float32Array(shrunk, 16, 4), new BigInt64Array(shrunk, 32), new Int16Array(shrunk, 8, 2)];
+      shrunk.resize(4);
+      for (const view of views) {
+        expect(() => ring.write(view)).toThrow(expect.objectContaining(refused));
+        await expect(ring.writeAsync(view)).rejects.toMatchObject(refused);
+      }
+      // A look-alike signal whose removeEventListener() throws holds no queued call up.
+      const target = new EventTarget();
+      const lookAlike = {
+        aborted: false,
+        addEventListener: target.addEventListener.bind(target),
+        removeEventListener() {
+          throw new Error('no');
+        },
+      } as unknown as AbortSignal;
+      while (ring.write(new Uint8Array(1000), { timeoutMs: 0 }));
+      while (ring.write(new Uint8Array(1), { timeoutMs: 0 }));
+      const queued = [1, 2, 3].map((n) => ring.writeAsync(new Uint8Array(100).fill(n), { signal: lookAlike }));
+      for (let m; (m = reader.read({ timeoutMs: 20 })) !== undefined;) expect([1000, 1]).toContain(m!.length);
+      await Promise.all(queued);
+      for (const n of [1, 2, 3]) expect(reader.read({ timeoutMs: 1000 })).toEqual(new Uint8Array(100).fill(n));
+      // Nothing was left reserved: the ring goes on.
+      expect(ring.write(new Uint8Array([9]))).toBe(true);
+      expect(reader.read({ timeoutMs: 1000 })).toEqual(new Uint8Array([9]));
+      // close() and an abort in one turn: the call reports the one that came first.
+      const first = async (order: string[]) => {
+        const abort = new AbortController();
+        const pending = reader.readAsync({ signal: abort.signal }).catch((error: { code?: string }) => error.code);
+        await new Promise((resolve) => setTimeout(resolve, 20));
+        for (const step of order)
+          if (step === 'abort') abort.abort();
+          else reader.close();
+        return pending;
+      };
+      expect(await first(['abort', 'close'])).toBe('ABORT_ERR');
+      ring.close();
+      const again = RingBuffer.create(4096, { writers, readers });
+      const readerAgain = RingBuffer.attach(again.memory);
+      const abort = new AbortController();
+      const pending = readerAgain.readAsync({ signal: abort.signal }).catch((error: { code?: string }) => error.code);
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      readerAgain.close();
+      abort.abort();
+      expect(await pending).toBe('ERR_RING_BUFFER_CLOSED');
+      again.close();
+    },
+  );
+
+  test.each(modes)(
     'writers $writers, readers $readers: a writeAsync() that fails unhandled is an unhandled rejection, not lost quietly',
     ({ writers, readers }) => {
       // In a child: Node's default for an unhandled rejection ends the process with its error.
